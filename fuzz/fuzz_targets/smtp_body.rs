@@ -1,2 +1,3 @@
+//! Fuzz target: the DATA body decoder.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| { let _ = data; });
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mailkit_fuzz::smtp_body(data));

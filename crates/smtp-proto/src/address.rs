@@ -38,10 +38,6 @@ pub const MAX_DOMAIN_LEN: usize = 255;
 /// Maximum length of one label of a domain name in octets.
 pub const MAX_LABEL_LEN: usize = 63;
 
-fn is_label_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
-}
-
 /// A domain name: dot-separated labels of letters, digits and hyphens, no
 /// label starting or ending with a hyphen. Non-ASCII labels (U-labels) are
 /// accepted; whether they may appear on the wire is decided by the parser
@@ -96,16 +92,74 @@ impl<'a> TryFrom<&'a str> for Domain<'a> {
 }
 
 pub(crate) fn is_valid_domain(s: &str) -> bool {
-    if s.is_empty() || s.len() > MAX_DOMAIN_LEN {
-        return false;
+    scan_dotted(s, &LDH, true) == Some(s.len())
+}
+
+const fn byte_table(extra: &[u8], dash: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b >= 0x80 || (dash && b == b'-');
+        c += 1;
     }
-    s.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= MAX_LABEL_LEN
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label.chars().all(is_label_char)
-    })
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// Letters, digits, hyphen, and the bytes of non-ASCII characters.
+static LDH: [bool; 256] = byte_table(b"", true);
+/// `atext` of RFC 5322, and the bytes of non-ASCII characters.
+static ATEXT: [bool; 256] = byte_table(b"!#$%&'*+-/=?^_`{|}~", true);
+
+/// Scans a run of dot-separated words made of `set` bytes from the start of
+/// `s`. Returns the length of the run if it is valid: no empty word, and
+/// with `domain` rules, labels of at most 63 octets that neither start nor
+/// end with a hyphen and a total of at most 255 octets. Non-ASCII
+/// characters must not be controls or white space.
+fn scan_dotted(s: &str, set: &[bool; 256], domain: bool) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut start = 0;
+    let mut non_ascii = false;
+    loop {
+        while i < b.len() && set[b[i] as usize] {
+            non_ascii |= b[i] >= 0x80;
+            i += 1;
+        }
+        let word = &b[start..i];
+        if word.is_empty() {
+            return None;
+        }
+        if domain
+            && (word.len() > MAX_LABEL_LEN || word[0] == b'-' || word[word.len() - 1] == b'-')
+        {
+            return None;
+        }
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            start = i;
+        } else {
+            break;
+        }
+    }
+    if domain && i > MAX_DOMAIN_LEN {
+        return None;
+    }
+    if non_ascii {
+        // `i` is at an ASCII byte or the end, so a char boundary.
+        let ok = s[..i]
+            .chars()
+            .all(|c| c.is_ascii() || (!c.is_control() && !c.is_whitespace()));
+        if !ok {
+            return None;
+        }
+    }
+    Some(i)
 }
 
 /// An address literal: `[192.0.2.1]`, `[IPv6:2001:db8::1]` or a general
@@ -146,7 +200,11 @@ impl<'a> AddressLiteral<'a> {
 
     /// Parses the text between the brackets.
     fn from_inner(inner: &'a str) -> Result<Self, InvalidAddress> {
-        if inner.len() >= 5 && inner[..5].eq_ignore_ascii_case("IPv6:") {
+        if inner
+            .as_bytes()
+            .get(..5)
+            .is_some_and(|b| b.eq_ignore_ascii_case(b"IPv6:"))
+        {
             return inner[5..]
                 .parse()
                 .map(AddressLiteral::Ipv6)
@@ -232,18 +290,8 @@ impl fmt::Display for Host<'_> {
     }
 }
 
-fn is_atext(c: char) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            '!' | '#' | '$' | '%' | '&' | '\'' | '*' | '+' | '-' | '/' | '=' | '?' | '^' | '_' | '`'
-                | '{' | '|' | '}' | '~'
-        )
-        || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
-}
-
 fn is_dot_string(s: &str) -> bool {
-    !s.is_empty() && s.split('.').all(|atom| !atom.is_empty() && atom.chars().all(is_atext))
+    scan_dotted(s, &ATEXT, false) == Some(s.len())
 }
 
 fn is_local_char(c: char) -> bool {
@@ -444,17 +492,19 @@ fn fail<T>(i: &str) -> Res<'_, T> {
 }
 
 pub(crate) fn domain(i: &str) -> Res<'_, Domain<'_>> {
-    let (rest, s) = take_while1(|c: char| is_label_char(c) || c == '.')(i)?;
-    if is_valid_domain(s) {
-        Ok((rest, Domain(Cow::Borrowed(s))))
-    } else {
-        fail(i)
+    match scan_dotted(i, &LDH, true) {
+        Some(n) => Ok((&i[n..], Domain(Cow::Borrowed(&i[..n])))),
+        None => fail(i),
     }
 }
 
 fn address_literal(i: &str) -> Res<'_, AddressLiteral<'_>> {
-    let (rest, inner) =
-        delimited(char('['), take_while1(|c: char| c != ']' && c != '['), char(']')).parse(i)?;
+    let (rest, inner) = delimited(
+        char('['),
+        take_while1(|c: char| c != ']' && c != '['),
+        char(']'),
+    )
+    .parse(i)?;
     match AddressLiteral::from_inner(inner) {
         Ok(l) => Ok((rest, l)),
         Err(_) => fail(i),
@@ -491,7 +541,9 @@ fn quoted_local(i: &str) -> Res<'_, Cow<'_, str>> {
                 if !(' '..='~').contains(&escaped) {
                     return fail(i);
                 }
-                owned.get_or_insert_with(|| body[..pos].to_owned()).push(escaped);
+                owned
+                    .get_or_insert_with(|| body[..pos].to_owned())
+                    .push(escaped);
             }
             c if is_local_char(c) => {
                 if let Some(s) = owned.as_mut() {
@@ -509,11 +561,9 @@ fn local_part(i: &str) -> Res<'_, LocalPart<'_>> {
         let (rest, v) = quoted_local(i)?;
         return Ok((rest, LocalPart(v)));
     }
-    let (rest, s) = take_while1(|c: char| is_atext(c) || c == '.')(i)?;
-    if is_dot_string(s) {
-        Ok((rest, LocalPart(Cow::Borrowed(s))))
-    } else {
-        fail(i)
+    match scan_dotted(i, &ATEXT, false) {
+        Some(n) => Ok((&i[n..], LocalPart(Cow::Borrowed(&i[..n])))),
+        None => fail(i),
     }
 }
 
@@ -526,11 +576,7 @@ pub(crate) fn mailbox(i: &str) -> Res<'_, Mailbox<'_>> {
 
 /// `A-d-l ":"`, the obsolete source route, parsed and dropped.
 fn source_route(i: &str) -> Res<'_, ()> {
-    let (i, _) = terminated(
-        separated_list1(char(','), (char('@'), domain)),
-        char(':'),
-    )
-    .parse(i)?;
+    let (i, _) = terminated(separated_list1(char(','), (char('@'), domain)), char(':')).parse(i)?;
     Ok((i, ()))
 }
 
@@ -555,7 +601,10 @@ pub(crate) fn reverse_path(i: &str) -> Res<'_, ReversePath<'_>> {
 }
 
 pub(crate) fn forward_path(i: &str) -> Res<'_, ForwardPath<'_>> {
-    if i.len() >= 12 && i[..12].eq_ignore_ascii_case("<postmaster>") {
+    if i.as_bytes()
+        .get(..12)
+        .is_some_and(|b| b.eq_ignore_ascii_case(b"<postmaster>"))
+    {
         return Ok((&i[12..], ForwardPath::Postmaster));
     }
     let (rest, m) = path(i)?;

@@ -276,12 +276,10 @@ fn key_of(verb: &[u8]) -> Option<u64> {
     Some(k)
 }
 
-/// Splits the bytes of a command line (without line end) at the first
-/// control character check and the line-ending policy.
-pub(crate) fn line_content<'a>(
-    line: &'a [u8],
-    line_ending: LineEnding,
-) -> Result<&'a [u8], CommandError> {
+/// The content of a line that ends in LF (given with its LF), after the
+/// line-ending policy: a CR before the LF is stripped; without one, the
+/// line is refused unless bare LF is allowed.
+pub(crate) fn line_content(line: &[u8], line_ending: LineEnding) -> Result<&[u8], CommandError> {
     // `line` includes the final LF.
     let body = &line[..line.len() - 1];
     match body.last() {
@@ -348,8 +346,20 @@ impl<'a> Command<'a> {
         let known = matches!(
             key,
             Some(
-                HELO | EHLO | LHLO | MAIL | RCPT | DATA | BDAT | RSET | VRFY | EXPN | HELP | NOOP
-                    | QUIT | STARTTLS | AUTH
+                HELO | EHLO
+                    | LHLO
+                    | MAIL
+                    | RCPT
+                    | DATA
+                    | BDAT
+                    | RSET
+                    | VRFY
+                    | EXPN
+                    | HELP
+                    | NOOP
+                    | QUIT
+                    | STARTTLS
+                    | AUTH
             )
         );
         if !known {
@@ -543,7 +553,8 @@ fn hello(rest: &str) -> Result<Host<'_>, CommandError> {
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 fn mail(rest: &str) -> Result<Command<'_>, CommandError> {

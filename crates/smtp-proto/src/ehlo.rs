@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use bytes::BytesMut;
 
+use crate::params::Keyword;
 use crate::reply::{Reply, ReplyCode};
 
 /// One service extension advertised in an EHLO response.
@@ -106,7 +107,7 @@ impl<'a> Capability<'a> {
         if !params.iter().all(|p| is_word(p)) {
             return Err(EhloError::Syntax);
         }
-        let upper = keyword.to_ascii_uppercase();
+        let upper = Keyword::of(keyword);
         let cap = match (upper.as_str(), params.as_slice()) {
             ("SIZE", []) => Capability::Size(None),
             ("SIZE", [n]) if number(n).is_some() => Capability::Size(number(n)),
@@ -119,9 +120,7 @@ impl<'a> Capability<'a> {
             ("DSN", []) => Capability::Dsn,
             ("STARTTLS", []) => Capability::StartTls,
             ("REQUIRETLS", []) => Capability::RequireTls,
-            ("AUTH", mechs) => {
-                Capability::Auth(mechs.iter().map(|m| Cow::Borrowed(*m)).collect())
-            }
+            ("AUTH", mechs) => Capability::Auth(mechs.iter().map(|m| Cow::Borrowed(*m)).collect()),
             ("MT-PRIORITY", []) => Capability::MtPriority(None),
             ("MT-PRIORITY", [p]) => Capability::MtPriority(Some(Cow::Borrowed(*p))),
             ("DELIVERBY", []) => Capability::DeliverBy(None),
@@ -207,7 +206,7 @@ impl<'a> EhloResponse<'a> {
         let mut capabilities = Vec::with_capacity(lines.len() - 1);
         for line in &lines[1..] {
             capabilities.push(match line {
-                Cow::Borrowed(l) => Capability::parse(*l)?,
+                Cow::Borrowed(l) => Capability::parse(l)?,
                 Cow::Owned(l) => Capability::parse(l)?.into_owned(),
             });
         }
@@ -296,7 +295,7 @@ fn split_first<'a>(line: &Cow<'a, str>) -> (Cow<'a, str>, Option<Cow<'a, str>>) 
                 Some((d, g)) => (Cow::Borrowed(d), Some(Cow::Borrowed(g))),
                 None => (Cow::Borrowed(l), None),
             }
-        },
+        }
         Cow::Owned(l) => match l.split_once(' ') {
             Some((d, g)) => (Cow::Owned(d.to_owned()), Some(Cow::Owned(g.to_owned()))),
             None => (Cow::Owned(l.clone()), None),

@@ -51,7 +51,11 @@ impl LineFramer {
 
     /// Number of bytes of an unfinished line held.
     pub fn buffered(&self) -> usize {
-        if self.clear_on_next { 0 } else { self.buf.len() }
+        if self.clear_on_next {
+            0
+        } else {
+            self.buf.len()
+        }
     }
 
     /// Whether the framer is between lines (nothing buffered, nothing being

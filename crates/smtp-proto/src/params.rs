@@ -19,7 +19,8 @@ impl<'a> XText<'a> {
     /// empty.
     pub fn new(value: impl Into<Cow<'a, str>>) -> Option<Self> {
         let value = value.into();
-        (!value.is_empty() && value.bytes().all(|b| (32..=126).contains(&b))).then_some(XText(value))
+        (!value.is_empty() && value.bytes().all(|b| (32..=126).contains(&b)))
+            .then_some(XText(value))
     }
 
     /// Decodes xtext (`+HH` with upper-case hex digits) from the wire.
@@ -333,7 +334,9 @@ fn push_unknown<'a>(
         .iter()
         .any(|u| u.keyword.eq_ignore_ascii_case(keyword))
     {
-        return Err(CommandError::DuplicateParameter(keyword.to_ascii_uppercase()));
+        return Err(CommandError::DuplicateParameter(
+            keyword.to_ascii_uppercase(),
+        ));
     }
     unknown.push(UnknownParameter {
         keyword: Cow::Borrowed(keyword),
@@ -354,7 +357,7 @@ fn parse_by(v: &str) -> Option<DeliverBy> {
         _ => (false, time),
     };
     let n = parse_number(digits, 9).ok()? as i32;
-    let (mode, trace) = match mode.to_ascii_uppercase().as_str() {
+    let (mode, trace) = match Keyword::of(mode).as_str() {
         "N" => (DeliverByMode::Notify, false),
         "R" => (DeliverByMode::Return, false),
         "NT" => (DeliverByMode::Notify, true),
@@ -387,7 +390,7 @@ impl<'a> MailParameters<'a> {
                     set_once(&mut p.size, n, "SIZE")?;
                 }
                 "BODY" => {
-                    let b = match need(v, "BODY")?.to_ascii_uppercase().as_str() {
+                    let b = match Keyword::of(need(v, "BODY")?).as_str() {
                         "7BIT" => BodyType::SevenBit,
                         "8BITMIME" => BodyType::EightBitMime,
                         "BINARYMIME" => BodyType::BinaryMime,
@@ -398,7 +401,7 @@ impl<'a> MailParameters<'a> {
                 "SMTPUTF8" => set_flag(&mut p.smtputf8, v, "SMTPUTF8")?,
                 "REQUIRETLS" => set_flag(&mut p.requiretls, v, "REQUIRETLS")?,
                 "RET" => {
-                    let r = match need(v, "RET")?.to_ascii_uppercase().as_str() {
+                    let r = match Keyword::of(need(v, "RET")?).as_str() {
                         "FULL" => Ret::Full,
                         "HDRS" => Ret::Headers,
                         _ => return Err(CommandError::InvalidParameter("RET")),
@@ -426,7 +429,8 @@ impl<'a> MailParameters<'a> {
                     set_once(&mut p.mt_priority, n, "MT-PRIORITY")?;
                 }
                 "BY" => {
-                    let by = parse_by(need(v, "BY")?).ok_or(CommandError::InvalidParameter("BY"))?;
+                    let by =
+                        parse_by(need(v, "BY")?).ok_or(CommandError::InvalidParameter("BY"))?;
                     set_once(&mut p.by, by, "BY")?;
                 }
                 "HOLDFOR" => {
@@ -438,7 +442,11 @@ impl<'a> MailParameters<'a> {
                     if !is_datetime(v) {
                         return Err(CommandError::InvalidParameter("HOLDUNTIL"));
                     }
-                    set_once(&mut p.hold, Hold::Until(Cow::Borrowed(v)), "HOLDFOR/HOLDUNTIL")?;
+                    set_once(
+                        &mut p.hold,
+                        Hold::Until(Cow::Borrowed(v)),
+                        "HOLDFOR/HOLDUNTIL",
+                    )?;
                 }
                 _ => push_unknown(&mut p.unknown, k, v)?,
             }
@@ -467,7 +475,11 @@ impl<'a> MailParameters<'a> {
                 Hold::For(n) => Hold::For(n),
                 Hold::Until(s) => Hold::Until(Cow::Owned(s.into_owned())),
             }),
-            unknown: self.unknown.into_iter().map(UnknownParameter::into_owned).collect(),
+            unknown: self
+                .unknown
+                .into_iter()
+                .map(UnknownParameter::into_owned)
+                .collect(),
         }
     }
 
@@ -483,7 +495,14 @@ impl<'a> MailParameters<'a> {
             put(dst, &["SMTPUTF8"]);
         }
         if let Some(r) = self.ret {
-            put(dst, &[if r == Ret::Full { "RET=FULL" } else { "RET=HDRS" }]);
+            put(
+                dst,
+                &[if r == Ret::Full {
+                    "RET=FULL"
+                } else {
+                    "RET=HDRS"
+                }],
+            );
         }
         if let Some(x) = &self.envid {
             put(dst, &["ENVID="]);
@@ -528,7 +547,7 @@ impl<'a> RcptParameters<'a> {
                     let mut n = Notify::default();
                     let mut never = false;
                     for word in v.split(',') {
-                        let flag = match word.to_ascii_uppercase().as_str() {
+                        let flag = match Keyword::of(word).as_str() {
                             "NEVER" => &mut never,
                             "SUCCESS" => &mut n.success,
                             "FAILURE" => &mut n.failure,
@@ -576,7 +595,11 @@ impl<'a> RcptParameters<'a> {
                 addr_type: Cow::Owned(o.addr_type.into_owned()),
                 address: o.address.into_owned(),
             }),
-            unknown: self.unknown.into_iter().map(UnknownParameter::into_owned).collect(),
+            unknown: self
+                .unknown
+                .into_iter()
+                .map(UnknownParameter::into_owned)
+                .collect(),
         }
     }
 
@@ -632,16 +655,17 @@ fn put_raw(dst: &mut BytesMut, parts: &[&str]) {
     }
 }
 
-/// An upper-cased copy of a short keyword, on the stack.
-struct Keyword {
-    buf: [u8; 16],
+/// An upper-cased copy of a short ASCII keyword, on the stack (empty when
+/// too long or not ASCII, so it matches no known keyword).
+pub(crate) struct Keyword {
+    buf: [u8; 24],
     len: usize,
 }
 
 impl Keyword {
-    fn of(k: &str) -> Keyword {
-        let mut buf = [0u8; 16];
-        if k.len() > buf.len() {
+    pub(crate) fn of(k: &str) -> Keyword {
+        let mut buf = [0u8; 24];
+        if k.len() > buf.len() || !k.is_ascii() {
             // Longer than any keyword we know: cannot match.
             return Keyword { buf, len: 0 };
         }
@@ -651,7 +675,7 @@ impl Keyword {
         Keyword { buf, len: k.len() }
     }
 
-    fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         // Keywords are checked to be ASCII before we get here.
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
     }

@@ -363,7 +363,8 @@ impl<'a> Reply<'a> {
             if b.len() < 3 || !b[..3].iter().all(u8::is_ascii_digit) {
                 return Err(ReplyError::Syntax);
             }
-            let n = u16::from(b[0] - b'0') * 100 + u16::from(b[1] - b'0') * 10 + u16::from(b[2] - b'0');
+            let n =
+                u16::from(b[0] - b'0') * 100 + u16::from(b[1] - b'0') * 10 + u16::from(b[2] - b'0');
             let this = ReplyCode::new(n).ok_or(ReplyError::Syntax)?;
             if code.is_some_and(|c| c != this) {
                 return Err(ReplyError::CodeMismatch);

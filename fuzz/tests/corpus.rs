@@ -1,0 +1,32 @@
+//! Replays every file of every target's corpus on stable, so CI exercises
+//! the fuzz targets without nightly.
+
+use std::fs;
+use std::path::Path;
+
+fn replay(target: &str, run: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let mut count = 0;
+    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("dir entry").path();
+        let data = fs::read(&path).expect("corpus file");
+        run(&data);
+        count += 1;
+    }
+    assert!(count > 0, "empty corpus for {target}");
+}
+
+#[test]
+fn smtp_command_corpus() {
+    replay("smtp_command", mailkit_fuzz::smtp_command);
+}
+
+#[test]
+fn smtp_reply_corpus() {
+    replay("smtp_reply", mailkit_fuzz::smtp_reply);
+}
+
+#[test]
+fn smtp_body_corpus() {
+    replay("smtp_body", mailkit_fuzz::smtp_body);
+}
