@@ -12,9 +12,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use bytes::BytesMut;
 use nom::IResult;
 use nom::Parser;
-use nom::bytes::complete::{tag, take_while1};
+use nom::bytes::complete::take_while1;
 use nom::character::complete::char;
-use nom::combinator::opt;
 use nom::multi::separated_list1;
 use nom::sequence::{delimited, terminated};
 
@@ -569,8 +568,10 @@ fn local_part(i: &str) -> Res<'_, LocalPart<'_>> {
 
 pub(crate) fn mailbox(i: &str) -> Res<'_, Mailbox<'_>> {
     let (i, local_part) = local_part(i)?;
-    let (i, _) = char('@')(i)?;
-    let (i, host) = host(i)?;
+    if i.as_bytes().first() != Some(&b'@') {
+        return fail(i);
+    }
+    let (i, host) = host(&i[1..])?;
     Ok((i, Mailbox { local_part, host }))
 }
 
@@ -580,20 +581,25 @@ fn source_route(i: &str) -> Res<'_, ()> {
     Ok((i, ()))
 }
 
+/// `"<" [ A-d-l ":" ] Mailbox ">"`.
 fn path(i: &str) -> Res<'_, Mailbox<'_>> {
-    delimited(
-        char('<'),
-        |i| {
-            let (i, _) = opt(source_route).parse(i)?;
-            mailbox(i)
-        },
-        char('>'),
-    )
-    .parse(i)
+    let Some(inner) = i.strip_prefix('<') else {
+        return fail(i);
+    };
+    let inner = if inner.as_bytes().first() == Some(&b'@') {
+        source_route(inner)?.0
+    } else {
+        inner
+    };
+    let (rest, m) = mailbox(inner)?;
+    match rest.strip_prefix('>') {
+        Some(rest) => Ok((rest, m)),
+        None => fail(rest),
+    }
 }
 
 pub(crate) fn reverse_path(i: &str) -> Res<'_, ReversePath<'_>> {
-    if let Ok((rest, _)) = tag::<_, _, nom::error::Error<&str>>("<>")(i) {
+    if let Some(rest) = i.strip_prefix("<>") {
         return Ok((rest, ReversePath::Null));
     }
     let (rest, m) = path(i)?;

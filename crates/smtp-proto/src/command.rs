@@ -254,6 +254,31 @@ pub enum Command<'a> {
     Unknown(UnknownCommand<'a>),
 }
 
+/// Classifies a line eight bytes at a time: (any byte below 0x20 or DEL,
+/// any byte above 0x7f).
+#[inline]
+fn classify(line: &[u8]) -> (bool, bool) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // True iff some byte of `x` is below `n` (n <= 128), for bytes < 128;
+    // bytes >= 128 are masked out by `!x & HIGH`.
+    let less = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH != 0;
+    let mut chunks = line.chunks_exact(8);
+    let mut high = 0;
+    for c in &mut chunks {
+        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        if less(x, 0x20) || less(x ^ (ONES * 0x7f), 1) {
+            return (true, true);
+        }
+        high |= x;
+    }
+    let rem = chunks.remainder();
+    (
+        rem.iter().any(|&b| b < 0x20 || b == 0x7f),
+        high & HIGH != 0 || rem.iter().any(|&b| b >= 0x80),
+    )
+}
+
 /// Verbs as upper-case ASCII packed in a u64, for a branch-free compare.
 const fn verb_key(v: &[u8]) -> u64 {
     let mut k = 0u64;
@@ -265,6 +290,7 @@ const fn verb_key(v: &[u8]) -> u64 {
     k
 }
 
+#[inline]
 fn key_of(verb: &[u8]) -> Option<u64> {
     if verb.len() > 8 {
         return None;
@@ -279,6 +305,7 @@ fn key_of(verb: &[u8]) -> Option<u64> {
 /// The content of a line that ends in LF (given with its LF), after the
 /// line-ending policy: a CR before the LF is stripped; without one, the
 /// line is refused unless bare LF is allowed.
+#[inline]
 pub(crate) fn line_content(line: &[u8], line_ending: LineEnding) -> Result<&[u8], CommandError> {
     // `line` includes the final LF.
     let body = &line[..line.len() - 1];
@@ -321,11 +348,21 @@ impl<'a> Command<'a> {
     }
 
     /// Parses one command line given without its line end.
+    #[inline]
     pub fn parse_line(line: &'a [u8], opts: &CommandOptions) -> Result<Command<'a>, CommandError> {
-        if let Some(&bad) = line.iter().find(|&&b| b < 0x20 || b == 0x7f) {
-            return Err(CommandError::ControlCharacter(bad));
+        let (control, non_ascii) = classify(line);
+        if control {
+            let bad = line.iter().find(|&&b| b < 0x20 || b == 0x7f).copied();
+            return Err(CommandError::ControlCharacter(bad.unwrap_or(0)));
         }
-        let verb_end = memchr::memchr(b' ', line).unwrap_or(line.len());
+        // Verbs are short: a plain loop beats a memchr call here.
+        let verb_end = line.iter().take(9).position(|&b| b == b' ').unwrap_or_else(|| {
+            if line.len() <= 9 {
+                line.len()
+            } else {
+                memchr::memchr(b' ', line).unwrap_or(line.len())
+            }
+        });
         let (verb, rest) = line.split_at(verb_end);
         const HELO: u64 = verb_key(b"HELO");
         const EHLO: u64 = verb_key(b"EHLO");
@@ -370,8 +407,8 @@ impl<'a> Command<'a> {
             HELO => Command::Helo { host: hello(rest)? },
             EHLO => Command::Ehlo { host: hello(rest)? },
             LHLO => Command::Lhlo { host: hello(rest)? },
-            MAIL => mail(rest)?,
-            RCPT => rcpt(rest, opts)?,
+            MAIL => mail(rest, non_ascii)?,
+            RCPT => rcpt(rest, opts, non_ascii)?,
             DATA => no_args(rest, Command::Data)?,
             RSET => no_args(rest, Command::Rset)?,
             QUIT => no_args(rest, Command::Quit)?,
@@ -535,6 +572,7 @@ impl<'a> Command<'a> {
     }
 }
 
+#[inline]
 fn no_args<'a>(rest: &str, cmd: Command<'a>) -> Result<Command<'a>, CommandError> {
     if rest.is_empty() {
         Ok(cmd)
@@ -557,21 +595,25 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
-fn mail(rest: &str) -> Result<Command<'_>, CommandError> {
+fn mail(rest: &str, non_ascii: bool) -> Result<Command<'_>, CommandError> {
     let arg = strip_prefix_ci(rest, " FROM:").ok_or(CommandError::Syntax)?;
     let (after, from) = address::reverse_path(arg).map_err(|_| CommandError::InvalidReversePath)?;
     let params = MailParameters::parse(after)?;
-    if !from.is_ascii() && !params.smtputf8 {
+    if non_ascii && !from.is_ascii() && !params.smtputf8 {
         return Err(CommandError::Utf8NotPermitted);
     }
     Ok(Command::Mail { from, params })
 }
 
-fn rcpt<'a>(rest: &'a str, opts: &CommandOptions) -> Result<Command<'a>, CommandError> {
+fn rcpt<'a>(
+    rest: &'a str,
+    opts: &CommandOptions,
+    non_ascii: bool,
+) -> Result<Command<'a>, CommandError> {
     let arg = strip_prefix_ci(rest, " TO:").ok_or(CommandError::Syntax)?;
     let (after, to) = address::forward_path(arg).map_err(|_| CommandError::InvalidForwardPath)?;
     let params = RcptParameters::parse(after)?;
-    if !to.is_ascii() && !opts.smtputf8 {
+    if non_ascii && !to.is_ascii() && !opts.smtputf8 {
         return Err(CommandError::Utf8NotPermitted);
     }
     Ok(Command::Rcpt { to, params })

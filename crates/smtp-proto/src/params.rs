@@ -273,37 +273,60 @@ fn is_keyword(s: &str) -> bool {
         && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
 }
 
-fn is_value(s: &str) -> bool {
-    // esmtp-value = 1*(%d33-60 / %d62-126), plus UTF-8 (RFC 6531).
-    !s.is_empty()
-        && s.chars()
-            .all(|c| matches!(c, '!'..='<' | '>'..='~') || (!c.is_ascii() && !c.is_control()))
-}
-
-/// Splits ` key[=value] key[=value]…` (the text after the path) into
-/// parameters. Single spaces only; empty input means no parameters.
-fn split_params(
-    rest: &str,
-) -> impl Iterator<Item = Result<(&str, Option<&str>), CommandError>> + '_ {
-    let body = rest.strip_prefix(' ');
-    let bad_start = !rest.is_empty() && body.is_none();
-    let body = body.unwrap_or("");
-    let mut first_err = bad_start.then_some(Err(CommandError::Syntax));
-    let it = (!rest.is_empty() && !bad_start)
-        .then(|| body.split(' '))
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            let (k, v) = match p.split_once('=') {
-                Some((k, v)) => (k, Some(v)),
-                None => (p, None),
-            };
-            if !is_keyword(k) || v.is_some_and(|v| !is_value(v)) {
+/// Calls `f` with each ` key[=value]` of the text after a path. Single
+/// spaces only; empty input means no parameters. Keywords are
+/// `(ALPHA / DIGIT) *(ALPHA / DIGIT / "-")`; values are `esmtp-value`
+/// (RFC 5321 §4.1.2: octets 33–126 except `=`), plus UTF-8 (RFC 6531).
+fn for_each_param<'a>(
+    rest: &'a str,
+    mut f: impl FnMut(&'a str, Option<&'a str>) -> Result<(), CommandError>,
+) -> Result<(), CommandError> {
+    let b = rest.as_bytes();
+    if b.is_empty() {
+        return Ok(());
+    }
+    if b[0] != b' ' {
+        return Err(CommandError::Syntax);
+    }
+    let mut i = 1;
+    loop {
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'-') {
+            i += 1;
+        }
+        if i == start || b[start] == b'-' {
+            return Err(CommandError::Syntax);
+        }
+        let key = &rest[start..i];
+        let value = if i < b.len() && b[i] == b'=' {
+            i += 1;
+            let vstart = i;
+            let mut non_ascii = false;
+            while i < b.len() && b[i] != b' ' {
+                match b[i] {
+                    33..=60 | 62..=126 => {}
+                    0x80.. => non_ascii = true,
+                    _ => return Err(CommandError::Syntax),
+                }
+                i += 1;
+            }
+            let v = &rest[vstart..i];
+            if v.is_empty() || (non_ascii && v.chars().any(char::is_control)) {
                 return Err(CommandError::Syntax);
             }
-            Ok((k, v))
-        });
-    std::iter::from_fn(move || first_err.take()).chain(it)
+            Some(v)
+        } else {
+            None
+        };
+        f(key, value)?;
+        if i == b.len() {
+            return Ok(());
+        }
+        if b[i] != b' ' || i + 1 == b.len() {
+            return Err(CommandError::Syntax);
+        }
+        i += 1;
+    }
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), CommandError> {
@@ -381,15 +404,13 @@ fn is_datetime(v: &str) -> bool {
 impl<'a> MailParameters<'a> {
     pub(crate) fn parse(rest: &'a str) -> Result<Self, CommandError> {
         let mut p = MailParameters::default();
-        for item in split_params(rest) {
-            let (k, v) = item?;
-            let upper = Keyword::of(k);
-            match upper.as_str() {
-                "SIZE" => {
+        for_each_param(rest, |k, v| {
+            match known(k) {
+                Known::Size => {
                     let n = parse_number(need(v, "SIZE")?, 20)?;
                     set_once(&mut p.size, n, "SIZE")?;
                 }
-                "BODY" => {
+                Known::Body => {
                     let b = match Keyword::of(need(v, "BODY")?).as_str() {
                         "7BIT" => BodyType::SevenBit,
                         "8BITMIME" => BodyType::EightBitMime,
@@ -398,9 +419,9 @@ impl<'a> MailParameters<'a> {
                     };
                     set_once(&mut p.body, b, "BODY")?;
                 }
-                "SMTPUTF8" => set_flag(&mut p.smtputf8, v, "SMTPUTF8")?,
-                "REQUIRETLS" => set_flag(&mut p.requiretls, v, "REQUIRETLS")?,
-                "RET" => {
+                Known::SmtpUtf8 => set_flag(&mut p.smtputf8, v, "SMTPUTF8")?,
+                Known::RequireTls => set_flag(&mut p.requiretls, v, "REQUIRETLS")?,
+                Known::Ret => {
                     let r = match Keyword::of(need(v, "RET")?).as_str() {
                         "FULL" => Ret::Full,
                         "HDRS" => Ret::Headers,
@@ -408,18 +429,18 @@ impl<'a> MailParameters<'a> {
                     };
                     set_once(&mut p.ret, r, "RET")?;
                 }
-                "ENVID" => {
+                Known::EnvId => {
                     let x = XText::decode(need(v, "ENVID")?)
                         .filter(|x| x.0.len() <= 100)
                         .ok_or(CommandError::InvalidParameter("ENVID"))?;
                     set_once(&mut p.envid, x, "ENVID")?;
                 }
-                "AUTH" => {
+                Known::Auth => {
                     let x = XText::decode(need(v, "AUTH")?)
                         .ok_or(CommandError::InvalidParameter("AUTH"))?;
                     set_once(&mut p.auth, x, "AUTH")?;
                 }
-                "MT-PRIORITY" => {
+                Known::MtPriority => {
                     let v = need(v, "MT-PRIORITY")?;
                     let n = match v.as_bytes() {
                         [d @ b'0'..=b'9'] | [b'+', d @ b'0'..=b'9'] => (d - b'0') as i8,
@@ -428,16 +449,16 @@ impl<'a> MailParameters<'a> {
                     };
                     set_once(&mut p.mt_priority, n, "MT-PRIORITY")?;
                 }
-                "BY" => {
+                Known::By => {
                     let by =
                         parse_by(need(v, "BY")?).ok_or(CommandError::InvalidParameter("BY"))?;
                     set_once(&mut p.by, by, "BY")?;
                 }
-                "HOLDFOR" => {
+                Known::HoldFor => {
                     let n = parse_number(need(v, "HOLDFOR")?, 9)? as u32;
                     set_once(&mut p.hold, Hold::For(n), "HOLDFOR/HOLDUNTIL")?;
                 }
-                "HOLDUNTIL" => {
+                Known::HoldUntil => {
                     let v = need(v, "HOLDUNTIL")?;
                     if !is_datetime(v) {
                         return Err(CommandError::InvalidParameter("HOLDUNTIL"));
@@ -450,7 +471,8 @@ impl<'a> MailParameters<'a> {
                 }
                 _ => push_unknown(&mut p.unknown, k, v)?,
             }
-        }
+            Ok(())
+        })?;
         Ok(p)
     }
 
@@ -539,20 +561,23 @@ impl<'a> MailParameters<'a> {
 impl<'a> RcptParameters<'a> {
     pub(crate) fn parse(rest: &'a str) -> Result<Self, CommandError> {
         let mut p = RcptParameters::default();
-        for item in split_params(rest) {
-            let (k, v) = item?;
-            match Keyword::of(k).as_str() {
-                "NOTIFY" => {
+        for_each_param(rest, |k, v| {
+            match known(k) {
+                Known::Notify => {
                     let v = need(v, "NOTIFY")?;
                     let mut n = Notify::default();
                     let mut never = false;
-                    for word in v.split(',') {
-                        let flag = match Keyword::of(word).as_str() {
-                            "NEVER" => &mut never,
-                            "SUCCESS" => &mut n.success,
-                            "FAILURE" => &mut n.failure,
-                            "DELAY" => &mut n.delay,
-                            _ => return Err(CommandError::InvalidParameter("NOTIFY")),
+                    for word in v.as_bytes().split(|&c| c == b',') {
+                        let flag = if word.eq_ignore_ascii_case(b"FAILURE") {
+                            &mut n.failure
+                        } else if word.eq_ignore_ascii_case(b"DELAY") {
+                            &mut n.delay
+                        } else if word.eq_ignore_ascii_case(b"SUCCESS") {
+                            &mut n.success
+                        } else if word.eq_ignore_ascii_case(b"NEVER") {
+                            &mut never
+                        } else {
+                            return Err(CommandError::InvalidParameter("NOTIFY"));
                         };
                         if *flag {
                             return Err(CommandError::InvalidParameter("NOTIFY"));
@@ -565,7 +590,7 @@ impl<'a> RcptParameters<'a> {
                     }
                     set_once(&mut p.notify, n, "NOTIFY")?;
                 }
-                "ORCPT" => {
+                Known::Orcpt => {
                     let (t, a) = need(v, "ORCPT")?
                         .split_once(';')
                         .ok_or(CommandError::InvalidParameter("ORCPT"))?;
@@ -583,7 +608,8 @@ impl<'a> RcptParameters<'a> {
                 }
                 _ => push_unknown(&mut p.unknown, k, v)?,
             }
-        }
+            Ok(())
+        })?;
         Ok(p)
     }
 
@@ -652,6 +678,47 @@ fn encode_unknown(unknown: &[UnknownParameter<'_>], dst: &mut BytesMut) {
 fn put_raw(dst: &mut BytesMut, parts: &[&str]) {
     for p in parts {
         dst.extend_from_slice(p.as_bytes());
+    }
+}
+
+/// Which known MAIL/RCPT parameter a keyword names, compared without
+/// copying.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Known {
+    Size,
+    Body,
+    SmtpUtf8,
+    RequireTls,
+    Ret,
+    EnvId,
+    Auth,
+    MtPriority,
+    By,
+    HoldFor,
+    HoldUntil,
+    Notify,
+    Orcpt,
+    Other,
+}
+
+fn known(k: &str) -> Known {
+    let b = k.as_bytes();
+    let is = |w: &[u8]| b.eq_ignore_ascii_case(w);
+    match b.len() {
+        2 if is(b"BY") => Known::By,
+        3 if is(b"RET") => Known::Ret,
+        4 if is(b"SIZE") => Known::Size,
+        4 if is(b"BODY") => Known::Body,
+        4 if is(b"AUTH") => Known::Auth,
+        5 if is(b"ENVID") => Known::EnvId,
+        5 if is(b"ORCPT") => Known::Orcpt,
+        6 if is(b"NOTIFY") => Known::Notify,
+        7 if is(b"HOLDFOR") => Known::HoldFor,
+        8 if is(b"SMTPUTF8") => Known::SmtpUtf8,
+        9 if is(b"HOLDUNTIL") => Known::HoldUntil,
+        10 if is(b"REQUIRETLS") => Known::RequireTls,
+        11 if is(b"MT-PRIORITY") => Known::MtPriority,
+        _ => Known::Other,
     }
 }
 
