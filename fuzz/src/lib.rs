@@ -10,8 +10,8 @@
 
 use bytes::BytesMut;
 use smtp_proto::{
-    BareLineEnding, BodyProgress, Command, CommandError, CommandOptions, DataDecoder,
-    EhloResponse, LineEnding, LineFramer, Parsed, Reply, ReplyLimits,
+    BareLineEnding, BodyProgress, Command, CommandError, CommandOptions, DataDecoder, EhloResponse,
+    LineEnding, LineFramer, Parsed, Reply, ReplyLimits,
 };
 
 /// Splits `data` into pieces whose lengths come from `seed`.
@@ -20,10 +20,7 @@ fn pieces(data: &[u8], seed: u8) -> Vec<&[u8]> {
     data.chunks(step).collect()
 }
 
-fn frame(
-    chunks: &[&[u8]],
-    opts: &CommandOptions,
-) -> Vec<Result<Command<'static>, CommandError>> {
+fn frame(chunks: &[&[u8]], opts: &CommandOptions) -> Vec<Result<Command<'static>, CommandError>> {
     let mut framer = LineFramer::new(opts.max_line, opts.line_ending);
     let mut out = Vec::new();
     for chunk in chunks {
@@ -89,7 +86,11 @@ pub fn smtp_reply(data: &[u8]) {
         lines: usize::MAX,
     };
     let again = Reply::parse_with(&bytes, &wide).map(Parsed::complete);
-    assert_eq!(again, Ok(Some(value.clone())), "re-encoded reply parses differently");
+    assert_eq!(
+        again,
+        Ok(Some(value.clone())),
+        "re-encoded reply parses differently"
+    );
     if let Ok(ehlo) = EhloResponse::from_reply(&value) {
         let mut out = BytesMut::new();
         if ehlo.encode(&mut out) {
@@ -139,9 +140,14 @@ pub fn smtp_body(data: &[u8]) {
     }
     if let Some((end, _)) = whole.1 {
         let framed = [b"\r\n".as_slice(), &data[..end]].concat();
-        assert!(framed.ends_with(b"\r\n.\r\n"), "ended somewhere other than CRLF.CRLF");
         assert!(
-            !framed[..framed.len() - 3].windows(5).any(|w| w == b"\r\n.\r\n"),
+            framed.ends_with(b"\r\n.\r\n"),
+            "ended somewhere other than CRLF.CRLF"
+        );
+        assert!(
+            !framed[..framed.len() - 3]
+                .windows(5)
+                .any(|w| w == b"\r\n.\r\n"),
             "missed an earlier end of data"
         );
     }

@@ -134,8 +134,7 @@ fn scan_dotted(s: &str, set: &[bool; 256], domain: bool) -> Option<usize> {
         if word.is_empty() {
             return None;
         }
-        if domain
-            && (word.len() > MAX_LABEL_LEN || word[0] == b'-' || word[word.len() - 1] == b'-')
+        if domain && (word.len() > MAX_LABEL_LEN || word[0] == b'-' || word[word.len() - 1] == b'-')
         {
             return None;
         }

@@ -356,13 +356,17 @@ impl<'a> Command<'a> {
             return Err(CommandError::ControlCharacter(bad.unwrap_or(0)));
         }
         // Verbs are short: a plain loop beats a memchr call here.
-        let verb_end = line.iter().take(9).position(|&b| b == b' ').unwrap_or_else(|| {
-            if line.len() <= 9 {
-                line.len()
-            } else {
-                memchr::memchr(b' ', line).unwrap_or(line.len())
-            }
-        });
+        let verb_end = line
+            .iter()
+            .take(9)
+            .position(|&b| b == b' ')
+            .unwrap_or_else(|| {
+                if line.len() <= 9 {
+                    line.len()
+                } else {
+                    memchr::memchr(b' ', line).unwrap_or(line.len())
+                }
+            });
         let (verb, rest) = line.split_at(verb_end);
         const HELO: u64 = verb_key(b"HELO");
         const EHLO: u64 = verb_key(b"EHLO");

@@ -122,3 +122,8 @@ impl<T> Parsed<T> {
         }
     }
 }
+
+/// The README's code examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -3,12 +3,11 @@
 use bytes::BytesMut;
 use smtp_proto::*;
 
+/// Decoded bytes, and where the body ended with its verdict.
+type Outcome = (Vec<u8>, Option<(usize, Result<(), BodyError>)>);
+
 /// Feeds `input` in pieces of `step` bytes; returns (output, consumed, result).
-fn decode_in_steps(
-    mut dec: DataDecoder,
-    input: &[u8],
-    step: usize,
-) -> (Vec<u8>, Option<(usize, Result<(), BodyError>)>) {
+fn decode_in_steps(mut dec: DataDecoder, input: &[u8], step: usize) -> Outcome {
     let mut out = BytesMut::new();
     let mut pos = 0;
     while pos < input.len() {
@@ -23,7 +22,7 @@ fn decode_in_steps(
     (out.to_vec(), None)
 }
 
-fn decode(input: &[u8]) -> (Vec<u8>, Option<(usize, Result<(), BodyError>)>) {
+fn decode(input: &[u8]) -> Outcome {
     decode_in_steps(DataDecoder::new(), input, input.len().max(1))
 }
 

@@ -674,3 +674,24 @@ fn mailbox_constructors_validate() {
     };
     assert_eq!(m.to_string(), "\"a\\\"b c\"@x.org");
 }
+
+#[test]
+fn every_control_byte_at_every_position_is_refused() {
+    for bad in (0u8..0x20).chain([0x7f]) {
+        if bad == b'\n' {
+            continue;
+        }
+        for pos in 0..20 {
+            let mut line = b"NOOP abcdefghijklmnopqrstu".to_vec();
+            line[5 + pos] = bad;
+            line.extend_from_slice(b"\r\n");
+            assert_eq!(
+                Command::parse(&line),
+                Err(CommandError::ControlCharacter(bad)),
+                "byte {bad:#x} at {pos}"
+            );
+        }
+    }
+    // Non-ASCII bytes are not control bytes (they are UTF-8 or invalid).
+    assert!(Command::parse("NOOP ünïcödé text\r\n".as_bytes()).is_ok());
+}
