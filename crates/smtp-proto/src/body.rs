@@ -156,11 +156,16 @@ impl DataDecoder {
         if bytes.is_empty() {
             return;
         }
+        let before = self.size;
         self.size += bytes.len() as u64;
         if self.error.is_none() {
             if let Some(limit) = self.max_size
                 && self.size > limit
             {
+                // Pass on exactly the first `limit` octets, however the
+                // input was split, then drop the rest.
+                let fits = usize::try_from(limit - before).unwrap_or(usize::MAX);
+                out.extend_from_slice(&bytes[..fits.min(bytes.len())]);
                 self.error = Some(BodyError::TooLarge { limit });
                 return;
             }

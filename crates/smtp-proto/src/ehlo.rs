@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use bytes::BytesMut;
 
 use crate::params::Keyword;
-use crate::reply::{Reply, ReplyCode};
+use crate::reply::{EnhancedCode, Reply, ReplyCode};
 
 /// One service extension advertised in an EHLO response.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -197,6 +197,11 @@ impl<'a> EhloResponse<'a> {
         if reply.code().get() != 250 {
             return Err(EhloError::NotPositive);
         }
+        if reply.enhanced().is_some() {
+            // The first line starts with the server's name, never with an
+            // enhanced status code (RFC 2034 §3).
+            return Err(EhloError::Syntax);
+        }
         let lines = reply.lines();
         let first: &Cow<'a, str> = &lines[0];
         let (domain, greeting) = split_first(first);
@@ -223,7 +228,8 @@ impl<'a> EhloResponse<'a> {
         self.capabilities.iter().any(f)
     }
 
-    /// Builds the 250 reply. Fails when a value is not a printable word.
+    /// Builds the 250 reply. Fails when a value is not a printable word, or
+    /// the domain would read back as an enhanced status code.
     pub fn to_reply(&self) -> Option<Reply<'static>> {
         if !is_word(&self.domain)
             || self
@@ -232,6 +238,10 @@ impl<'a> EhloResponse<'a> {
                 .is_some_and(|g| g.chars().any(char::is_control))
             || !self.capabilities.iter().all(Capability::is_valid)
         {
+            return None;
+        }
+        if EnhancedCode::parse_prefix(&self.domain).is_some() {
+            // "2.1.1" as a name would read back as an enhanced status code.
             return None;
         }
         let mut lines: Vec<Cow<'static, str>> = Vec::with_capacity(self.capabilities.len() + 1);

@@ -185,6 +185,10 @@ pub struct UnknownParameter<'a> {
     pub value: Option<Cow<'a, str>>,
 }
 
+fn owned_unknown(list: Vec<UnknownParameter<'_>>) -> Vec<UnknownParameter<'static>> {
+    list.into_iter().map(UnknownParameter::into_owned).collect()
+}
+
 impl UnknownParameter<'_> {
     fn into_owned(self) -> UnknownParameter<'static> {
         UnknownParameter {
@@ -497,11 +501,7 @@ impl<'a> MailParameters<'a> {
                 Hold::For(n) => Hold::For(n),
                 Hold::Until(s) => Hold::Until(Cow::Owned(s.into_owned())),
             }),
-            unknown: self
-                .unknown
-                .into_iter()
-                .map(UnknownParameter::into_owned)
-                .collect(),
+            unknown: owned_unknown(self.unknown),
         }
     }
 
@@ -621,11 +621,7 @@ impl<'a> RcptParameters<'a> {
                 addr_type: Cow::Owned(o.addr_type.into_owned()),
                 address: o.address.into_owned(),
             }),
-            unknown: self
-                .unknown
-                .into_iter()
-                .map(UnknownParameter::into_owned)
-                .collect(),
+            unknown: owned_unknown(self.unknown),
         }
     }
 

@@ -93,7 +93,7 @@ impl EnhancedCode {
     }
 
     /// Parses `c.s.d` at the start of `s`, returning the code and the rest.
-    fn parse_prefix(s: &str) -> Option<(EnhancedCode, &str)> {
+    pub(crate) fn parse_prefix(s: &str) -> Option<(EnhancedCode, &str)> {
         let b = s.as_bytes();
         let class = match b.first()? {
             c @ (b'2' | b'4' | b'5') => c - b'0',
