@@ -17,6 +17,10 @@
 //!   however the bytes are split across reads.
 //! - [`DataDecoder`], [`DataEncoder`], [`BdatDecoder`]: message bodies,
 //!   streamed, with a strict end of data so no message can be smuggled.
+//! - [`server::Session`]: the receiving side (SMTP MX, submission, LMTP) as
+//!   a sans-IO state machine with decisions by token, pipelining, STARTTLS,
+//!   AUTH (through the `sasl` crate), BDAT and per-recipient LMTP replies.
+//!   Its module documentation shows the run loop driving a transaction.
 //!
 //! Every peer mistake is a [`CommandError`] (or [`BodyError`]) whose
 //! `reply()` is the answer a server sends; nothing here panics on input.
@@ -85,6 +89,7 @@ mod error;
 mod framing;
 pub mod params;
 mod reply;
+pub mod server;
 
 pub use address::{AddressLiteral, Domain, ForwardPath, Host, LocalPart, Mailbox, ReversePath};
 pub use body::{BareLineEnding, BdatDecoder, BodyError, BodyProgress, DataDecoder, DataEncoder};
