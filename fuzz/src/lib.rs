@@ -152,3 +152,187 @@ pub fn smtp_body(data: &[u8]) {
         );
     }
 }
+
+/// One step of a scripted conversation with a server session.
+#[derive(Debug, arbitrary::Arbitrary)]
+pub enum SessionStep {
+    /// Bytes from the client.
+    Input(Vec<u8>),
+    /// Bytes from a small dictionary of protocol phrases, to reach deep
+    /// states quickly.
+    Phrase(u8),
+    /// The oldest pending decision is answered.
+    Decide(Decision),
+    /// Time passes.
+    Wait(u16),
+    /// The TLS handshake finishes (if one was asked for).
+    TlsDone,
+    /// The client closes.
+    Eof,
+}
+
+/// How a decision is answered.
+#[derive(Debug, arbitrary::Arbitrary)]
+pub enum Decision {
+    /// Accept.
+    Accept,
+    /// Reject with a 550.
+    Reject,
+    /// Accept with a custom 250.
+    AcceptWith,
+    /// SCRAM keys (or none).
+    Scram(bool),
+    /// Per-recipient replies (LMTP), `n` of them.
+    Each(u8),
+}
+
+/// A whole scripted conversation.
+#[derive(Debug, arbitrary::Arbitrary)]
+pub struct SessionScript {
+    /// Configuration switches.
+    pub switches: u16,
+    /// What happens, in order.
+    pub steps: Vec<SessionStep>,
+}
+
+const PHRASES: &[&[u8]] = &[
+    b"EHLO c.example\r\n",
+    b"LHLO c.example\r\n",
+    b"MAIL FROM:<a@b.example> SIZE=100\r\n",
+    b"RCPT TO:<c@d.example>\r\n",
+    b"DATA\r\n",
+    b"Subject: x\r\n\r\nbody\r\n.\r\n",
+    b"BDAT 5\r\nhello",
+    b"BDAT 3 LAST\r\nxyz",
+    b"RSET\r\n",
+    b"STARTTLS\r\n",
+    b"AUTH PLAIN AHRpbQB0YW5zdGFhZg==\r\n",
+    b"AUTH SCRAM-SHA-256 bixuPXRpbSxyPWFiY2RlZmdo\r\n",
+    b"AUTH LOGIN\r\n",
+    b"dGlt\r\n",
+    b"*\r\n",
+    b"QUIT\r\n",
+    b"\r\n.\r\n",
+    b"\n.\n",
+];
+
+/// Drives a server session through a script; checks that nothing panics,
+/// buffers stay within their limits, and nothing is sent after the close.
+pub fn smtp_server_session(data: &[u8]) {
+    use smtp_proto::server::{Config, Event, Mode, Output, Session};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let mut u = arbitrary::Unstructured::new(data);
+    let Ok(script) = <SessionScript as arbitrary::Arbitrary>::arbitrary(&mut u) else {
+        return;
+    };
+    let sw = script.switches;
+    let mut config = Config::new(smtp_proto::Domain::new("mx.example.org").expect("valid"));
+    if sw & 1 != 0 {
+        config.mode = Mode::Lmtp;
+    }
+    config.implicit_tls = sw & 2 != 0;
+    config.allow_plaintext_auth = sw & 4 != 0;
+    config.require_auth = sw & 8 != 0;
+    config.extensions.pipelining = sw & 16 == 0;
+    config.extensions.chunking = sw & 32 == 0;
+    config.extensions.enhanced_status_codes = sw & 64 == 0;
+    if sw & 128 != 0 {
+        config.line_ending = LineEnding::AllowBareLf;
+    }
+    if sw & 256 != 0 {
+        config.body_line_ending = BareLineEnding::Normalize;
+    }
+    config.auth_mechanisms = sasl::Mechanism::ALL.to_vec();
+    config.limits.max_message_size = 200;
+    config.limits.max_buffered_input = 300;
+    config.limits.max_recipients = 3;
+    let limits = config.limits.clone();
+    let mut now = Instant::now();
+    let mut session = Session::new(Arc::new(config), now, [1; 16]);
+    let mut tokens = std::collections::VecDeque::new();
+    let mut closed = false;
+    let mut starttls = false;
+    let mut largest_read = 64;
+    for step in script.steps {
+        match step {
+            SessionStep::Input(bytes) => {
+                if session.wants_input() {
+                    session.handle_input(now, &bytes);
+                    largest_read = largest_read.max(bytes.len());
+                }
+            }
+            SessionStep::Phrase(i) => {
+                if session.wants_input() {
+                    session.handle_input(now, PHRASES[usize::from(i) % PHRASES.len()]);
+                }
+            }
+            SessionStep::Decide(d) => {
+                if let Some(token) = tokens.pop_front() {
+                    let reply = |code: u16| {
+                        smtp_proto::Reply::new(
+                            smtp_proto::ReplyCode::new(code).expect("valid"),
+                            None,
+                            "fuzz",
+                        )
+                        .expect("valid")
+                    };
+                    let _ = match d {
+                        Decision::Accept => session.accept(token),
+                        Decision::Reject => session.reject(token, reply(550)),
+                        Decision::AcceptWith => session.accept_with(token, reply(250)),
+                        Decision::Scram(some) => session.scram_credentials(
+                            token,
+                            some.then(|| sasl::ScramCredentials::derive("tanstaaf", b"s", 1)),
+                        ),
+                        Decision::Each(n) => {
+                            session.respond_each(token, (0..n % 5).map(|_| reply(250)).collect())
+                        }
+                    };
+                }
+            }
+            SessionStep::Wait(secs) => {
+                now += Duration::from_secs(u64::from(secs));
+                if session.poll_timeout().is_some_and(|t| t <= now) {
+                    session.handle_timeout(now);
+                }
+            }
+            SessionStep::TlsDone => {
+                if starttls {
+                    starttls = false;
+                    assert!(session.tls_established(now).is_ok());
+                }
+            }
+            SessionStep::Eof => session.handle_eof(now),
+        }
+        while let Some(out) = session.poll_output() {
+            match out {
+                Output::Transmit(b) => {
+                    assert!(!closed, "transmitted after close");
+                    assert!(!b.is_empty());
+                }
+                Output::Event(e) => match e {
+                    Event::Mail(m) => tokens.push_back(m.token),
+                    Event::Rcpt(r) => tokens.push_back(r.token),
+                    Event::Auth(a) => tokens.push_back(a.token),
+                    Event::ScramLookup(l) => tokens.push_back(l.token),
+                    Event::Message(m) => {
+                        assert!(m.size <= limits.max_message_size);
+                        tokens.push_back(m.token);
+                    }
+                    Event::MessageData(d) => assert!(d.len() as u64 <= limits.max_message_size),
+                    Event::StartTls => starttls = true,
+                    Event::Closed => {
+                        assert!(!closed, "closed twice");
+                        closed = true;
+                        starttls = false;
+                    }
+                    _ => {}
+                },
+            }
+        }
+        // Held input never exceeds the limit plus one read.
+        assert!(session.buffered_input() <= limits.max_buffered_input + largest_read);
+    }
+}

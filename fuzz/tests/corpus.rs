@@ -32,3 +32,8 @@ fn smtp_reply_corpus() {
 fn smtp_body_corpus() {
     replay("smtp_body", mailkit_fuzz::smtp_body);
 }
+
+#[test]
+fn smtp_server_session_corpus() {
+    replay("smtp_server_session", mailkit_fuzz::smtp_server_session);
+}

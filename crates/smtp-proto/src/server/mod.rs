@@ -419,6 +419,11 @@ impl Session {
         !self.is_closed() && self.inbox.len() < self.config.limits.max_buffered_input
     }
 
+    /// Bytes of input held unprocessed (while a decision is pending).
+    pub fn buffered_input(&self) -> usize {
+        self.inbox.len()
+    }
+
     /// Whether a decision is pending.
     pub fn is_waiting_for_decision(&self) -> bool {
         self.pending.is_some()
@@ -539,6 +544,10 @@ impl Session {
         custom: Option<Reply<'static>>,
     ) -> Result<(), ApiMisuse> {
         let pending = self.take_pending(&token)?;
+        if self.is_closed() {
+            // The connection is gone; nothing more is said.
+            return Ok(());
+        }
         let say = |s: &mut Session, code: u16, enh: (u8, u16, u16), text: &str| match &custom {
             Some(r) => r.encode(&mut s.out),
             None => s.reply(code, enh, text),
@@ -585,6 +594,9 @@ impl Session {
     /// Refuses the pending decision with `reply` (4xx or 5xx).
     pub fn reject(&mut self, token: Token, reply: Reply<'static>) -> Result<(), ApiMisuse> {
         let pending = self.take_pending(&token)?;
+        if self.is_closed() {
+            return Ok(());
+        }
         match pending {
             Pending::Mail(_) | Pending::Rcpt(_) => reply.encode(&mut self.out),
             Pending::Auth(..) => {
@@ -625,6 +637,9 @@ impl Session {
             return Err(ApiMisuse::ReplyCount);
         }
         self.pending = None;
+        if self.is_closed() {
+            return Ok(());
+        }
         for r in &replies {
             r.encode(&mut self.out);
         }
@@ -649,6 +664,9 @@ impl Session {
         let Some((_, Pending::Scram(exchange))) = self.pending.take() else {
             return Err(ApiMisuse::UnknownToken);
         };
+        if self.is_closed() {
+            return Ok(());
+        }
         self.phase = Phase::AuthResponse(exchange);
         self.scram_continue(creds)
     }
