@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use smtp_proto::Domain;
-use smtp_proto::server::{Config, Output, Session};
+use smtp_proto::server::{Config, Session};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
