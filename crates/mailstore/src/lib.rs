@@ -1,0 +1,84 @@
+//! Where mail lives: users, mailboxes and messages for mailkit servers.
+//!
+//! Each user has mailboxes (a hierarchy with `/` as separator, `INBOX`
+//! special and case-insensitive, SPECIAL-USE roles, subscriptions). Each
+//! mailbox has a UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ; each message a UID
+//! that is never reused, an internal date, its size as stored and with CRLF
+//! line ends, flags and keywords, a MODSEQ, and a unique id usable as a POP3
+//! UIDL. The store knows nothing of SMTP, POP3 or IMAP.
+//!
+//! On disk ([`Store::open`]) messages are Maildir files
+//! (`users/NAME/Maildir/{tmp,new,cur}`, Maildir++ sub-folders, `:2,` flag
+//! letters) that mutt or Dovecot can read, and the metadata lives in a
+//! durable redb index (`index.redb`). A delivery is acknowledged only after:
+//! a unique file created in `tmp/` (O_EXCL), written, fsynced, renamed into
+//! `new/`, the directory fsynced, and the index committed — concurrent
+//! deliveries share the directory fsync and the index commit (group
+//! commit). Every file-system call goes through the [`Fs`] trait, so tests
+//! crash the store between any two and check that nothing acknowledged is
+//! lost and nothing half-written is visible. In memory
+//! ([`Store::in_memory`]) the same logic runs without a disk.
+//!
+//! Other sessions learn of changes through [`Store::watch`] (new messages,
+//! flag changes, expunges); a POP3 session works on a [`Pop3Snapshot`] whose
+//! deletions apply only at [`Store::pop3_commit`]; IMAP QRESYNC asks
+//! [`Store::vanished_since`], which answers honestly when its log was
+//! trimmed.
+
+#![forbid(unsafe_code)]
+
+mod fs;
+mod index;
+mod model;
+mod names;
+mod store;
+mod types;
+
+pub use fs::{Fs, FsFile, MemFs, RealFs};
+pub use names::{
+    MAX_MAILBOX_LEVEL, MAX_MAILBOX_NAME, MAX_USER_NAME, MailboxName, SEPARATOR, UserName,
+};
+pub use store::{ChangeFeed, Delivery, EXPUNGE_LOG_LIMIT, Store};
+pub use types::{
+    Change, FlagOp, Flags, MAX_KEYWORD, MailboxInfo, MessageMeta, ModSeq, Pop3Snapshot, SpecialUse,
+    StoreResult, SystemFlag, Uid, Vanished,
+};
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A user, mailbox or keyword name was refused.
+    #[error("invalid name: {0}")]
+    InvalidName(String),
+    /// No such user.
+    #[error("no such user: {0}")]
+    NoSuchUser(String),
+    /// The user exists already.
+    #[error("user exists: {0}")]
+    UserExists(String),
+    /// No such mailbox.
+    #[error("no such mailbox: {0}")]
+    NoSuchMailbox(String),
+    /// The mailbox exists already.
+    #[error("mailbox exists: {0}")]
+    MailboxExists(String),
+    /// No message with that UID.
+    #[error("no such message: UID {0}")]
+    NoSuchMessage(Uid),
+    /// The inbox cannot be deleted.
+    #[error("the inbox cannot be deleted")]
+    CannotDeleteInbox,
+    /// The mailbox was recreated since the snapshot was taken.
+    #[error("UIDVALIDITY changed")]
+    UidValidityChanged,
+    /// A file-system call failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The index failed.
+    #[error("index error: {0}")]
+    Index(String),
+    /// An earlier index write failed; reopen the store.
+    #[error("store needs to be reopened after an index failure")]
+    Poisoned,
+}

@@ -1,0 +1,113 @@
+//! The metadata the store keeps in memory, mirrored by the index.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::names::{MailboxName, UserName};
+use crate::types::{MailboxInfo, MessageMeta, ModSeq, SpecialUse, SystemFlag, Uid};
+
+#[derive(Debug, Default)]
+pub(crate) struct UserEntry {
+    pub mailboxes: BTreeMap<MailboxName, u64>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Msg {
+    pub meta: MessageMeta,
+    /// Whether the file is in `cur/` (else `new/`).
+    pub in_cur: bool,
+    /// The Maildir letters in the file name (when in `cur/`).
+    pub file_flags: String,
+}
+
+impl Msg {
+    /// The file name relative to the mailbox folder.
+    pub fn rel_path(&self) -> String {
+        if self.in_cur {
+            format!("cur/{}:2,{}", self.meta.unique_id, self.file_flags)
+        } else {
+            format!("new/{}", self.meta.unique_id)
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    pub id: u64,
+    pub user: UserName,
+    pub name: MailboxName,
+    pub uid_validity: u32,
+    pub uid_next: Uid,
+    pub highest_modseq: ModSeq,
+    pub special_use: Option<SpecialUse>,
+    pub subscribed: bool,
+    /// Expunges below this MODSEQ were trimmed from the log.
+    pub log_floor: ModSeq,
+    pub messages: BTreeMap<Uid, Msg>,
+    /// Expunge log: MODSEQ of the expunge → UID.
+    pub expunged: BTreeMap<ModSeq, Uid>,
+}
+
+impl Mailbox {
+    pub fn next_modseq(&mut self) -> ModSeq {
+        self.highest_modseq += 1;
+        self.highest_modseq
+    }
+
+    pub fn info(&self) -> MailboxInfo {
+        MailboxInfo {
+            name: self.name.clone(),
+            uid_validity: self.uid_validity,
+            uid_next: self.uid_next,
+            highest_modseq: self.highest_modseq,
+            exists: self.messages.len() as u32,
+            unseen: self
+                .messages
+                .values()
+                .filter(|m| !m.meta.flags.contains(SystemFlag::Seen))
+                .count() as u32,
+            special_use: self.special_use,
+            subscribed: self.subscribed,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Model {
+    pub users: BTreeMap<UserName, UserEntry>,
+    pub mailboxes: HashMap<u64, Mailbox>,
+    pub next_mailbox_id: u64,
+    pub next_uid_validity: u32,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            users: BTreeMap::new(),
+            mailboxes: HashMap::new(),
+            next_mailbox_id: 1,
+            next_uid_validity: 1,
+        }
+    }
+}
+
+impl Model {
+    pub fn insert_mailbox(&mut self, mb: Mailbox) {
+        self.users
+            .entry(mb.user.clone())
+            .or_default()
+            .mailboxes
+            .insert(mb.name.clone(), mb.id);
+        self.mailboxes.insert(mb.id, mb);
+    }
+
+    pub fn mailbox_id(&self, user: &UserName, name: &MailboxName) -> Result<u64, crate::Error> {
+        let u = self
+            .users
+            .get(user)
+            .ok_or_else(|| crate::Error::NoSuchUser(user.to_string()))?;
+        u.mailboxes
+            .get(name)
+            .copied()
+            .ok_or_else(|| crate::Error::NoSuchMailbox(name.to_string()))
+    }
+}

@@ -1,0 +1,1312 @@
+//! The store: operations over the model, the Maildir files and the index.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+
+use crate::Error;
+use crate::fs::{Fs, MemFs, RealFs};
+use crate::index::{self, EXPUNGED, MAILBOXES, MESSAGES, META, USERS};
+use crate::model::{Mailbox, Model, Msg};
+use crate::names::{MailboxName, UserName};
+use crate::types::{
+    Change, FlagOp, Flags, MailboxInfo, MessageMeta, ModSeq, Pop3Snapshot, SpecialUse, StoreResult,
+    Uid, Vanished,
+};
+
+/// Expunge log entries kept per mailbox; older ones are trimmed and
+/// `vanished_since` answers [`Vanished::TooOld`] for them.
+pub const EXPUNGE_LOG_LIMIT: usize = 10_000;
+
+/// Where a new message landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// The mailbox's UIDVALIDITY.
+    pub uid_validity: u32,
+    /// The message's UID.
+    pub uid: Uid,
+}
+
+/// A stream of changes to one mailbox, for IMAP IDLE and friends. It is a
+/// `futures::Stream`; [`ChangeFeed::drain`] takes what is queued without
+/// waiting.
+#[derive(Debug)]
+pub struct ChangeFeed {
+    rx: UnboundedReceiver<Change>,
+}
+
+impl ChangeFeed {
+    /// Changes queued so far, without waiting.
+    pub fn drain(&mut self) -> Vec<Change> {
+        let mut v = Vec::new();
+        while let Ok(c) = self.rx.try_recv() {
+            v.push(c);
+        }
+        v
+    }
+}
+
+impl futures::Stream for ChangeFeed {
+    type Item = Change;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Change>> {
+        std::pin::Pin::new(&mut self.rx).poll_next(cx)
+    }
+}
+
+enum Put {
+    Meta(&'static str, u64),
+    User(String, bool),
+    Mailbox(u64, Option<Vec<u8>>),
+    Msg(u64, Uid, Option<Vec<u8>>),
+    Expunge(u64, ModSeq, Option<Uid>),
+}
+
+/// A delivery waiting for the group commit.
+struct Slot {
+    mailbox: u64,
+    folder: PathBuf,
+    msg: Mutex<Option<Msg>>,
+    result: Mutex<Option<Result<Delivery, Error>>>,
+}
+
+/// Users, mailboxes and messages: Maildir files plus a durable index (or
+/// everything in memory). Cheap to clone; share one per process.
+///
+/// ```
+/// use mailstore::{Store, UserName, MailboxName, Flags};
+/// use std::io::Read;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::open(dir.path()).unwrap();
+/// let alice = UserName::new("alice").unwrap();
+/// store.create_user(&alice).unwrap();
+///
+/// let d = store.deliver(&alice, b"Subject: hi\r\n\r\nHello\r\n", 1_700_000_000).unwrap();
+/// let inbox = MailboxName::inbox();
+/// let list = store.messages(&alice, &inbox).unwrap();
+/// assert_eq!(list[0].uid, d.uid);
+/// let mut body = String::new();
+/// store.open_message(&alice, &inbox, d.uid).unwrap().read_to_string(&mut body).unwrap();
+/// assert_eq!(body, "Subject: hi\r\n\r\nHello\r\n");
+/// // It is a Maildir file other tools can read.
+/// let new = dir.path().join("users/alice/Maildir/new");
+/// assert_eq!(std::fs::read_dir(new).unwrap().count(), 1);
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    fs: Arc<dyn Fs>,
+    root: PathBuf,
+    db: Option<redb::Database>,
+    model: Mutex<Model>,
+    commit: Mutex<()>,
+    pending: Mutex<Vec<Arc<Slot>>>,
+    watchers: Mutex<HashMap<u64, Vec<UnboundedSender<Change>>>>,
+    poisoned: AtomicBool,
+    counter: AtomicU64,
+    seed: u64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.inner.root)
+            .field("durable", &self.inner.db.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn size_crlf(data: &[u8], prev_cr: &mut bool) -> u64 {
+    let mut extra = 0;
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\n' {
+            let cr = if i == 0 {
+                *prev_cr
+            } else {
+                data[i - 1] == b'\r'
+            };
+            if !cr {
+                extra += 1;
+            }
+        }
+    }
+    if let Some(&last) = data.last() {
+        *prev_cr = last == b'\r';
+    }
+    extra
+}
+
+impl Store {
+    /// Opens (or creates) a store on disk under `root`: Maildir folders in
+    /// `root/users/NAME/Maildir` and the index in `root/index.redb`.
+    pub fn open(root: impl AsRef<Path>) -> Result<Store, Error> {
+        Self::open_with_fs(root, Arc::new(RealFs))
+    }
+
+    /// [`Store::open`] with a file-system implementation of the caller's
+    /// (tests use one that records calls and crashes between them).
+    pub fn open_with_fs(root: impl AsRef<Path>, fs: Arc<dyn Fs>) -> Result<Store, Error> {
+        let root = root.as_ref().to_owned();
+        std::fs::create_dir_all(&root)?;
+        let path = root.join("index.redb");
+        let db = if path.exists() {
+            redb::Database::open(&path)?
+        } else {
+            let db = redb::Database::create(&path)?;
+            index::init(&db)?;
+            db
+        };
+        let model = index::load(&db)?;
+        let store = Store::build(fs, root, Some(db), model);
+        store.reconcile()?;
+        Ok(store)
+    }
+
+    /// A store that keeps everything in memory (tests, simulations).
+    pub fn in_memory() -> Store {
+        Store::build(
+            Arc::new(MemFs::default()),
+            PathBuf::from("/mem"),
+            None,
+            Model::default(),
+        )
+    }
+
+    fn build(fs: Arc<dyn Fs>, root: PathBuf, db: Option<redb::Database>, model: Model) -> Store {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()) << 32;
+        Store {
+            inner: Arc::new(Inner {
+                fs,
+                root,
+                db,
+                model: Mutex::new(model),
+                commit: Mutex::new(()),
+                pending: Mutex::new(Vec::new()),
+                watchers: Mutex::new(HashMap::new()),
+                poisoned: AtomicBool::new(false),
+                counter: AtomicU64::new(0),
+                seed,
+            }),
+        }
+    }
+
+    fn folder(&self, user: &UserName, name: &MailboxName) -> PathBuf {
+        self.inner
+            .root
+            .join("users")
+            .join(user.as_str())
+            .join("Maildir")
+            .join(name.folder())
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.inner.poisoned.load(Ordering::SeqCst) {
+            Err(Error::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Applies index changes in one transaction. A failure here leaves the
+    /// in-memory model ahead of the index, so the store refuses further
+    /// work until reopened.
+    fn write_index(&self, puts: Vec<Put>) -> Result<(), Error> {
+        let r = self.write_index_inner(puts);
+        if r.is_err() {
+            self.inner.poisoned.store(true, Ordering::SeqCst);
+        }
+        r
+    }
+
+    fn write_index_inner(&self, puts: Vec<Put>) -> Result<(), Error> {
+        self.inner.fs.barrier("index commit")?;
+        let Some(db) = &self.inner.db else {
+            return Ok(());
+        };
+        let tx = db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let mut users = tx.open_table(USERS)?;
+            let mut mailboxes = tx.open_table(MAILBOXES)?;
+            let mut messages = tx.open_table(MESSAGES)?;
+            let mut expunged = tx.open_table(EXPUNGED)?;
+            for p in puts {
+                match p {
+                    Put::Meta(k, v) => {
+                        meta.insert(k, v)?;
+                    }
+                    Put::User(u, true) => {
+                        users.insert(u.as_str(), 1)?;
+                    }
+                    Put::User(u, false) => {
+                        users.remove(u.as_str())?;
+                    }
+                    Put::Mailbox(id, Some(v)) => {
+                        mailboxes.insert(id, v.as_slice())?;
+                    }
+                    Put::Mailbox(id, None) => {
+                        mailboxes.remove(id)?;
+                        messages.retain_in((id, 0)..=(id, u32::MAX), |_, _| false)?;
+                        expunged.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+                    }
+                    Put::Msg(id, uid, Some(v)) => {
+                        messages.insert((id, uid), v.as_slice())?;
+                    }
+                    Put::Msg(id, uid, None) => {
+                        messages.remove((id, uid))?;
+                    }
+                    Put::Expunge(id, m, Some(uid)) => {
+                        expunged.insert((id, m), uid)?;
+                    }
+                    Put::Expunge(id, m, None) => {
+                        expunged.remove((id, m))?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn notify(&self, mailbox: u64, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut w = lock(&self.inner.watchers);
+        if let Some(list) = w.get_mut(&mailbox) {
+            list.retain(|tx| changes.iter().all(|c| tx.unbounded_send(c.clone()).is_ok()));
+        }
+    }
+
+    fn new_unique_id(&self, date: i64) -> String {
+        let n = self.inner.counter.fetch_add(1, Ordering::SeqCst);
+        format!(
+            "{}.M{}P{}R{:x}.mailkit",
+            date.max(0),
+            n,
+            std::process::id(),
+            self.inner.seed & 0xffff_ffff
+        )
+    }
+
+    // ------------------------------------------------------------ users
+
+    /// Creates a user with INBOX and the SPECIAL-USE mailboxes (Sent,
+    /// Drafts, Trash, Junk, Archive), all subscribed.
+    pub fn create_user(&self, user: &UserName) -> Result<(), Error> {
+        self.check()?;
+        let _c = lock(&self.inner.commit);
+        if lock(&self.inner.model).users.contains_key(user) {
+            return Err(Error::UserExists(user.to_string()));
+        }
+        let mut boxes = vec![(MailboxName::inbox(), None)];
+        for (role, name) in SpecialUse::DEFAULTS {
+            boxes.push((MailboxName::new(name)?, Some(role)));
+        }
+        for (name, _) in &boxes {
+            self.make_dirs(&self.folder(user, name))?;
+        }
+        let mut model = lock(&self.inner.model);
+        model.users.entry(user.clone()).or_default();
+        let mut puts = vec![Put::User(user.to_string(), true)];
+        for (name, role) in boxes {
+            let mb = new_mailbox(&mut model, user, name, role);
+            puts.push(Put::Mailbox(mb.id, Some(index::encode_mailbox(&mb))));
+            model.insert_mailbox(mb);
+        }
+        puts.push(Put::Meta("next_mailbox_id", model.next_mailbox_id));
+        puts.push(Put::Meta(
+            "next_uid_validity",
+            u64::from(model.next_uid_validity),
+        ));
+        self.write_index(puts)
+    }
+
+    /// Deletes a user and all their mail.
+    pub fn delete_user(&self, user: &UserName) -> Result<(), Error> {
+        self.check()?;
+        let _c = lock(&self.inner.commit);
+        let mut model = lock(&self.inner.model);
+        let entry = model
+            .users
+            .remove(user)
+            .ok_or_else(|| Error::NoSuchUser(user.to_string()))?;
+        let mut puts = vec![Put::User(user.to_string(), false)];
+        for id in entry.mailboxes.values() {
+            model.mailboxes.remove(id);
+            puts.push(Put::Mailbox(*id, None));
+            self.notify(*id, vec![Change::Gone]);
+        }
+        drop(model);
+        self.write_index(puts)?;
+        self.inner
+            .fs
+            .remove_dir_all(&self.inner.root.join("users").join(user.as_str()))?;
+        Ok(())
+    }
+
+    /// All users.
+    pub fn users(&self) -> Vec<UserName> {
+        lock(&self.inner.model).users.keys().cloned().collect()
+    }
+
+    /// Whether the user exists.
+    pub fn has_user(&self, user: &UserName) -> bool {
+        lock(&self.inner.model).users.contains_key(user)
+    }
+
+    /// Octets stored for the user, over all mailboxes.
+    pub fn quota_usage(&self, user: &UserName) -> Result<u64, Error> {
+        let model = lock(&self.inner.model);
+        let entry = model
+            .users
+            .get(user)
+            .ok_or_else(|| Error::NoSuchUser(user.to_string()))?;
+        Ok(entry
+            .mailboxes
+            .values()
+            .filter_map(|id| model.mailboxes.get(id))
+            .flat_map(|mb| mb.messages.values())
+            .map(|m| m.meta.size)
+            .sum())
+    }
+
+    // -------------------------------------------------------- mailboxes
+
+    fn make_dirs(&self, folder: &Path) -> Result<(), Error> {
+        for sub in ["tmp", "new", "cur"] {
+            self.inner.fs.create_dir_all(&folder.join(sub))?;
+        }
+        Ok(())
+    }
+
+    /// Creates a mailbox.
+    pub fn create_mailbox(
+        &self,
+        user: &UserName,
+        name: &MailboxName,
+    ) -> Result<MailboxInfo, Error> {
+        self.check()?;
+        let _c = lock(&self.inner.commit);
+        {
+            let model = lock(&self.inner.model);
+            let entry = model
+                .users
+                .get(user)
+                .ok_or_else(|| Error::NoSuchUser(user.to_string()))?;
+            if entry.mailboxes.contains_key(name) {
+                return Err(Error::MailboxExists(name.to_string()));
+            }
+        }
+        self.make_dirs(&self.folder(user, name))?;
+        let mut model = lock(&self.inner.model);
+        let mb = new_mailbox(&mut model, user, name.clone(), None);
+        let info = mb.info();
+        let puts = vec![
+            Put::Mailbox(mb.id, Some(index::encode_mailbox(&mb))),
+            Put::Meta("next_mailbox_id", model.next_mailbox_id),
+            Put::Meta("next_uid_validity", u64::from(model.next_uid_validity)),
+        ];
+        model.insert_mailbox(mb);
+        drop(model);
+        self.write_index(puts)?;
+        Ok(info)
+    }
+
+    /// Deletes a mailbox and its messages (not its children). The inbox
+    /// cannot be deleted.
+    pub fn delete_mailbox(&self, user: &UserName, name: &MailboxName) -> Result<(), Error> {
+        self.check()?;
+        if name.is_inbox() {
+            return Err(Error::CannotDeleteInbox);
+        }
+        let _c = lock(&self.inner.commit);
+        let mut model = lock(&self.inner.model);
+        let id = model.mailbox_id(user, name)?;
+        model.mailboxes.remove(&id);
+        if let Some(u) = model.users.get_mut(user) {
+            u.mailboxes.remove(name);
+        }
+        drop(model);
+        self.write_index(vec![Put::Mailbox(id, None)])?;
+        self.notify(id, vec![Change::Gone]);
+        lock(&self.inner.watchers).remove(&id);
+        self.inner.fs.remove_dir_all(&self.folder(user, name))?;
+        Ok(())
+    }
+
+    /// Renames a mailbox and everything below it, keeping UIDVALIDITY.
+    /// Renaming the inbox moves its messages to a new mailbox and leaves
+    /// the inbox empty (RFC 3501 §6.3.5).
+    pub fn rename_mailbox(
+        &self,
+        user: &UserName,
+        from: &MailboxName,
+        to: &MailboxName,
+    ) -> Result<(), Error> {
+        self.check()?;
+        if from.is_inbox() {
+            self.create_mailbox(user, to)?;
+            let uids: Vec<Uid> = self.messages(user, from)?.iter().map(|m| m.uid).collect();
+            self.move_messages(user, from, &uids, to)?;
+            return Ok(());
+        }
+        let _c = lock(&self.inner.commit);
+        let mut model = lock(&self.inner.model);
+        model.mailbox_id(user, from)?;
+        let entry = model
+            .users
+            .get(user)
+            .ok_or_else(|| Error::NoSuchUser(user.to_string()))?;
+        if entry.mailboxes.contains_key(to) {
+            return Err(Error::MailboxExists(to.to_string()));
+        }
+        if to.is_within(from) {
+            return Err(Error::InvalidName(format!(
+                "cannot rename {from} into itself"
+            )));
+        }
+        let moving: Vec<(MailboxName, u64)> = entry
+            .mailboxes
+            .iter()
+            .filter(|(n, _)| n.is_within(from))
+            .map(|(n, id)| (n.clone(), *id))
+            .collect();
+        let mut renames = Vec::new();
+        for (old, id) in &moving {
+            let suffix = &old.as_str()[from.as_str().len()..];
+            let new = MailboxName::new(&format!("{to}{suffix}"))?;
+            renames.push((old.clone(), new, *id));
+        }
+        for (old, new, _) in &renames {
+            let (a, b) = (self.folder(user, old), self.folder(user, new));
+            self.inner.fs.rename(&a, &b)?;
+        }
+        self.inner
+            .fs
+            .sync_dir(&self.folder(user, &MailboxName::inbox()))?;
+        let mut puts = Vec::new();
+        for (old, new, id) in renames {
+            if let Some(u) = model.users.get_mut(user) {
+                u.mailboxes.remove(&old);
+                u.mailboxes.insert(new.clone(), id);
+            }
+            if let Some(mb) = model.mailboxes.get_mut(&id) {
+                mb.name = new;
+                puts.push(Put::Mailbox(id, Some(index::encode_mailbox(mb))));
+            }
+            self.notify(id, vec![Change::Gone]);
+        }
+        drop(model);
+        self.write_index(puts)
+    }
+
+    /// Subscribes to or unsubscribes from a mailbox.
+    pub fn subscribe(&self, user: &UserName, name: &MailboxName, on: bool) -> Result<(), Error> {
+        self.check()?;
+        let _c = lock(&self.inner.commit);
+        let mut model = lock(&self.inner.model);
+        let id = model.mailbox_id(user, name)?;
+        let mb = model
+            .mailboxes
+            .get_mut(&id)
+            .ok_or(Error::NoSuchMailbox(name.to_string()))?;
+        mb.subscribed = on;
+        let put = Put::Mailbox(id, Some(index::encode_mailbox(mb)));
+        drop(model);
+        self.write_index(vec![put])
+    }
+
+    /// The user's mailboxes, sorted by name.
+    pub fn mailboxes(&self, user: &UserName) -> Result<Vec<MailboxInfo>, Error> {
+        let model = lock(&self.inner.model);
+        let entry = model
+            .users
+            .get(user)
+            .ok_or_else(|| Error::NoSuchUser(user.to_string()))?;
+        Ok(entry
+            .mailboxes
+            .values()
+            .filter_map(|id| model.mailboxes.get(id))
+            .map(Mailbox::info)
+            .collect())
+    }
+
+    /// One mailbox's counters.
+    pub fn mailbox(&self, user: &UserName, name: &MailboxName) -> Result<MailboxInfo, Error> {
+        let model = lock(&self.inner.model);
+        let id = model.mailbox_id(user, name)?;
+        Ok(model.mailboxes[&id].info())
+    }
+
+    /// Watches a mailbox for changes made after this call.
+    pub fn watch(&self, user: &UserName, name: &MailboxName) -> Result<ChangeFeed, Error> {
+        let model = lock(&self.inner.model);
+        let id = model.mailbox_id(user, name)?;
+        let (tx, rx) = unbounded();
+        lock(&self.inner.watchers).entry(id).or_default().push(tx);
+        Ok(ChangeFeed { rx })
+    }
+
+    // --------------------------------------------------------- messages
+
+    /// Delivers a message to a user's inbox, durably: when this returns
+    /// `Ok`, the message file and its index entry are on disk.
+    pub fn deliver(
+        &self,
+        user: &UserName,
+        message: &[u8],
+        internal_date: i64,
+    ) -> Result<Delivery, Error> {
+        self.append(
+            user,
+            &MailboxName::inbox(),
+            &mut &message[..],
+            internal_date,
+            &Flags::new(),
+        )
+    }
+
+    /// Delivers one message to several users: atomic per user, and each
+    /// user's result on its own.
+    pub fn deliver_many(
+        &self,
+        users: &[UserName],
+        message: &[u8],
+        internal_date: i64,
+    ) -> Vec<Result<Delivery, Error>> {
+        users
+            .iter()
+            .map(|u| self.deliver(u, message, internal_date))
+            .collect()
+    }
+
+    /// Appends a message read from `message` (streamed to disk, never
+    /// whole in memory) to a mailbox, with flags. Durable when it returns.
+    /// Concurrent appends share the directory fsync and the index commit
+    /// (group commit).
+    pub fn append(
+        &self,
+        user: &UserName,
+        name: &MailboxName,
+        message: &mut dyn Read,
+        internal_date: i64,
+        flags: &Flags,
+    ) -> Result<Delivery, Error> {
+        self.check()?;
+        let mailbox = lock(&self.inner.model).mailbox_id(user, name)?;
+        let folder = self.folder(user, name);
+        let unique_id = self.new_unique_id(internal_date);
+        let tmp = folder.join("tmp").join(&unique_id);
+        let (size, size_crlf) = match self.write_file(&tmp, message) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.inner.fs.remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let letters = flags.maildir_letters();
+        let msg = Msg {
+            meta: MessageMeta {
+                uid: 0,
+                modseq: 0,
+                internal_date,
+                size,
+                size_crlf,
+                flags: flags.clone(),
+                unique_id,
+            },
+            in_cur: !letters.is_empty(),
+            file_flags: letters,
+        };
+        let target = folder.join(msg.rel_path());
+        self.inner.fs.rename(&tmp, &target)?;
+        let slot = Arc::new(Slot {
+            mailbox,
+            folder,
+            msg: Mutex::new(Some(msg)),
+            result: Mutex::new(None),
+        });
+        lock(&self.inner.pending).push(slot.clone());
+        let _c = lock(&self.inner.commit);
+        if let Some(r) = lock(&slot.result).take() {
+            return r;
+        }
+        self.group_commit();
+        lock(&slot.result)
+            .take()
+            .unwrap_or_else(|| Err(Error::Index("delivery lost in group commit".into())))
+    }
+
+    fn write_file(&self, path: &Path, message: &mut dyn Read) -> Result<(u64, u64), Error> {
+        let mut file = self.inner.fs.create_new(path)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut size, mut extra, mut prev_cr) = (0u64, 0u64, false);
+        loop {
+            let n = match message.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            file.write_all(&buf[..n])?;
+            size += n as u64;
+            extra += size_crlf(&buf[..n], &mut prev_cr);
+        }
+        file.sync_all()?;
+        Ok((size, size + extra))
+    }
+
+    /// Commits every queued delivery: one fsync per directory, one index
+    /// transaction. Called with the commit lock held.
+    fn group_commit(&self) {
+        let batch: Vec<Arc<Slot>> = std::mem::take(&mut *lock(&self.inner.pending));
+        if batch.is_empty() {
+            return;
+        }
+        let mut dirs: Vec<PathBuf> = batch
+            .iter()
+            .flat_map(|s| [s.folder.join("new"), s.folder.join("cur")])
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        for d in &dirs {
+            if let Err(e) = self.inner.fs.sync_dir(d) {
+                let msg = e.to_string();
+                for s in &batch {
+                    *lock(&s.result) = Some(Err(Error::Io(io::Error::other(msg.clone()))));
+                }
+                return;
+            }
+        }
+        let mut model = lock(&self.inner.model);
+        let mut puts = Vec::new();
+        let mut changes: Vec<(u64, Change)> = Vec::new();
+        let mut results = Vec::new();
+        for s in &batch {
+            let Some(mut msg) = lock(&s.msg).take() else {
+                continue;
+            };
+            let Some(mb) = model.mailboxes.get_mut(&s.mailbox) else {
+                results.push((s.clone(), Err(Error::NoSuchMailbox(String::new()))));
+                continue;
+            };
+            msg.meta.uid = mb.uid_next;
+            mb.uid_next += 1;
+            msg.meta.modseq = mb.next_modseq();
+            puts.push(Put::Msg(mb.id, msg.meta.uid, Some(index::encode_msg(&msg))));
+            puts.push(Put::Mailbox(mb.id, Some(index::encode_mailbox(mb))));
+            changes.push((
+                mb.id,
+                Change::Appended {
+                    uid: msg.meta.uid,
+                    modseq: msg.meta.modseq,
+                },
+            ));
+            results.push((
+                s.clone(),
+                Ok(Delivery {
+                    uid_validity: mb.uid_validity,
+                    uid: msg.meta.uid,
+                }),
+            ));
+            mb.messages.insert(msg.meta.uid, msg);
+        }
+        drop(model);
+        match self.write_index(puts) {
+            Ok(()) => {
+                for (s, r) in results {
+                    *lock(&s.result) = Some(r);
+                }
+                for (id, c) in changes {
+                    self.notify(id, vec![c]);
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for (s, _) in results {
+                    *lock(&s.result) = Some(Err(Error::Index(msg.clone())));
+                }
+            }
+        }
+    }
+
+    /// The messages of a mailbox, by UID.
+    pub fn messages(&self, user: &UserName, name: &MailboxName) -> Result<Vec<MessageMeta>, Error> {
+        let model = lock(&self.inner.model);
+        let id = model.mailbox_id(user, name)?;
+        Ok(model.mailboxes[&id]
+            .messages
+            .values()
+            .map(|m| m.meta.clone())
+            .collect())
+    }
+
+    /// Opens a message's bytes, streamed from its file.
+    pub fn open_message(
+        &self,
+        user: &UserName,
+        name: &MailboxName,
+        uid: Uid,
+    ) -> Result<Box<dyn Read + Send>, Error> {
+        let (path, unique) = {
+            let model = lock(&self.inner.model);
+            let id = model.mailbox_id(user, name)?;
+            let msg = model.mailboxes[&id]
+                .messages
+                .get(&uid)
+                .ok_or(Error::NoSuchMessage(uid))?;
+            (
+                self.folder(user, name).join(msg.rel_path()),
+                msg.meta.unique_id.clone(),
+            )
+        };
+        match self.inner.fs.open(&path) {
+            Ok(r) => Ok(r),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Renamed by another tool: look for it by its unique id.
+                let folder = self.folder(user, name);
+                let found = self
+                    .find_file(&folder, &unique)?
+                    .ok_or(Error::NoSuchMessage(uid))?;
+                Ok(self.inner.fs.open(&folder.join(found))?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn find_file(&self, folder: &Path, unique: &str) -> Result<Option<String>, Error> {
+        for sub in ["new", "cur"] {
+            for f in self.inner.fs.read_dir(&folder.join(sub))? {
+                if f == unique || f.starts_with(&format!("{unique}:")) {
+                    return Ok(Some(format!("{sub}/{f}")));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Changes flags (IMAP STORE). With `unchanged_since` (CONDSTORE),
+    /// messages changed after that MODSEQ are left alone and reported in
+    /// [`StoreResult::modified`]. Messages whose flags do not change keep
+    /// their MODSEQ.
+    pub fn store_flags(
+        &self,
+        user: &UserName,
+        name: &MailboxName,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<StoreResult, Error> {
+        self.check()?;
+        let _c = lock(&self.inner.commit);
+        let folder = self.folder(user, name);
+        let mut model = lock(&self.inner.model);
+        let id = model.mailbox_id(user, name)?;
+        let mb = model
+            .mailboxes
+            .get_mut(&id)
+            .ok_or(Error::NoSuchMailbox(name.to_string()))?;
+        let mut result = StoreResult::default();
+        let mut plan = Vec::new();
+        for uid in uids {
+            let Some(msg) = mb.messages.get(uid) else {
+                continue;
+            };
+            if unchanged_since.is_some_and(|s| msg.meta.modseq > s) {
+                result.modified.push(*uid);
+                continue;
+            }
+            let mut new = msg.meta.flags.clone();
+            if new.apply(op, flags) {
+                plan.push((*uid, new));
+            }
+        }
+        // Files first: rename to the new Maildir info letters.
+        let mut renamed = Vec::new();
+        for (uid, new) in &plan {
+            let msg = &mb.messages[uid];
+            let letters = new.maildir_letters();
+            if msg.in_cur && msg.file_flags == letters {
+                renamed.push((*uid, true, letters));
+                continue;
+            }
+            let from = folder.join(msg.rel_path());
+            let to = folder.join(format!("cur/{}:2,{}", msg.meta.unique_id, letters));
+            match self.inner.fs.rename(&from, &to) {
+                Ok(()) => renamed.push((*uid, true, letters)),
+                // The index stays the source of truth if a tool moved it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    renamed.push((*uid, msg.in_cur, msg.file_flags.clone()))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut puts = Vec::new();
+        let mut changes = Vec::new();
+        for ((uid, new), (_, in_cur, letters)) in plan.into_iter().zip(renamed) {
+            let modseq = mb.next_modseq();
+            let Some(msg) = mb.messages.get_mut(&uid) else {
+                continue;
+            };
+            msg.meta.flags = new.clone();
+            msg.meta.modseq = modseq;
+            msg.in_cur = in_cur;
+            msg.file_flags = letters;
+            puts.push(Put::Msg(id, uid, Some(index::encode_msg(msg))));
+            result.changed.push((uid, modseq));
+            changes.push(Change::Flags {
+                uid,
+                modseq,
+                flags: new,
+            });
+        }
+        if !puts.is_empty() {
+            puts.push(Put::Mailbox(id, Some(index::encode_mailbox(mb))));
+        }
+        drop(model);
+        if !puts.is_empty() {
+            self.write_index(puts)?;
+        }
+        self.notify(id, changes);
+        Ok(result)
+    }
+
+    /// Removes messages flagged `\Deleted` (only those in `uids`, if
+    /// given: UID EXPUNGE). Returns the expunged UIDs.
+    pub fn expunge(
+        &self,
+        user: &UserName,
+        name: &MailboxName,
+        uids: Option<&[Uid]>,
+    ) -> Result<Vec<Uid>, Error> {
+        self.check()?;
+        let _c = lock(&self.inner.commit);
+        let folder = self.folder(user, name);
+        let mut model = lock(&self.inner.model);
+        let id = model.mailbox_id(user, name)?;
+        let mb = model
+            .mailboxes
+            .get_mut(&id)
+            .ok_or(Error::NoSuchMailbox(name.to_string()))?;
+        let wanted: Option<BTreeSet<Uid>> = uids.map(|u| u.iter().copied().collect());
+        let doomed: Vec<Uid> = mb
+            .messages
+            .values()
+            .filter(|m| m.meta.flags.contains(crate::SystemFlag::Deleted))
+            .filter(|m| wanted.as_ref().is_none_or(|w| w.contains(&m.meta.uid)))
+            .map(|m| m.meta.uid)
+            .collect();
+        self.remove_messages(&folder, id, &doomed, model)
+    }
+
+    /// Removes `uids` from mailbox `id`: files first (so a crash cannot bring an
+    /// expunged message back), then the index.
+    fn remove_messages(
+        &self,
+        folder: &Path,
+        id: u64,
+        uids: &[Uid],
+        mut model: MutexGuard<'_, Model>,
+    ) -> Result<Vec<Uid>, Error> {
+        let mb = model
+            .mailboxes
+            .get_mut(&id)
+            .ok_or_else(|| Error::NoSuchMailbox(String::new()))?;
+        for uid in uids {
+            let path = folder.join(mb.messages[uid].rel_path());
+            match self.inner.fs.remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        let mut puts = Vec::new();
+        let mut changes = Vec::new();
+        for uid in uids {
+            mb.messages.remove(uid);
+            let modseq = mb.next_modseq();
+            mb.expunged.insert(modseq, *uid);
+            puts.push(Put::Msg(id, *uid, None));
+            puts.push(Put::Expunge(id, modseq, Some(*uid)));
+            changes.push(Change::Expunged { uid: *uid, modseq });
+        }
+        while mb.expunged.len() > EXPUNGE_LOG_LIMIT {
+            if let Some((m, _)) = mb.expunged.pop_first() {
+                mb.log_floor = m;
+                puts.push(Put::Expunge(id, m, None));
+            }
+        }
+        if !puts.is_empty() {
+            puts.push(Put::Mailbox(id, Some(index::encode_mailbox(mb))));
+        }
+        drop(model);
+        if !puts.is_empty() {
+            self.write_index(puts)?;
+        }
+        self.notify(id, changes);
+        Ok(uids.to_vec())
+    }
+
+    /// UIDs expunged after `since` (QRESYNC), or [`Vanished::TooOld`] when
+    /// the log was trimmed past it.
+    pub fn vanished_since(
+        &self,
+        user: &UserName,
+        name: &MailboxName,
+        since: ModSeq,
+    ) -> Result<Vanished, Error> {
+        let model = lock(&self.inner.model);
+        let id = model.mailbox_id(user, name)?;
+        let mb = &model.mailboxes[&id];
+        if since < mb.log_floor {
+            return Ok(Vanished::TooOld);
+        }
+        let mut v: Vec<Uid> = mb.expunged.range(since + 1..).map(|(_, u)| *u).collect();
+        v.sort_unstable();
+        Ok(Vanished::Uids(v))
+    }
+
+    /// Copies messages to another mailbox. Returns (source UID, new UID)
+    /// pairs (for COPYUID) and the target's UIDVALIDITY.
+    pub fn copy_messages(
+        &self,
+        user: &UserName,
+        from: &MailboxName,
+        uids: &[Uid],
+        to: &MailboxName,
+    ) -> Result<(u32, Vec<(Uid, Uid)>), Error> {
+        self.check()?;
+        let _c = lock(&self.inner.commit);
+        let (src_folder, dst_folder) = (self.folder(user, from), self.folder(user, to));
+        let (src, dst, sources) = {
+            let model = lock(&self.inner.model);
+            let src = model.mailbox_id(user, from)?;
+            let dst = model.mailbox_id(user, to)?;
+            let sources: Vec<(Uid, PathBuf, MessageMeta)> = uids
+                .iter()
+                .filter_map(|u| model.mailboxes[&src].messages.get(u))
+                .map(|m| (m.meta.uid, src_folder.join(m.rel_path()), m.meta.clone()))
+                .collect();
+            (src, dst, sources)
+        };
+        let _ = src;
+        let mut copies = Vec::new();
+        for (uid, path, meta) in sources {
+            let unique_id = self.new_unique_id(meta.internal_date);
+            let tmp = dst_folder.join("tmp").join(&unique_id);
+            let mut reader = self.inner.fs.open(&path)?;
+            self.write_file(&tmp, &mut reader)?;
+            let letters = meta.flags.maildir_letters();
+            let msg = Msg {
+                meta: MessageMeta { unique_id, ..meta },
+                in_cur: !letters.is_empty(),
+                file_flags: letters,
+            };
+            self.inner
+                .fs
+                .rename(&tmp, &dst_folder.join(msg.rel_path()))?;
+            copies.push((uid, msg));
+        }
+        self.inner.fs.sync_dir(&dst_folder.join("new"))?;
+        self.inner.fs.sync_dir(&dst_folder.join("cur"))?;
+        let mut model = lock(&self.inner.model);
+        let mb = model
+            .mailboxes
+            .get_mut(&dst)
+            .ok_or(Error::NoSuchMailbox(to.to_string()))?;
+        let (pairs, puts, changes) = add_messages(mb, copies);
+        let validity = mb.uid_validity;
+        drop(model);
+        self.write_index(puts)?;
+        self.notify(dst, changes);
+        Ok((validity, pairs))
+    }
+
+    /// Moves messages to another mailbox (RFC 6851): their files are
+    /// renamed, the source expunges them. Returns like `copy_messages`.
+    pub fn move_messages(
+        &self,
+        user: &UserName,
+        from: &MailboxName,
+        uids: &[Uid],
+        to: &MailboxName,
+    ) -> Result<(u32, Vec<(Uid, Uid)>), Error> {
+        self.check()?;
+        let _c = lock(&self.inner.commit);
+        let (src_folder, dst_folder) = (self.folder(user, from), self.folder(user, to));
+        let mut model = lock(&self.inner.model);
+        let src = model.mailbox_id(user, from)?;
+        let dst = model.mailbox_id(user, to)?;
+        if src == dst {
+            return Ok((model.mailboxes[&src].uid_validity, Vec::new()));
+        }
+        let moving: Vec<Uid> = uids
+            .iter()
+            .copied()
+            .filter(|u| model.mailboxes[&src].messages.contains_key(u))
+            .collect();
+        for uid in &moving {
+            let m = &model.mailboxes[&src].messages[uid];
+            self.inner.fs.rename(
+                &src_folder.join(m.rel_path()),
+                &dst_folder.join(m.rel_path()),
+            )?;
+        }
+        for f in [&src_folder, &dst_folder] {
+            self.inner.fs.sync_dir(&f.join("new"))?;
+            self.inner.fs.sync_dir(&f.join("cur"))?;
+        }
+        let mut taken = Vec::new();
+        let mut puts = Vec::new();
+        let mut src_changes = Vec::new();
+        {
+            let mb = model
+                .mailboxes
+                .get_mut(&src)
+                .ok_or(Error::NoSuchMailbox(from.to_string()))?;
+            for uid in &moving {
+                if let Some(m) = mb.messages.remove(uid) {
+                    let modseq = mb.next_modseq();
+                    mb.expunged.insert(modseq, *uid);
+                    puts.push(Put::Msg(src, *uid, None));
+                    puts.push(Put::Expunge(src, modseq, Some(*uid)));
+                    src_changes.push(Change::Expunged { uid: *uid, modseq });
+                    taken.push((*uid, m));
+                }
+            }
+            puts.push(Put::Mailbox(src, Some(index::encode_mailbox(mb))));
+        }
+        let mb = model
+            .mailboxes
+            .get_mut(&dst)
+            .ok_or(Error::NoSuchMailbox(to.to_string()))?;
+        let (pairs, more, changes) = add_messages(mb, taken);
+        let validity = mb.uid_validity;
+        puts.extend(more);
+        drop(model);
+        self.write_index(puts)?;
+        self.notify(src, src_changes);
+        self.notify(dst, changes);
+        Ok((validity, pairs))
+    }
+
+    // ------------------------------------------------------------- POP3
+
+    /// A POP3 maildrop: the inbox as it is now. Other deliveries and
+    /// changes after this do not show in it.
+    pub fn pop3_snapshot(&self, user: &UserName) -> Result<Pop3Snapshot, Error> {
+        let model = lock(&self.inner.model);
+        let id = model.mailbox_id(user, &MailboxName::inbox())?;
+        let mb = &model.mailboxes[&id];
+        Ok(Pop3Snapshot {
+            user: user.clone(),
+            uid_validity: mb.uid_validity,
+            messages: mb
+                .messages
+                .values()
+                .map(|m| (m.meta.uid, m.meta.size_crlf, m.meta.unique_id.clone()))
+                .collect(),
+        })
+    }
+
+    /// Applies a POP3 session's deletions (at QUIT): the listed messages
+    /// are expunged if they are still there. Returns those expunged.
+    pub fn pop3_commit(&self, snapshot: &Pop3Snapshot, deleted: &[Uid]) -> Result<Vec<Uid>, Error> {
+        self.check()?;
+        let _c = lock(&self.inner.commit);
+        let inbox = MailboxName::inbox();
+        let folder = self.folder(&snapshot.user, &inbox);
+        let mut model = lock(&self.inner.model);
+        let id = model.mailbox_id(&snapshot.user, &inbox)?;
+        let mb = model
+            .mailboxes
+            .get_mut(&id)
+            .ok_or(Error::NoSuchMailbox(inbox.to_string()))?;
+        if mb.uid_validity != snapshot.uid_validity {
+            return Err(Error::UidValidityChanged);
+        }
+        let doomed: Vec<Uid> = deleted
+            .iter()
+            .copied()
+            .filter(|u| mb.messages.contains_key(u))
+            .collect();
+        self.remove_messages(&folder, id, &doomed, model)
+    }
+
+    // -------------------------------------------------------- recovery
+
+    /// After opening: forget half-written files in `tmp/`, drop index
+    /// entries whose file is gone (an expunge that crashed after removing
+    /// the file), adopt files the index does not know (a delivery or move
+    /// that crashed before its index commit).
+    fn reconcile(&self) -> Result<(), Error> {
+        let _c = lock(&self.inner.commit);
+        let mut model = lock(&self.inner.model);
+        let ids: Vec<u64> = model.mailboxes.keys().copied().collect();
+        let mut puts = Vec::new();
+        for id in ids {
+            let Some(mb) = model.mailboxes.get_mut(&id) else {
+                continue;
+            };
+            let folder = self.folder(&mb.user, &mb.name);
+            self.make_dirs(&folder)?;
+            for f in self.inner.fs.read_dir(&folder.join("tmp"))? {
+                let _ = self.inner.fs.remove_file(&folder.join("tmp").join(f));
+            }
+            let mut on_disk: HashMap<String, (bool, String)> = HashMap::new();
+            for (sub, cur) in [("new", false), ("cur", true)] {
+                for f in self.inner.fs.read_dir(&folder.join(sub))? {
+                    let (unique, letters) = match f.split_once(":2,") {
+                        Some((u, l)) => (u.to_owned(), l.to_owned()),
+                        None => (f.split(':').next().unwrap_or(&f).to_owned(), String::new()),
+                    };
+                    on_disk.insert(unique, (cur, letters));
+                }
+            }
+            let mut changed = false;
+            let missing: Vec<Uid> = mb
+                .messages
+                .values()
+                .filter(|m| !on_disk.contains_key(&m.meta.unique_id))
+                .map(|m| m.meta.uid)
+                .collect();
+            for uid in missing {
+                mb.messages.remove(&uid);
+                let modseq = mb.next_modseq();
+                mb.expunged.insert(modseq, uid);
+                puts.push(Put::Msg(id, uid, None));
+                puts.push(Put::Expunge(id, modseq, Some(uid)));
+                changed = true;
+            }
+            let known: BTreeSet<String> = mb
+                .messages
+                .values()
+                .map(|m| m.meta.unique_id.clone())
+                .collect();
+            let mut adopt: Vec<(String, bool, String)> = on_disk
+                .into_iter()
+                .filter(|(u, _)| !known.contains(u))
+                .map(|(u, (c, l))| (u, c, l))
+                .collect();
+            adopt.sort();
+            for (unique, in_cur, letters) in adopt {
+                let rel = if in_cur {
+                    format!("cur/{unique}:2,{letters}")
+                } else {
+                    format!("new/{unique}")
+                };
+                let mut reader = self.inner.fs.open(&folder.join(&rel))?;
+                let (mut size, mut extra, mut prev_cr) = (0u64, 0u64, false);
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = reader.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    size += n as u64;
+                    extra += size_crlf(&buf[..n], &mut prev_cr);
+                }
+                let date = unique
+                    .split('.')
+                    .next()
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(0);
+                let uid = mb.uid_next;
+                mb.uid_next += 1;
+                let modseq = mb.next_modseq();
+                let msg = Msg {
+                    meta: MessageMeta {
+                        uid,
+                        modseq,
+                        internal_date: date,
+                        size,
+                        size_crlf: size + extra,
+                        flags: Flags::from_maildir_letters(&letters),
+                        unique_id: unique,
+                    },
+                    in_cur,
+                    file_flags: letters,
+                };
+                puts.push(Put::Msg(id, uid, Some(index::encode_msg(&msg))));
+                mb.messages.insert(uid, msg);
+                changed = true;
+            }
+            if changed {
+                puts.push(Put::Mailbox(id, Some(index::encode_mailbox(mb))));
+            }
+        }
+        drop(model);
+        if !puts.is_empty() {
+            self.write_index(puts)?;
+        }
+        Ok(())
+    }
+}
+
+fn new_mailbox(
+    model: &mut Model,
+    user: &UserName,
+    name: MailboxName,
+    role: Option<SpecialUse>,
+) -> Mailbox {
+    let id = model.next_mailbox_id;
+    model.next_mailbox_id += 1;
+    let uid_validity = model.next_uid_validity.max(1);
+    model.next_uid_validity = uid_validity.wrapping_add(1).max(1);
+    Mailbox {
+        id,
+        user: user.clone(),
+        name,
+        uid_validity,
+        uid_next: 1,
+        highest_modseq: 1,
+        special_use: role,
+        subscribed: true,
+        log_floor: 0,
+        messages: Default::default(),
+        expunged: Default::default(),
+    }
+}
+
+#[allow(clippy::type_complexity)]
+fn add_messages(
+    mb: &mut Mailbox,
+    msgs: Vec<(Uid, Msg)>,
+) -> (Vec<(Uid, Uid)>, Vec<Put>, Vec<Change>) {
+    let mut pairs = Vec::new();
+    let mut puts = Vec::new();
+    let mut changes = Vec::new();
+    for (old, mut msg) in msgs {
+        let uid = mb.uid_next;
+        mb.uid_next += 1;
+        msg.meta.uid = uid;
+        msg.meta.modseq = mb.next_modseq();
+        puts.push(Put::Msg(mb.id, uid, Some(index::encode_msg(&msg))));
+        changes.push(Change::Appended {
+            uid,
+            modseq: msg.meta.modseq,
+        });
+        pairs.push((old, uid));
+        mb.messages.insert(uid, msg);
+    }
+    puts.push(Put::Mailbox(mb.id, Some(index::encode_mailbox(mb))));
+    (pairs, puts, changes)
+}

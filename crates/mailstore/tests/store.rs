@@ -1,0 +1,430 @@
+//! The store's behaviour, on both backends.
+
+use std::io::Read;
+
+use mailstore::*;
+
+fn user(n: &str) -> UserName {
+    UserName::new(n).unwrap()
+}
+
+fn mbox(n: &str) -> MailboxName {
+    MailboxName::new(n).unwrap()
+}
+
+fn read(store: &Store, u: &UserName, m: &MailboxName, uid: Uid) -> Vec<u8> {
+    let mut v = Vec::new();
+    store
+        .open_message(u, m, uid)
+        .unwrap()
+        .read_to_end(&mut v)
+        .unwrap();
+    v
+}
+
+/// Runs `f` on an in-memory store and on a disk store.
+fn both(f: impl Fn(&Store)) {
+    f(&Store::in_memory());
+    let dir = tempfile::tempdir().unwrap();
+    f(&Store::open(dir.path()).unwrap());
+}
+
+#[test]
+fn users_and_default_mailboxes() {
+    both(|s| {
+        let a = user("alice");
+        s.create_user(&a).unwrap();
+        assert!(matches!(s.create_user(&a), Err(Error::UserExists(_))));
+        let names: Vec<String> = s
+            .mailboxes(&a)
+            .unwrap()
+            .iter()
+            .map(|m| m.name.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]
+        );
+        let sent = s.mailbox(&a, &mbox("Sent")).unwrap();
+        assert_eq!(sent.special_use, Some(SpecialUse::Sent));
+        assert!(sent.subscribed && sent.uid_validity != 0);
+        assert_eq!(s.users(), std::slice::from_ref(&a));
+        assert!(matches!(
+            s.deliver(&user("bob"), b"x", 0),
+            Err(Error::NoSuchUser(_))
+        ));
+        s.delete_user(&a).unwrap();
+        assert!(s.users().is_empty());
+    });
+}
+
+#[test]
+fn deliver_read_and_sizes() {
+    both(|s| {
+        let a = user("alice");
+        s.create_user(&a).unwrap();
+        let msg = b"Subject: x\n\nbare LF body\n";
+        let d = s.deliver(&a, msg, 1_700_000_000).unwrap();
+        assert_eq!(d.uid, 1);
+        let d2 = s
+            .deliver(&a, b"Subject: y\r\n\r\nCRLF\r\n", 1_700_000_001)
+            .unwrap();
+        assert_eq!(d2.uid, 2);
+        let inbox = MailboxName::inbox();
+        let list = s.messages(&a, &inbox).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].size, msg.len() as u64);
+        assert_eq!(list[0].size_crlf, msg.len() as u64 + 3);
+        assert_eq!(list[1].size, list[1].size_crlf);
+        assert_ne!(list[0].unique_id, list[1].unique_id);
+        assert!(list[1].modseq > list[0].modseq);
+        assert_eq!(read(s, &a, &inbox, 1), msg);
+        let info = s.mailbox(&a, &inbox).unwrap();
+        assert_eq!((info.exists, info.unseen, info.uid_next), (2, 2, 3));
+        assert_eq!(s.quota_usage(&a).unwrap(), list[0].size + list[1].size);
+        // One message to several users.
+        let b = user("bob");
+        s.create_user(&b).unwrap();
+        let r = s.deliver_many(&[a.clone(), b.clone(), user("nobody")], b"hi", 0);
+        assert!(r[0].is_ok() && r[1].is_ok() && r[2].is_err());
+    });
+}
+
+#[test]
+fn flags_modseq_and_condstore() {
+    both(|s| {
+        let a = user("alice");
+        s.create_user(&a).unwrap();
+        let inbox = MailboxName::inbox();
+        for _ in 0..3 {
+            s.deliver(&a, b"m", 0).unwrap();
+        }
+        let seen = Flags::new().with(SystemFlag::Seen);
+        let r = s
+            .store_flags(&a, &inbox, &[1, 2, 99], FlagOp::Add, &seen, None)
+            .unwrap();
+        assert_eq!(r.changed.len(), 2);
+        assert!(r.modified.is_empty());
+        let m2 = r.changed[1].1;
+        // No change: MODSEQ stays.
+        let r = s
+            .store_flags(&a, &inbox, &[1], FlagOp::Add, &seen, None)
+            .unwrap();
+        assert!(r.changed.is_empty());
+        // CONDSTORE: message 2 changed after m2 - 1, so it is MODIFIED.
+        let flagged = Flags::new()
+            .with(SystemFlag::Flagged)
+            .with_keyword("$Important")
+            .unwrap();
+        let r = s
+            .store_flags(&a, &inbox, &[2, 3], FlagOp::Add, &flagged, Some(m2 - 1))
+            .unwrap();
+        assert_eq!(r.modified, [2]);
+        assert_eq!(r.changed.len(), 1);
+        let list = s.messages(&a, &inbox).unwrap();
+        assert!(list[2].flags.contains(SystemFlag::Flagged));
+        assert_eq!(list[2].flags.keywords().collect::<Vec<_>>(), ["$Important"]);
+        let r = s
+            .store_flags(&a, &inbox, &[3], FlagOp::Replace, &Flags::new(), None)
+            .unwrap();
+        assert_eq!(r.changed.len(), 1);
+        assert_eq!(s.messages(&a, &inbox).unwrap()[2].flags, Flags::new());
+        assert!(Flags::new().with_keyword("bad keyword").is_err());
+        let hi = s.mailbox(&a, &inbox).unwrap().highest_modseq;
+        assert!(
+            s.messages(&a, &inbox)
+                .unwrap()
+                .iter()
+                .all(|m| m.modseq <= hi)
+        );
+    });
+}
+
+#[test]
+fn expunge_log_and_uids_never_reused() {
+    both(|s| {
+        let a = user("alice");
+        s.create_user(&a).unwrap();
+        let inbox = MailboxName::inbox();
+        for _ in 0..4 {
+            s.deliver(&a, b"m", 0).unwrap();
+        }
+        let before = s.mailbox(&a, &inbox).unwrap().highest_modseq;
+        let del = Flags::new().with(SystemFlag::Deleted);
+        s.store_flags(&a, &inbox, &[1, 2, 3], FlagOp::Add, &del, None)
+            .unwrap();
+        // UID EXPUNGE of a subset.
+        assert_eq!(s.expunge(&a, &inbox, Some(&[2])).unwrap(), [2]);
+        assert_eq!(s.expunge(&a, &inbox, None).unwrap(), [1, 3]);
+        assert_eq!(
+            s.vanished_since(&a, &inbox, before).unwrap(),
+            Vanished::Uids(vec![1, 2, 3])
+        );
+        let d = s.deliver(&a, b"new", 0).unwrap();
+        assert_eq!(d.uid, 5, "UIDs are never reused");
+        let uids: Vec<Uid> = s
+            .messages(&a, &inbox)
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(uids, [4, 5]);
+    });
+}
+
+#[test]
+fn expunge_log_trimming_is_honest() {
+    let s = Store::in_memory();
+    let a = user("alice");
+    s.create_user(&a).unwrap();
+    let inbox = MailboxName::inbox();
+    let start = s.mailbox(&a, &inbox).unwrap().highest_modseq;
+    let del = Flags::new().with(SystemFlag::Deleted);
+    for _ in 0..(EXPUNGE_LOG_LIMIT + 5) {
+        let d = s.deliver(&a, b"m", 0).unwrap();
+        s.store_flags(&a, &inbox, &[d.uid], FlagOp::Add, &del, None)
+            .unwrap();
+        s.expunge(&a, &inbox, None).unwrap();
+    }
+    assert_eq!(
+        s.vanished_since(&a, &inbox, start).unwrap(),
+        Vanished::TooOld
+    );
+    let recent = s.mailbox(&a, &inbox).unwrap().highest_modseq - 3;
+    assert!(
+        matches!(s.vanished_since(&a, &inbox, recent).unwrap(), Vanished::Uids(v) if v.len() == 1)
+    );
+}
+
+#[test]
+fn copy_move_rename_delete() {
+    both(|s| {
+        let a = user("alice");
+        s.create_user(&a).unwrap();
+        let inbox = MailboxName::inbox();
+        let work = mbox("Work");
+        s.create_mailbox(&a, &work).unwrap();
+        s.create_mailbox(&a, &mbox("Work/2026")).unwrap();
+        assert!(matches!(
+            s.create_mailbox(&a, &work),
+            Err(Error::MailboxExists(_))
+        ));
+        s.deliver(&a, b"one", 0).unwrap();
+        s.deliver(&a, b"two", 0).unwrap();
+        s.store_flags(
+            &a,
+            &inbox,
+            &[2],
+            FlagOp::Add,
+            &Flags::new().with(SystemFlag::Seen),
+            None,
+        )
+        .unwrap();
+        let (validity, pairs) = s.copy_messages(&a, &inbox, &[1, 2], &work).unwrap();
+        assert_eq!(validity, s.mailbox(&a, &work).unwrap().uid_validity);
+        assert_eq!(pairs, [(1, 1), (2, 2)]);
+        assert_eq!(read(s, &a, &work, 2), b"two");
+        assert!(
+            s.messages(&a, &work).unwrap()[1]
+                .flags
+                .contains(SystemFlag::Seen)
+        );
+        let (_, pairs) = s.move_messages(&a, &inbox, &[1], &work).unwrap();
+        assert_eq!(pairs, [(1, 3)]);
+        assert_eq!(s.messages(&a, &inbox).unwrap().len(), 1);
+        assert_eq!(read(s, &a, &work, 3), b"one");
+        // Rename keeps UIDVALIDITY and moves children.
+        let validity = s.mailbox(&a, &work).unwrap().uid_validity;
+        s.rename_mailbox(&a, &work, &mbox("Jobs")).unwrap();
+        assert_eq!(s.mailbox(&a, &mbox("Jobs")).unwrap().uid_validity, validity);
+        assert!(s.mailbox(&a, &mbox("Jobs/2026")).is_ok());
+        assert!(matches!(s.mailbox(&a, &work), Err(Error::NoSuchMailbox(_))));
+        assert_eq!(read(s, &a, &mbox("Jobs"), 3), b"one");
+        // Delete, then recreate: a new UIDVALIDITY.
+        s.delete_mailbox(&a, &mbox("Jobs")).unwrap();
+        let again = s.create_mailbox(&a, &mbox("Jobs")).unwrap();
+        assert_ne!(again.uid_validity, validity);
+        assert_eq!(again.exists, 0);
+        assert!(matches!(
+            s.delete_mailbox(&a, &inbox),
+            Err(Error::CannotDeleteInbox)
+        ));
+        // Renaming INBOX moves its messages and leaves it empty.
+        s.rename_mailbox(&a, &inbox, &mbox("Old")).unwrap();
+        assert_eq!(s.messages(&a, &inbox).unwrap().len(), 0);
+        assert_eq!(s.messages(&a, &mbox("Old")).unwrap().len(), 1);
+        s.subscribe(&a, &mbox("Old"), false).unwrap();
+        assert!(!s.mailbox(&a, &mbox("Old")).unwrap().subscribed);
+    });
+}
+
+#[test]
+fn change_feed_and_pop3_snapshot() {
+    both(|s| {
+        let a = user("alice");
+        s.create_user(&a).unwrap();
+        let inbox = MailboxName::inbox();
+        s.deliver(&a, b"one", 0).unwrap();
+        s.deliver(&a, b"two", 0).unwrap();
+        let mut feed = s.watch(&a, &inbox).unwrap();
+        let snap = s.pop3_snapshot(&a).unwrap();
+        assert_eq!(snap.messages.len(), 2);
+        // Another session delivers and flags; the feed sees it, the
+        // snapshot does not.
+        let d = s.deliver(&a, b"three", 0).unwrap();
+        s.store_flags(
+            &a,
+            &inbox,
+            &[1],
+            FlagOp::Add,
+            &Flags::new().with(SystemFlag::Seen),
+            None,
+        )
+        .unwrap();
+        let changes = feed.drain();
+        assert!(matches!(changes[0], Change::Appended { uid, .. } if uid == d.uid));
+        assert!(matches!(changes[1], Change::Flags { uid: 1, .. }));
+        assert_eq!(snap.messages.len(), 2);
+        // POP3 deletes apply at commit; one was already gone.
+        s.store_flags(
+            &a,
+            &inbox,
+            &[2],
+            FlagOp::Add,
+            &Flags::new().with(SystemFlag::Deleted),
+            None,
+        )
+        .unwrap();
+        s.expunge(&a, &inbox, None).unwrap();
+        assert_eq!(s.pop3_commit(&snap, &[1, 2]).unwrap(), [1]);
+        let uids: Vec<Uid> = s
+            .messages(&a, &inbox)
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(uids, [3]);
+        let changes = feed.drain();
+        assert_eq!(
+            changes
+                .iter()
+                .filter(|c| matches!(c, Change::Expunged { .. }))
+                .count(),
+            2
+        );
+    });
+}
+
+#[test]
+fn concurrent_writers_and_readers() {
+    both(|s| {
+        let a = user("alice");
+        s.create_user(&a).unwrap();
+        let inbox = MailboxName::inbox();
+        let mut handles = Vec::new();
+        for t in 0..8 {
+            let s = s.clone();
+            let a = a.clone();
+            handles.push(std::thread::spawn(move || {
+                (0..25)
+                    .map(|i| {
+                        s.deliver(&a, format!("msg {t} {i}").as_bytes(), 0)
+                            .unwrap()
+                            .uid
+                    })
+                    .collect::<Vec<_>>()
+            }));
+        }
+        // A reader and an expunger run meanwhile.
+        let reader = {
+            let (s, a, inbox) = (s.clone(), a.clone(), inbox.clone());
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    for m in s.messages(&a, &inbox).unwrap() {
+                        // A message listed may be expunged before we read
+                        // it; it is then gone, never half there.
+                        match s.open_message(&a, &inbox, m.uid) {
+                            Ok(mut r) => {
+                                let mut v = Vec::new();
+                                r.read_to_end(&mut v).unwrap();
+                                assert!(v.starts_with(b"msg "));
+                            }
+                            Err(Error::NoSuchMessage(_)) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+            })
+        };
+        let mut uids: Vec<Uid> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        reader.join().unwrap();
+        uids.sort_unstable();
+        uids.dedup();
+        assert_eq!(uids.len(), 200, "every delivery got its own UID");
+        assert_eq!(s.messages(&a, &inbox).unwrap().len(), 200);
+    });
+}
+
+#[test]
+fn disk_layout_persistence_and_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = user("alice");
+    let inbox = MailboxName::inbox();
+    let maildir = dir.path().join("users/alice/Maildir");
+    {
+        let s = Store::open(dir.path()).unwrap();
+        s.create_user(&a).unwrap();
+        s.deliver(&a, b"one", 100).unwrap();
+        s.deliver(&a, b"two", 200).unwrap();
+        s.store_flags(
+            &a,
+            &inbox,
+            &[2],
+            FlagOp::Add,
+            &Flags::new()
+                .with(SystemFlag::Seen)
+                .with(SystemFlag::Flagged),
+            None,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read_dir(maildir.join("new")).unwrap().count(), 1);
+        let cur: Vec<String> = std::fs::read_dir(maildir.join("cur"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(cur.len(), 1);
+        assert!(cur[0].ends_with(":2,FS"), "{cur:?}");
+        assert!(maildir.join(".Sent/cur").is_dir());
+    }
+    // Another tool drops a message into new/ and leaves junk in tmp/.
+    std::fs::write(
+        maildir.join("new/1700000000.external.host"),
+        b"from procmail",
+    )
+    .unwrap();
+    std::fs::write(maildir.join("tmp/half-written"), b"partial").unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let list = s.messages(&a, &inbox).unwrap();
+    assert_eq!(list.len(), 3);
+    assert!(list[1].flags.contains(SystemFlag::Flagged));
+    assert_eq!(list[2].uid, 3);
+    assert_eq!(list[2].internal_date, 1_700_000_000);
+    assert_eq!(read(&s, &a, &inbox, 3), b"from procmail");
+    assert_eq!(std::fs::read_dir(maildir.join("tmp")).unwrap().count(), 0);
+    // A file removed behind our back is expunged on reopen.
+    let path = maildir.join("new").join(&list[0].unique_id);
+    std::fs::remove_file(path).unwrap();
+    drop(s);
+    let s = Store::open(dir.path()).unwrap();
+    let uids: Vec<Uid> = s
+        .messages(&a, &inbox)
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(uids, [2, 3]);
+    assert_eq!(s.deliver(&a, b"four", 0).unwrap().uid, 4);
+}
