@@ -827,7 +827,7 @@ impl Store {
             .ok_or(Error::NoSuchMailbox(name.to_string()))?;
         let mut result = StoreResult::default();
         let mut plan = Vec::new();
-        for uid in uids {
+        for uid in &unique(uids) {
             let Some(msg) = mb.messages.get(uid) else {
                 continue;
             };
@@ -1000,7 +1000,7 @@ impl Store {
             let model = lock(&self.inner.model);
             let src = model.mailbox_id(user, from)?;
             let dst = model.mailbox_id(user, to)?;
-            let sources: Vec<(Uid, PathBuf, MessageMeta)> = uids
+            let sources: Vec<(Uid, PathBuf, MessageMeta)> = unique(uids)
                 .iter()
                 .filter_map(|u| model.mailboxes[&src].messages.get(u))
                 .map(|m| (m.meta.uid, src_folder.join(m.rel_path()), m.meta.clone()))
@@ -1058,9 +1058,8 @@ impl Store {
         if src == dst {
             return Ok((model.mailboxes[&src].uid_validity, Vec::new()));
         }
-        let moving: Vec<Uid> = uids
-            .iter()
-            .copied()
+        let moving: Vec<Uid> = unique(uids)
+            .into_iter()
             .filter(|u| model.mailboxes[&src].messages.contains_key(u))
             .collect();
         for uid in &moving {
@@ -1143,9 +1142,8 @@ impl Store {
         if mb.uid_validity != snapshot.uid_validity {
             return Err(Error::UidValidityChanged);
         }
-        let doomed: Vec<Uid> = deleted
-            .iter()
-            .copied()
+        let doomed: Vec<Uid> = unique(deleted)
+            .into_iter()
             .filter(|u| mb.messages.contains_key(u))
             .collect();
         self.remove_messages(&folder, id, &doomed, model)
@@ -1259,6 +1257,12 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The UIDs in ascending order, each once.
+fn unique(uids: &[Uid]) -> Vec<Uid> {
+    let set: BTreeSet<Uid> = uids.iter().copied().collect();
+    set.into_iter().collect()
 }
 
 fn new_mailbox(
