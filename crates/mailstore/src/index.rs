@@ -20,6 +20,7 @@ pub(crate) const USERS: TableDefinition<&str, u8> = TableDefinition::new("users"
 pub(crate) const MAILBOXES: TableDefinition<u64, &[u8]> = TableDefinition::new("mailboxes");
 pub(crate) const MESSAGES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("messages");
 pub(crate) const EXPUNGED: TableDefinition<(u64, u64), u32> = TableDefinition::new("expunged");
+pub(crate) const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
 
 impl From<redb::Error> for Error {
     fn from(e: redb::Error) -> Self {
@@ -200,6 +201,12 @@ pub(crate) fn load(db: &redb::Database) -> Result<Model, Error> {
             mb.messages.insert(uid, msg);
         }
     }
+    model.queue.next_id = meta.get("next_queue_id")?.map_or(1, |v| v.value());
+    for row in tx.open_table(QUEUE)?.iter()? {
+        let (k, v) = row?;
+        let m = crate::queue::decode(k.value(), v.value())?;
+        model.queue.messages.insert(m.id, m);
+    }
     for row in tx.open_table(EXPUNGED)?.iter()? {
         let (k, v) = row?;
         let (mailbox, modseq) = k.value();
@@ -219,6 +226,7 @@ pub(crate) fn init(db: &redb::Database) -> Result<(), Error> {
         tx.open_table(MAILBOXES)?;
         tx.open_table(MESSAGES)?;
         tx.open_table(EXPUNGED)?;
+        tx.open_table(QUEUE)?;
     }
     tx.commit()?;
     Ok(())

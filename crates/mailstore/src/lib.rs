@@ -24,6 +24,11 @@
 //! deletions apply only at [`Store::pop3_commit`]; IMAP QRESYNC asks
 //! [`Store::vanished_since`], which answers honestly when its log was
 //! trimmed.
+//!
+//! The outgoing queue ([`Store::queue_add`], [`Store::queue_due`],
+//! [`Store::queue_record`]) keeps relayed mail with per-recipient state,
+//! a Postfix-like retry schedule ([`queue::RetryPolicy`]), leases for
+//! runners and RFC 3464 bounces; it survives restarts like the mailboxes.
 
 #![forbid(unsafe_code)]
 
@@ -31,6 +36,7 @@ mod fs;
 mod index;
 mod model;
 mod names;
+pub mod queue;
 mod store;
 mod types;
 

@@ -77,6 +77,7 @@ pub(crate) struct Model {
     pub mailboxes: HashMap<u64, Mailbox>,
     pub next_mailbox_id: u64,
     pub next_uid_validity: u32,
+    pub queue: crate::queue::QueueModel,
 }
 
 impl Default for Model {
@@ -86,6 +87,7 @@ impl Default for Model {
             mailboxes: HashMap::new(),
             next_mailbox_id: 1,
             next_uid_validity: 1,
+            queue: Default::default(),
         }
     }
 }

@@ -10,7 +10,7 @@ use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 
 use crate::Error;
 use crate::fs::{Fs, MemFs, RealFs};
-use crate::index::{self, EXPUNGED, MAILBOXES, MESSAGES, META, USERS};
+use crate::index::{self, EXPUNGED, MAILBOXES, MESSAGES, META, QUEUE, USERS};
 use crate::model::{Mailbox, Model, Msg};
 use crate::names::{MailboxName, UserName};
 use crate::types::{
@@ -66,6 +66,7 @@ enum Put {
     Mailbox(u64, Option<Vec<u8>>),
     Msg(u64, Uid, Option<Vec<u8>>),
     Expunge(u64, ModSeq, Option<Uid>),
+    Queue(u64, Option<Vec<u8>>),
 }
 
 /// A delivery waiting for the group commit.
@@ -247,6 +248,7 @@ impl Store {
             let mut mailboxes = tx.open_table(MAILBOXES)?;
             let mut messages = tx.open_table(MESSAGES)?;
             let mut expunged = tx.open_table(EXPUNGED)?;
+            let mut queue = tx.open_table(QUEUE)?;
             for p in puts {
                 match p {
                     Put::Meta(k, v) => {
@@ -277,6 +279,12 @@ impl Store {
                     }
                     Put::Expunge(id, m, None) => {
                         expunged.remove((id, m))?;
+                    }
+                    Put::Queue(id, Some(v)) => {
+                        queue.insert(id, v.as_slice())?;
+                    }
+                    Put::Queue(id, None) => {
+                        queue.remove(id)?;
                     }
                 }
             }
@@ -1251,6 +1259,21 @@ impl Store {
                 puts.push(Put::Mailbox(id, Some(index::encode_mailbox(mb))));
             }
         }
+        // The queue: half-written files go, files the index does not know
+        // (a crash before the index commit: never acknowledged) go.
+        let qdir = self.inner.root.join("queue");
+        self.inner.fs.create_dir_all(&qdir.join("tmp"))?;
+        for f in self.inner.fs.read_dir(&qdir.join("tmp"))? {
+            let _ = self.inner.fs.remove_file(&qdir.join("tmp").join(f));
+        }
+        for f in self.inner.fs.read_dir(&qdir)? {
+            let known = f
+                .parse::<u64>()
+                .is_ok_and(|id| model.queue.messages.contains_key(&id));
+            if !known && f != "tmp" {
+                let _ = self.inner.fs.remove_file(&qdir.join(f));
+            }
+        }
         drop(model);
         if !puts.is_empty() {
             self.write_index(puts)?;
@@ -1313,4 +1336,198 @@ fn add_messages(
     }
     puts.push(Put::Mailbox(mb.id, Some(index::encode_mailbox(mb))));
     (pairs, puts, changes)
+}
+
+// ----------------------------------------------------------------- queue
+
+use crate::queue::{
+    self as q, Attempt, Envelope, Lease, QueueId, QueueRecipient, QueuedMessage, RecipientState,
+    RetryPolicy,
+};
+
+impl Store {
+    fn queue_path(&self, id: QueueId) -> PathBuf {
+        self.inner.root.join("queue").join(id.to_string())
+    }
+
+    /// Puts a message in the outgoing queue, durably (file fsynced and
+    /// renamed, directory fsynced, index committed) before returning.
+    pub fn queue_add(
+        &self,
+        envelope: Envelope,
+        message: &mut dyn Read,
+        now: i64,
+    ) -> Result<QueueId, Error> {
+        self.check()?;
+        if envelope.recipients.is_empty() {
+            return Err(Error::InvalidName(
+                "a queued message needs recipients".into(),
+            ));
+        }
+        let _c = lock(&self.inner.commit);
+        let id = {
+            let mut model = lock(&self.inner.model);
+            let id = model.queue.next_id.max(1);
+            model.queue.next_id = id + 1;
+            id
+        };
+        let qdir = self.inner.root.join("queue");
+        self.inner.fs.create_dir_all(&qdir.join("tmp"))?;
+        let tmp = qdir
+            .join("tmp")
+            .join(format!("{id}.{}", self.new_unique_id(now)));
+        let (size, _) = match self.write_file(&tmp, message) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.inner.fs.remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        self.inner.fs.rename(&tmp, &self.queue_path(id))?;
+        self.inner.fs.sync_dir(&qdir)?;
+        let m = QueuedMessage {
+            id,
+            from: envelope.from,
+            envid: envelope.envid,
+            ret: envelope.ret,
+            arrival: now,
+            size,
+            recipients: envelope
+                .recipients
+                .into_iter()
+                .map(|(address, notify, orcpt)| QueueRecipient {
+                    address,
+                    notify,
+                    orcpt,
+                    state: RecipientState::Pending,
+                    attempts: 0,
+                    next_attempt: now,
+                    last_reply: None,
+                })
+                .collect(),
+        };
+        let puts = vec![
+            Put::Queue(id, Some(q::encode(&m))),
+            Put::Meta("next_queue_id", id + 1),
+        ];
+        lock(&self.inner.model).queue.messages.insert(id, m);
+        self.write_index(puts)?;
+        Ok(id)
+    }
+
+    /// Messages with recipients due at `now`, leased to the caller for
+    /// `lease_for` seconds: no other call gets them meanwhile.
+    pub fn queue_due(&self, now: i64, lease_for: i64, max: usize) -> Vec<Lease> {
+        lock(&self.inner.model).queue.due(now, lease_for, max)
+    }
+
+    /// A queued message's state.
+    pub fn queue_get(&self, id: QueueId) -> Option<QueuedMessage> {
+        lock(&self.inner.model).queue.messages.get(&id).cloned()
+    }
+
+    /// Every queued message.
+    pub fn queue_list(&self) -> Vec<QueuedMessage> {
+        lock(&self.inner.model)
+            .queue
+            .messages
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// A queued message's bytes.
+    pub fn queue_open(&self, id: QueueId) -> Result<Box<dyn Read + Send>, Error> {
+        Ok(self.inner.fs.open(&self.queue_path(id))?)
+    }
+
+    /// Records the outcome of an attempt for each recipient tried,
+    /// schedules retries, fails recipients whose time ran out, queues a
+    /// bounce (RFC 3464, from `<>`) for newly failed recipients that asked
+    /// for one — never for a message whose sender was `<>` — and removes
+    /// the message once every recipient is done. Returns the bounce's
+    /// queue id, if one was made.
+    pub fn queue_record(
+        &self,
+        id: QueueId,
+        results: &[(usize, Attempt)],
+        now: i64,
+        policy: &RetryPolicy,
+        reporting_mta: &str,
+    ) -> Result<Option<QueueId>, Error> {
+        self.check()?;
+        let (updated, failed) = {
+            let mut model = lock(&self.inner.model);
+            model.queue.leases.remove(&id);
+            let m = model
+                .queue
+                .messages
+                .get_mut(&id)
+                .ok_or(Error::NoSuchMessage(0))?;
+            let mut failed = Vec::new();
+            for (i, outcome) in results {
+                let Some(r) = m.recipients.get_mut(*i) else {
+                    continue;
+                };
+                if matches!(r.state, RecipientState::Delivered | RecipientState::Failed) {
+                    continue;
+                }
+                r.attempts += 1;
+                match outcome {
+                    Attempt::Delivered(reply) => {
+                        r.state = RecipientState::Delivered;
+                        r.last_reply = Some(reply.clone());
+                    }
+                    Attempt::Permanent(reply) => {
+                        r.state = RecipientState::Failed;
+                        r.last_reply = Some(reply.clone());
+                        failed.push((*i, false));
+                    }
+                    Attempt::Transient(reply) => {
+                        r.last_reply = Some(reply.clone());
+                        let next = now + policy.delay(r.attempts);
+                        if next >= m.arrival + policy.give_up_after {
+                            r.state = RecipientState::Failed;
+                            failed.push((*i, true));
+                        } else {
+                            r.state = RecipientState::Deferred;
+                            r.next_attempt = next;
+                        }
+                    }
+                }
+            }
+            (m.clone(), failed)
+        };
+        let wants_bounce: Vec<(usize, bool)> = failed
+            .into_iter()
+            .filter(|(i, _)| updated.recipients[*i].notify.failure)
+            .collect();
+        let mut bounce_id = None;
+        if !wants_bounce.is_empty() && !updated.from.is_empty() {
+            let mut original = self.queue_open(id)?;
+            let dsn = q::build_bounce(&updated, &wants_bounce, &mut original, reporting_mta, now)?;
+            let env = Envelope {
+                from: String::new(),
+                recipients: vec![(updated.from.clone(), q::Notify::default(), None)],
+                envid: None,
+                ret: None,
+            };
+            bounce_id = Some(self.queue_add(env, &mut &dsn[..], now)?);
+        }
+        let _c = lock(&self.inner.commit);
+        let finished = updated.is_finished();
+        let puts = if finished {
+            lock(&self.inner.model).queue.messages.remove(&id);
+            vec![Put::Queue(id, None)]
+        } else {
+            let encoded = q::encode(&updated);
+            lock(&self.inner.model).queue.messages.insert(id, updated);
+            vec![Put::Queue(id, Some(encoded))]
+        };
+        self.write_index(puts)?;
+        if finished {
+            let _ = self.inner.fs.remove_file(&self.queue_path(id));
+        }
+        Ok(bounce_id)
+    }
 }
