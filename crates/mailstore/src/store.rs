@@ -691,7 +691,10 @@ impl Store {
         }
         let mut dirs: Vec<PathBuf> = batch
             .iter()
-            .flat_map(|s| [s.folder.join("new"), s.folder.join("cur")])
+            .map(|s| {
+                let in_cur = lock(&s.msg).as_ref().is_some_and(|m| m.in_cur);
+                s.folder.join(if in_cur { "cur" } else { "new" })
+            })
             .collect();
         dirs.sort();
         dirs.dedup();
