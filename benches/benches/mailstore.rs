@@ -136,7 +136,7 @@ fn flags_and_listing(c: &mut Criterion) {
             // Add, then remove, on the same 1,000 messages: every call
             // changes every one of them.
             let base = (round / 2 % 100) * 1000 + 1;
-            let op = if round % 2 == 0 {
+            let op = if round.is_multiple_of(2) {
                 FlagOp::Add
             } else {
                 FlagOp::Remove
@@ -156,7 +156,7 @@ fn flags_and_listing(c: &mut Criterion) {
     g.bench_function("flag_change_single", |b| {
         b.iter(|| {
             // Toggle one message per call: each call is a real change.
-            let op = if n % 2 == 0 {
+            let op = if n.is_multiple_of(2) {
                 FlagOp::Add
             } else {
                 FlagOp::Remove
