@@ -29,6 +29,32 @@
 //! [`Store::queue_record`]) keeps relayed mail with per-recipient state,
 //! a Postfix-like retry schedule ([`queue::RetryPolicy`]), leases for
 //! runners and RFC 3464 bounces; it survives restarts like the mailboxes.
+//!
+//! # Example: deliver a message and read it back
+//!
+//! ```
+//! use std::io::Read;
+//! use mailstore::{Flags, FlagOp, MailboxName, Store, SystemFlag, UserName};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path()).unwrap();
+//! let bob = UserName::new("bob").unwrap();
+//! store.create_user(&bob).unwrap();
+//!
+//! // Durable when it returns: only now may an SMTP server answer 250.
+//! let delivery = store.deliver(&bob, b"Subject: lunch?\r\n\r\nNoon?\r\n", 1_795_910_400).unwrap();
+//!
+//! let inbox = MailboxName::inbox();
+//! let mut text = String::new();
+//! store.open_message(&bob, &inbox, delivery.uid).unwrap().read_to_string(&mut text).unwrap();
+//! assert_eq!(text, "Subject: lunch?\r\n\r\nNoon?\r\n");
+//!
+//! // Mark it seen: a new MODSEQ, and the Maildir file becomes `cur/…:2,S`.
+//! let seen = Flags::new().with(SystemFlag::Seen);
+//! let r = store.store_flags(&bob, &inbox, &[delivery.uid], FlagOp::Add, &seen, None).unwrap();
+//! assert_eq!(r.changed.len(), 1);
+//! assert_eq!(store.mailbox(&bob, &inbox).unwrap().unseen, 0);
+//! ```
 
 #![forbid(unsafe_code)]
 

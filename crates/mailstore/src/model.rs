@@ -102,6 +102,21 @@ impl Model {
         self.mailboxes.insert(mb.id, mb);
     }
 
+    /// The user's mailboxes, by name.
+    pub fn user_mailboxes(
+        &self,
+        user: &UserName,
+    ) -> Result<impl Iterator<Item = &Mailbox>, crate::Error> {
+        let entry = self
+            .users
+            .get(user)
+            .ok_or_else(|| crate::Error::NoSuchUser(user.to_string()))?;
+        Ok(entry
+            .mailboxes
+            .values()
+            .filter_map(|id| self.mailboxes.get(id)))
+    }
+
     pub fn mailbox_id(&self, user: &UserName, name: &MailboxName) -> Result<u64, crate::Error> {
         let u = self
             .users

@@ -383,14 +383,8 @@ impl Store {
     /// Octets stored for the user, over all mailboxes.
     pub fn quota_usage(&self, user: &UserName) -> Result<u64, Error> {
         let model = lock(&self.inner.model);
-        let entry = model
-            .users
-            .get(user)
-            .ok_or_else(|| Error::NoSuchUser(user.to_string()))?;
-        Ok(entry
-            .mailboxes
-            .values()
-            .filter_map(|id| model.mailboxes.get(id))
+        Ok(model
+            .user_mailboxes(user)?
             .flat_map(|mb| mb.messages.values())
             .map(|m| m.meta.size)
             .sum())
@@ -545,16 +539,7 @@ impl Store {
     /// The user's mailboxes, sorted by name.
     pub fn mailboxes(&self, user: &UserName) -> Result<Vec<MailboxInfo>, Error> {
         let model = lock(&self.inner.model);
-        let entry = model
-            .users
-            .get(user)
-            .ok_or_else(|| Error::NoSuchUser(user.to_string()))?;
-        Ok(entry
-            .mailboxes
-            .values()
-            .filter_map(|id| model.mailboxes.get(id))
-            .map(Mailbox::info)
-            .collect())
+        Ok(model.user_mailboxes(user)?.map(Mailbox::info).collect())
     }
 
     /// One mailbox's counters.

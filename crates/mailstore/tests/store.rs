@@ -428,3 +428,47 @@ fn disk_layout_persistence_and_recovery() {
     assert_eq!(uids, [2, 3]);
     assert_eq!(s.deliver(&a, b"four", 0).unwrap().uid, 4);
 }
+
+#[test]
+fn one_session_expunges_while_another_reads() {
+    both(|s| {
+        let a = user("alice");
+        s.create_user(&a).unwrap();
+        let inbox = MailboxName::inbox();
+        for i in 0..20 {
+            s.deliver(&a, format!("message {i}").as_bytes(), 0).unwrap();
+        }
+        // Session A selects the mailbox: its view and its change feed.
+        let view = s.messages(&a, &inbox).unwrap();
+        let mut feed = s.watch(&a, &inbox).unwrap();
+        // Session B deletes every other message and expunges.
+        let odd: Vec<Uid> = view.iter().map(|m| m.uid).filter(|u| u % 2 == 1).collect();
+        let del = Flags::new().with(SystemFlag::Deleted);
+        s.store_flags(&a, &inbox, &odd, FlagOp::Add, &del, None)
+            .unwrap();
+        assert_eq!(s.expunge(&a, &inbox, None).unwrap(), odd);
+        // A reads through its old view: each message is whole or gone.
+        for m in &view {
+            match s.open_message(&a, &inbox, m.uid) {
+                Ok(mut r) => {
+                    let mut v = String::new();
+                    r.read_to_string(&mut v).unwrap();
+                    assert_eq!(v, format!("message {}", m.uid - 1));
+                    assert!(m.uid % 2 == 0);
+                }
+                Err(Error::NoSuchMessage(u)) => assert!(u % 2 == 1),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // A's feed tells it exactly what vanished, in order.
+        let gone: Vec<Uid> = feed
+            .drain()
+            .into_iter()
+            .filter_map(|c| match c {
+                Change::Expunged { uid, .. } => Some(uid),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(gone, odd);
+    });
+}
