@@ -1,0 +1,291 @@
+//! Glue between mailkit's sans-IO sessions and real sockets.
+//!
+//! [`drive`] is the one socket loop: read, `handle_input`, drain
+//! `poll_output`, write, timers, and the STARTTLS swap. It is generic over
+//! the session (anything implementing [`SansIo`]) and over
+//! `futures::io::{AsyncRead, AsyncWrite}`, with a [`Timer`] supplied by the
+//! caller, so it runs on tokio (as the `mailserver` binary does) or any other
+//! runtime.
+
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// What a session asks of the loop.
+#[derive(Debug)]
+pub enum Step<E> {
+    /// Write these bytes.
+    Transmit(Bytes),
+    /// Flush, then switch the connection to TLS.
+    StartTls,
+    /// Flush, then close.
+    Close,
+    /// Something for the application.
+    Event(E),
+}
+
+/// The session API every mailkit protocol shares.
+pub trait SansIo {
+    /// Application events.
+    type Event;
+    /// Bytes arrived.
+    fn handle_input(&mut self, now: Instant, bytes: &[u8]);
+    /// The peer closed.
+    fn handle_eof(&mut self, now: Instant);
+    /// A timer fired.
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next output.
+    fn poll_step(&mut self) -> Option<Step<Self::Event>>;
+    /// When to call `handle_timeout`.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Whether to keep reading.
+    fn wants_input(&self) -> bool;
+    /// TLS is up.
+    fn tls_established(&mut self, now: Instant);
+}
+
+impl SansIo for smtp_proto::server::Session {
+    type Event = smtp_proto::server::Event;
+    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        smtp_proto::server::Session::handle_input(self, now, bytes)
+    }
+    fn handle_eof(&mut self, now: Instant) {
+        smtp_proto::server::Session::handle_eof(self, now)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        smtp_proto::server::Session::handle_timeout(self, now)
+    }
+    fn poll_step(&mut self) -> Option<Step<Self::Event>> {
+        use smtp_proto::server::{Event, Output};
+        Some(match self.poll_output()? {
+            Output::Transmit(b) => Step::Transmit(b),
+            Output::Event(Event::StartTls) => Step::StartTls,
+            Output::Event(Event::Closed) => Step::Close,
+            Output::Event(e) => Step::Event(e),
+        })
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        smtp_proto::server::Session::poll_timeout(self)
+    }
+    fn wants_input(&self) -> bool {
+        smtp_proto::server::Session::wants_input(self)
+    }
+    fn tls_established(&mut self, now: Instant) {
+        // Only called after the session asked for STARTTLS.
+        let _ = smtp_proto::server::Session::tls_established(self, now);
+    }
+}
+
+/// Sleeping, from whatever runtime the caller uses.
+pub trait Timer {
+    /// A future that completes at `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// The tokio timer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioTimer;
+
+impl Timer for TokioTimer {
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+            deadline,
+        )))
+    }
+}
+
+/// A connection that may be upgraded to TLS in place.
+pub enum MaybeTls<IO> {
+    /// Plaintext.
+    Plain(IO),
+    /// After STARTTLS (or implicit TLS).
+    Tls(Box<futures_rustls::server::TlsStream<IO>>),
+    /// Only during the swap.
+    Swapping,
+}
+
+impl<IO> std::fmt::Debug for MaybeTls<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MaybeTls::Plain(_) => "Plain",
+            MaybeTls::Tls(_) => "Tls",
+            MaybeTls::Swapping => "Swapping",
+        })
+    }
+}
+
+fn swapping() -> io::Error {
+    io::Error::other("connection is switching to TLS")
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            MaybeTls::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+            MaybeTls::Swapping => Poll::Ready(Err(swapping())),
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            MaybeTls::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+            MaybeTls::Swapping => Poll::Ready(Err(swapping())),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(io) => Pin::new(io).poll_flush(cx),
+            MaybeTls::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+            MaybeTls::Swapping => Poll::Ready(Err(swapping())),
+        }
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(io) => Pin::new(io).poll_close(cx),
+            MaybeTls::Tls(io) => Pin::new(io.as_mut()).poll_close(cx),
+            MaybeTls::Swapping => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl<IO> MaybeTls<IO> {
+    /// Whether the link is encrypted.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, MaybeTls::Tls(_))
+    }
+
+    /// The negotiated protocol version and cipher suite, for trace headers.
+    pub fn tls_description(&self) -> Option<String> {
+        match self {
+            MaybeTls::Tls(t) => {
+                let (_, conn) = t.get_ref();
+                Some(format!(
+                    "{:?} cipher {:?}",
+                    conn.protocol_version()?,
+                    conn.negotiated_cipher_suite()?.suite()
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Answers a session's events; may await (a database, the disk).
+pub trait Handler<S: SansIo> {
+    /// Handles one event; decisions are answered on `session` before
+    /// returning (or later: the session waits).
+    fn handle(
+        &mut self,
+        session: &mut S,
+        tls: Option<&str>,
+        event: S::Event,
+    ) -> impl Future<Output = ()>;
+}
+
+/// Runs one connection to its end: the socket loop.
+pub async fn drive<S, IO, H>(
+    session: &mut S,
+    io: IO,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    timer: &impl Timer,
+    handler: &mut H,
+) -> io::Result<()>
+where
+    S: SansIo,
+    IO: AsyncRead + AsyncWrite + Unpin,
+    H: Handler<S>,
+{
+    let mut io = MaybeTls::Plain(io);
+    let mut tls_text: Option<String> = None;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        // Drain everything the session has to say.
+        let mut wrote = false;
+        while let Some(step) = session.poll_step() {
+            match step {
+                Step::Transmit(b) => {
+                    io.write_all(&b).await?;
+                    wrote = true;
+                }
+                Step::Event(e) => handler.handle(session, tls_text.as_deref(), e).await,
+                Step::StartTls => {
+                    io.flush().await?;
+                    let Some(cfg) = tls.clone() else {
+                        return Err(io::Error::other("STARTTLS without a TLS configuration"));
+                    };
+                    let MaybeTls::Plain(plain) = std::mem::replace(&mut io, MaybeTls::Swapping)
+                    else {
+                        return Err(io::Error::other("STARTTLS twice"));
+                    };
+                    let stream = futures_rustls::TlsAcceptor::from(cfg).accept(plain).await?;
+                    io = MaybeTls::Tls(Box::new(stream));
+                    tls_text = io.tls_description();
+                    session.tls_established(Instant::now());
+                    wrote = false;
+                }
+                Step::Close => {
+                    io.flush().await?;
+                    let _ = io.close().await;
+                    return Ok(());
+                }
+            }
+        }
+        if wrote {
+            io.flush().await?;
+        }
+        // Wait for input or the session's deadline.
+        let deadline = session.poll_timeout();
+        if !session.wants_input() {
+            // Back-pressure: only the timer (or a decision) moves us on.
+            match deadline {
+                Some(d) => timer.sleep_until(d).await,
+                None => return Ok(()),
+            }
+            session.handle_timeout(Instant::now());
+            continue;
+        }
+        let read = io.read(&mut buf);
+        let outcome = match deadline {
+            Some(d) => {
+                let sleep = timer.sleep_until(d);
+                futures::pin_mut!(read);
+                match futures::future::select(read, sleep).await {
+                    futures::future::Either::Left((r, _)) => Some(r),
+                    futures::future::Either::Right(_) => None,
+                }
+            }
+            None => Some(read.await),
+        };
+        let now = Instant::now();
+        match outcome {
+            None => session.handle_timeout(now),
+            Some(Ok(0)) => session.handle_eof(now),
+            Some(Ok(n)) => session.handle_input(now, &buf[..n]),
+            Some(Err(e)) => {
+                session.handle_eof(now);
+                while session.poll_step().is_some() {}
+                return Err(e);
+            }
+        }
+    }
+}
