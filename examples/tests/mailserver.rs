@@ -1,0 +1,429 @@
+//! The real `mailserver` binary on loopback, driven by real clients:
+//! Python's smtplib, curl, and raw sockets. Every load loop is bounded.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    data: PathBuf,
+    smtp: u16,
+    submission: u16,
+    lmtp: u16,
+    password: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_in(data: &Path, dir: Option<tempfile::TempDir>, password: Option<String>) -> Server {
+    let (smtp, submission, lmtp) = (free_port(), free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailserver"))
+        .arg("--data")
+        .arg(data)
+        .args(["--domain", "example.test", "--domain", "localhost", "serve"])
+        .args(["--smtp", &format!("127.0.0.1:{smtp}")])
+        .args(["--submission", &format!("127.0.0.1:{submission}")])
+        .args(["--lmtp", &format!("127.0.0.1:{lmtp}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mailserver starts");
+    let out = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines();
+    let mut password = password;
+    let mut listening = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while listening < 3 {
+        assert!(Instant::now() < deadline, "server did not start");
+        let line = lines.next().expect("server output").unwrap();
+        if let Some(p) = line.strip_prefix("created user demo with password ") {
+            password = Some(p.to_owned());
+        }
+        if line.starts_with("listening ") {
+            listening += 1;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        data: data.to_owned(),
+        smtp,
+        submission,
+        lmtp,
+        password: password.expect("demo password printed on first start"),
+        _dir: dir,
+    }
+}
+
+fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mail-data");
+    start_in(&data, Some(dir), None)
+}
+
+/// Runs a Python script with the server's ports as arguments; returns
+/// its standard output, failing the test on a non-zero exit.
+fn python(s: &Server, script: &str) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args([
+            s.smtp.to_string(),
+            s.submission.to_string(),
+            s.lmtp.to_string(),
+            s.password.clone(),
+        ])
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The messages in a user's INBOX Maildir.
+fn maildir(s: &Server, user: &str) -> Vec<String> {
+    let base = s.data.join("store/users").join(user).join("Maildir");
+    let mut v = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(rd) = std::fs::read_dir(base.join(sub)) {
+            for e in rd {
+                v.push(
+                    String::from_utf8_lossy(&std::fs::read(e.unwrap().path()).unwrap())
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    v
+}
+
+const PRELUDE: &str = r#"
+import smtplib, ssl, socket, sys, time, threading
+SMTP, SUB, LMTP, PW = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+def raw(port, data, wait=0.5):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.recv(1000)
+    s.sendall(data)
+    time.sleep(wait)
+    s.settimeout(2)
+    out = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d: break
+            out += d
+    except socket.timeout:
+        pass
+    s.close()
+    return out.decode(errors="replace")
+"#;
+
+#[test]
+fn smtplib_mx_submission_lmtp_and_smtputf8() {
+    let s = start();
+    let out = python(
+        &s,
+        &format!(
+            "{PRELUDE}
+c = smtplib.SMTP('127.0.0.1', SMTP, timeout=10)
+print('mx', c.sendmail('alice@example.org', ['demo@example.test'], 'Subject: plain\\r\\n\\r\\nplain body\\r\\n'))
+c.quit()
+c = smtplib.SMTP('127.0.0.1', SUB, timeout=10)
+c.starttls(context=ctx); c.login('demo', PW)
+print('sub', c.sendmail('demo@example.test', ['demo@localhost'], 'Subject: submitted\\r\\n\\r\\nsubmitted body\\r\\n'))
+c.quit()
+l = smtplib.LMTP('127.0.0.1', LMTP)
+try:
+    l.sendmail('x@y.example', ['demo@example.test', 'nobody@example.test'], 'Subject: lmtp\\r\\n\\r\\nlmtp body\\r\\n')
+except smtplib.SMTPRecipientsRefused as e:
+    print('lmtp refused all', e)
+else:
+    pass
+l.quit()
+l = smtplib.LMTP('127.0.0.1', LMTP)
+print('lmtp', l.sendmail('x@y.example', ['demo@example.test', 'nobody@example.test'], 'Subject: lmtp2\\r\\n\\r\\nlmtp body\\r\\n'))
+l.quit()
+c = smtplib.SMTP('127.0.0.1', SMTP, timeout=10)
+print('utf8', c.sendmail('jöran@bücher.example', ['demo@example.test'], 'Subject: utf8\\r\\n\\r\\nüñí\\r\\n'.encode(), mail_options=['SMTPUTF8']))
+c.quit()
+"
+        ),
+    );
+    assert!(out.contains("mx {}"), "{out}");
+    assert!(out.contains("sub {}"), "{out}");
+    assert!(
+        out.contains("lmtp {'nobody@example.test': (550, b'5.1.1 No such user here')}"),
+        "{out}"
+    );
+    assert!(out.contains("utf8 {}"), "{out}");
+    let msgs = maildir(&s, "demo");
+    assert_eq!(msgs.len(), 5, "{msgs:?}");
+    let plain = msgs.iter().find(|m| m.contains("Subject: plain")).unwrap();
+    assert!(plain.starts_with("Received: from "), "{plain}");
+    assert!(
+        plain.ends_with("Subject: plain\r\n\r\nplain body\r\n"),
+        "{plain:?}"
+    );
+    let sub = msgs
+        .iter()
+        .find(|m| m.contains("Subject: submitted"))
+        .unwrap();
+    assert!(sub.contains("with ESMTPSA"), "{sub}");
+    assert!(
+        msgs.iter()
+            .any(|m| m.ends_with("üñí\r\n") && m.contains("UTF8SMTP"))
+    );
+}
+
+#[test]
+fn curl_plain_and_tls() {
+    let s = start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("msg.txt");
+    std::fs::write(&file, "Subject: curl\r\n\r\nsent with curl\r\n").unwrap();
+    let run = |args: &[&str]| {
+        let st = Command::new("curl")
+            .args(["-s", "-S", "--max-time", "20"])
+            .args(args)
+            .arg("--upload-file")
+            .arg(&file)
+            .status()
+            .expect("curl runs");
+        assert!(st.success(), "curl {args:?}");
+    };
+    run(&[
+        "--url",
+        &format!("smtp://127.0.0.1:{}", s.smtp),
+        "--mail-from",
+        "a@example.org",
+        "--mail-rcpt",
+        "demo@example.test",
+    ]);
+    run(&[
+        "--url",
+        &format!("smtp://127.0.0.1:{}", s.submission),
+        "--ssl-reqd",
+        "-k",
+        "--user",
+        &format!("demo:{}", s.password),
+        "--mail-from",
+        "demo@example.test",
+        "--mail-rcpt",
+        "demo@example.test",
+    ]);
+    let msgs = maildir(&s, "demo");
+    assert_eq!(
+        msgs.iter()
+            .filter(|m| m.ends_with("Subject: curl\r\n\r\nsent with curl\r\n"))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn raw_socket_attacks_are_refused() {
+    let s = start();
+    let out = python(
+        &s,
+        &format!(
+            r#"{PRELUDE}
+# Smuggling: a bare-LF end of data followed by a second transaction.
+r = raw(SMTP, b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<demo@example.test>\r\nDATA\r\n")
+print("smuggle-start", r.count("250"), "354" in r)
+s2 = socket.create_connection(("127.0.0.1", SMTP), timeout=10); s2.recv(1000)
+s2.sendall(b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<demo@example.test>\r\nDATA\r\n")
+time.sleep(0.3); s2.recv(4096)
+s2.sendall(b"Subject: one\r\n\r\nbody\n.\nMAIL FROM:<evil@x.example>\r\nRCPT TO:<demo@example.test>\r\nDATA\r\nSubject: forged\r\n\r\n.\r\nQUIT\r\n")
+time.sleep(0.5); print("smuggle", s2.recv(4096).decode().replace("\r\n", "|")); s2.close()
+# STARTTLS followed by pipelined plaintext.
+r = raw(SMTP, b"EHLO x\r\nSTARTTLS\r\nMAIL FROM:<evil@x.example>\r\nRCPT TO:<demo@example.test>\r\n")
+print("starttls", r.replace("\r\n", "|"))
+# Open relay attempt.
+r = raw(SMTP, b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<victim@elsewhere.example>\r\nQUIT\r\n")
+print("relay", r.replace("\r\n", "|"))
+# AUTH before STARTTLS on submission.
+r = raw(SUB, b"EHLO x\r\nAUTH PLAIN AGRlbW8AeA==\r\nQUIT\r\n")
+print("authplain", r.replace("\r\n", "|"))
+# A 10 MB line, then a normal command.
+s3 = socket.create_connection(("127.0.0.1", SMTP), timeout=20); s3.recv(1000)
+chunk = b"A" * 65536
+for _ in range(160): s3.sendall(chunk)
+s3.sendall(b"\r\nNOOP\r\nQUIT\r\n")
+s3.settimeout(10); got = b""
+while b"221" not in got:
+    d = s3.recv(4096)
+    if not d: break
+    got += d
+print("longline", got.decode().replace("\r\n", "|")); s3.close()
+# 200 clients at once, each sending one message (bounded: 60 s).
+ok = []
+def client(i):
+    try:
+        c = smtplib.SMTP("127.0.0.1", SMTP, timeout=30)
+        c.sendmail("a@b.example", ["demo@example.test"], "Subject: load %d\r\n\r\nx\r\n" % i)
+        c.quit(); ok.append(i)
+    except Exception as e:
+        print("client error", i, e)
+ts = [threading.Thread(target=client, args=(i,)) for i in range(200)]
+t0 = time.time(); [t.start() for t in ts]; [t.join(60) for t in ts]
+print("load", len(ok), round(time.time() - t0, 1))
+"#
+        ),
+    );
+    let line = |p: &str| {
+        out.lines()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("{p} missing in {out}"))
+            .to_owned()
+    };
+    let smuggle = line("smuggle ");
+    assert!(smuggle.contains("550 5.5.2"), "{smuggle}");
+    assert!(
+        !smuggle.contains("2.1.0"),
+        "the forged MAIL was never a command: {smuggle}"
+    );
+    let starttls = line("starttls");
+    assert!(
+        starttls.contains("220 2.0.0 Ready to start TLS"),
+        "{starttls}"
+    );
+    assert!(
+        !starttls.contains("Sender OK"),
+        "plaintext after STARTTLS ran: {starttls}"
+    );
+    assert!(line("relay").contains("550 5.7.1 Relaying denied"));
+    let auth = line("authplain");
+    assert!(auth.contains("538 5.7.11"), "{auth}");
+    assert!(!auth.contains("235"), "{auth}");
+    let long = line("longline");
+    assert!(
+        long.contains("500 5.5.2 Line too long|250 2.0.0 OK|221"),
+        "{long}"
+    );
+    let load = line("load");
+    assert!(load.starts_with("load 200 "), "{load}\n{out}");
+    let msgs = maildir(&s, "demo");
+    assert!(
+        !msgs.iter().any(|m| m.contains("forged")),
+        "smuggled message stored"
+    );
+    assert!(
+        !msgs.iter().any(|m| m.contains("Subject: one")),
+        "message with bare LF stored"
+    );
+    assert_eq!(
+        msgs.iter().filter(|m| m.contains("Subject: load ")).count(),
+        200
+    );
+}
+
+#[test]
+fn kill_9_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mail-data");
+    let mut s = start_in(&data, None, None);
+    let password = s.password.clone();
+    // 50 senders; the server is killed while they are in flight. Each
+    // prints the id of every message that got its 250.
+    let script = format!(
+        r#"{PRELUDE}
+acked = []
+lock = threading.Lock()
+def sender(i):
+    for j in range(200):
+        try:
+            c = smtplib.SMTP("127.0.0.1", SMTP, timeout=10)
+            body = "Subject: m-%d-%d\r\n\r\n" % (i, j) + ("line %d\r\n" % j) * 200 + "END-%d-%d\r\n" % (i, j)
+            c.sendmail("a@b.example", ["demo@example.test"], body)
+            with lock: acked.append("m-%d-%d" % (i, j))
+            c.quit()
+        except Exception:
+            return
+ts = [threading.Thread(target=sender, args=(i,)) for i in range(50)]
+[t.start() for t in ts]; [t.join(60) for t in ts]
+print("ACKED", " ".join(acked))
+"#
+    );
+    let ports = [
+        s.smtp.to_string(),
+        s.submission.to_string(),
+        s.lmtp.to_string(),
+        password.clone(),
+    ];
+    let py = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .args(&ports)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // kill -9.
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let out = py.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let acked: Vec<&str> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ACKED"))
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert!(
+        !acked.is_empty(),
+        "some messages were acknowledged before the kill"
+    );
+    eprintln!("{} messages acknowledged before kill -9", acked.len());
+    assert!(
+        acked.len() < 50 * 200,
+        "the kill came after all messages were sent"
+    );
+    drop(s);
+    // Restart on the same data: everything acknowledged is there, whole.
+    let s = start_in(&data, None, Some(password));
+    let msgs = maildir(&s, "demo");
+    for id in &acked {
+        let m = msgs
+            .iter()
+            .find(|m| m.contains(&format!("Subject: {id}\r\n")))
+            .unwrap_or_else(|| panic!("acknowledged {id} lost"));
+        let end = format!("END-{}\r\n", &id[2..]);
+        assert!(m.ends_with(&end), "{id} not whole");
+    }
+    // Nothing half-written is visible: every message ends with its marker.
+    for m in &msgs {
+        assert!(
+            m.trim_end()
+                .rsplit("\r\n")
+                .next()
+                .unwrap_or("")
+                .starts_with("END-"),
+            "partial message visible"
+        );
+    }
+    let tmp = data.join("store/users/demo/Maildir/tmp");
+    assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
+    drop(dir);
+}
