@@ -353,6 +353,23 @@ fn auth_errors_and_failure_limit() {
 }
 
 #[test]
+fn auth_only_after_tls_when_configured() {
+    let mut cfg = config();
+    cfg.auth_mechanisms = vec![Mechanism::ScramSha256];
+    cfg.require_tls_for_auth = true;
+    let mut d = Driver::new(cfg);
+    let ehlo = d.send(b"EHLO c.example\r\n");
+    assert!(!ehlo.contains("AUTH"), "{ehlo}");
+    assert_eq!(
+        d.send(b"AUTH SCRAM-SHA-256\r\n"),
+        "538 5.7.11 Encryption required for requested authentication mechanism\r\n"
+    );
+    d.send(b"STARTTLS\r\n");
+    d.finish_tls();
+    assert!(d.send(b"EHLO c.example\r\n").contains("AUTH SCRAM-SHA-256"));
+}
+
+#[test]
 fn submission_requires_auth() {
     let mut cfg = config();
     cfg.require_auth = true;

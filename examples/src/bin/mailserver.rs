@@ -504,6 +504,7 @@ fn session_config(ctx: &Ctx, role: Role, args: &ServeArgs) -> Config {
         Role::Mx => {}
         Role::Submission => {
             c.require_auth = true;
+            c.require_tls_for_auth = true;
             c.auth_mechanisms = vec![Mechanism::ScramSha256, Mechanism::Plain, Mechanism::Login];
             c.greeting = "ESMTP mailkit submission".into();
         }

@@ -139,6 +139,9 @@ pub struct Config {
     pub allow_plaintext_auth: bool,
     /// Whether MAIL needs a successful AUTH first (submission, RFC 6409).
     pub require_auth: bool,
+    /// Whether AUTH (any mechanism) is offered and accepted only on a
+    /// secure link.
+    pub require_tls_for_auth: bool,
     /// Whether the link is secure from the start (implicit TLS).
     pub implicit_tls: bool,
     /// Bare LF at the end of command lines.
@@ -162,6 +165,7 @@ impl Config {
             auth_mechanisms: Vec::new(),
             allow_plaintext_auth: false,
             require_auth: false,
+            require_tls_for_auth: false,
             implicit_tls: false,
             line_ending: LineEnding::Strict,
             body_line_ending: BareLineEnding::Reject,

@@ -846,6 +846,9 @@ impl Session {
     }
 
     fn mechanism_allowed(&self, m: Mechanism) -> bool {
+        if self.config.require_tls_for_auth && !self.tls {
+            return false;
+        }
         !m.is_plaintext() || self.tls || self.config.allow_plaintext_auth
     }
 
