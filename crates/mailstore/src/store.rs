@@ -131,24 +131,39 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn size_crlf(data: &[u8], prev_cr: &mut bool) -> u64 {
-    let mut extra = 0;
-    for (i, &b) in data.iter().enumerate() {
-        if b == b'\n' {
-            let cr = if i == 0 {
-                *prev_cr
-            } else {
-                data[i - 1] == b'\r'
-            };
-            if !cr {
-                extra += 1;
+/// Counts the octets a message has once every line end is CRLF and a
+/// missing final line end is added: what POP3 LIST reports and RETR sends
+/// (before byte-stuffing).
+#[derive(Default)]
+struct CrlfSize {
+    size: u64,
+    extra: u64,
+    prev: Option<u8>,
+}
+
+impl CrlfSize {
+    fn feed(&mut self, data: &[u8]) {
+        for &b in data {
+            match (self.prev, b) {
+                (Some(b'\r'), b'\n') => {}
+                (Some(b'\r'), _) => self.extra += 1, // bare CR becomes CRLF
+                (_, b'\n') => self.extra += 1,       // bare LF becomes CRLF
+                _ => {}
             }
+            self.prev = Some(b);
         }
+        self.size += data.len() as u64;
     }
-    if let Some(&last) = data.last() {
-        *prev_cr = last == b'\r';
+
+    /// (size as stored, size with CRLF line ends).
+    fn finish(self) -> (u64, u64) {
+        let tail = match self.prev {
+            None | Some(b'\n') => 0,
+            Some(b'\r') => 1,
+            Some(_) => 2,
+        };
+        (self.size, self.size + self.extra + tail)
     }
-    extra
 }
 
 impl Store {
@@ -651,7 +666,7 @@ impl Store {
     fn write_file(&self, path: &Path, message: &mut dyn Read) -> Result<(u64, u64), Error> {
         let mut file = self.inner.fs.create_new(path)?;
         let mut buf = vec![0u8; 64 * 1024];
-        let (mut size, mut extra, mut prev_cr) = (0u64, 0u64, false);
+        let mut count = CrlfSize::default();
         loop {
             let n = match message.read(&mut buf) {
                 Ok(0) => break,
@@ -660,11 +675,10 @@ impl Store {
                 Err(e) => return Err(e.into()),
             };
             file.write_all(&buf[..n])?;
-            size += n as u64;
-            extra += size_crlf(&buf[..n], &mut prev_cr);
+            count.feed(&buf[..n]);
         }
         file.sync_all()?;
-        Ok((size, size + extra))
+        Ok(count.finish())
     }
 
     /// Commits every queued delivery: one fsync per directory, one index
@@ -1208,16 +1222,16 @@ impl Store {
                     format!("new/{unique}")
                 };
                 let mut reader = self.inner.fs.open(&folder.join(&rel))?;
-                let (mut size, mut extra, mut prev_cr) = (0u64, 0u64, false);
+                let mut count = CrlfSize::default();
                 let mut buf = vec![0u8; 64 * 1024];
                 loop {
                     let n = reader.read(&mut buf)?;
                     if n == 0 {
                         break;
                     }
-                    size += n as u64;
-                    extra += size_crlf(&buf[..n], &mut prev_cr);
+                    count.feed(&buf[..n]);
                 }
+                let (size, size_crlf) = count.finish();
                 let date = unique
                     .split('.')
                     .next()
@@ -1232,7 +1246,7 @@ impl Store {
                         modseq,
                         internal_date: date,
                         size,
-                        size_crlf: size + extra,
+                        size_crlf,
                         flags: Flags::from_maildir_letters(&letters),
                         unique_id: unique,
                     },

@@ -1,0 +1,206 @@
+//! POP3 responses: `+OK`/`-ERR` status lines with RESP-CODES (RFC 2449,
+//! 3206), and byte-stuffed multi-line bodies.
+
+use bytes::BytesMut;
+
+/// Extended response codes (RFC 2449 §8, RFC 3206, RFC 6856).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RespCode {
+    /// `[IN-USE]`: the maildrop is locked by another session.
+    InUse,
+    /// `[LOGIN-DELAY]`
+    LoginDelay,
+    /// `[SYS/TEMP]`: a temporary system problem.
+    SysTemp,
+    /// `[SYS/PERM]`: a permanent system problem.
+    SysPerm,
+    /// `[AUTH]`: the credentials were wrong.
+    Auth,
+    /// `[UTF8]`
+    Utf8,
+    /// Any other code (printable, no `]`).
+    Other(String),
+}
+
+impl RespCode {
+    fn as_str(&self) -> &str {
+        match self {
+            RespCode::InUse => "IN-USE",
+            RespCode::LoginDelay => "LOGIN-DELAY",
+            RespCode::SysTemp => "SYS/TEMP",
+            RespCode::SysPerm => "SYS/PERM",
+            RespCode::Auth => "AUTH",
+            RespCode::Utf8 => "UTF8",
+            RespCode::Other(s) => s,
+        }
+    }
+
+    fn parse(s: &str) -> RespCode {
+        match s {
+            "IN-USE" => RespCode::InUse,
+            "LOGIN-DELAY" => RespCode::LoginDelay,
+            "SYS/TEMP" => RespCode::SysTemp,
+            "SYS/PERM" => RespCode::SysPerm,
+            "AUTH" => RespCode::Auth,
+            "UTF8" => RespCode::Utf8,
+            other => RespCode::Other(other.to_owned()),
+        }
+    }
+}
+
+/// A status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// `+OK` (true) or `-ERR`.
+    pub ok: bool,
+    /// The response code, if any.
+    pub code: Option<RespCode>,
+    /// The text (no CR or LF).
+    pub text: String,
+}
+
+/// Why a server line could not be read (client side).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed POP3 response line")]
+pub struct ResponseError;
+
+impl Status {
+    /// `+OK text`.
+    pub fn ok(text: impl Into<String>) -> Status {
+        Status {
+            ok: true,
+            code: None,
+            text: clean(text.into()),
+        }
+    }
+
+    /// `-ERR text`.
+    pub fn err(text: impl Into<String>) -> Status {
+        Status {
+            ok: false,
+            code: None,
+            text: clean(text.into()),
+        }
+    }
+
+    /// `-ERR [CODE] text`.
+    pub fn err_code(code: RespCode, text: impl Into<String>) -> Status {
+        Status {
+            ok: false,
+            code: Some(code),
+            text: clean(text.into()),
+        }
+    }
+
+    /// Writes the line with CRLF.
+    pub fn encode(&self, dst: &mut BytesMut) {
+        dst.extend_from_slice(if self.ok { b"+OK" } else { b"-ERR" });
+        if let Some(c) = &self.code {
+            dst.extend_from_slice(b" [");
+            dst.extend_from_slice(c.as_str().as_bytes());
+            dst.extend_from_slice(b"]");
+        }
+        if !self.text.is_empty() {
+            dst.extend_from_slice(b" ");
+            dst.extend_from_slice(self.text.as_bytes());
+        }
+        dst.extend_from_slice(b"\r\n");
+    }
+
+    /// Parses a status line given without its CRLF.
+    pub fn parse(line: &[u8]) -> Result<Status, ResponseError> {
+        let line = std::str::from_utf8(line).map_err(|_| ResponseError)?;
+        let (ok, rest) = if let Some(r) = line.strip_prefix("+OK") {
+            (true, r)
+        } else if let Some(r) = line.strip_prefix("-ERR") {
+            (false, r)
+        } else {
+            return Err(ResponseError);
+        };
+        let rest = match rest.as_bytes().first() {
+            None => "",
+            Some(b' ') => &rest[1..],
+            Some(_) => return Err(ResponseError),
+        };
+        let (code, text) = match rest.strip_prefix('[').and_then(|r| r.split_once(']')) {
+            Some((c, t)) if !c.is_empty() => {
+                (Some(RespCode::parse(c)), t.strip_prefix(' ').unwrap_or(t))
+            }
+            _ => (None, rest),
+        };
+        Ok(Status {
+            ok,
+            code,
+            text: text.to_owned(),
+        })
+    }
+}
+
+fn clean(s: String) -> String {
+    if s.chars().any(char::is_control) {
+        s.chars().filter(|c| !c.is_control()).collect()
+    } else {
+        s
+    }
+}
+
+/// Writes a multi-line body: CRLF line ends (bare CR or LF become CRLF),
+/// every line starting with `.` byte-stuffed, a final CRLF if missing, and
+/// the terminating `.` line.
+pub fn encode_multiline(body: &[u8], dst: &mut BytesMut) {
+    let mut enc = smtp_proto::DataEncoder::new();
+    enc.encode(body, dst);
+    enc.finish(dst);
+}
+
+/// The size in octets `encode_multiline` sends for `body`, before
+/// byte-stuffing and without the terminator (what LIST and STAT report,
+/// RFC 1939 §11).
+pub fn transfer_size(body: &[u8]) -> u64 {
+    let mut n = 0u64;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'\r' if body.get(i + 1) == Some(&b'\n') => {
+                n += 2;
+                i += 2;
+                continue;
+            }
+            b'\r' | b'\n' => n += 2,
+            _ => n += 1,
+        }
+        i += 1;
+    }
+    if !body.is_empty() && !body.ends_with(b"\n") && !body.ends_with(b"\r") {
+        n += 2;
+    }
+    n
+}
+
+/// TOP: the header section, the blank line, then `lines` body lines. A
+/// message without a blank line is all headers.
+pub fn top(message: &[u8], lines: u32) -> &[u8] {
+    let header_end = find(message, b"\r\n\r\n")
+        .map(|i| i + 4)
+        .into_iter()
+        .chain(find(message, b"\n\n").map(|i| i + 2))
+        .min();
+    let Some(start) = header_end else {
+        return message;
+    };
+    let mut end = start;
+    for _ in 0..lines {
+        match memchr::memchr(b'\n', &message[end..]) {
+            Some(i) => end += i + 1,
+            None => {
+                end = message.len();
+                break;
+            }
+        }
+    }
+    &message[..end]
+}
+
+fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    memchr::memmem::find(h, n)
+}
