@@ -146,7 +146,7 @@ impl Command {
             Some((k, r)) => (k, Some(r)),
             None => (line, None),
         };
-        if !(3..=4).contains(&kw.len()) || !kw.bytes().all(|b| b.is_ascii_alphabetic()) {
+        if !(3..=4).contains(&kw.len()) || !kw.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(CommandError::Unknown);
         }
         let args: Vec<&str> = rest.map(|r| r.split(' ').collect()).unwrap_or_default();

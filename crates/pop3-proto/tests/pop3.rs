@@ -1,0 +1,468 @@
+//! POP3: known answers, RFC 1939 transcript, edge cases, split invariance,
+//! paired client and server.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use pop3_proto::client::{self, Reply};
+use pop3_proto::response::{RespCode, Status, top, transfer_size};
+use pop3_proto::server::{Config, DropEntry, Event, LoginCheck, Output, Session};
+use pop3_proto::{Command, CommandError};
+use proptest::prelude::*;
+
+const MSGS: [&[u8]; 3] = [
+    b"Subject: one\r\n\r\nfirst body\r\n",
+    b"Subject: two\n\n.dot line\nno final newline",
+    b"No-Blank-Line: true\r\nX: y\r\n",
+];
+
+/// Drives a server session like an application with a fixed maildrop.
+struct Driver {
+    s: Session,
+    now: Instant,
+    wire: Vec<u8>,
+    log: Vec<String>,
+    commit_ok: bool,
+}
+
+fn config() -> Config {
+    let mut c = Config::new("pop.example.org");
+    c.apop = true;
+    c
+}
+
+impl Driver {
+    fn new(config: Config) -> Driver {
+        let now = Instant::now();
+        let mut d = Driver {
+            s: Session::new(Arc::new(config), now, [7; 16]),
+            now,
+            wire: Vec::new(),
+            log: Vec::new(),
+            commit_ok: true,
+        };
+        d.pump();
+        d
+    }
+
+    fn send(&mut self, b: &[u8]) -> String {
+        let start = self.wire.len();
+        self.s.handle_input(self.now, b);
+        self.pump();
+        String::from_utf8_lossy(&self.wire[start..]).into_owned()
+    }
+
+    fn pump(&mut self) {
+        while let Some(o) = self.s.poll_output() {
+            match o {
+                Output::Transmit(b) => self.wire.extend_from_slice(&b),
+                Output::Event(Event::Login {
+                    token,
+                    username,
+                    check,
+                }) => {
+                    let ok = username == "bob"
+                        && match &check {
+                            LoginCheck::Password(p) => p.expose() == "tanstaaf",
+                            LoginCheck::Apop { timestamp, digest } => {
+                                LoginCheck::verify_apop(timestamp, digest, "tanstaaf")
+                            }
+                            LoginCheck::Verified => true,
+                            _ => false,
+                        };
+                    self.log.push(format!("login {username} {ok}"));
+                    if ok {
+                        let drop = MSGS
+                            .iter()
+                            .enumerate()
+                            .map(|(i, m)| DropEntry {
+                                size: transfer_size(m),
+                                uidl: format!("uid-{i}"),
+                            })
+                            .collect();
+                        self.s.open_maildrop(token, drop).unwrap();
+                    } else {
+                        self.s
+                            .reject(token, Some(RespCode::Auth), "bad credentials")
+                            .unwrap();
+                    }
+                }
+                Output::Event(Event::ScramLookup { token, username }) => {
+                    let c = (username == "bob")
+                        .then(|| sasl::ScramCredentials::derive("tanstaaf", b"salt", 4096));
+                    self.s.scram_credentials(token, c).unwrap();
+                }
+                Output::Event(Event::Retrieve { token, index }) => {
+                    self.log.push(format!("retrieve {index}"));
+                    self.s.send_message(token, MSGS[index]).unwrap();
+                }
+                Output::Event(Event::Commit { token, deleted }) => {
+                    self.log.push(format!("commit {deleted:?}"));
+                    if self.commit_ok {
+                        self.s.accept(token).unwrap();
+                    } else {
+                        self.s
+                            .reject(
+                                token,
+                                Some(RespCode::SysTemp),
+                                "some deleted messages not removed",
+                            )
+                            .unwrap();
+                    }
+                }
+                Output::Event(Event::StartTls) => self.log.push("starttls".into()),
+                Output::Event(Event::Closed) => self.log.push("closed".into()),
+                Output::Event(e) => panic!("{e:?}"),
+            }
+        }
+    }
+
+    fn login(&mut self) {
+        assert!(
+            self.send(b"USER bob\r\nPASS tanstaaf\r\n")
+                .ends_with("+OK maildrop has 3 messages (100 octets)\r\n")
+        );
+    }
+}
+
+fn plain_config() -> Config {
+    let mut c = config();
+    c.allow_plaintext_auth = true;
+    c
+}
+
+#[test]
+fn apop_known_answer_rfc1939() {
+    // RFC 1939 §7: the digest of "<1896.697170952@dbc.mtview.ca.us>tanstaaf".
+    assert!(LoginCheck::verify_apop(
+        "<1896.697170952@dbc.mtview.ca.us>",
+        "c4c9334bac560ecc979e58001b3e22fb",
+        "tanstaaf"
+    ));
+    assert!(!LoginCheck::verify_apop(
+        "<1896.697170952@dbc.mtview.ca.us>",
+        "c4c9334bac560ecc979e58001b3e22fb",
+        "x"
+    ));
+}
+
+#[test]
+fn command_known_answers() {
+    let p = |s: &[u8]| Command::parse_line(s);
+    assert_eq!(
+        p(b"PASS my secret words"),
+        Ok(Command::Pass("my secret words".into()))
+    );
+    assert_eq!(p(b"user bob"), Ok(Command::User("bob".into())));
+    assert_eq!(p(b"TOP 1 10"), Ok(Command::Top(1, 10)));
+    assert_eq!(p(b"LIST"), Ok(Command::List(None)));
+    assert_eq!(p(b"LIST 0"), Ok(Command::List(Some(0))));
+    assert_eq!(p(b"RETR 99999999999"), Err(CommandError::Number));
+    assert_eq!(p(b"RETR 4294967296"), Err(CommandError::Number));
+    assert_eq!(p(b"RETR x"), Err(CommandError::Number));
+    assert_eq!(p(b"RETR"), Err(CommandError::Syntax));
+    assert_eq!(p(b"STAT now"), Err(CommandError::Syntax));
+    assert_eq!(p(b"XYZZY"), Err(CommandError::Unknown));
+    assert_eq!(p(b"NOOP\0"), Err(CommandError::ControlCharacter));
+    assert_eq!(
+        p(b"APOP mrose c4c9334bac560ecc979e58001b3e22fb")
+            .map(|c| matches!(c, Command::Apop { .. })),
+        Ok(true)
+    );
+    assert!(!format!("{:?}", Command::Pass("hunter2".into())).contains("hunter2"));
+    assert_eq!(
+        Status::parse(b"-ERR [IN-USE] locked").unwrap().code,
+        Some(RespCode::InUse)
+    );
+    assert_eq!(Status::parse(b"+OK").unwrap(), Status::ok(""));
+}
+
+#[test]
+fn multiline_sizes_match_and_top_cuts() {
+    for m in MSGS {
+        let mut out = BytesMut::new();
+        pop3_proto::response::encode_multiline(m, &mut out);
+        // Un-stuff and compare sizes: LIST size == bytes RETR sends.
+        let mut dec = smtp_proto::DataDecoder::new();
+        let mut back = BytesMut::new();
+        assert!(matches!(
+            dec.decode(&out, &mut back),
+            smtp_proto::BodyProgress::Finished { result: Ok(()), .. }
+        ));
+        assert_eq!(back.len() as u64, transfer_size(m), "{m:?}");
+    }
+    assert_eq!(top(MSGS[0], 0), b"Subject: one\r\n\r\n");
+    assert_eq!(top(MSGS[0], 5), MSGS[0]);
+    assert_eq!(top(MSGS[1], 1), b"Subject: two\n\n.dot line\n");
+    assert_eq!(top(MSGS[2], 3), MSGS[2], "no blank line: all headers");
+}
+
+#[test]
+fn rfc1939_style_session() {
+    let mut d = Driver::new(config());
+    let greeting = String::from_utf8(d.wire.clone()).unwrap();
+    let stamp = greeting.trim_end().rsplit(' ').next().unwrap().to_owned();
+    assert!(
+        stamp.starts_with('<') && stamp.ends_with("@pop.example.org>"),
+        "{greeting}"
+    );
+    // APOP with the digest of this greeting's timestamp.
+    use md5::{Digest, Md5};
+    let digest: String = Md5::digest(format!("{stamp}tanstaaf"))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        d.send(format!("APOP bob {digest}\r\n").as_bytes()),
+        "+OK maildrop has 3 messages (100 octets)\r\n"
+    );
+    assert_eq!(d.send(b"STAT\r\n"), "+OK 3 100\r\n");
+    assert_eq!(
+        d.send(b"LIST\r\n"),
+        "+OK 3 messages\r\n1 28\r\n2 45\r\n3 27\r\n.\r\n"
+    );
+    assert_eq!(
+        d.send(b"RETR 1\r\n"),
+        "+OK message follows\r\nSubject: one\r\n\r\nfirst body\r\n.\r\n"
+    );
+    assert_eq!(
+        d.send(b"RETR 2\r\n"),
+        "+OK message follows\r\nSubject: two\r\n\r\n..dot line\r\nno final newline\r\n.\r\n"
+    );
+    assert_eq!(d.send(b"DELE 1\r\n"), "+OK message 1 deleted\r\n");
+    assert_eq!(d.send(b"STAT\r\n"), "+OK 2 72\r\n");
+    assert_eq!(d.send(b"RETR 1\r\n"), "-ERR no such message\r\n");
+    assert_eq!(d.send(b"DELE 0\r\n"), "-ERR no such message\r\n");
+    assert_eq!(d.send(b"LIST 4\r\n"), "-ERR no such message\r\n");
+    assert_eq!(
+        d.send(b"UIDL\r\n"),
+        "+OK 2 messages\r\n2 uid-1\r\n3 uid-2\r\n.\r\n"
+    );
+    assert_eq!(
+        d.send(b"TOP 2 0\r\n"),
+        "+OK message follows\r\nSubject: two\r\n\r\n.\r\n"
+    );
+    assert_eq!(d.send(b"RSET\r\n"), "+OK maildrop has 3 messages\r\n");
+    d.send(b"DELE 2\r\nDELE 3\r\n");
+    assert_eq!(d.send(b"QUIT\r\n"), "+OK bye\r\n");
+    assert!(d.log.contains(&"commit [1, 2]".to_owned()), "{:?}", d.log);
+    assert_eq!(d.log.last().unwrap(), "closed");
+}
+
+#[test]
+fn dropped_connection_deletes_nothing_and_failed_commit_says_err() {
+    let mut d = Driver::new(plain_config());
+    d.login();
+    d.send(b"DELE 1\r\n");
+    d.s.handle_eof(d.now);
+    d.pump();
+    assert!(!d.log.iter().any(|l| l.starts_with("commit")));
+    let mut d = Driver::new(plain_config());
+    d.commit_ok = false;
+    d.login();
+    d.send(b"DELE 1\r\n");
+    assert_eq!(
+        d.send(b"QUIT\r\n"),
+        "-ERR [SYS/TEMP] some deleted messages not removed\r\n"
+    );
+    assert_eq!(d.log.last().unwrap(), "closed");
+}
+
+#[test]
+fn tls_rules() {
+    let mut d = Driver::new(config());
+    let capa = d.send(b"CAPA\r\n");
+    assert!(
+        capa.contains("STLS\r\n") && !capa.contains("USER\r\n") && !capa.contains("PLAIN"),
+        "{capa}"
+    );
+    assert_eq!(
+        d.send(b"USER bob\r\n"),
+        "-ERR USER/PASS need TLS; use STLS first\r\n"
+    );
+    assert_eq!(
+        d.send(b"AUTH PLAIN AGJvYgB0YW5zdGFhZg==\r\n"),
+        "-ERR mechanism needs TLS; use STLS first\r\n"
+    );
+    // STLS with pipelined plaintext: the rest is dropped.
+    assert_eq!(
+        d.send(b"STLS\r\nUSER evil\r\nPASS x\r\n"),
+        "+OK begin TLS negotiation\r\n"
+    );
+    assert!(d.log.contains(&"starttls".to_owned()));
+    assert!(!d.log.iter().any(|l| l.contains("evil")));
+    d.s.tls_established(d.now).unwrap();
+    let capa = d.send(b"CAPA\r\n");
+    assert!(
+        !capa.contains("STLS")
+            && capa.contains("USER\r\n")
+            && capa.contains("SASL SCRAM-SHA-256 PLAIN"),
+        "{capa}"
+    );
+    assert_eq!(d.send(b"STLS\r\n"), "-ERR STLS not available now\r\n");
+    d.login();
+    assert_eq!(d.send(b"STLS\r\n"), "-ERR STLS not available now\r\n");
+}
+
+#[test]
+fn sasl_logins_and_failures() {
+    let mut c = plain_config();
+    c.max_login_failures = 2;
+    let mut d = Driver::new(c.clone());
+    assert_eq!(
+        d.send(b"AUTH PLAIN AGJvYgB0YW5zdGFhZg==\r\n"),
+        "+OK maildrop has 3 messages (100 octets)\r\n"
+    );
+    let mut d = Driver::new(c.clone());
+    assert_eq!(d.send(b"AUTH PLAIN\r\n"), "+ \r\n");
+    assert_eq!(d.send(b"*\r\n"), "-ERR authentication cancelled\r\n");
+    assert!(
+        d.send(b"AUTH\r\n")
+            .starts_with("+OK mechanisms follow\r\nSCRAM-SHA-256\r\nPLAIN\r\n.\r\n")
+    );
+    // SCRAM through our own SASL client.
+    let mut cl = sasl::client::ClientExchange::new(
+        sasl::Mechanism::ScramSha256,
+        "bob",
+        sasl::Secret::new("tanstaaf".into()),
+        None,
+        b"nonce-nonce-1234",
+    );
+    let ir = sasl::encode(&cl.initial_response().unwrap());
+    let mut r = d.send(format!("AUTH SCRAM-SHA-256 {ir}\r\n").as_bytes());
+    while let Some(ch) = r.strip_prefix("+ ") {
+        let answer = cl
+            .respond(&sasl::decode_base64(ch.trim_end()).unwrap())
+            .unwrap();
+        r = d.send(format!("{}\r\n", sasl::encode(&answer)).as_bytes());
+    }
+    assert_eq!(r, "+OK maildrop has 3 messages (100 octets)\r\n");
+    // Wrong passwords: [AUTH], then the session closes.
+    let mut d = Driver::new(c);
+    assert_eq!(
+        d.send(b"USER bob\r\nPASS nope\r\n"),
+        "+OK send PASS\r\n-ERR [AUTH] bad credentials\r\n"
+    );
+    let last = d.send(b"USER bob\r\nPASS nope\r\n");
+    assert!(
+        last.ends_with("-ERR [AUTH] too many failed logins\r\n"),
+        "{last}"
+    );
+    assert_eq!(d.log.last().unwrap(), "closed");
+}
+
+#[test]
+fn limits_and_autologout() {
+    let mut d = Driver::new(plain_config());
+    let long = format!("USER {}\r\nNOOP\r\n", "x".repeat(400));
+    assert_eq!(
+        d.send(long.as_bytes()),
+        "-ERR line too long\r\n-ERR command not valid in this state\r\n"
+    );
+    d.login();
+    assert_eq!(d.send(b"NOOP\r\n"), "+OK\r\n");
+    let t = d.s.poll_timeout().unwrap();
+    assert!(t >= d.now + Duration::from_secs(600));
+    d.now = t;
+    d.s.handle_timeout(t);
+    d.pump();
+    assert_eq!(d.log.last().unwrap(), "closed");
+    assert!(!d.log.iter().any(|l| l.starts_with("commit")));
+}
+
+/// A fixed conversation; returns everything transmitted and the log.
+fn run_split(cuts: &[usize]) -> (Vec<u8>, Vec<String>) {
+    let input: &[u8] = b"CAPA\r\nUSER bob\r\nPASS tanstaaf\r\nSTAT\r\nLIST\r\nRETR 2\r\nTOP 1 0\r\nDELE 2\r\nLIST 2\r\nBOGUS\r\nUIDL 1\r\nQUIT\r\n";
+    let mut d = Driver::new(plain_config());
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    cuts.sort_unstable();
+    cuts.push(input.len());
+    let mut last = 0;
+    for c in cuts {
+        if c > last {
+            d.send(&input[last..c]);
+            last = c;
+        }
+    }
+    (d.wire, d.log)
+}
+
+proptest! {
+    #[test]
+    fn server_split_invariance(cuts in proptest::collection::vec(0usize..200, 0..30)) {
+        prop_assert_eq!(run_split(&cuts), run_split(&[]));
+    }
+
+    #[test]
+    fn command_round_trip(cmd in prop_oneof![
+        "[a-z0-9.@]{1,20}".prop_map(Command::User),
+        "[ -~]{1,40}".prop_filter("no leading space", |s| !s.starts_with(' ')).prop_map(Command::Pass),
+        any::<Option<u32>>().prop_map(Command::List),
+        any::<u32>().prop_map(Command::Retr),
+        any::<u32>().prop_map(Command::Dele),
+        (any::<u32>(), any::<u32>()).prop_map(|(a, b)| Command::Top(a, b)),
+        any::<Option<u32>>().prop_map(Command::Uidl),
+        Just(Command::Stat), Just(Command::Noop), Just(Command::Rset), Just(Command::Quit),
+        Just(Command::Capa), Just(Command::Stls), Just(Command::Utf8),
+    ]) {
+        let mut b = BytesMut::new();
+        cmd.encode(&mut b);
+        prop_assert!(b.ends_with(b"\r\n"));
+        prop_assert_eq!(Command::parse_line(&b[..b.len() - 2]), Ok(cmd));
+    }
+
+    #[test]
+    fn status_round_trip(ok in any::<bool>(), code in proptest::option::of(prop_oneof![
+        Just(RespCode::InUse), Just(RespCode::Auth), Just(RespCode::SysTemp), Just(RespCode::SysPerm)
+    ]), text in "([!-~][ -~]{0,30})?") {
+        let s = Status { ok, code, text };
+        let mut b = BytesMut::new();
+        s.encode(&mut b);
+        prop_assert_eq!(Status::parse(&b[..b.len() - 2]), Ok(s));
+    }
+}
+
+#[test]
+fn paired_client_and_server() {
+    let mut server = Driver::new(plain_config());
+    let mut c = client::Session::default();
+    c.handle_input(&server.wire);
+    assert!(matches!(c.poll_reply(), Some(Ok(Reply::Greeting(s))) if s.ok));
+    for cmd in [
+        Command::User("bob".into()),
+        Command::Pass("tanstaaf".into()),
+        Command::Stat,
+        Command::Uidl(None),
+        Command::Retr(2),
+        Command::Top(1, 0),
+        Command::Dele(3),
+        Command::List(None),
+        Command::Quit,
+    ] {
+        c.send(&cmd);
+    }
+    // Everything pipelined in one write; the replies byte by byte.
+    let bytes = c.poll_transmit().unwrap();
+    let out = server.send(&bytes);
+    for b in out.as_bytes() {
+        c.handle_input(std::slice::from_ref(b));
+    }
+    let mut replies = Vec::new();
+    while let Some(r) = c.poll_reply() {
+        replies.push(r.unwrap());
+    }
+    assert_eq!(replies.len(), 9, "{replies:?}");
+    let body = |i: usize| match &replies[i] {
+        Reply::Response { body: Some(b), .. } => String::from_utf8(b.to_vec()).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(body(3), "1 uid-0\r\n2 uid-1\r\n3 uid-2\r\n");
+    assert_eq!(
+        body(4),
+        "Subject: two\r\n\r\n.dot line\r\nno final newline\r\n"
+    );
+    assert_eq!(body(5), "Subject: one\r\n\r\n");
+    assert_eq!(body(7), "1 28\r\n2 45\r\n");
+    assert!(server.log.contains(&"commit [2]".to_owned()));
+}
