@@ -336,3 +336,121 @@ pub fn smtp_server_session(data: &[u8]) {
         assert!(session.buffered_input() <= limits.max_buffered_input + largest_read);
     }
 }
+
+/// POP3 command parsing: what parses re-encodes to the same command.
+pub fn pop3_command(data: &[u8]) {
+    for line in data.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Ok(cmd) = pop3_proto::Command::parse_line(line) {
+            let mut b = BytesMut::new();
+            cmd.encode(&mut b);
+            assert_eq!(
+                pop3_proto::Command::parse_line(&b[..b.len() - 2]).as_ref(),
+                Ok(&cmd),
+                "re-encoded command parses differently"
+            );
+        }
+    }
+}
+
+/// The POP3 server session driven by input chunks and decisions: no
+/// panic, nothing sent after the close, bounded held input.
+pub fn pop3_server_session(data: &[u8]) {
+    use pop3_proto::server::{Config, DropEntry, Event, Output, Session};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let mut u = arbitrary::Unstructured::new(data);
+    let Ok(script) = <SessionScript as arbitrary::Arbitrary>::arbitrary(&mut u) else {
+        return;
+    };
+    const POP: &[&[u8]] = &[
+        b"USER bob\r\n",
+        b"PASS pw\r\n",
+        b"STAT\r\n",
+        b"LIST\r\n",
+        b"RETR 1\r\n",
+        b"DELE 1\r\n",
+        b"TOP 2 0\r\n",
+        b"UIDL\r\n",
+        b"RSET\r\n",
+        b"QUIT\r\n",
+        b"CAPA\r\n",
+        b"STLS\r\n",
+        b"AUTH PLAIN AGJvYgBwdw==\r\n",
+        b"AUTH PLAIN\r\n",
+        b"*\r\n",
+        b"APOP bob 0123456789abcdef0123456789abcdef\r\n",
+    ];
+    let mut config = Config::new("pop.example.org");
+    config.allow_plaintext_auth = script.switches & 1 != 0;
+    config.apop = script.switches & 2 != 0;
+    config.implicit_tls = script.switches & 4 != 0;
+    let mut now = Instant::now();
+    let mut s = Session::new(Arc::new(config), now, [5; 16]);
+    let mut closed = false;
+    let mut starttls = false;
+    let mut pending = std::collections::VecDeque::new();
+    for step in script.steps {
+        match step {
+            SessionStep::Input(b) => s.handle_input(now, &b),
+            SessionStep::Phrase(i) => s.handle_input(now, POP[usize::from(i) % POP.len()]),
+            SessionStep::Decide(d) => {
+                if let Some(ev) = pending.pop_front() {
+                    let _ = match (ev, d) {
+                        (Event::Login { token, .. }, Decision::Accept) => s.open_maildrop(
+                            token,
+                            (0..3)
+                                .map(|i| DropEntry {
+                                    size: 10,
+                                    uidl: format!("u{i}"),
+                                })
+                                .collect(),
+                        ),
+                        (
+                            Event::Retrieve { token, .. },
+                            Decision::Accept | Decision::AcceptWith,
+                        ) => s.send_message(token, b"Subject: x\n\n.body\nline"),
+                        (Event::Commit { token, .. }, Decision::Accept) => s.accept(token),
+                        (Event::ScramLookup { token, .. }, Decision::Scram(some)) => s
+                            .scram_credentials(
+                                token,
+                                some.then(|| sasl::ScramCredentials::derive("pw", b"s", 1)),
+                            ),
+                        (
+                            Event::Login { token, .. }
+                            | Event::Retrieve { token, .. }
+                            | Event::Commit { token, .. }
+                            | Event::ScramLookup { token, .. },
+                            _,
+                        ) => s.reject(token, None, "no"),
+                        _ => Ok(()),
+                    };
+                }
+            }
+            SessionStep::Wait(secs) => {
+                now += Duration::from_secs(u64::from(secs));
+                s.handle_timeout(now);
+            }
+            SessionStep::TlsDone => {
+                if starttls {
+                    starttls = false;
+                    assert!(s.tls_established(now).is_ok());
+                }
+            }
+            SessionStep::Eof => s.handle_eof(now),
+        }
+        while let Some(out) = s.poll_output() {
+            match out {
+                Output::Transmit(_) => assert!(!closed, "transmitted after close"),
+                Output::Event(Event::Closed) => {
+                    assert!(!closed, "closed twice");
+                    closed = true;
+                    starttls = false;
+                }
+                Output::Event(Event::StartTls) => starttls = true,
+                Output::Event(e) => pending.push_back(e),
+            }
+        }
+    }
+}

@@ -37,3 +37,13 @@ fn smtp_body_corpus() {
 fn smtp_server_session_corpus() {
     replay("smtp_server_session", mailkit_fuzz::smtp_server_session);
 }
+
+#[test]
+fn pop3_command_corpus() {
+    replay("pop3_command", mailkit_fuzz::pop3_command);
+}
+
+#[test]
+fn pop3_server_session_corpus() {
+    replay("pop3_server_session", mailkit_fuzz::pop3_server_session);
+}

@@ -383,6 +383,7 @@ impl Session {
     /// A positive answer to a [`Event::Commit`].
     pub fn accept(&mut self, token: Token) -> Result<(), ApiMisuse> {
         match self.take(&token)? {
+            Pending::Commit if self.is_closed() => Ok(()),
             Pending::Commit => {
                 self.status(Status::ok("bye"));
                 self.close();
@@ -404,6 +405,9 @@ impl Session {
         text: &str,
     ) -> Result<(), ApiMisuse> {
         let pending = self.take(&token)?;
+        if self.is_closed() {
+            return Ok(());
+        }
         let status = Status {
             ok: false,
             code,
@@ -433,6 +437,9 @@ impl Session {
                 return Err(ApiMisuse::WrongToken);
             }
         };
+        if self.is_closed() {
+            return Ok(());
+        }
         let body = match lines {
             Some(n) => top(message, n),
             None => message,
@@ -456,6 +463,9 @@ impl Session {
                 return Err(ApiMisuse::WrongToken);
             }
         };
+        if self.is_closed() {
+            return Ok(());
+        }
         let step = exchange.scram_credentials(creds);
         self.sasl_step(exchange, step);
         self.resume();
