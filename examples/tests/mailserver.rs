@@ -13,6 +13,7 @@ struct Server {
     smtp: u16,
     submission: u16,
     lmtp: u16,
+    pop3: u16,
     password: String,
     _dir: Option<tempfile::TempDir>,
 }
@@ -33,7 +34,7 @@ fn free_port() -> u16 {
 }
 
 fn start_in(data: &Path, dir: Option<tempfile::TempDir>, password: Option<String>) -> Server {
-    let (smtp, submission, lmtp) = (free_port(), free_port(), free_port());
+    let (smtp, submission, lmtp, pop3) = (free_port(), free_port(), free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_mailserver"))
         .arg("--data")
         .arg(data)
@@ -41,6 +42,7 @@ fn start_in(data: &Path, dir: Option<tempfile::TempDir>, password: Option<String
         .args(["--smtp", &format!("127.0.0.1:{smtp}")])
         .args(["--submission", &format!("127.0.0.1:{submission}")])
         .args(["--lmtp", &format!("127.0.0.1:{lmtp}")])
+        .args(["--pop3", &format!("127.0.0.1:{pop3}")])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -50,7 +52,7 @@ fn start_in(data: &Path, dir: Option<tempfile::TempDir>, password: Option<String
     let mut password = password;
     let mut listening = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while listening < 3 {
+    while listening < 4 {
         assert!(Instant::now() < deadline, "server did not start");
         let line = lines.next().expect("server output").unwrap();
         if let Some(p) = line.strip_prefix("created user demo with password ") {
@@ -67,6 +69,7 @@ fn start_in(data: &Path, dir: Option<tempfile::TempDir>, password: Option<String
         smtp,
         submission,
         lmtp,
+        pop3,
         password: password.expect("demo password printed on first start"),
         _dir: dir,
     }
@@ -89,6 +92,7 @@ fn python(s: &Server, script: &str) -> String {
             s.submission.to_string(),
             s.lmtp.to_string(),
             s.password.clone(),
+            s.pop3.to_string(),
         ])
         .output()
         .expect("python3 runs");
@@ -120,7 +124,7 @@ fn maildir(s: &Server, user: &str) -> Vec<String> {
 
 const PRELUDE: &str = r#"
 import smtplib, ssl, socket, sys, time, threading
-SMTP, SUB, LMTP, PW = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+SMTP, SUB, LMTP, PW, POP = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 def raw(port, data, wait=0.5):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -372,6 +376,7 @@ print("ACKED", " ".join(acked))
         s.submission.to_string(),
         s.lmtp.to_string(),
         password.clone(),
+        s.pop3.to_string(),
     ];
     let py = Command::new("python3")
         .arg("-c")
@@ -427,4 +432,85 @@ print("ACKED", " ".join(acked))
     let tmp = data.join("store/users/demo/Maildir/tmp");
     assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
     drop(dir);
+}
+
+#[test]
+fn poplib_and_curl_read_mail_delivered_by_smtp() {
+    let s = start();
+    let out = python(
+        &s,
+        &format!(
+            r#"{PRELUDE}
+import poplib, hashlib
+c = smtplib.SMTP("127.0.0.1", SMTP, timeout=10)
+for i in range(3):
+    c.sendmail("a@b.example", ["demo@example.test"], "Subject: pop %d\r\n\r\nbody %d\r\n.dotted\r\nend\r\n" % (i, i))
+c.quit()
+# USER/PASS over STLS.
+p = poplib.POP3("127.0.0.1", POP, timeout=10)
+print("capa-before", sorted(p.capa().keys()))
+p.stls(context=ctx)
+p.user("demo"); p.pass_(PW)
+print("stat", p.stat())
+resp, lines, octets = p.retr(1)
+body = b"\r\n".join(lines) + b"\r\n"
+print("retr-size-ok", octets - len(lines) * 0 >= len(body), int(p.list(1).split()[2]) == len(body))
+print("retr-dotted", b".dotted" in lines)
+print("top0", p.top(2, 0)[1][-1] == b"")
+print("uidl", len(p.uidl()[1]))
+uidl_first = p.uidl(1).split()[2]
+p.dele(1)
+print("stat-after-dele", p.stat())
+p.quit()
+# APOP, then DELE and a dropped connection: nothing deleted.
+p = poplib.POP3("127.0.0.1", POP, timeout=10)
+p.apop("demo", PW)
+print("apop-stat", p.stat())
+print("uidl-stable", p.uidl(1).split()[2] != uidl_first)
+p.dele(1)
+p.sock.close()
+time.sleep(0.3)
+p = poplib.POP3("127.0.0.1", POP, timeout=10)
+p.apop("demo", PW)
+print("after-drop", p.stat()[0])
+p.quit()
+"#
+        ),
+    );
+    let line = |p: &str| {
+        out.lines()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("{p} missing in {out}"))
+            .to_owned()
+    };
+    assert!(line("capa-before").contains("'STLS'"), "{out}");
+    assert!(
+        !line("capa-before").contains("'USER'"),
+        "USER offered before TLS: {out}"
+    );
+    assert!(line("stat ").starts_with("stat (3, "), "{out}");
+    assert_eq!(line("retr-size-ok"), "retr-size-ok True True");
+    assert_eq!(line("retr-dotted"), "retr-dotted True");
+    assert_eq!(line("top0"), "top0 True");
+    assert_eq!(line("uidl "), "uidl 3");
+    assert!(
+        line("stat-after-dele").starts_with("stat-after-dele (2, "),
+        "{out}"
+    );
+    assert!(line("apop-stat").starts_with("apop-stat (2, "), "{out}");
+    assert_eq!(line("uidl-stable"), "uidl-stable True");
+    assert_eq!(line("after-drop"), "after-drop 2");
+    // curl reads the first message over POP3 with STLS.
+    let o = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "20", "--ssl-reqd", "-k"])
+        .arg(format!("pop3://127.0.0.1:{}/1", s.pop3))
+        .args(["--user", &format!("demo:{}", s.password)])
+        .output()
+        .expect("curl runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("Subject: pop 1") && text.contains("Received: from"),
+        "{text}"
+    );
 }

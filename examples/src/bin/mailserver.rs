@@ -55,7 +55,12 @@ enum Cmd {
 #[derive(Subcommand, Debug)]
 enum UserCmd {
     /// Create a user; the password is read from one line of standard input.
-    Add { name: String },
+    Add {
+        name: String,
+        /// Also keep the plain password for APOP (POP3) logins.
+        #[arg(long)]
+        apop: bool,
+    },
     /// List users.
     List,
     /// Delete a user and their mail.
@@ -73,9 +78,9 @@ struct ServeArgs {
     /// LMTP listener.
     #[arg(long, default_value = "127.0.0.1:2424")]
     lmtp: SocketAddr,
-    /// POP3 listener (not served yet).
-    #[arg(long)]
-    pop3: Option<SocketAddr>,
+    /// POP3 listener.
+    #[arg(long, default_value = "127.0.0.1:1110")]
+    pop3: SocketAddr,
     /// IMAP listener (not served yet).
     #[arg(long)]
     imap: Option<SocketAddr>,
@@ -120,6 +125,9 @@ impl ServeArgs {
 struct Account {
     hash: String,
     scram: ScramCredentials,
+    /// The plain password, kept only for users added with `--apop`: APOP
+    /// (and CRAM-MD5) need it on the server.
+    apop: Option<String>,
 }
 
 struct Accounts {
@@ -138,7 +146,12 @@ impl Accounts {
         if let Ok(text) = std::fs::read_to_string(&path) {
             for line in text.lines() {
                 let f: Vec<&str> = line.split('\t').collect();
-                if let [name, hash, salt, iters, stored, server] = f.as_slice() {
+                if let [name, hash, salt, iters, stored, server, rest @ ..] = f.as_slice() {
+                    let apop = rest
+                        .first()
+                        .filter(|a| **a != "-")
+                        .and_then(|a| sasl::decode_base64(a).ok())
+                        .and_then(|v| String::from_utf8(v).ok());
                     let key = |s: &str| -> [u8; 32] {
                         sasl::decode_base64(s)
                             .ok()
@@ -155,6 +168,7 @@ impl Accounts {
                                 stored_key: key(stored),
                                 server_key: key(server),
                             },
+                            apop,
                         },
                     );
                 }
@@ -166,19 +180,28 @@ impl Accounts {
     /// Writes the file atomically: temp file, fsync, rename, fsync folder.
     fn save(&self) -> std::io::Result<()> {
         let tmp = self.path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = {
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            o.open(&tmp)?
+        };
         let mut names: Vec<&String> = self.map.keys().collect();
         names.sort();
         for n in names {
             let a = &self.map[n];
             writeln!(
                 f,
-                "{n}\t{}\t{}\t{}\t{}\t{}",
+                "{n}\t{}\t{}\t{}\t{}\t{}\t{}",
                 a.hash,
                 b64(&a.scram.salt),
                 a.scram.iterations,
                 b64(&a.scram.stored_key),
-                b64(&a.scram.server_key)
+                b64(&a.scram.server_key),
+                a.apop
+                    .as_deref()
+                    .map_or_else(|| "-".to_owned(), |p| b64(p.as_bytes()))
             )?;
         }
         f.sync_all()?;
@@ -189,7 +212,7 @@ impl Accounts {
         Ok(())
     }
 
-    fn add(&mut self, name: &str, password: &str) -> Result<(), String> {
+    fn add(&mut self, name: &str, password: &str, apop: bool) -> Result<(), String> {
         let mut salt_bytes = [0u8; 16];
         getrandom::fill(&mut salt_bytes).map_err(|e| e.to_string())?;
         let hash = argon2::Argon2::default()
@@ -197,7 +220,9 @@ impl Accounts {
             .map_err(|e| e.to_string())?
             .to_string();
         let scram = ScramCredentials::derive(password, &salt_bytes, 4096);
-        self.map.insert(name.to_owned(), Account { hash, scram });
+        let apop = apop.then(|| password.to_owned());
+        self.map
+            .insert(name.to_owned(), Account { hash, scram, apop });
         Ok(())
     }
 }
@@ -526,7 +551,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
     if first_start {
         let demo = UserName::new("demo").map_err(|e| e.to_string())?;
         let password = random_password();
-        accounts.add("demo", &password)?;
+        accounts.add("demo", &password, true)?;
         accounts.save().map_err(|e| e.to_string())?;
         if !store.has_user(&demo) {
             store.create_user(&demo).map_err(|e| e.to_string())?;
@@ -546,85 +571,80 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         domains,
         per_ip: Mutex::new(HashMap::new()),
     });
-    if args.pop3.is_some() || args.imap.is_some() {
-        tracing::warn!("POP3 and IMAP are not served yet");
+    if args.imap.is_some() {
+        tracing::warn!("IMAP is not served yet");
     }
-    let total = Arc::new(tokio::sync::Semaphore::new(args.max_connections));
-    let tracker = tokio_util::task::TaskTracker::new();
+    let limits = Limits {
+        total: Arc::new(tokio::sync::Semaphore::new(args.max_connections)),
+        tracker: tokio_util::task::TaskTracker::new(),
+        max_per_ip: args.max_per_ip,
+    };
     let mut listeners = Vec::new();
     for (role, addr) in [
         (Role::Mx, args.smtp),
         (Role::Submission, args.submission),
         (Role::Lmtp, args.lmtp),
     ] {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("{addr}: {e}"))?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
-        println!("listening {} {local}", role.name());
         let config = Arc::new(session_config(&ctx, role, &args));
-        let (ctx, tls, total, tracker2, max_ip) = (
-            ctx.clone(),
-            tls.clone(),
-            total.clone(),
-            tracker.clone(),
-            args.max_per_ip,
-        );
-        listeners.push(tokio::spawn(async move {
-            loop {
-                let Ok((sock, peer)) = listener.accept().await else {
-                    continue;
+        let (c, tls) = (ctx.clone(), tls.clone());
+        let run: RunFn = Arc::new(move |sock, peer| {
+            let (ctx, tls, config) = (c.clone(), tls.clone(), config.clone());
+            Box::pin(async move {
+                let mut session = Session::new(config, Instant::now(), entropy());
+                let mut conn = Conn {
+                    ctx,
+                    role,
+                    peer,
+                    body: Vec::new(),
                 };
-                let _ = sock.set_nodelay(true);
-                let permit = total.clone().try_acquire_owned().ok();
-                let ip_ok = {
-                    let mut m = ctx.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-                    let n = m.entry(peer.ip()).or_insert(0);
-                    *n += 1;
-                    *n <= max_ip
-                };
-                let (ctx, tls, config) = (ctx.clone(), tls.clone(), config.clone());
-                tracker2.spawn(async move {
-                    if permit.is_none() || !ip_ok {
-                        use tokio::io::AsyncWriteExt;
-                        let mut sock = sock;
-                        let _ = sock
-                            .write_all(b"421 4.7.0 Too many connections, try again later\r\n")
-                            .await;
-                    } else {
-                        let mut entropy = [0u8; 16];
-                        let _ = getrandom::fill(&mut entropy);
-                        let mut session = Session::new(config, Instant::now(), entropy);
-                        let mut conn = Conn {
-                            ctx: ctx.clone(),
-                            role,
-                            peer,
-                            body: Vec::new(),
-                        };
-                        if let Err(e) = drive(
-                            &mut session,
-                            sock.compat(),
-                            Some(tls),
-                            &TokioTimer,
-                            &mut conn,
-                        )
-                        .await
-                        {
-                            tracing::debug!(%peer, %e, "connection ended with an error");
-                        }
-                    }
-                    drop(permit);
-                    let mut m = ctx.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(n) = m.get_mut(&peer.ip()) {
-                        *n -= 1;
-                        if *n == 0 {
-                            m.remove(&peer.ip());
-                        }
-                    }
-                });
-            }
-        }));
+                if let Err(e) = drive(
+                    &mut session,
+                    sock.compat(),
+                    Some(tls),
+                    &TokioTimer,
+                    &mut conn,
+                )
+                .await
+                {
+                    tracing::debug!(%peer, %e, "connection ended with an error");
+                }
+            })
+        });
+        let busy = b"421 4.7.0 Too many connections, try again later\r\n";
+        listeners.push(listen(role.name(), addr, &ctx, &limits, busy, run).await?);
     }
+    let pop3_config = Arc::new({
+        let mut c = pop3_proto::server::Config::new(ctx.hostname.clone());
+        c.apop = true;
+        c.auth_mechanisms = vec![Mechanism::ScramSha256, Mechanism::Plain, Mechanism::Login];
+        c
+    });
+    let (c, t) = (ctx.clone(), tls.clone());
+    let run: RunFn = Arc::new(move |sock, peer| {
+        let (ctx, tls, config) = (c.clone(), t.clone(), pop3_config.clone());
+        Box::pin(async move {
+            let mut session = pop3_proto::server::Session::new(config, Instant::now(), entropy());
+            let mut conn = Pop3Conn {
+                ctx,
+                user: None,
+                snapshot: None,
+            };
+            if let Err(e) = drive(
+                &mut session,
+                sock.compat(),
+                Some(tls),
+                &TokioTimer,
+                &mut conn,
+            )
+            .await
+            {
+                tracing::debug!(%peer, %e, "pop3 connection ended with an error");
+            }
+        })
+    });
+    let busy = b"-ERR [SYS/TEMP] too many connections, try again later\r\n";
+    listeners.push(listen("pop3", args.pop3, &ctx, &limits, busy, run).await?);
+    let tracker = limits.tracker.clone();
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections, waiting for sessions in progress");
     for l in listeners {
@@ -633,6 +653,218 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
     Ok(())
+}
+
+type RunFn = Arc<
+    dyn Fn(
+            tokio::net::TcpStream,
+            SocketAddr,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+struct Limits {
+    total: Arc<tokio::sync::Semaphore>,
+    tracker: tokio_util::task::TaskTracker,
+    max_per_ip: usize,
+}
+
+fn entropy() -> [u8; 16] {
+    let mut e = [0u8; 16];
+    let _ = getrandom::fill(&mut e);
+    e
+}
+
+/// Binds, prints `listening <proto> <addr>`, and accepts connections with
+/// the total and per-IP limits; over-limit peers get `busy` and are closed.
+async fn listen(
+    proto: &str,
+    addr: SocketAddr,
+    ctx: &Arc<Ctx>,
+    limits: &Limits,
+    busy: &'static [u8],
+    run: RunFn,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening {proto} {local}");
+    let (ctx, total, tracker, max_ip) = (
+        ctx.clone(),
+        limits.total.clone(),
+        limits.tracker.clone(),
+        limits.max_per_ip,
+    );
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((sock, peer)) = listener.accept().await else {
+                continue;
+            };
+            let _ = sock.set_nodelay(true);
+            let permit = total.clone().try_acquire_owned().ok();
+            let ip_ok = {
+                let mut m = ctx.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+                let n = m.entry(peer.ip()).or_insert(0);
+                *n += 1;
+                *n <= max_ip
+            };
+            let (ctx, run) = (ctx.clone(), run.clone());
+            tracker.spawn(async move {
+                if permit.is_none() || !ip_ok {
+                    use tokio::io::AsyncWriteExt;
+                    let mut sock = sock;
+                    let _ = sock.write_all(busy).await;
+                } else {
+                    run(sock, peer).await;
+                }
+                drop(permit);
+                let mut m = ctx.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(n) = m.get_mut(&peer.ip()) {
+                    *n -= 1;
+                    if *n == 0 {
+                        m.remove(&peer.ip());
+                    }
+                }
+            });
+        }
+    }))
+}
+
+/// A POP3 connection: the user and the maildrop snapshot after login.
+struct Pop3Conn {
+    ctx: Arc<Ctx>,
+    user: Option<UserName>,
+    snapshot: Option<mailstore::Pop3Snapshot>,
+}
+
+impl Handler<pop3_proto::server::Session> for Pop3Conn {
+    async fn handle(
+        &mut self,
+        s: &mut pop3_proto::server::Session,
+        _tls: Option<&str>,
+        event: pop3_proto::server::Event,
+    ) {
+        use pop3_proto::response::RespCode;
+        use pop3_proto::server::{DropEntry, Event as E, LoginCheck};
+        let ctx = self.ctx.clone();
+        let r = match event {
+            E::Login {
+                token,
+                username,
+                check,
+            } => {
+                let account = ctx
+                    .accounts
+                    .read()
+                    .ok()
+                    .and_then(|a| a.map.get(&username).cloned());
+                let ok = match (account, check) {
+                    (Some(a), LoginCheck::Password(p)) => {
+                        let pw = p.expose().clone();
+                        tokio::task::spawn_blocking(move || verify_password(&a.hash, &pw))
+                            .await
+                            .unwrap_or(false)
+                    }
+                    (Some(a), LoginCheck::Apop { timestamp, digest }) => a
+                        .apop
+                        .as_deref()
+                        .is_some_and(|pw| LoginCheck::verify_apop(&timestamp, &digest, pw)),
+                    (Some(a), LoginCheck::CramMd5(proof)) => {
+                        a.apop.as_deref().is_some_and(|pw| proof.verify(pw))
+                    }
+                    (Some(_), LoginCheck::Verified) => true,
+                    _ => false,
+                };
+                let snapshot = UserName::new(&username)
+                    .ok()
+                    .filter(|_| ok)
+                    .and_then(|u| ctx.store.pop3_snapshot(&u).ok().map(|snap| (u, snap)));
+                match snapshot {
+                    Some((user, snap)) => {
+                        let drop = snap
+                            .messages
+                            .iter()
+                            .map(|(_, size, uidl)| DropEntry {
+                                size: *size,
+                                uidl: uidl.clone(),
+                            })
+                            .collect();
+                        self.user = Some(user);
+                        self.snapshot = Some(snap);
+                        s.open_maildrop(token, drop)
+                    }
+                    None => s.reject(token, Some(RespCode::Auth), "invalid credentials"),
+                }
+            }
+            E::ScramLookup { token, username } => {
+                let creds = ctx
+                    .accounts
+                    .read()
+                    .ok()
+                    .and_then(|a| a.map.get(&username).map(|a| a.scram.clone()));
+                s.scram_credentials(token, creds)
+            }
+            E::Retrieve { token, index } => {
+                let uid = self
+                    .snapshot
+                    .as_ref()
+                    .and_then(|snap| snap.messages.get(index))
+                    .map(|m| m.0);
+                let bytes = match (uid, &self.user) {
+                    (Some(uid), Some(user)) => {
+                        let (store, user) = (ctx.store.clone(), user.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let mut v = Vec::new();
+                            store
+                                .open_message(&user, &mailstore::MailboxName::inbox(), uid)
+                                .ok()
+                                .and_then(|mut r| std::io::Read::read_to_end(&mut r, &mut v).ok())
+                                .map(|_| v)
+                        })
+                        .await
+                        .ok()
+                        .flatten()
+                    }
+                    _ => None,
+                };
+                match bytes {
+                    Some(b) => s.send_message(token, &b),
+                    None => s.reject(token, None, "message was deleted by another session"),
+                }
+            }
+            E::Commit { token, deleted } => {
+                let done = match &self.snapshot {
+                    Some(snap) => {
+                        let uids: Vec<u32> = deleted
+                            .iter()
+                            .filter_map(|i| snap.messages.get(*i))
+                            .map(|m| m.0)
+                            .collect();
+                        let (store, snap) = (ctx.store.clone(), snap.clone());
+                        tokio::task::spawn_blocking(move || store.pop3_commit(&snap, &uids).is_ok())
+                            .await
+                            .unwrap_or(false)
+                    }
+                    None => false,
+                };
+                if done {
+                    s.accept(token)
+                } else {
+                    s.reject(
+                        token,
+                        Some(RespCode::SysTemp),
+                        "some deleted messages not removed",
+                    )
+                }
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            tracing::warn!(%e, "pop3 decision refused");
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -663,7 +895,7 @@ fn user_cmd(cli: &Cli, action: &UserCmd) -> Result<(), String> {
     let store = Store::open(cli.data.join("store")).map_err(|e| e.to_string())?;
     let mut accounts = Accounts::load(&cli.data).map_err(|e| e.to_string())?;
     match action {
-        UserCmd::Add { name } => {
+        UserCmd::Add { name, apop } => {
             let user = UserName::new(name).map_err(|e| e.to_string())?;
             let mut line = String::new();
             std::io::stdin()
@@ -674,7 +906,7 @@ fn user_cmd(cli: &Cli, action: &UserCmd) -> Result<(), String> {
             if password.is_empty() {
                 return Err("empty password".into());
             }
-            accounts.add(user.as_str(), password)?;
+            accounts.add(user.as_str(), password, *apop)?;
             accounts.save().map_err(|e| e.to_string())?;
             if !store.has_user(&user) {
                 store.create_user(&user).map_err(|e| e.to_string())?;
