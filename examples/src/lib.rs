@@ -52,68 +52,46 @@ pub trait SansIo {
     fn tls_established(&mut self, now: Instant);
 }
 
-impl SansIo for smtp_proto::server::Session {
-    type Event = smtp_proto::server::Event;
-    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-        smtp_proto::server::Session::handle_input(self, now, bytes)
-    }
-    fn handle_eof(&mut self, now: Instant) {
-        smtp_proto::server::Session::handle_eof(self, now)
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        smtp_proto::server::Session::handle_timeout(self, now)
-    }
-    fn poll_step(&mut self) -> Option<Step<Self::Event>> {
-        use smtp_proto::server::{Event, Output};
-        Some(match self.poll_output()? {
-            Output::Transmit(b) => Step::Transmit(b),
-            Output::Event(Event::StartTls) => Step::StartTls,
-            Output::Event(Event::Closed) => Step::Close,
-            Output::Event(e) => Step::Event(e),
-        })
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        smtp_proto::server::Session::poll_timeout(self)
-    }
-    fn wants_input(&self) -> bool {
-        smtp_proto::server::Session::wants_input(self)
-    }
-    fn tls_established(&mut self, now: Instant) {
-        // Only called after the session asked for STARTTLS.
-        let _ = smtp_proto::server::Session::tls_established(self, now);
-    }
+/// Both protocol crates give their sessions the same verbs; one macro
+/// adapts them.
+macro_rules! sans_io {
+    ($proto:ident) => {
+        impl SansIo for $proto::server::Session {
+            type Event = $proto::server::Event;
+            fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+                $proto::server::Session::handle_input(self, now, bytes)
+            }
+            fn handle_eof(&mut self, now: Instant) {
+                $proto::server::Session::handle_eof(self, now)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                $proto::server::Session::handle_timeout(self, now)
+            }
+            fn poll_step(&mut self) -> Option<Step<Self::Event>> {
+                use $proto::server::{Event, Output};
+                Some(match self.poll_output()? {
+                    Output::Transmit(b) => Step::Transmit(b),
+                    Output::Event(Event::StartTls) => Step::StartTls,
+                    Output::Event(Event::Closed) => Step::Close,
+                    Output::Event(e) => Step::Event(e),
+                })
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                $proto::server::Session::poll_timeout(self)
+            }
+            fn wants_input(&self) -> bool {
+                $proto::server::Session::wants_input(self)
+            }
+            fn tls_established(&mut self, now: Instant) {
+                // Only called after the session asked for TLS.
+                let _ = $proto::server::Session::tls_established(self, now);
+            }
+        }
+    };
 }
 
-impl SansIo for pop3_proto::server::Session {
-    type Event = pop3_proto::server::Event;
-    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-        pop3_proto::server::Session::handle_input(self, now, bytes)
-    }
-    fn handle_eof(&mut self, now: Instant) {
-        pop3_proto::server::Session::handle_eof(self, now)
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        pop3_proto::server::Session::handle_timeout(self, now)
-    }
-    fn poll_step(&mut self) -> Option<Step<Self::Event>> {
-        use pop3_proto::server::{Event, Output};
-        Some(match self.poll_output()? {
-            Output::Transmit(b) => Step::Transmit(b),
-            Output::Event(Event::StartTls) => Step::StartTls,
-            Output::Event(Event::Closed) => Step::Close,
-            Output::Event(e) => Step::Event(e),
-        })
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        pop3_proto::server::Session::poll_timeout(self)
-    }
-    fn wants_input(&self) -> bool {
-        pop3_proto::server::Session::wants_input(self)
-    }
-    fn tls_established(&mut self, now: Instant) {
-        let _ = pop3_proto::server::Session::tls_established(self, now);
-    }
-}
+sans_io!(smtp_proto);
+sans_io!(pop3_proto);
 
 /// Sleeping, from whatever runtime the caller uses.
 pub trait Timer {

@@ -466,3 +466,31 @@ fn paired_client_and_server() {
     assert_eq!(body(7), "1 28\r\n2 45\r\n");
     assert!(server.log.contains(&"commit [2]".to_owned()));
 }
+
+/// RFC 2449 §5: the CAPA example, read by the client.
+#[test]
+fn rfc2449_capa_example_client_side() {
+    let mut c = client::Session::default();
+    c.handle_input(b"+OK POP3 server ready\r\n");
+    assert!(matches!(c.poll_reply(), Some(Ok(Reply::Greeting(_)))));
+    c.send(&Command::Capa);
+    assert_eq!(&c.poll_transmit().unwrap()[..], b"CAPA\r\n");
+    let server = b"+OK Capability list follows\r\nTOP\r\nUSER\r\nSASL CRAM-MD5 KERBEROS_V4\r\nRESP-CODES\r\n\
+LOGIN-DELAY 900\r\nPIPELINING\r\nEXPIRE 60\r\nUIDL\r\nIMPLEMENTATION Shlemazle-Plotz-v302\r\n.\r\n";
+    for chunk in server.chunks(7) {
+        c.handle_input(chunk);
+    }
+    let Some(Ok(Reply::Response {
+        status,
+        body: Some(body),
+    })) = c.poll_reply()
+    else {
+        panic!()
+    };
+    assert!(status.ok);
+    let caps: Vec<&str> = std::str::from_utf8(&body).unwrap().lines().collect();
+    assert_eq!(caps.len(), 9);
+    assert_eq!(caps[2], "SASL CRAM-MD5 KERBEROS_V4");
+    assert_eq!(caps[8], "IMPLEMENTATION Shlemazle-Plotz-v302");
+    assert!(c.poll_reply().is_none());
+}
