@@ -454,3 +454,47 @@ pub fn pop3_server_session(data: &[u8]) {
         }
     }
 }
+
+/// IMAP framing and command parsing: the framer's buffer stays bounded,
+/// split input frames the same, and what parses re-encodes to the same
+/// command.
+pub fn imap_command(data: &[u8]) {
+    use imap_proto::{Command, Frame, Framer, FramerLimits};
+    let Some((&seed, data)) = data.split_first() else {
+        return;
+    };
+    let limits = FramerLimits {
+        max_command: 256,
+        max_literal: 64,
+    };
+    let run = |chunks: &[&[u8]]| {
+        let mut f = Framer::new(limits);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let mut rest = *chunk;
+            while !rest.is_empty() {
+                let (used, frame) = f.push(rest);
+                assert!(used > 0 || frame.is_some(), "framer made no progress");
+                rest = &rest[used..];
+                out.extend(frame);
+                assert!(f.buffered() <= limits.max_command + limits.max_literal as usize);
+            }
+        }
+        out
+    };
+    let whole = run(&[data]);
+    assert_eq!(whole, run(&pieces(data, seed)), "split changed the frames");
+    for frame in whole {
+        if let Frame::Command(bytes) = frame {
+            let utf8 = seed & 0x80 != 0;
+            if let Ok(cmd) = Command::parse(&bytes, utf8) {
+                let wire = imap_proto::join(&cmd.encode(seed & 0x40 != 0, utf8));
+                assert_eq!(
+                    Command::parse(&wire, utf8),
+                    Ok(cmd),
+                    "re-encoded command parses differently"
+                );
+            }
+        }
+    }
+}

@@ -47,3 +47,8 @@ fn pop3_command_corpus() {
 fn pop3_server_session_corpus() {
     replay("pop3_server_session", mailkit_fuzz::pop3_server_session);
 }
+
+#[test]
+fn imap_command_corpus() {
+    replay("imap_command", mailkit_fuzz::imap_command);
+}

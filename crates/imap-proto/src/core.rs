@@ -1,0 +1,324 @@
+//! The IMAP string layer: tags, atoms, quoted strings and literals
+//! (RFC 9051 §4.3, RFC 7888 LITERAL+/LITERAL-, RFC 3516 `~{n}`), and the
+//! encoder that picks a safe form for every value.
+
+use std::borrow::Cow;
+
+/// Parse errors of the grammar (the command is answered BAD).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyntaxError {
+    /// More input is needed (never seen with a complete framed command).
+    #[error("incomplete")]
+    Incomplete,
+    /// The input does not follow the grammar here.
+    #[error("syntax error: {0}")]
+    Invalid(&'static str),
+    /// A number is zero where that is not allowed, or over 2^32-1.
+    #[error("number out of range")]
+    Number,
+}
+
+pub(crate) type PResult<'a, T> = Result<(&'a [u8], T), SyntaxError>;
+
+/// `ATOM-CHAR`: any CHAR except atom-specials.
+pub fn is_atom_char(b: u8) -> bool {
+    (0x21..0x7f).contains(&b)
+        && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+}
+
+/// `ASTRING-CHAR`: ATOM-CHAR or `]`.
+pub fn is_astring_char(b: u8) -> bool {
+    is_atom_char(b) || b == b']'
+}
+
+/// A command tag: 1 or more ASTRING-CHAR except `+`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tag(String);
+
+impl Tag {
+    /// Validates a tag.
+    pub fn new(t: &str) -> Option<Tag> {
+        (!t.is_empty() && t.bytes().all(|b| is_astring_char(b) && b != b'+'))
+            .then(|| Tag(t.to_owned()))
+    }
+
+    /// The tag text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+pub(crate) fn tag(i: &[u8]) -> PResult<'_, Tag> {
+    let n = i
+        .iter()
+        .take_while(|&&b| is_astring_char(b) && b != b'+')
+        .count();
+    if n == 0 {
+        return Err(SyntaxError::Invalid("tag"));
+    }
+    let t = std::str::from_utf8(&i[..n]).map_err(|_| SyntaxError::Invalid("tag"))?;
+    Ok((&i[n..], Tag(t.to_owned())))
+}
+
+pub(crate) fn sp(i: &[u8]) -> PResult<'_, ()> {
+    match i.first() {
+        Some(b' ') => Ok((&i[1..], ())),
+        None => Err(SyntaxError::Incomplete),
+        _ => Err(SyntaxError::Invalid("expected SP")),
+    }
+}
+
+pub(crate) fn atom(i: &[u8]) -> PResult<'_, &str> {
+    let n = i.iter().take_while(|&&b| is_atom_char(b)).count();
+    if n == 0 {
+        return Err(SyntaxError::Invalid("atom"));
+    }
+    // ATOM-CHARs are ASCII.
+    Ok((
+        &i[n..],
+        std::str::from_utf8(&i[..n]).map_err(|_| SyntaxError::Invalid("atom"))?,
+    ))
+}
+
+pub(crate) fn number(i: &[u8]) -> PResult<'_, u32> {
+    let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
+    if n == 0 {
+        return Err(SyntaxError::Invalid("number"));
+    }
+    if n > 10 {
+        return Err(SyntaxError::Number);
+    }
+    let v: u64 = std::str::from_utf8(&i[..n])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(SyntaxError::Number)?;
+    u32::try_from(v)
+        .map(|v| (&i[n..], v))
+        .map_err(|_| SyntaxError::Number)
+}
+
+pub(crate) fn nz_number(i: &[u8]) -> PResult<'_, u32> {
+    let (r, n) = number(i)?;
+    if n == 0 {
+        return Err(SyntaxError::Number);
+    }
+    Ok((r, n))
+}
+
+/// `number64` of a literal length (RFC 9051): at most 19 digits.
+fn number64(i: &[u8]) -> PResult<'_, u64> {
+    let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
+    if n == 0 || n > 19 {
+        return Err(SyntaxError::Number);
+    }
+    let v = std::str::from_utf8(&i[..n])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(SyntaxError::Number)?;
+    Ok((&i[n..], v))
+}
+
+/// How a literal is announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiteralMode {
+    /// `{n}`: the sender waits for a `+` continuation.
+    Sync,
+    /// `{n+}`: LITERAL+ / LITERAL-, no wait.
+    NonSync,
+}
+
+/// Parses a literal header `{n}` / `{n+}` / `~{n}` followed by CRLF.
+/// Returns (rest after CRLF, length, mode, binary).
+pub(crate) fn literal_header(i: &[u8]) -> PResult<'_, (u64, LiteralMode, bool)> {
+    let (i, binary) = match i.first() {
+        Some(b'~') => (&i[1..], true),
+        _ => (i, false),
+    };
+    let i = i
+        .strip_prefix(b"{")
+        .ok_or(SyntaxError::Invalid("literal"))?;
+    let (i, n) = number64(i)?;
+    let (i, mode) = match i.first() {
+        Some(b'+') => (&i[1..], LiteralMode::NonSync),
+        _ => (i, LiteralMode::Sync),
+    };
+    let i = i
+        .strip_prefix(b"}\r\n")
+        .ok_or(SyntaxError::Invalid("literal"))?;
+    Ok((i, (n, mode, binary)))
+}
+
+fn literal(i: &[u8]) -> PResult<'_, Cow<'_, [u8]>> {
+    let (i, (n, _, binary)) = literal_header(i)?;
+    let n = usize::try_from(n).map_err(|_| SyntaxError::Number)?;
+    if i.len() < n {
+        return Err(SyntaxError::Incomplete);
+    }
+    let data = &i[..n];
+    if !binary && data.contains(&0) {
+        return Err(SyntaxError::Invalid("NUL in a literal"));
+    }
+    Ok((&i[n..], Cow::Borrowed(data)))
+}
+
+fn quoted(i: &[u8]) -> PResult<'_, Cow<'_, [u8]>> {
+    let body = i
+        .strip_prefix(b"\"")
+        .ok_or(SyntaxError::Invalid("quoted"))?;
+    let mut owned: Option<Vec<u8>> = None;
+    let mut k = 0;
+    while k < body.len() {
+        match body[k] {
+            b'"' => {
+                let v = owned.map_or(Cow::Borrowed(&body[..k]), Cow::Owned);
+                return Ok((&body[k + 1..], v));
+            }
+            b'\\' => match body.get(k + 1) {
+                Some(&c @ (b'"' | b'\\')) => {
+                    owned.get_or_insert_with(|| body[..k].to_vec()).push(c);
+                    k += 2;
+                    continue;
+                }
+                _ => return Err(SyntaxError::Invalid("bad escape in quoted string")),
+            },
+            b'\r' | b'\n' | 0 => return Err(SyntaxError::Invalid("control in quoted string")),
+            c => {
+                if let Some(o) = owned.as_mut() {
+                    o.push(c);
+                }
+            }
+        }
+        k += 1;
+    }
+    Err(SyntaxError::Incomplete)
+}
+
+/// `string = quoted / literal`.
+pub(crate) fn string(i: &[u8]) -> PResult<'_, Cow<'_, [u8]>> {
+    match i.first() {
+        Some(b'"') => quoted(i),
+        Some(b'{') => literal(i),
+        Some(b'~') if i.get(1) == Some(&b'{') => literal(i),
+        None => Err(SyntaxError::Incomplete),
+        _ => Err(SyntaxError::Invalid("string")),
+    }
+}
+
+/// `astring = 1*ASTRING-CHAR / string`.
+/// Whether a string (quoted or literal) starts here.
+pub(crate) fn starts_string(i: &[u8]) -> bool {
+    matches!(i.first(), Some(b'"' | b'{')) || i.starts_with(b"~{")
+}
+
+pub(crate) fn astring(i: &[u8]) -> PResult<'_, Cow<'_, [u8]>> {
+    match i.first() {
+        _ if starts_string(i) => string(i),
+        _ => {
+            let n = i.iter().take_while(|&&b| is_astring_char(b)).count();
+            if n == 0 {
+                return Err(SyntaxError::Invalid("astring"));
+            }
+            Ok((&i[n..], Cow::Borrowed(&i[..n])))
+        }
+    }
+}
+
+/// One piece of an encoded command: bytes to send, and whether the peer's
+/// `+` continuation must be awaited before sending the next piece.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// Bytes to write.
+    pub bytes: Vec<u8>,
+    /// After these bytes, wait for a continuation request (a synchronising
+    /// literal was announced).
+    pub wait_for_continuation: bool,
+}
+
+/// Builds command or response bytes, choosing atom, quoted string or
+/// literal for each value so no value can inject a line.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    chunks: Vec<Chunk>,
+    current: Vec<u8>,
+    non_sync_literals: bool,
+}
+
+impl Encoder {
+    /// A new encoder; `non_sync_literals` when the peer has LITERAL+ (so
+    /// literals never wait).
+    pub fn new(non_sync_literals: bool) -> Encoder {
+        Encoder {
+            chunks: Vec::new(),
+            current: Vec::new(),
+            non_sync_literals,
+        }
+    }
+
+    /// Raw protocol bytes (keywords, spaces, parentheses).
+    pub fn raw(&mut self, b: &[u8]) -> &mut Self {
+        self.current.extend_from_slice(b);
+        self
+    }
+
+    /// An astring: atom if possible, else quoted, else literal.
+    pub fn astring(&mut self, v: &[u8]) -> &mut Self {
+        if !v.is_empty() && v.iter().all(|&b| is_astring_char(b)) {
+            self.raw(v)
+        } else {
+            self.string(v)
+        }
+    }
+
+    /// A string: quoted when printable ASCII without CR/LF and short,
+    /// else a literal.
+    pub fn string(&mut self, v: &[u8]) -> &mut Self {
+        if v.len() <= 1024 && v.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+            self.current.push(b'"');
+            for &b in v {
+                if b == b'"' || b == b'\\' {
+                    self.current.push(b'\\');
+                }
+                self.current.push(b);
+            }
+            self.current.push(b'"');
+            self
+        } else {
+            self.literal(v)
+        }
+    }
+
+    /// A literal (binary `~{n}` if the data holds NUL).
+    pub fn literal(&mut self, v: &[u8]) -> &mut Self {
+        let tilde = if v.contains(&0) { "~" } else { "" };
+        let plus = if self.non_sync_literals { "+" } else { "" };
+        self.current
+            .extend_from_slice(format!("{tilde}{{{}{plus}}}\r\n", v.len()).as_bytes());
+        if !self.non_sync_literals {
+            self.chunks.push(Chunk {
+                bytes: std::mem::take(&mut self.current),
+                wait_for_continuation: true,
+            });
+        }
+        self.current.extend_from_slice(v);
+        self
+    }
+
+    /// Ends the line (CRLF) and returns the chunks.
+    pub fn finish(mut self) -> Vec<Chunk> {
+        self.current.extend_from_slice(b"\r\n");
+        self.chunks.push(Chunk {
+            bytes: self.current,
+            wait_for_continuation: false,
+        });
+        self.chunks
+    }
+}
+
+/// All chunks joined (what the wire carries once continuations are given).
+pub fn join(chunks: &[Chunk]) -> Vec<u8> {
+    chunks
+        .iter()
+        .flat_map(|c| c.bytes.iter().copied())
+        .collect()
+}

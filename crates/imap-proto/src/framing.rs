@@ -1,0 +1,243 @@
+//! Cutting a client's byte stream into whole commands: lines and the
+//! literals inside them, with limits enforced while scanning so that
+//! oversized input costs bounded memory and the stream stays in sync.
+//! Literal payload bytes are never taken for commands.
+
+use crate::core::{LiteralMode, Tag, literal_header, tag};
+
+/// Longest tag reported back in a refusal.
+const MAX_TAG: usize = 64;
+
+/// Limits of the framer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FramerLimits {
+    /// Longest command, literals excluded.
+    pub max_command: usize,
+    /// Largest single literal.
+    pub max_literal: u64,
+}
+
+impl Default for FramerLimits {
+    fn default() -> Self {
+        FramerLimits {
+            max_command: 64 * 1024,
+            max_literal: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What the framer found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A whole command, literals inline, CRLF included.
+    Command(Vec<u8>),
+    /// A synchronising literal was announced and accepted: send a `+`
+    /// continuation request.
+    ContinuationNeeded,
+    /// The command passed a limit and was dropped (the rest of it is
+    /// skipped): answer `BAD` (tagged when the tag is known). For a
+    /// synchronising literal that is too large, the client sends nothing
+    /// more for it.
+    Refused {
+        /// The command's tag, if it was read.
+        tag: Option<Tag>,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug)]
+enum State {
+    Line,
+    Literal(u64),
+    /// Skipping a refused command: to the end of its line, then any
+    /// non-synchronising literal it announces.
+    Skip,
+    SkipLiteral(u64),
+}
+
+/// The framer. Feed bytes with [`Framer::push`] until it has consumed
+/// them all; collect the frames it returns.
+#[derive(Debug)]
+pub struct Framer {
+    limits: FramerLimits,
+    buf: Vec<u8>,
+    line_start: usize,
+    literal_total: u64,
+    state: State,
+}
+
+impl Framer {
+    /// A framer with these limits.
+    pub fn new(limits: FramerLimits) -> Framer {
+        Framer {
+            limits,
+            buf: Vec::new(),
+            line_start: 0,
+            literal_total: 0,
+            state: State::Line,
+        }
+    }
+
+    /// Bytes of the current command held.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn refuse(&mut self, reason: &'static str, skip: State, input: &[u8]) -> Frame {
+        // The tag is reported only when short and complete, so the answer
+        // does not depend on how the bytes were split.
+        let mut head: Vec<u8> = self.buf.iter().take(MAX_TAG + 1).copied().collect();
+        head.extend(input.iter().take(MAX_TAG + 1 - head.len()));
+        let t = match tag(&head) {
+            Ok((rest, t)) if rest.first() == Some(&b' ') => Some(t),
+            _ => None,
+        };
+        self.buf.clear();
+        self.line_start = 0;
+        self.literal_total = 0;
+        self.state = skip;
+        Frame::Refused { tag: t, reason }
+    }
+
+    /// Consumes from `input`; returns how many bytes were used and a frame
+    /// if one completed. Call again with the rest.
+    pub fn push(&mut self, input: &[u8]) -> (usize, Option<Frame>) {
+        match self.state {
+            State::Skip => match memchr::memchr(b'\n', input) {
+                None => (input.len(), None),
+                Some(i) => {
+                    // A non-synchronising literal at the end of the line
+                    // still comes: skip it too.
+                    let line = &input[..=i];
+                    self.state = State::Line;
+                    if let Some(open) = memchr::memrchr(b'{', line)
+                        && let Ok((_, (n, LiteralMode::NonSync, _))) = literal_header(&line[open..])
+                    {
+                        self.state = State::SkipLiteral(n);
+                    }
+                    (i + 1, None)
+                }
+            },
+            State::SkipLiteral(n) => {
+                let take = usize::try_from(n).unwrap_or(usize::MAX).min(input.len());
+                let left = n - take as u64;
+                self.state = if left == 0 {
+                    State::Skip
+                } else {
+                    State::SkipLiteral(left)
+                };
+                (take, None)
+            }
+            State::Literal(n) => {
+                let take = usize::try_from(n).unwrap_or(usize::MAX).min(input.len());
+                self.buf.extend_from_slice(&input[..take]);
+                let left = n - take as u64;
+                if left == 0 {
+                    self.state = State::Line;
+                    self.line_start = self.buf.len();
+                } else {
+                    self.state = State::Literal(left);
+                }
+                (take, None)
+            }
+            State::Line => {
+                let line_len = self.buf.len() - self.line_start;
+                let room = (self.limits.max_command + self.literal_total as usize)
+                    .saturating_sub(self.buf.len());
+                match memchr::memchr(b'\n', input) {
+                    None => {
+                        if input.len() > room {
+                            return (
+                                input.len(),
+                                Some(self.refuse("command too long", State::Skip, input)),
+                            );
+                        }
+                        self.buf.extend_from_slice(input);
+                        (input.len(), None)
+                    }
+                    Some(i) => {
+                        if i + 1 > room {
+                            let f = self.refuse("command too long", State::Skip, input);
+                            // The line ended inside this input: resume
+                            // skipping from its end.
+                            self.state = State::Skip;
+                            let (used, _) = self.push(&input[..=i]);
+                            return (used, Some(f));
+                        }
+                        self.buf.extend_from_slice(&input[..=i]);
+                        let _ = line_len;
+                        let line = &self.buf[self.line_start..];
+                        if line.len() < 2 || line[line.len() - 2] != b'\r' {
+                            let t = match tag(&self.buf) {
+                                Ok((rest, t))
+                                    if rest.first() == Some(&b' ')
+                                        && t.as_str().len() <= MAX_TAG =>
+                                {
+                                    Some(t)
+                                }
+                                _ => None,
+                            };
+                            self.buf.clear();
+                            self.line_start = 0;
+                            self.literal_total = 0;
+                            return (
+                                i + 1,
+                                Some(Frame::Refused {
+                                    tag: t,
+                                    reason: "lines end in CRLF",
+                                }),
+                            );
+                        }
+                        let header = memchr::memrchr(b'{', line)
+                            .map(|open| {
+                                let start = if open > 0 && line[open - 1] == b'~' {
+                                    open - 1
+                                } else {
+                                    open
+                                };
+                                literal_header(&line[start..])
+                            })
+                            .and_then(|r| r.ok())
+                            .filter(|(rest, _)| rest.is_empty());
+                        match header {
+                            Some((_, (n, mode, _))) => {
+                                if n > self.limits.max_literal
+                                    || self.literal_total + n > self.limits.max_literal
+                                {
+                                    let skip = match mode {
+                                        LiteralMode::Sync => State::Line,
+                                        LiteralMode::NonSync => State::SkipLiteral(n),
+                                    };
+                                    let f = self.refuse("literal too large", skip, &[]);
+                                    if n == 0 {
+                                        self.state = State::Line;
+                                    }
+                                    return (i + 1, Some(f));
+                                }
+                                self.literal_total += n;
+                                self.state = if n == 0 {
+                                    State::Line
+                                } else {
+                                    State::Literal(n)
+                                };
+                                if n == 0 {
+                                    self.line_start = self.buf.len();
+                                }
+                                let frame = (mode == LiteralMode::Sync)
+                                    .then_some(Frame::ContinuationNeeded);
+                                (i + 1, frame)
+                            }
+                            None => {
+                                let cmd = std::mem::take(&mut self.buf);
+                                self.line_start = 0;
+                                self.literal_total = 0;
+                                (i + 1, Some(Frame::Command(cmd)))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

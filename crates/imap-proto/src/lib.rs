@@ -1,0 +1,51 @@
+//! Sans-IO IMAP (RFC 3501 IMAP4rev1, RFC 9051 IMAP4rev2): the wire codec.
+//!
+//! This first part covers the layers everything else stands on:
+//! - [`Framer`]: cuts a client's stream into whole commands — lines and
+//!   the literals inside them (`{n}`, `{n+}`, `~{n}`) — with limits enforced
+//!   while scanning, telling when a synchronising literal needs a `+`
+//!   continuation, and never taking literal bytes for commands;
+//! - the string layer ([`Encoder`], [`Tag`]): atoms, quoted strings with
+//!   escapes and literals, chosen so that no value can inject a line;
+//! - [`SequenceSet`]: `1:5,7,10:*`, with `0` and values over 2^32-1
+//!   refused and ranges never expanded into memory;
+//! - [`utf7`]: modified UTF-7 mailbox names, refusing non-canonical forms;
+//! - [`Command`]: the session and mailbox commands (CAPABILITY, LOGIN,
+//!   AUTHENTICATE with SASL-IR, ENABLE, SELECT/EXAMINE with CONDSTORE,
+//!   CREATE, DELETE, RENAME, (UN)SUBSCRIBE, LIST, LSUB, NAMESPACE, STATUS,
+//!   IDLE, CHECK, CLOSE, UNSELECT, EXPUNGE, UID EXPUNGE, COPY, MOVE).
+//!
+//! FETCH, STORE, SEARCH, APPEND and the server responses are the next
+//! step of this crate.
+//!
+//! ```
+//! use imap_proto::{Command, CommandBody, Frame, Framer, FramerLimits};
+//!
+//! let mut framer = Framer::new(FramerLimits::default());
+//! let mut input: &[u8] = b"a1 LOGIN {5}\r\nalice \"pass word\"\r\n";
+//! let mut frames = Vec::new();
+//! while !input.is_empty() {
+//!     let (used, frame) = framer.push(input);
+//!     input = &input[used..];
+//!     frames.extend(frame);
+//! }
+//! assert_eq!(frames[0], Frame::ContinuationNeeded); // answer "+ go ahead"
+//! let Frame::Command(bytes) = &frames[1] else { panic!() };
+//! let cmd = Command::parse(bytes, false).unwrap();
+//! assert_eq!(cmd.body, CommandBody::Login { username: b"alice".to_vec(), password: b"pass word".to_vec() });
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod command;
+mod core;
+mod framing;
+mod seq;
+pub mod utf7;
+
+pub use command::{Command, CommandBody, CommandError, Mailbox, StatusItem};
+pub use core::{
+    Chunk, Encoder, LiteralMode, SyntaxError, Tag, is_astring_char, is_atom_char, join,
+};
+pub use framing::{Frame, Framer, FramerLimits};
+pub use seq::{SeqNumber, SequenceSet};

@@ -1,0 +1,132 @@
+//! Sequence sets and UID sets (RFC 9051 §9 `sequence-set`): ranges are
+//! kept as ranges, never expanded into memory.
+
+use std::fmt;
+
+use crate::core::{PResult, SyntaxError, nz_number};
+
+/// A sequence number, or `*` (the largest in use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SeqNumber {
+    /// A number, 1 to 2^32-1.
+    Value(u32),
+    /// `*`.
+    Largest,
+}
+
+impl SeqNumber {
+    fn resolve(self, largest: u32) -> u32 {
+        match self {
+            SeqNumber::Value(v) => v,
+            SeqNumber::Largest => largest,
+        }
+    }
+}
+
+/// A non-empty sequence set such as `1:5,7,10:*`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SequenceSet(Vec<(SeqNumber, SeqNumber)>);
+
+impl SequenceSet {
+    /// A set of one range (`a:b`, in either order).
+    pub fn range(a: SeqNumber, b: SeqNumber) -> SequenceSet {
+        SequenceSet(vec![(a, b)])
+    }
+
+    /// A set from ranges; `None` when empty or a value is 0.
+    pub fn from_ranges(ranges: Vec<(SeqNumber, SeqNumber)>) -> Option<SequenceSet> {
+        let bad = |n: &SeqNumber| matches!(n, SeqNumber::Value(0));
+        (!ranges.is_empty() && !ranges.iter().any(|(a, b)| bad(a) || bad(b)))
+            .then_some(SequenceSet(ranges))
+    }
+
+    /// The ranges as written.
+    pub fn ranges(&self) -> &[(SeqNumber, SeqNumber)] {
+        &self.0
+    }
+
+    /// Whether `n` is in the set, with `*` meaning `largest`.
+    pub fn contains(&self, n: u32, largest: u32) -> bool {
+        self.0.iter().any(|(a, b)| {
+            let (a, b) = (a.resolve(largest), b.resolve(largest));
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            (lo..=hi).contains(&n)
+        })
+    }
+
+    /// The members among `1..=largest`, ascending, without duplicates,
+    /// computed lazily range by range (cost follows the answer, not the
+    /// ranges written: `1:4294967295` on a 10-message mailbox yields 10).
+    pub fn iter(&self, largest: u32) -> impl Iterator<Item = u32> + '_ {
+        let mut spans: Vec<(u32, u32)> = self
+            .0
+            .iter()
+            .map(|(a, b)| {
+                let (a, b) = (a.resolve(largest), b.resolve(largest));
+                (a.min(b), a.max(b).min(largest))
+            })
+            .filter(|(lo, hi)| lo <= hi)
+            .collect();
+        spans.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::new();
+        for (lo, hi) in spans {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        merged.into_iter().flat_map(|(lo, hi)| lo..=hi)
+    }
+
+    /// Parses a sequence set.
+    pub fn parse(i: &[u8]) -> Result<SequenceSet, SyntaxError> {
+        match parse(i)? {
+            ([], s) => Ok(s),
+            _ => Err(SyntaxError::Invalid("sequence set")),
+        }
+    }
+}
+
+impl fmt::Display for SequenceSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |x: &SeqNumber| match x {
+            SeqNumber::Value(v) => v.to_string(),
+            SeqNumber::Largest => "*".to_owned(),
+        };
+        for (k, (a, b)) in self.0.iter().enumerate() {
+            if k > 0 {
+                f.write_str(",")?;
+            }
+            if a == b {
+                f.write_str(&n(a))?;
+            } else {
+                write!(f, "{}:{}", n(a), n(b))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn seq_number(i: &[u8]) -> PResult<'_, SeqNumber> {
+    if let Some(r) = i.strip_prefix(b"*") {
+        return Ok((r, SeqNumber::Largest));
+    }
+    let (r, n) = nz_number(i)?;
+    Ok((r, SeqNumber::Value(n)))
+}
+
+pub(crate) fn parse(mut i: &[u8]) -> PResult<'_, SequenceSet> {
+    let mut ranges = Vec::new();
+    loop {
+        let (r, a) = seq_number(i)?;
+        let (r, b) = match r.strip_prefix(b":") {
+            Some(r) => seq_number(r)?,
+            None => (r, a),
+        };
+        ranges.push((a, b));
+        match r.strip_prefix(b",") {
+            Some(r) => i = r,
+            None => return Ok((r, SequenceSet(ranges))),
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! IMAP codec: RFC examples, framing limits, round trips, split invariance.
+
+use imap_proto::*;
+use proptest::prelude::*;
+
+fn frames(f: &mut Framer, mut input: &[u8]) -> Vec<Frame> {
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        let (used, frame) = f.push(input);
+        assert!(used > 0 || frame.is_some(), "no progress");
+        input = &input[used..];
+        out.extend(frame);
+    }
+    out
+}
+
+fn parse(line: &str) -> Result<Command, CommandError> {
+    Command::parse(line.as_bytes(), false)
+}
+
+#[test]
+fn rfc3501_command_examples() {
+    let table: &[(&str, CommandBody)] = &[
+        ("abcd CAPABILITY\r\n", CommandBody::Capability),
+        ("a002 NOOP\r\n", CommandBody::Noop),
+        ("A023 LOGOUT\r\n", CommandBody::Logout),
+        ("a001 STARTTLS\r\n", CommandBody::StartTls),
+        (
+            "a001 LOGIN SMITH SESAME\r\n",
+            CommandBody::Login {
+                username: b"SMITH".to_vec(),
+                password: b"SESAME".to_vec(),
+            },
+        ),
+        (
+            "A142 SELECT INBOX\r\n",
+            CommandBody::Select {
+                mailbox: Mailbox::new("INBOX").unwrap(),
+                condstore: false,
+            },
+        ),
+        (
+            "A932 EXAMINE blurdybloop\r\n",
+            CommandBody::Examine {
+                mailbox: Mailbox::new("blurdybloop").unwrap(),
+                condstore: false,
+            },
+        ),
+        (
+            "A003 CREATE owatagusiam/\r\n",
+            CommandBody::Create(Mailbox::new("owatagusiam/").unwrap()),
+        ),
+        (
+            "A683 DELETE blurdybloop\r\n",
+            CommandBody::Delete(Mailbox::new("blurdybloop").unwrap()),
+        ),
+        (
+            "A683 RENAME blurdybloop sarasoop\r\n",
+            CommandBody::Rename(
+                Mailbox::new("blurdybloop").unwrap(),
+                Mailbox::new("sarasoop").unwrap(),
+            ),
+        ),
+        (
+            "A002 SUBSCRIBE #news.comp.mail.mime\r\n",
+            CommandBody::Subscribe(Mailbox::new("#news.comp.mail.mime").unwrap()),
+        ),
+        (
+            "A101 LIST \"\" \"\"\r\n",
+            CommandBody::List {
+                reference: String::new(),
+                pattern: String::new(),
+            },
+        ),
+        (
+            "A102 LIST #news.comp.mail.misc \"\"\r\n",
+            CommandBody::List {
+                reference: "#news.comp.mail.misc".into(),
+                pattern: String::new(),
+            },
+        ),
+        (
+            "A202 LIST ~/Mail/ %\r\n",
+            CommandBody::List {
+                reference: "~/Mail/".into(),
+                pattern: "%".into(),
+            },
+        ),
+        (
+            "A002 LSUB \"#news.\" \"comp.mail.*\"\r\n",
+            CommandBody::Lsub {
+                reference: "#news.".into(),
+                pattern: "comp.mail.*".into(),
+            },
+        ),
+        (
+            "A042 STATUS blurdybloop (UIDNEXT MESSAGES)\r\n",
+            CommandBody::Status {
+                mailbox: Mailbox::new("blurdybloop").unwrap(),
+                items: vec![StatusItem::UidNext, StatusItem::Messages],
+            },
+        ),
+        ("FXXZ CHECK\r\n", CommandBody::Check),
+        ("A341 CLOSE\r\n", CommandBody::Close),
+        ("A202 EXPUNGE\r\n", CommandBody::Expunge(None)),
+        (
+            "A003 COPY 2:4 MEETING\r\n",
+            CommandBody::Copy {
+                uid: false,
+                set: SequenceSet::range(SeqNumber::Value(2), SeqNumber::Value(4)),
+                mailbox: Mailbox::new("MEETING").unwrap(),
+            },
+        ),
+        (
+            "A999 UID COPY 4827313:4828442 MEETING\r\n",
+            CommandBody::Copy {
+                uid: true,
+                set: SequenceSet::range(SeqNumber::Value(4827313), SeqNumber::Value(4828442)),
+                mailbox: Mailbox::new("MEETING").unwrap(),
+            },
+        ),
+        (
+            "a UID EXPUNGE 3000:3002\r\n",
+            CommandBody::Expunge(Some(SequenceSet::parse(b"3000:3002").unwrap())),
+        ),
+        (
+            "a MOVE 1:* Trash\r\n",
+            CommandBody::Move {
+                uid: false,
+                set: SequenceSet::range(SeqNumber::Value(1), SeqNumber::Largest),
+                mailbox: Mailbox::new("Trash").unwrap(),
+            },
+        ),
+        (
+            "t ENABLE CONDSTORE QRESYNC\r\n",
+            CommandBody::Enable(vec!["CONDSTORE".into(), "QRESYNC".into()]),
+        ),
+        (
+            "a AUTHENTICATE PLAIN dGVzdAB0ZXN0AHRlc3Q=\r\n",
+            CommandBody::Authenticate {
+                mechanism: "PLAIN".into(),
+                initial_response: Some("dGVzdAB0ZXN0AHRlc3Q=".into()),
+            },
+        ),
+        (
+            "a SELECT inbox (CONDSTORE)\r\n",
+            CommandBody::Select {
+                mailbox: Mailbox::new("INBOX").unwrap(),
+                condstore: true,
+            },
+        ),
+        ("a1 IDLE\r\n", CommandBody::Idle),
+        ("n NAMESPACE\r\n", CommandBody::Namespace),
+        ("u UNSELECT\r\n", CommandBody::Unselect),
+    ];
+    for (line, want) in table {
+        let cmd = parse(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        assert_eq!(&cmd.body, want, "{line:?}");
+    }
+}
+
+#[test]
+fn bad_commands_keep_their_tag() {
+    let e = parse("a1 FROB\r\n").unwrap_err();
+    assert_eq!(e.tag.as_ref().map(Tag::as_str), Some("a1"));
+    assert!(parse("+ NOOP\r\n").unwrap_err().tag.is_none());
+    for bad in [
+        "a NOOP extra\r\n",
+        "a COPY 0:3 x\r\n",
+        "a COPY 1:4294967296 x\r\n",
+        "a COPY 1,,2 x\r\n",
+        "a STATUS x (BOGUS)\r\n",
+        "a LOGIN \"unterminated\r\n",
+        "a LOGIN a\"b c\r\n",
+        "a SELECT &Jjo\r\n",
+    ] {
+        assert!(parse(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn modified_utf7_known_answers() {
+    // RFC 3501 §5.1.3.
+    assert_eq!(
+        utf7::decode("~peter/mail/&U,BTFw-/&ZeVnLIqe-").unwrap(),
+        "~peter/mail/台北/日本語"
+    );
+    assert_eq!(
+        utf7::encode("~peter/mail/台北/日本語"),
+        "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+    );
+    assert_eq!(utf7::encode("Tom & Jerry"), "Tom &- Jerry");
+    assert_eq!(utf7::decode("Tom &- Jerry").unwrap(), "Tom & Jerry");
+    for bad in [
+        "&AGE-",
+        "&U,BTFw-&ZeVnLIqe-",
+        "&U,B-",
+        "&Jjo",
+        "a\u{7f}",
+        "&AGEAYQ-",
+    ] {
+        assert!(utf7::decode(bad).is_err(), "{bad:?}");
+    }
+    let m = Command::parse(b"a SELECT &ZeVnLIqe-\r\n", false).unwrap();
+    assert_eq!(
+        m.body,
+        CommandBody::Select {
+            mailbox: Mailbox::new("日本語").unwrap(),
+            condstore: false
+        }
+    );
+    let utf8 = Command::parse("a SELECT 日本語\r\n".as_bytes(), true);
+    assert!(
+        utf8.is_err(),
+        "raw UTF-8 is not an atom; UTF8=ACCEPT clients quote it"
+    );
+    let quoted = Command::parse("a SELECT \"日本語\"\r\n".as_bytes(), true).unwrap();
+    assert_eq!(
+        quoted.body,
+        CommandBody::Select {
+            mailbox: Mailbox::new("日本語").unwrap(),
+            condstore: false
+        }
+    );
+    // Without UTF8=ACCEPT, the same bytes are not modified UTF-7.
+    assert!(Command::parse("a SELECT \"日本語\"\r\n".as_bytes(), false).is_err());
+}
+
+#[test]
+fn sequence_sets_never_expand() {
+    let s = SequenceSet::parse(b"1:4294967295").unwrap();
+    assert_eq!(s.iter(10).count(), 10);
+    let s = SequenceSet::parse(b"5:3,*,2,4:2").unwrap();
+    assert_eq!(s.iter(9).collect::<Vec<_>>(), [2, 3, 4, 5, 9]);
+    assert!(s.contains(9, 9) && s.contains(3, 9) && !s.contains(7, 9));
+    assert_eq!(s.to_string(), "5:3,*,2,4:2");
+    assert_eq!(SequenceSet::parse(b"0"), Err(SyntaxError::Number));
+    assert_eq!(SequenceSet::parse(b"4294967296"), Err(SyntaxError::Number));
+    assert!(SequenceSet::parse(b"").is_err());
+    assert!(SequenceSet::parse(b"1:").is_err());
+}
+
+#[test]
+fn framer_literals_continuations_and_limits() {
+    let mut f = Framer::new(FramerLimits {
+        max_command: 100,
+        max_literal: 20,
+    });
+    // A non-synchronising literal: no continuation.
+    let fr = frames(&mut f, b"a1 LOGIN {5+}\r\nalice pw\r\nb NOOP\r\n");
+    assert_eq!(fr.len(), 2);
+    assert!(matches!(&fr[0], Frame::Command(c) if c == b"a1 LOGIN {5+}\r\nalice pw\r\n"));
+    // Literal bytes are never commands, even when they look like one.
+    let fr = frames(&mut f, b"c LOGIN {11+}\r\nd LOGOUT\r\n\r x\r\n");
+    assert!(matches!(&fr[0], Frame::Command(c) if c.ends_with(b"d LOGOUT\r\n\r x\r\n")));
+    assert_eq!(
+        Command::parse(
+            match &fr[0] {
+                Frame::Command(c) => c,
+                _ => unreachable!(),
+            },
+            false
+        )
+        .unwrap()
+        .body,
+        CommandBody::Login {
+            username: b"d LOGOUT\r\n\r".to_vec(),
+            password: b"x".to_vec()
+        }
+    );
+    // Too large a synchronising literal: refused, and the client sends nothing for it.
+    let fr = frames(&mut f, b"e APPEND x {99}\r\nf NOOP\r\n");
+    assert_eq!(
+        fr[0],
+        Frame::Refused {
+            tag: Tag::new("e"),
+            reason: "literal too large"
+        }
+    );
+    assert!(matches!(&fr[1], Frame::Command(c) if c == b"f NOOP\r\n"));
+    // Too large a non-synchronising literal: its bytes are skipped.
+    let mut big = b"g APPEND x {30+}\r\n".to_vec();
+    big.extend_from_slice(&[b'A'; 30]);
+    big.extend_from_slice(b"\r\nh NOOP\r\n");
+    let fr = frames(&mut f, &big);
+    assert_eq!(
+        fr[0],
+        Frame::Refused {
+            tag: Tag::new("g"),
+            reason: "literal too large"
+        }
+    );
+    assert!(
+        matches!(&fr[1], Frame::Command(c) if c == b"h NOOP\r\n"),
+        "{fr:?}"
+    );
+    // An over-long line: refused once, memory bounded, in sync after.
+    let mut long = b"i NOOP ".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 5000));
+    long.extend_from_slice(b"\r\nj NOOP\r\n");
+    for step in [1, 7, 64, long.len()] {
+        let mut f = Framer::new(FramerLimits {
+            max_command: 100,
+            max_literal: 20,
+        });
+        let mut out = Vec::new();
+        for c in long.chunks(step) {
+            out.extend(frames(&mut f, c));
+            assert!(f.buffered() <= 100);
+        }
+        assert_eq!(out.len(), 2, "step {step}: {out:?}");
+        assert_eq!(
+            out[0],
+            Frame::Refused {
+                tag: Tag::new("i"),
+                reason: "command too long"
+            }
+        );
+        assert!(matches!(&out[1], Frame::Command(c) if c == b"j NOOP\r\n"));
+    }
+    // Bare LF is refused.
+    let mut f = Framer::new(FramerLimits::default());
+    assert!(matches!(
+        frames(&mut f, b"k NOOP\n")[0],
+        Frame::Refused { .. }
+    ));
+}
+
+fn mailbox_name() -> impl Strategy<Value = Mailbox> {
+    prop_oneof!["[A-Za-z0-9 ._/&-]{1,20}", "\\PC{1,8}"].prop_filter_map("valid", Mailbox::new)
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    let seq = proptest::collection::vec(
+        (
+            prop_oneof![
+                (1u32..).prop_map(SeqNumber::Value),
+                Just(SeqNumber::Largest)
+            ],
+            prop_oneof![
+                (1u32..).prop_map(SeqNumber::Value),
+                Just(SeqNumber::Largest)
+            ],
+        ),
+        1..4,
+    )
+    .prop_map(|r| SequenceSet::from_ranges(r).unwrap());
+    let body = prop_oneof![
+        Just(CommandBody::Capability),
+        Just(CommandBody::Noop),
+        Just(CommandBody::Idle),
+        (
+            proptest::collection::vec(any::<u8>().prop_filter("no NUL", |b| *b != 0), 1..20),
+            proptest::collection::vec(any::<u8>().prop_filter("no NUL", |b| *b != 0), 1..20)
+        )
+            .prop_map(|(u, p)| CommandBody::Login {
+                username: u,
+                password: p
+            }),
+        (mailbox_name(), any::<bool>())
+            .prop_map(|(mailbox, condstore)| CommandBody::Select { mailbox, condstore }),
+        mailbox_name().prop_map(CommandBody::Create),
+        (mailbox_name(), mailbox_name()).prop_map(|(a, b)| CommandBody::Rename(a, b)),
+        ("[ -~]{0,10}", "[ -~]{0,10}")
+            .prop_map(|(reference, pattern)| CommandBody::List { reference, pattern }),
+        (
+            mailbox_name(),
+            proptest::collection::vec(
+                prop_oneof![
+                    Just(StatusItem::Messages),
+                    Just(StatusItem::UidNext),
+                    Just(StatusItem::HighestModSeq)
+                ],
+                1..3
+            )
+        )
+            .prop_map(|(mailbox, items)| CommandBody::Status { mailbox, items }),
+        (any::<bool>(), seq.clone(), mailbox_name())
+            .prop_map(|(uid, set, mailbox)| CommandBody::Copy { uid, set, mailbox }),
+        (any::<bool>(), seq.clone(), mailbox_name())
+            .prop_map(|(uid, set, mailbox)| CommandBody::Move { uid, set, mailbox }),
+        proptest::option::of(seq).prop_map(CommandBody::Expunge),
+    ];
+    ("[A-Za-z0-9.]{1,8}", body).prop_map(|(t, body)| Command {
+        tag: Tag::new(&t).unwrap(),
+        body,
+    })
+}
+
+proptest! {
+    #[test]
+    fn command_round_trip_through_the_framer(cmd in command(), non_sync in any::<bool>(), step in 1usize..50) {
+        let chunks = cmd.encode(non_sync, false);
+        let wire = join(&chunks);
+        let mut f = Framer::new(FramerLimits::default());
+        let mut got = Vec::new();
+        for c in wire.chunks(step) {
+            got.extend(frames(&mut f, c));
+        }
+        let conts = got.iter().filter(|f| **f == Frame::ContinuationNeeded).count();
+        prop_assert_eq!(conts, chunks.iter().filter(|c| c.wait_for_continuation).count());
+        let Some(Frame::Command(bytes)) = got.into_iter().find(|f| matches!(f, Frame::Command(_))) else {
+            return Err(TestCaseError::fail("no command"));
+        };
+        prop_assert_eq!(Command::parse(&bytes, false), Ok(cmd));
+    }
+
+    #[test]
+    fn utf7_round_trip(s in "\\PC{0,20}") {
+        prop_assert_eq!(utf7::decode(&utf7::encode(&s)), Ok(s));
+    }
+
+    #[test]
+    fn sequence_set_round_trip(s in "[1-9][0-9]{0,3}(:([1-9][0-9]{0,3}|\\*))?(,([1-9][0-9]{0,3}|\\*))*") {
+        let set = SequenceSet::parse(s.as_bytes()).unwrap();
+        prop_assert_eq!(SequenceSet::parse(set.to_string().as_bytes()), Ok(set));
+    }
+
+    #[test]
+    fn framer_and_parser_never_panic(input in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let mut f = Framer::new(FramerLimits { max_command: 64, max_literal: 16 });
+        for fr in frames(&mut f, &input) {
+            if let Frame::Command(c) = fr {
+                let _ = Command::parse(&c, false);
+            }
+        }
+        prop_assert!(f.buffered() <= 64 + 16);
+    }
+}
