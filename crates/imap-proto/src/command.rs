@@ -1,7 +1,8 @@
 //! Client commands: the session and mailbox commands of RFC 3501/9051
 //! (FETCH, STORE, SEARCH and APPEND follow in the next step of this crate).
 
-use crate::core::{Encoder, PResult, SyntaxError, Tag, astring, atom, sp, tag};
+use crate::core::{Encoder, PResult, SyntaxError, Tag, astring, atom, sp, string, tag};
+use crate::items::{self, FetchItem, Flag, SearchKey};
 use crate::seq::{self, SequenceSet};
 use crate::utf7;
 
@@ -155,6 +156,54 @@ pub enum CommandBody {
         /// The target.
         mailbox: Mailbox,
     },
+    /// `[UID] STORE set [(UNCHANGEDSINCE n)] [+|-]FLAGS[.SILENT] (flags)`
+    Store {
+        /// UIDs rather than message numbers.
+        uid: bool,
+        /// The messages.
+        set: SequenceSet,
+        /// CONDSTORE `UNCHANGEDSINCE`.
+        unchanged_since: Option<u64>,
+        /// Replace (`FLAGS`), add (`+FLAGS`) or remove (`-FLAGS`).
+        op: StoreOp,
+        /// `.SILENT`
+        silent: bool,
+        /// The flags.
+        flags: Vec<Flag>,
+    },
+    /// `[UID] FETCH set items [(CHANGEDSINCE n [VANISHED])]`
+    Fetch {
+        /// UIDs rather than message numbers.
+        uid: bool,
+        /// The messages.
+        set: SequenceSet,
+        /// What to fetch (macros expanded).
+        items: Vec<FetchItem>,
+        /// CONDSTORE `CHANGEDSINCE`.
+        changed_since: Option<u64>,
+        /// QRESYNC `VANISHED` (UID FETCH only).
+        vanished: bool,
+    },
+    /// `[UID] SEARCH [CHARSET c] key…`
+    Search {
+        /// UIDs rather than message numbers in the answer.
+        uid: bool,
+        /// `CHARSET`
+        charset: Option<String>,
+        /// The keys (all must match).
+        keys: Vec<SearchKey>,
+    },
+    /// `APPEND mailbox [(flags)] [date-time] literal`
+    Append {
+        /// The target.
+        mailbox: Mailbox,
+        /// Initial flags.
+        flags: Vec<Flag>,
+        /// Internal date, as sent (`"dd-Mon-yyyy hh:mm:ss +zzzz"`).
+        date: Option<String>,
+        /// The message.
+        message: Vec<u8>,
+    },
     /// `[UID] MOVE set mailbox` (RFC 6851)
     Move {
         /// UIDs rather than message numbers.
@@ -164,6 +213,33 @@ pub enum CommandBody {
         /// The target.
         mailbox: Mailbox,
     },
+}
+
+/// How STORE changes flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreOp {
+    /// `FLAGS`
+    Replace,
+    /// `+FLAGS`
+    Add,
+    /// `-FLAGS`
+    Remove,
+}
+
+fn modseq_value(i: &[u8]) -> PResult<'_, u64> {
+    let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
+    if n == 0 || n > 19 {
+        return Err(SyntaxError::Number);
+    }
+    let v = std::str::from_utf8(&i[..n])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(SyntaxError::Number)?;
+    Ok((&i[n..], v))
+}
+
+fn prefix_ci<'a>(i: &'a [u8], p: &[u8]) -> Option<&'a [u8]> {
+    (i.len() >= p.len() && i[..p.len()].eq_ignore_ascii_case(p)).then(|| &i[p.len()..])
 }
 
 /// A tagged command.
@@ -418,6 +494,144 @@ impl Command {
                     }
                 }
             }
+            (_, "STORE") => {
+                let (r, _) = sp(i)?;
+                let (r, set) = seq::parse(r)?;
+                let (r, _) = sp(r)?;
+                let (r, unchanged_since) = match prefix_ci(r, b"(UNCHANGEDSINCE ") {
+                    Some(r2) => {
+                        let (r3, n) = modseq_value(r2)?;
+                        let r3 = r3
+                            .strip_prefix(b") ")
+                            .ok_or(SyntaxError::Invalid("UNCHANGEDSINCE"))?;
+                        (r3, Some(n))
+                    }
+                    None => (r, None),
+                };
+                let (r, op) = match r.first() {
+                    Some(b'+') => (&r[1..], StoreOp::Add),
+                    Some(b'-') => (&r[1..], StoreOp::Remove),
+                    _ => (r, StoreOp::Replace),
+                };
+                let r = prefix_ci(r, b"FLAGS").ok_or(SyntaxError::Invalid("STORE item"))?;
+                let (r, silent) = match prefix_ci(r, b".SILENT") {
+                    Some(r2) => (r2, true),
+                    None => (r, false),
+                };
+                let (r, _) = sp(r)?;
+                let (r, flags) = if r.first() == Some(&b'(') {
+                    items::flag_list(r)?
+                } else {
+                    let mut flags = Vec::new();
+                    let mut r = r;
+                    loop {
+                        let (r2, f) = items::flag(r)?;
+                        flags.push(f);
+                        match sp(r2) {
+                            Ok((r3, ())) => r = r3,
+                            Err(_) => break (r2, flags),
+                        }
+                    }
+                };
+                end(r)?;
+                CommandBody::Store {
+                    uid,
+                    set,
+                    unchanged_since,
+                    op,
+                    silent,
+                    flags,
+                }
+            }
+            (_, "FETCH") => {
+                let (r, _) = sp(i)?;
+                let (r, set) = seq::parse(r)?;
+                let (r, _) = sp(r)?;
+                let (r, items) = items::fetch_items(r)?;
+                let (r, changed_since, vanished) = match prefix_ci(r, b" (CHANGEDSINCE ") {
+                    Some(r2) => {
+                        let (r3, n) = modseq_value(r2)?;
+                        let (r3, v) = match prefix_ci(r3, b" VANISHED") {
+                            Some(r4) => (r4, true),
+                            None => (r3, false),
+                        };
+                        (
+                            r3.strip_prefix(b")")
+                                .ok_or(SyntaxError::Invalid("CHANGEDSINCE"))?,
+                            Some(n),
+                            v,
+                        )
+                    }
+                    None => (r, None, false),
+                };
+                end(r)?;
+                CommandBody::Fetch {
+                    uid,
+                    set,
+                    items,
+                    changed_since,
+                    vanished,
+                }
+            }
+            (_, "SEARCH") => {
+                let (mut r, _) = sp(i)?;
+                let mut charset = None;
+                if let Some(r2) = prefix_ci(r, b"CHARSET ") {
+                    let (r3, c) = astring(r2)?;
+                    charset = Some(
+                        String::from_utf8(c.into_owned())
+                            .map_err(|_| SyntaxError::Invalid("charset"))?,
+                    );
+                    r = sp(r3)?.0;
+                }
+                let mut keys = Vec::new();
+                loop {
+                    let (r2, k) = items::search_key(r, 0)?;
+                    keys.push(k);
+                    match sp(r2) {
+                        Ok((r3, ())) => r = r3,
+                        Err(_) => {
+                            r = r2;
+                            break;
+                        }
+                    }
+                }
+                end(r)?;
+                CommandBody::Search { uid, charset, keys }
+            }
+            (false, "APPEND") => {
+                let (r, _) = sp(i)?;
+                let (r, m) = mailbox(r, utf8)?;
+                let (mut r, _) = sp(r)?;
+                let mut flags = Vec::new();
+                if r.first() == Some(&b'(') {
+                    let (r2, f) = items::flag_list(r)?;
+                    flags = f;
+                    r = sp(r2)?.0;
+                }
+                let mut date = None;
+                if r.first() == Some(&b'"') {
+                    let (r2, d) = string(r)?;
+                    let d = String::from_utf8(d.into_owned())
+                        .map_err(|_| SyntaxError::Invalid("date-time"))?;
+                    if d.len() != 26 {
+                        return Err(SyntaxError::Invalid("date-time"));
+                    }
+                    date = Some(d);
+                    r = sp(r2)?.0;
+                }
+                if !(r.first() == Some(&b'{') || r.starts_with(b"~{")) {
+                    return Err(SyntaxError::Invalid("APPEND needs a literal"));
+                }
+                let (r, message) = string(r)?;
+                end(r)?;
+                CommandBody::Append {
+                    mailbox: m,
+                    flags,
+                    date,
+                    message: message.into_owned(),
+                }
+            }
             _ => return Err(SyntaxError::Invalid("unknown command")),
         };
         Ok(body)
@@ -547,6 +761,83 @@ impl Command {
                     .filter_map(|it| STATUS_ITEMS.iter().find(|(x, _)| x == it).map(|(_, n)| *n))
                     .collect();
                 e.raw(format!(" ({})", names.join(" ")).as_bytes());
+            }
+            CommandBody::Store {
+                uid,
+                set,
+                unchanged_since,
+                op,
+                silent,
+                flags,
+            } => {
+                if *uid {
+                    e.raw(b"UID ");
+                }
+                e.raw(format!("STORE {set} ").as_bytes());
+                if let Some(n) = unchanged_since {
+                    e.raw(format!("(UNCHANGEDSINCE {n}) ").as_bytes());
+                }
+                let op: &[u8] = match op {
+                    StoreOp::Replace => b"",
+                    StoreOp::Add => b"+",
+                    StoreOp::Remove => b"-",
+                };
+                e.raw(op)
+                    .raw(b"FLAGS")
+                    .raw(if *silent { b".SILENT " } else { b" " });
+                items::encode_flags(&mut e, flags);
+            }
+            CommandBody::Fetch {
+                uid,
+                set,
+                items: its,
+                changed_since,
+                vanished,
+            } => {
+                if *uid {
+                    e.raw(b"UID ");
+                }
+                e.raw(format!("FETCH {set} ").as_bytes());
+                items::encode_fetch_items(&mut e, its);
+                if let Some(n) = changed_since {
+                    e.raw(
+                        format!(
+                            " (CHANGEDSINCE {n}{})",
+                            if *vanished { " VANISHED" } else { "" }
+                        )
+                        .as_bytes(),
+                    );
+                }
+            }
+            CommandBody::Search { uid, charset, keys } => {
+                if *uid {
+                    e.raw(b"UID ");
+                }
+                e.raw(b"SEARCH");
+                if let Some(c) = charset {
+                    e.raw(b" CHARSET ").astring(c.as_bytes());
+                }
+                for k in keys {
+                    e.raw(b" ");
+                    items::encode_search_key(&mut e, k);
+                }
+            }
+            CommandBody::Append {
+                mailbox: m,
+                flags,
+                date,
+                message,
+            } => {
+                e.raw(b"APPEND ");
+                mbox(&mut e, m);
+                if !flags.is_empty() {
+                    e.raw(b" ");
+                    items::encode_flags(&mut e, flags);
+                }
+                if let Some(d) = date {
+                    e.raw(b" ").string(d.as_bytes());
+                }
+                e.raw(b" ").literal(message);
             }
             CommandBody::Copy {
                 uid,

@@ -65,6 +65,7 @@ pub struct Framer {
     line_start: usize,
     literal_total: u64,
     state: State,
+    skip_tail: Vec<u8>,
 }
 
 impl Framer {
@@ -76,6 +77,7 @@ impl Framer {
             line_start: 0,
             literal_total: 0,
             state: State::Line,
+            skip_tail: Vec::new(),
         }
     }
 
@@ -93,6 +95,10 @@ impl Framer {
             Ok((rest, t)) if rest.first() == Some(&b' ') => Some(t),
             _ => None,
         };
+        // The end of what was buffered of this line, for a literal header
+        // that the skipped rest may complete.
+        let keep = self.buf.len().saturating_sub(self.line_start).min(32);
+        self.skip_tail = self.buf[self.buf.len() - keep..].to_vec();
         self.buf.clear();
         self.line_start = 0;
         self.literal_total = 0;
@@ -104,21 +110,34 @@ impl Framer {
     /// if one completed. Call again with the rest.
     pub fn push(&mut self, input: &[u8]) -> (usize, Option<Frame>) {
         match self.state {
-            State::Skip => match memchr::memchr(b'\n', input) {
-                None => (input.len(), None),
-                Some(i) => {
-                    // A non-synchronising literal at the end of the line
-                    // still comes: skip it too.
-                    let line = &input[..=i];
-                    self.state = State::Line;
-                    if let Some(open) = memchr::memrchr(b'{', line)
-                        && let Ok((_, (n, LiteralMode::NonSync, _))) = literal_header(&line[open..])
-                    {
-                        self.state = State::SkipLiteral(n);
-                    }
-                    (i + 1, None)
+            State::Skip => {
+                // Keep the end of the skipped line (bounded) so a literal
+                // header split across reads is still seen.
+                let lf = memchr::memchr(b'\n', input);
+                let upto = lf.map_or(input.len(), |i| i + 1);
+                self.skip_tail.extend_from_slice(&input[..upto]);
+                if self.skip_tail.len() > 32 {
+                    let cut = self.skip_tail.len() - 32;
+                    self.skip_tail.drain(..cut);
                 }
-            },
+                if lf.is_some() {
+                    self.state = State::Line;
+                    let tail = std::mem::take(&mut self.skip_tail);
+                    if let Some(open) = memchr::memrchr(b'{', &tail)
+                        && let Ok((rest, (n, LiteralMode::NonSync, _))) =
+                            literal_header(&tail[open..])
+                        && rest.is_empty()
+                    {
+                        // The command goes on after the literal.
+                        self.state = if n == 0 {
+                            State::Skip
+                        } else {
+                            State::SkipLiteral(n)
+                        };
+                    }
+                }
+                (upto, None)
+            }
             State::SkipLiteral(n) => {
                 let take = usize::try_from(n).unwrap_or(usize::MAX).min(input.len());
                 let left = n - take as u64;
@@ -148,10 +167,11 @@ impl Framer {
                 match memchr::memchr(b'\n', input) {
                     None => {
                         if input.len() > room {
-                            return (
-                                input.len(),
-                                Some(self.refuse("command too long", State::Skip, input)),
-                            );
+                            let f = self.refuse("command too long", State::Skip, input);
+                            self.skip_tail.extend_from_slice(input);
+                            let cut = self.skip_tail.len().saturating_sub(32);
+                            self.skip_tail.drain(..cut);
+                            return (input.len(), Some(f));
                         }
                         self.buf.extend_from_slice(input);
                         (input.len(), None)
@@ -210,6 +230,7 @@ impl Framer {
                                         LiteralMode::NonSync => State::SkipLiteral(n),
                                     };
                                     let f = self.refuse("literal too large", skip, &[]);
+                                    self.skip_tail.clear();
                                     if n == 0 {
                                         self.state = State::Line;
                                     }

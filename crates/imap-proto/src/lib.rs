@@ -13,10 +13,13 @@
 //! - [`Command`]: the session and mailbox commands (CAPABILITY, LOGIN,
 //!   AUTHENTICATE with SASL-IR, ENABLE, SELECT/EXAMINE with CONDSTORE,
 //!   CREATE, DELETE, RENAME, (UN)SUBSCRIBE, LIST, LSUB, NAMESPACE, STATUS,
-//!   IDLE, CHECK, CLOSE, UNSELECT, EXPUNGE, UID EXPUNGE, COPY, MOVE).
+//!   IDLE, CHECK, CLOSE, UNSELECT, EXPUNGE, UID EXPUNGE, COPY, MOVE) and
+//!   the message commands (STORE with UNCHANGEDSINCE, FETCH with sections,
+//!   partials, BINARY and CHANGEDSINCE/VANISHED, SEARCH with the RFC 9051
+//!   keys and MODSEQ, APPEND), each with a `UID` form where one exists.
 //!
-//! FETCH, STORE, SEARCH, APPEND and the server responses are the next
-//! step of this crate.
+//! The server responses (FETCH data, ENVELOPE, BODYSTRUCTURE, ESEARCH,
+//! LIST-EXTENDED …) are the next step of this crate.
 //!
 //! ```
 //! use imap_proto::{Command, CommandBody, Frame, Framer, FramerLimits};
@@ -40,12 +43,14 @@
 mod command;
 mod core;
 mod framing;
+mod items;
 mod seq;
 pub mod utf7;
 
-pub use command::{Command, CommandBody, CommandError, Mailbox, StatusItem};
+pub use command::{Command, CommandBody, CommandError, Mailbox, StatusItem, StoreOp};
 pub use core::{
     Chunk, Encoder, LiteralMode, SyntaxError, Tag, is_astring_char, is_atom_char, join,
 };
 pub use framing::{Frame, Framer, FramerLimits};
+pub use items::{FetchItem, Flag, MAX_SEARCH_DEPTH, SearchKey, Section, SectionText};
 pub use seq::{SeqNumber, SequenceSet};

@@ -1,0 +1,677 @@
+//! Flags, FETCH data items with sections, and SEARCH keys.
+
+use crate::core::{Encoder, PResult, SyntaxError, astring, atom, is_atom_char, number, sp};
+use crate::seq::{self, SequenceSet};
+
+/// A message flag: a system flag (`\Seen` …) or a keyword.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Flag {
+    /// `\Seen`
+    Seen,
+    /// `\Answered`
+    Answered,
+    /// `\Flagged`
+    Flagged,
+    /// `\Deleted`
+    Deleted,
+    /// `\Draft`
+    Draft,
+    /// A keyword (an atom without `\`).
+    Keyword(String),
+    /// Another `\Something` flag.
+    Extension(String),
+}
+
+impl Flag {
+    /// A keyword flag, validated as an atom.
+    pub fn keyword(k: &str) -> Option<Flag> {
+        (!k.is_empty() && k.bytes().all(is_atom_char) && !k.starts_with('\\'))
+            .then(|| Flag::Keyword(k.to_owned()))
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Flag::Seen => "\\Seen".into(),
+            Flag::Answered => "\\Answered".into(),
+            Flag::Flagged => "\\Flagged".into(),
+            Flag::Deleted => "\\Deleted".into(),
+            Flag::Draft => "\\Draft".into(),
+            Flag::Keyword(k) => k.clone(),
+            Flag::Extension(e) => format!("\\{e}"),
+        }
+    }
+}
+
+pub(crate) fn flag(i: &[u8]) -> PResult<'_, Flag> {
+    if let Some(r) = i.strip_prefix(b"\\") {
+        let (r, a) = atom(r)?;
+        let f = match a.to_ascii_lowercase().as_str() {
+            "seen" => Flag::Seen,
+            "answered" => Flag::Answered,
+            "flagged" => Flag::Flagged,
+            "deleted" => Flag::Deleted,
+            "draft" => Flag::Draft,
+            _ => Flag::Extension(a.to_owned()),
+        };
+        return Ok((r, f));
+    }
+    let (r, a) = atom(i)?;
+    Ok((r, Flag::Keyword(a.to_owned())))
+}
+
+/// `(flag flag …)`, possibly empty.
+pub(crate) fn flag_list(i: &[u8]) -> PResult<'_, Vec<Flag>> {
+    let mut r = i
+        .strip_prefix(b"(")
+        .ok_or(SyntaxError::Invalid("flag list"))?;
+    let mut flags = Vec::new();
+    if let Some(rest) = r.strip_prefix(b")") {
+        return Ok((rest, flags));
+    }
+    loop {
+        let (r2, f) = flag(r)?;
+        flags.push(f);
+        if let Some(rest) = r2.strip_prefix(b")") {
+            return Ok((rest, flags));
+        }
+        r = sp(r2)?.0;
+    }
+}
+
+pub(crate) fn encode_flags(e: &mut Encoder, flags: &[Flag]) {
+    let texts: Vec<String> = flags.iter().map(Flag::text).collect();
+    e.raw(format!("({})", texts.join(" ")).as_bytes());
+}
+
+/// Which part of a message `BODY[…]` names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SectionText {
+    /// The whole part.
+    Full,
+    /// `HEADER`
+    Header,
+    /// `HEADER.FIELDS (…)`
+    HeaderFields(Vec<String>),
+    /// `HEADER.FIELDS.NOT (…)`
+    HeaderFieldsNot(Vec<String>),
+    /// `TEXT`
+    Text,
+    /// `MIME` (only with a part number)
+    Mime,
+}
+
+/// `[part.part…][.text]` with an optional `<offset.count>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Section {
+    /// MIME part numbers (1-based), empty for the whole message.
+    pub part: Vec<u32>,
+    /// What of that part.
+    pub text: SectionText,
+    /// `<offset.count>`
+    pub partial: Option<(u32, u32)>,
+}
+
+/// A FETCH data item.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FetchItem {
+    /// `FLAGS`
+    Flags,
+    /// `UID`
+    Uid,
+    /// `INTERNALDATE`
+    InternalDate,
+    /// `RFC822.SIZE`
+    Rfc822Size,
+    /// `RFC822`
+    Rfc822,
+    /// `RFC822.HEADER`
+    Rfc822Header,
+    /// `RFC822.TEXT`
+    Rfc822Text,
+    /// `ENVELOPE`
+    Envelope,
+    /// `BODY` (structure without extension data)
+    Body,
+    /// `BODYSTRUCTURE`
+    BodyStructure,
+    /// `MODSEQ` (CONDSTORE)
+    ModSeq,
+    /// `BODY[…]` or `BODY.PEEK[…]`
+    BodySection {
+        /// `.PEEK`: do not set `\Seen`.
+        peek: bool,
+        /// The section.
+        section: Section,
+    },
+    /// `BINARY[…]` / `BINARY.PEEK[…]` (RFC 3516)
+    Binary {
+        /// `.PEEK`
+        peek: bool,
+        /// Part numbers.
+        part: Vec<u32>,
+        /// `<offset.count>`
+        partial: Option<(u32, u32)>,
+    },
+    /// `BINARY.SIZE[…]`
+    BinarySize(Vec<u32>),
+}
+
+fn part_numbers(i: &[u8]) -> PResult<'_, Vec<u32>> {
+    let mut parts = Vec::new();
+    let mut r = i;
+    while r.first().is_some_and(u8::is_ascii_digit) {
+        let (r2, n) = crate::core::nz_number(r)?;
+        parts.push(n);
+        r = match r2.strip_prefix(b".") {
+            Some(r3) if r3.first().is_some_and(u8::is_ascii_digit) => r3,
+            Some(_) => return Ok((r2, parts)), // "1.HEADER": keep the dot for the text
+            None => r2,
+        };
+    }
+    Ok((r, parts))
+}
+
+fn header_list(i: &[u8]) -> PResult<'_, Vec<String>> {
+    let (i, _) = sp(i)?;
+    let mut r = i
+        .strip_prefix(b"(")
+        .ok_or(SyntaxError::Invalid("header list"))?;
+    let mut names = Vec::new();
+    loop {
+        let (r2, n) = astring(r)?;
+        names.push(
+            String::from_utf8(n.into_owned()).map_err(|_| SyntaxError::Invalid("header name"))?,
+        );
+        if let Some(rest) = r2.strip_prefix(b")") {
+            return Ok((rest, names));
+        }
+        r = sp(r2)?.0;
+    }
+}
+
+fn partial(i: &[u8]) -> PResult<'_, Option<(u32, u32)>> {
+    let Some(r) = i.strip_prefix(b"<") else {
+        return Ok((i, None));
+    };
+    let (r, a) = number(r)?;
+    let r = r
+        .strip_prefix(b".")
+        .ok_or(SyntaxError::Invalid("partial"))?;
+    let (r, b) = crate::core::nz_number(r)?;
+    let r = r
+        .strip_prefix(b">")
+        .ok_or(SyntaxError::Invalid("partial"))?;
+    Ok((r, Some((a, b))))
+}
+
+fn section(i: &[u8]) -> PResult<'_, Section> {
+    let i = i
+        .strip_prefix(b"[")
+        .ok_or(SyntaxError::Invalid("section"))?;
+    let (i, part) = part_numbers(i)?;
+    let i = if part.is_empty() {
+        i
+    } else {
+        i.strip_prefix(b".").unwrap_or(i)
+    };
+    let upper: Vec<u8> = i.iter().take(18).map(u8::to_ascii_uppercase).collect();
+    let (i, text) = if upper.starts_with(b"HEADER.FIELDS.NOT") {
+        let (r, l) = header_list(&i[17..])?;
+        (r, SectionText::HeaderFieldsNot(l))
+    } else if upper.starts_with(b"HEADER.FIELDS") {
+        let (r, l) = header_list(&i[13..])?;
+        (r, SectionText::HeaderFields(l))
+    } else if upper.starts_with(b"HEADER") {
+        (&i[6..], SectionText::Header)
+    } else if upper.starts_with(b"TEXT") {
+        (&i[4..], SectionText::Text)
+    } else if upper.starts_with(b"MIME") && !part.is_empty() {
+        (&i[4..], SectionText::Mime)
+    } else {
+        (i, SectionText::Full)
+    };
+    let i = i
+        .strip_prefix(b"]")
+        .ok_or(SyntaxError::Invalid("section end"))?;
+    let (i, partial) = partial(i)?;
+    Ok((
+        i,
+        Section {
+            part,
+            text,
+            partial,
+        },
+    ))
+}
+
+fn fetch_item(i: &[u8]) -> PResult<'_, FetchItem> {
+    let n = i
+        .iter()
+        .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'.')
+        .count();
+    let word = std::str::from_utf8(&i[..n])
+        .map_err(|_| SyntaxError::Invalid("fetch item"))?
+        .to_ascii_uppercase();
+    let r = &i[n..];
+    let item = match word.as_str() {
+        "FLAGS" => FetchItem::Flags,
+        "UID" => FetchItem::Uid,
+        "INTERNALDATE" => FetchItem::InternalDate,
+        "RFC822.SIZE" => FetchItem::Rfc822Size,
+        "RFC822" => FetchItem::Rfc822,
+        "RFC822.HEADER" => FetchItem::Rfc822Header,
+        "RFC822.TEXT" => FetchItem::Rfc822Text,
+        "ENVELOPE" => FetchItem::Envelope,
+        "BODYSTRUCTURE" => FetchItem::BodyStructure,
+        "MODSEQ" => FetchItem::ModSeq,
+        "BODY" | "BODY.PEEK" if r.first() == Some(&b'[') => {
+            let (r, section) = section(r)?;
+            return Ok((
+                r,
+                FetchItem::BodySection {
+                    peek: word == "BODY.PEEK",
+                    section,
+                },
+            ));
+        }
+        "BODY" => FetchItem::Body,
+        "BINARY" | "BINARY.PEEK" => {
+            let r = r
+                .strip_prefix(b"[")
+                .ok_or(SyntaxError::Invalid("BINARY section"))?;
+            let (r, part) = part_numbers(r)?;
+            let r = r
+                .strip_prefix(b"]")
+                .ok_or(SyntaxError::Invalid("BINARY section"))?;
+            let (r, p) = partial(r)?;
+            return Ok((
+                r,
+                FetchItem::Binary {
+                    peek: word == "BINARY.PEEK",
+                    part,
+                    partial: p,
+                },
+            ));
+        }
+        "BINARY.SIZE" => {
+            let r = r
+                .strip_prefix(b"[")
+                .ok_or(SyntaxError::Invalid("BINARY.SIZE section"))?;
+            let (r, part) = part_numbers(r)?;
+            let r = r
+                .strip_prefix(b"]")
+                .ok_or(SyntaxError::Invalid("BINARY.SIZE section"))?;
+            return Ok((r, FetchItem::BinarySize(part)));
+        }
+        _ => return Err(SyntaxError::Invalid("unknown fetch item")),
+    };
+    Ok((r, item))
+}
+
+/// `ALL`, `FAST`, `FULL`, one item, or a parenthesised list.
+pub(crate) fn fetch_items(i: &[u8]) -> PResult<'_, Vec<FetchItem>> {
+    use FetchItem::*;
+    for (name, items) in [
+        (&b"ALL"[..], vec![Flags, InternalDate, Rfc822Size, Envelope]),
+        (b"FAST", vec![Flags, InternalDate, Rfc822Size]),
+        (
+            b"FULL",
+            vec![Flags, InternalDate, Rfc822Size, Envelope, Body],
+        ),
+    ] {
+        if i.len() >= name.len()
+            && i[..name.len()].eq_ignore_ascii_case(name)
+            && i.get(name.len())
+                .is_none_or(|b| !b.is_ascii_alphanumeric() && *b != b'.')
+        {
+            return Ok((&i[name.len()..], items));
+        }
+    }
+    if let Some(mut r) = i.strip_prefix(b"(") {
+        let mut items = Vec::new();
+        loop {
+            let (r2, it) = fetch_item(r)?;
+            items.push(it);
+            if let Some(rest) = r2.strip_prefix(b")") {
+                return Ok((rest, items));
+            }
+            r = sp(r2)?.0;
+        }
+    }
+    let (r, it) = fetch_item(i)?;
+    Ok((r, vec![it]))
+}
+
+fn encode_parts(part: &[u32]) -> String {
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn encode_partial(p: &Option<(u32, u32)>) -> String {
+    p.map_or_else(String::new, |(a, b)| format!("<{a}.{b}>"))
+}
+
+pub(crate) fn encode_fetch_items(e: &mut Encoder, items: &[FetchItem]) {
+    e.raw(b"(");
+    for (k, it) in items.iter().enumerate() {
+        if k > 0 {
+            e.raw(b" ");
+        }
+        let simple = |s: &str| s.to_owned();
+        let text = match it {
+            FetchItem::Flags => simple("FLAGS"),
+            FetchItem::Uid => simple("UID"),
+            FetchItem::InternalDate => simple("INTERNALDATE"),
+            FetchItem::Rfc822Size => simple("RFC822.SIZE"),
+            FetchItem::Rfc822 => simple("RFC822"),
+            FetchItem::Rfc822Header => simple("RFC822.HEADER"),
+            FetchItem::Rfc822Text => simple("RFC822.TEXT"),
+            FetchItem::Envelope => simple("ENVELOPE"),
+            FetchItem::Body => simple("BODY"),
+            FetchItem::BodyStructure => simple("BODYSTRUCTURE"),
+            FetchItem::ModSeq => simple("MODSEQ"),
+            FetchItem::BinarySize(p) => format!("BINARY.SIZE[{}]", encode_parts(p)),
+            FetchItem::Binary {
+                peek,
+                part,
+                partial,
+            } => format!(
+                "BINARY{}[{}]{}",
+                if *peek { ".PEEK" } else { "" },
+                encode_parts(part),
+                encode_partial(partial)
+            ),
+            FetchItem::BodySection { peek, section } => {
+                e.raw(if *peek { b"BODY.PEEK[" } else { b"BODY[" });
+                let mut prefix = encode_parts(&section.part);
+                let dot = if prefix.is_empty() { "" } else { "." };
+                match &section.text {
+                    SectionText::Full => {}
+                    SectionText::Header => prefix.push_str(&format!("{dot}HEADER")),
+                    SectionText::Text => prefix.push_str(&format!("{dot}TEXT")),
+                    SectionText::Mime => prefix.push_str(&format!("{dot}MIME")),
+                    SectionText::HeaderFields(l) | SectionText::HeaderFieldsNot(l) => {
+                        let not = if matches!(section.text, SectionText::HeaderFieldsNot(_)) {
+                            ".NOT"
+                        } else {
+                            ""
+                        };
+                        e.raw(format!("{prefix}{dot}HEADER.FIELDS{not} (").as_bytes());
+                        for (j, h) in l.iter().enumerate() {
+                            if j > 0 {
+                                e.raw(b" ");
+                            }
+                            e.astring(h.as_bytes());
+                        }
+                        prefix = ")".into();
+                    }
+                }
+                e.raw(prefix.as_bytes());
+                e.raw(format!("]{}", encode_partial(&section.partial)).as_bytes());
+                continue;
+            }
+        };
+        e.raw(text.as_bytes());
+    }
+    e.raw(b")");
+}
+
+/// A SEARCH key (RFC 9051 §6.4.4, plus MODSEQ from RFC 7162).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SearchKey {
+    /// `ALL`
+    All,
+    /// `ANSWERED`, `DELETED`, `DRAFT`, `FLAGGED`, `SEEN`, `RECENT`, `NEW`,
+    /// `OLD`, and their `UN…` forms, by name.
+    Flag(&'static str),
+    /// `KEYWORD k`
+    Keyword(String),
+    /// `UNKEYWORD k`
+    Unkeyword(String),
+    /// `BCC`, `BODY`, `CC`, `FROM`, `SUBJECT`, `TEXT`, `TO` with a string.
+    Text(&'static str, Vec<u8>),
+    /// `HEADER field value`
+    Header(String, Vec<u8>),
+    /// `BEFORE`, `ON`, `SINCE`, `SENTBEFORE`, `SENTON`, `SENTSINCE` with a
+    /// date `d-Mon-yyyy`.
+    Date(&'static str, String),
+    /// `LARGER n`
+    Larger(u32),
+    /// `SMALLER n`
+    Smaller(u32),
+    /// `UID set`
+    Uid(SequenceSet),
+    /// A sequence set.
+    Seq(SequenceSet),
+    /// `MODSEQ n`
+    ModSeq(u64),
+    /// `NOT key`
+    Not(Box<SearchKey>),
+    /// `OR key key`
+    Or(Box<SearchKey>, Box<SearchKey>),
+    /// `(key …)`: all of them.
+    And(Vec<SearchKey>),
+}
+
+const FLAG_KEYS: [&str; 16] = [
+    "ANSWERED",
+    "DELETED",
+    "DRAFT",
+    "FLAGGED",
+    "SEEN",
+    "RECENT",
+    "NEW",
+    "OLD",
+    "UNANSWERED",
+    "UNDELETED",
+    "UNDRAFT",
+    "UNFLAGGED",
+    "UNSEEN",
+    "ALL",
+    "",
+    "",
+];
+const TEXT_KEYS: [&str; 7] = ["BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"];
+const DATE_KEYS: [&str; 6] = ["BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"];
+
+/// Deepest nesting of parentheses, NOT and OR accepted.
+pub const MAX_SEARCH_DEPTH: usize = 32;
+
+fn date(i: &[u8]) -> PResult<'_, String> {
+    let (r, raw) = if i.first() == Some(&b'"') {
+        astring(i)?
+    } else {
+        let n = i
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
+            .count();
+        (&i[n..], std::borrow::Cow::Borrowed(&i[..n]))
+    };
+    let s = std::str::from_utf8(&raw).map_err(|_| SyntaxError::Invalid("date"))?;
+    let parts: Vec<&str> = s.split('-').collect();
+    let ok = parts.len() == 3
+        && (1..=2).contains(&parts[0].len())
+        && parts[0].bytes().all(|b| b.is_ascii_digit())
+        && [
+            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+        ]
+        .contains(&parts[1].to_ascii_lowercase().as_str())
+        && parts[2].len() == 4
+        && parts[2].bytes().all(|b| b.is_ascii_digit());
+    if !ok {
+        return Err(SyntaxError::Invalid("date"));
+    }
+    Ok((r, s.to_owned()))
+}
+
+pub(crate) fn search_key(i: &[u8], depth: usize) -> PResult<'_, SearchKey> {
+    if depth > MAX_SEARCH_DEPTH {
+        return Err(SyntaxError::Invalid("search keys nested too deeply"));
+    }
+    if let Some(mut r) = i.strip_prefix(b"(") {
+        let mut keys = Vec::new();
+        loop {
+            let (r2, k) = search_key(r, depth + 1)?;
+            keys.push(k);
+            if let Some(rest) = r2.strip_prefix(b")") {
+                return Ok((rest, SearchKey::And(keys)));
+            }
+            r = sp(r2)?.0;
+        }
+    }
+    if i.first().is_some_and(|b| b.is_ascii_digit() || *b == b'*') {
+        let (r, s) = seq::parse(i)?;
+        return Ok((r, SearchKey::Seq(s)));
+    }
+    let (r, word) = atom(i)?;
+    let w = word.to_ascii_uppercase();
+    if let Some(f) = FLAG_KEYS.iter().find(|f| !f.is_empty() && **f == w) {
+        return Ok((
+            r,
+            if *f == "ALL" {
+                SearchKey::All
+            } else {
+                SearchKey::Flag(f)
+            },
+        ));
+    }
+    if let Some(t) = TEXT_KEYS.iter().find(|t| **t == w) {
+        let (r, _) = sp(r)?;
+        let (r, s) = astring(r)?;
+        return Ok((r, SearchKey::Text(t, s.into_owned())));
+    }
+    if let Some(d) = DATE_KEYS.iter().find(|d| **d == w) {
+        let (r, _) = sp(r)?;
+        let (r, s) = date(r)?;
+        return Ok((r, SearchKey::Date(d, s)));
+    }
+    match w.as_str() {
+        "KEYWORD" | "UNKEYWORD" => {
+            let (r, _) = sp(r)?;
+            let (r, k) = atom(r)?;
+            Ok((
+                r,
+                if w == "KEYWORD" {
+                    SearchKey::Keyword(k.to_owned())
+                } else {
+                    SearchKey::Unkeyword(k.to_owned())
+                },
+            ))
+        }
+        "HEADER" => {
+            let (r, _) = sp(r)?;
+            let (r, f) = astring(r)?;
+            let (r, _) = sp(r)?;
+            let (r, v) = astring(r)?;
+            let f = String::from_utf8(f.into_owned())
+                .map_err(|_| SyntaxError::Invalid("header name"))?;
+            Ok((r, SearchKey::Header(f, v.into_owned())))
+        }
+        "LARGER" | "SMALLER" => {
+            let (r, _) = sp(r)?;
+            let (r, n) = number(r)?;
+            Ok((
+                r,
+                if w == "LARGER" {
+                    SearchKey::Larger(n)
+                } else {
+                    SearchKey::Smaller(n)
+                },
+            ))
+        }
+        "UID" => {
+            let (r, _) = sp(r)?;
+            let (r, s) = seq::parse(r)?;
+            Ok((r, SearchKey::Uid(s)))
+        }
+        "MODSEQ" => {
+            let (r, _) = sp(r)?;
+            let n = r.iter().take_while(|b| b.is_ascii_digit()).count();
+            if n == 0 || n > 19 {
+                return Err(SyntaxError::Number);
+            }
+            let v: u64 = std::str::from_utf8(&r[..n])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(SyntaxError::Number)?;
+            Ok((&r[n..], SearchKey::ModSeq(v)))
+        }
+        "NOT" => {
+            let (r, _) = sp(r)?;
+            let (r, k) = search_key(r, depth + 1)?;
+            Ok((r, SearchKey::Not(Box::new(k))))
+        }
+        "OR" => {
+            let (r, _) = sp(r)?;
+            let (r, a) = search_key(r, depth + 1)?;
+            let (r, _) = sp(r)?;
+            let (r, b) = search_key(r, depth + 1)?;
+            Ok((r, SearchKey::Or(Box::new(a), Box::new(b))))
+        }
+        _ => Err(SyntaxError::Invalid("unknown search key")),
+    }
+}
+
+pub(crate) fn encode_search_key(e: &mut Encoder, k: &SearchKey) {
+    match k {
+        SearchKey::All => {
+            e.raw(b"ALL");
+        }
+        SearchKey::Flag(f) => {
+            e.raw(f.as_bytes());
+        }
+        SearchKey::Keyword(k) => {
+            e.raw(format!("KEYWORD {k}").as_bytes());
+        }
+        SearchKey::Unkeyword(k) => {
+            e.raw(format!("UNKEYWORD {k}").as_bytes());
+        }
+        SearchKey::Text(t, s) => {
+            e.raw(t.as_bytes()).raw(b" ").astring(s);
+        }
+        SearchKey::Header(f, v) => {
+            e.raw(b"HEADER ").astring(f.as_bytes()).raw(b" ").astring(v);
+        }
+        SearchKey::Date(d, s) => {
+            e.raw(format!("{d} {s}").as_bytes());
+        }
+        SearchKey::Larger(n) => {
+            e.raw(format!("LARGER {n}").as_bytes());
+        }
+        SearchKey::Smaller(n) => {
+            e.raw(format!("SMALLER {n}").as_bytes());
+        }
+        SearchKey::Uid(s) => {
+            e.raw(format!("UID {s}").as_bytes());
+        }
+        SearchKey::Seq(s) => {
+            e.raw(s.to_string().as_bytes());
+        }
+        SearchKey::ModSeq(n) => {
+            e.raw(format!("MODSEQ {n}").as_bytes());
+        }
+        SearchKey::Not(k) => {
+            e.raw(b"NOT ");
+            encode_search_key(e, k);
+        }
+        SearchKey::Or(a, b) => {
+            e.raw(b"OR ");
+            encode_search_key(e, a);
+            e.raw(b" ");
+            encode_search_key(e, b);
+        }
+        SearchKey::And(keys) => {
+            e.raw(b"(");
+            for (j, k) in keys.iter().enumerate() {
+                if j > 0 {
+                    e.raw(b" ");
+                }
+                encode_search_key(e, k);
+            }
+            e.raw(b")");
+        }
+    }
+}
