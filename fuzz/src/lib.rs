@@ -495,6 +495,15 @@ pub fn imap_command(data: &[u8]) {
                     "re-encoded command parses differently"
                 );
             }
+            // The same bytes read as a server response (client side).
+            if let Ok(resp) = imap_proto::Response::parse(&bytes, utf8) {
+                let wire = resp.encode(utf8);
+                assert_eq!(
+                    imap_proto::Response::parse(&wire, utf8),
+                    Ok(resp),
+                    "re-encoded response parses differently"
+                );
+            }
         }
     }
 }

@@ -43,6 +43,10 @@ impl Flag {
 }
 
 pub(crate) fn flag(i: &[u8]) -> PResult<'_, Flag> {
+    if let Some(r) = i.strip_prefix(b"\\*") {
+        // `\*` in PERMANENTFLAGS: new keywords may be created.
+        return Ok((r, Flag::Extension("*".into())));
+    }
     if let Some(r) = i.strip_prefix(b"\\") {
         let (r, a) = atom(r)?;
         let f = match a.to_ascii_lowercase().as_str() {
@@ -204,7 +208,8 @@ fn partial(i: &[u8]) -> PResult<'_, Option<(u32, u32)>> {
     Ok((r, Some((a, b))))
 }
 
-fn section(i: &[u8]) -> PResult<'_, Section> {
+/// `[section]` without the `<partial>`.
+pub(crate) fn section_only(i: &[u8]) -> PResult<'_, Section> {
     let i = i
         .strip_prefix(b"[")
         .ok_or(SyntaxError::Invalid("section"))?;
@@ -233,15 +238,21 @@ fn section(i: &[u8]) -> PResult<'_, Section> {
     let i = i
         .strip_prefix(b"]")
         .ok_or(SyntaxError::Invalid("section end"))?;
-    let (i, partial) = partial(i)?;
     Ok((
         i,
         Section {
             part,
             text,
-            partial,
+            partial: None,
         },
     ))
+}
+
+fn section(i: &[u8]) -> PResult<'_, Section> {
+    let (i, mut s) = section_only(i)?;
+    let (i, p) = partial(i)?;
+    s.partial = p;
+    Ok((i, s))
 }
 
 fn fetch_item(i: &[u8]) -> PResult<'_, FetchItem> {

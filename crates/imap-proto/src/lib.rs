@@ -44,6 +44,7 @@ mod command;
 mod core;
 mod framing;
 mod items;
+mod response;
 mod seq;
 pub mod utf7;
 
@@ -53,4 +54,5 @@ pub use core::{
 };
 pub use framing::{Frame, Framer, FramerLimits};
 pub use items::{FetchItem, Flag, MAX_SEARCH_DEPTH, SearchKey, Section, SectionText};
+pub use response::{Code, FetchValue, Response, StatusKind};
 pub use seq::{SeqNumber, SequenceSet};

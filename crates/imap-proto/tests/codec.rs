@@ -684,3 +684,212 @@ fn refused_line_with_split_literal_header_skips_the_literal() {
         );
     }
 }
+
+fn response_round_trip(line: &[u8]) -> Response {
+    let mut f = Framer::new(FramerLimits::default());
+    let bytes = frames(&mut f, line)
+        .into_iter()
+        .find_map(|fr| match fr {
+            Frame::Command(c) => Some(c),
+            _ => None,
+        })
+        .expect("a response");
+    let r = Response::parse(&bytes, false)
+        .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(line)));
+    let again = r.encode(false);
+    assert_eq!(
+        Response::parse(&again, false),
+        Ok(r.clone()),
+        "{:?}",
+        String::from_utf8_lossy(&again)
+    );
+    r
+}
+
+#[test]
+fn rfc3501_responses() {
+    use imap_proto::{Code, FetchValue, StatusKind};
+    assert_eq!(
+        response_round_trip(b"* OK [UNSEEN 12] Message 12 is first unseen\r\n"),
+        Response::Status {
+            tag: None,
+            kind: StatusKind::Ok,
+            code: Some(Code::Unseen(12)),
+            text: "Message 12 is first unseen".into()
+        }
+    );
+    assert!(matches!(
+        response_round_trip(b"* OK [UIDVALIDITY 3857529045] UIDs valid\r\n"),
+        Response::Status {
+            code: Some(Code::UidValidity(3857529045)),
+            ..
+        }
+    ));
+    let r = response_round_trip(b"* OK [PERMANENTFLAGS (\\Deleted \\Seen \\*)] Limited\r\n");
+    assert!(
+        matches!(r, Response::Status { code: Some(Code::PermanentFlags(ref f)), .. } if f.len() == 3 && f[2] == Flag::Extension("*".into()))
+    );
+    assert!(matches!(
+        response_round_trip(b"A142 OK [READ-WRITE] SELECT completed\r\n"),
+        Response::Status {
+            tag: Some(_),
+            code: Some(Code::ReadWrite),
+            ..
+        }
+    ));
+    assert_eq!(
+        response_round_trip(b"* 172 EXISTS\r\n"),
+        Response::Exists(172)
+    );
+    assert_eq!(response_round_trip(b"* 1 RECENT\r\n"), Response::Recent(1));
+    assert_eq!(
+        response_round_trip(b"* 22 EXPUNGE\r\n"),
+        Response::Expunge(22)
+    );
+    assert_eq!(
+        response_round_trip(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"),
+        Response::Flags(vec![
+            Flag::Answered,
+            Flag::Flagged,
+            Flag::Deleted,
+            Flag::Seen,
+            Flag::Draft
+        ])
+    );
+    assert_eq!(
+        response_round_trip(b"* LIST (\\Noselect) \"/\" ~/Mail/foo\r\n"),
+        Response::List {
+            lsub: false,
+            attributes: vec!["\\Noselect".into()],
+            delimiter: Some('/'),
+            mailbox: Mailbox::new("~/Mail/foo").unwrap()
+        }
+    );
+    assert!(matches!(
+        response_round_trip(b"* LSUB () \".\" #news.comp.mail.misc\r\n"),
+        Response::List { lsub: true, .. }
+    ));
+    assert_eq!(
+        response_round_trip(b"* STATUS blurdybloop (MESSAGES 231 UIDNEXT 44292)\r\n"),
+        Response::MailboxStatus {
+            mailbox: Mailbox::new("blurdybloop").unwrap(),
+            items: vec![(StatusItem::Messages, 231), (StatusItem::UidNext, 44292)]
+        }
+    );
+    assert_eq!(
+        response_round_trip(b"* SEARCH 2 84 882\r\n"),
+        Response::Search(vec![2, 84, 882], None)
+    );
+    assert_eq!(
+        response_round_trip(b"* SEARCH\r\n"),
+        Response::Search(vec![], None)
+    );
+    assert_eq!(
+        response_round_trip(b"* SEARCH 2 5 (MODSEQ 917162500)\r\n"),
+        Response::Search(vec![2, 5], Some(917162500))
+    );
+    assert_eq!(
+        response_round_trip(b"* 12 FETCH (FLAGS (\\Seen) INTERNALDATE \"17-Jul-1996 02:44:25 -0700\" RFC822.SIZE 4286)\r\n"),
+        Response::Fetch(12, vec![
+            FetchValue::Flags(vec![Flag::Seen]),
+            FetchValue::InternalDate("17-Jul-1996 02:44:25 -0700".into()),
+            FetchValue::Rfc822Size(4286),
+        ])
+    );
+    assert!(
+        matches!(response_round_trip(b"* CAPABILITY IMAP4rev1 STARTTLS AUTH=GSSAPI LOGINDISABLED\r\n"),
+        Response::Capability(ref c) if c.len() == 4)
+    );
+    assert_eq!(
+        response_round_trip(b"+ Ready for additional command text\r\n"),
+        Response::Continue("Ready for additional command text".into())
+    );
+    assert!(matches!(
+        response_round_trip(b"* BYE IMAP4rev1 Server logging out\r\n"),
+        Response::Status {
+            kind: StatusKind::Bye,
+            ..
+        }
+    ));
+    assert!(matches!(
+        response_round_trip(b"A002 OK [APPENDUID 38505 3955] APPEND completed\r\n"),
+        Response::Status {
+            code: Some(Code::AppendUid(38505, _)),
+            ..
+        }
+    ));
+    assert!(matches!(
+        response_round_trip(b"A003 OK [COPYUID 38505 304,319:320 3956:3958] Done\r\n"),
+        Response::Status {
+            code: Some(Code::CopyUid(38505, _, _)),
+            ..
+        }
+    ));
+    assert!(matches!(
+        response_round_trip(b"* VANISHED (EARLIER) 41,43:116,118,120:211,214:540\r\n"),
+        Response::Vanished { earlier: true, .. }
+    ));
+    assert!(matches!(
+        response_round_trip(b"* OK [HIGHESTMODSEQ 715194045007] Highest\r\n"),
+        Response::Status {
+            code: Some(Code::HighestModSeq(715194045007)),
+            ..
+        }
+    ));
+    let r = response_round_trip(b"* 1 FETCH (UID 4 MODSEQ (12121231000) BODY[HEADER.FIELDS (DATE)] {20}\r\nDate: 1 Jan 2026\r\n\r\n)\r\n");
+    let Response::Fetch(1, v) = r else { panic!() };
+    assert_eq!(v[0], FetchValue::Uid(4));
+    assert_eq!(v[1], FetchValue::ModSeq(12121231000));
+    assert!(
+        matches!(&v[2], FetchValue::BodySection { data: Some(d), origin: None, .. } if d == b"Date: 1 Jan 2026\r\n\r\n")
+    );
+    let r = response_round_trip(b"* 2 FETCH (BODY[]<0> NIL)\r\n");
+    assert!(
+        matches!(r, Response::Fetch(2, ref v) if matches!(&v[0], FetchValue::BodySection { data: None, origin: Some(0), .. }))
+    );
+    for bad in [
+        &b"* 3 BOGUS\r\n"[..],
+        b"* LIST (Noselect) \"/\" x\r\n",
+        b"* OK [UIDNEXT x] y\r\n",
+        b"A1 FLAGS ()\r\n",
+    ] {
+        assert!(
+            Response::parse(bad, false).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn response_round_trip_prop(
+        n in 1u32..,
+        flags in flags(),
+        text in "([!-Z^-~][ -~]{0,20})?",
+        data in proptest::option::of(proptest::collection::vec(1u8.., 0..40)),
+        name in mailbox_name(),
+        nums in proptest::collection::vec(1u32.., 0..5),
+    ) {
+        use imap_proto::{Code, FetchValue, StatusKind};
+        for r in [
+            Response::Status { tag: Tag::new("a1"), kind: StatusKind::No, code: Some(Code::TryCreate), text: text.clone() },
+            Response::Status { tag: None, kind: StatusKind::Ok, code: None, text: text.clone() },
+            Response::Exists(n),
+            Response::Flags(flags.clone()),
+            Response::Search(nums.clone(), None),
+            Response::List { lsub: false, attributes: vec!["\\HasNoChildren".into()], delimiter: Some('/'), mailbox: name.clone() },
+            Response::Fetch(n, vec![
+                FetchValue::Flags(flags.clone()),
+                FetchValue::Uid(n),
+                FetchValue::BodySection { section: Section { part: vec![1], text: SectionText::Text, partial: None }, origin: None, data: data.clone() },
+            ]),
+        ] {
+            let wire = r.encode(false);
+            let mut f = Framer::new(FramerLimits::default());
+            let framed = frames(&mut f, &wire).into_iter().find_map(|fr| match fr { Frame::Command(c) => Some(c), _ => None });
+            prop_assert_eq!(framed.as_deref(), Some(&wire[..]));
+            prop_assert_eq!(Response::parse(&wire, false), Ok(r));
+        }
+    }
+}

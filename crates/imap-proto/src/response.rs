@@ -1,0 +1,762 @@
+//! Server responses: status responses with response codes, continuation
+//! requests, and the untagged data responses (first part: CAPABILITY,
+//! FLAGS, EXISTS, RECENT, EXPUNGE, VANISHED, LIST, LSUB, STATUS, SEARCH,
+//! ENABLED and FETCH with flags, UID, dates, sizes, MODSEQ and body
+//! sections). ENVELOPE, BODYSTRUCTURE, ESEARCH, ID and NAMESPACE follow.
+
+use crate::command::{Mailbox, StatusItem};
+use crate::core::{Encoder, PResult, SyntaxError, Tag, astring, atom, number, sp, string, tag};
+use crate::items::{self, Flag, Section};
+use crate::seq::{self, SequenceSet};
+use crate::utf7;
+
+/// OK, NO, BAD, PREAUTH or BYE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusKind {
+    /// `OK`
+    Ok,
+    /// `NO`
+    No,
+    /// `BAD`
+    Bad,
+    /// `PREAUTH` (untagged greeting)
+    PreAuth,
+    /// `BYE`
+    Bye,
+}
+
+const STATUS_KINDS: [(StatusKind, &str); 5] = [
+    (StatusKind::Ok, "OK"),
+    (StatusKind::No, "NO"),
+    (StatusKind::Bad, "BAD"),
+    (StatusKind::PreAuth, "PREAUTH"),
+    (StatusKind::Bye, "BYE"),
+];
+
+/// A response code in `[…]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Code {
+    /// `ALERT`
+    Alert,
+    /// `PARSE`
+    Parse,
+    /// `READ-ONLY`
+    ReadOnly,
+    /// `READ-WRITE`
+    ReadWrite,
+    /// `TRYCREATE`
+    TryCreate,
+    /// `CLOSED` (QRESYNC)
+    Closed,
+    /// `NOMODSEQ`
+    NoModSeq,
+    /// `UIDNEXT n`
+    UidNext(u32),
+    /// `UIDVALIDITY n`
+    UidValidity(u32),
+    /// `UNSEEN n`
+    Unseen(u32),
+    /// `HIGHESTMODSEQ n`
+    HighestModSeq(u64),
+    /// `PERMANENTFLAGS (…)`; `\*` as `Flag::Extension("*")`.
+    PermanentFlags(Vec<Flag>),
+    /// `CAPABILITY …`
+    Capability(Vec<String>),
+    /// `APPENDUID validity uids`
+    AppendUid(u32, SequenceSet),
+    /// `COPYUID validity source-uids dest-uids`
+    CopyUid(u32, SequenceSet, SequenceSet),
+    /// `MODIFIED set` (CONDSTORE)
+    Modified(SequenceSet),
+    /// Any other code: name and the raw text after it.
+    Other(String, Option<String>),
+}
+
+/// What a FETCH response carries for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FetchValue {
+    /// `FLAGS (…)`
+    Flags(Vec<Flag>),
+    /// `UID n`
+    Uid(u32),
+    /// `INTERNALDATE "…"`
+    InternalDate(String),
+    /// `RFC822.SIZE n`
+    Rfc822Size(u32),
+    /// `MODSEQ (n)`
+    ModSeq(u64),
+    /// `BODY[section]<origin> data` (data `None` for NIL)
+    BodySection {
+        /// The section.
+        section: Section,
+        /// The partial origin, if a partial was asked.
+        origin: Option<u32>,
+        /// The bytes.
+        data: Option<Vec<u8>>,
+    },
+}
+
+/// A response line (with its literals).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Response {
+    /// `tag OK …`, `* OK …`, `* BYE …` …
+    Status {
+        /// The tag, `None` for untagged.
+        tag: Option<Tag>,
+        /// The kind.
+        kind: StatusKind,
+        /// The response code.
+        code: Option<Code>,
+        /// Human-readable text.
+        text: String,
+    },
+    /// `+ text` (a continuation request; SASL challenges are base64 text).
+    Continue(String),
+    /// `* CAPABILITY …`
+    Capability(Vec<String>),
+    /// `* ENABLED …`
+    Enabled(Vec<String>),
+    /// `* FLAGS (…)`
+    Flags(Vec<Flag>),
+    /// `* n EXISTS`
+    Exists(u32),
+    /// `* n RECENT`
+    Recent(u32),
+    /// `* n EXPUNGE`
+    Expunge(u32),
+    /// `* VANISHED [(EARLIER)] uids`
+    Vanished {
+        /// `(EARLIER)`
+        earlier: bool,
+        /// The UIDs.
+        uids: SequenceSet,
+    },
+    /// `* LIST (attrs) "/" mailbox` (or LSUB)
+    List {
+        /// LSUB rather than LIST.
+        lsub: bool,
+        /// Name attributes (`\Noselect`, `\HasChildren`, `\Sent` …).
+        attributes: Vec<String>,
+        /// The hierarchy delimiter, `None` for NIL.
+        delimiter: Option<char>,
+        /// The mailbox.
+        mailbox: Mailbox,
+    },
+    /// `* STATUS mailbox (items)`
+    MailboxStatus {
+        /// The mailbox.
+        mailbox: Mailbox,
+        /// Item values.
+        items: Vec<(StatusItem, u64)>,
+    },
+    /// `* SEARCH n…` with the optional `(MODSEQ n)`
+    Search(Vec<u32>, Option<u64>),
+    /// `* n FETCH (…)`
+    Fetch(u32, Vec<FetchValue>),
+}
+
+fn status_item_name(i: StatusItem) -> &'static str {
+    match i {
+        StatusItem::Messages => "MESSAGES",
+        StatusItem::Recent => "RECENT",
+        StatusItem::UidNext => "UIDNEXT",
+        StatusItem::UidValidity => "UIDVALIDITY",
+        StatusItem::Unseen => "UNSEEN",
+        StatusItem::Deleted => "DELETED",
+        StatusItem::Size => "SIZE",
+        StatusItem::HighestModSeq => "HIGHESTMODSEQ",
+    }
+}
+
+fn status_item(name: &str) -> Option<StatusItem> {
+    [
+        StatusItem::Messages,
+        StatusItem::Recent,
+        StatusItem::UidNext,
+        StatusItem::UidValidity,
+        StatusItem::Unseen,
+        StatusItem::Deleted,
+        StatusItem::Size,
+        StatusItem::HighestModSeq,
+    ]
+    .into_iter()
+    .find(|i| status_item_name(*i).eq_ignore_ascii_case(name))
+}
+
+fn u64_number(i: &[u8]) -> PResult<'_, u64> {
+    let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
+    if n == 0 || n > 19 {
+        return Err(SyntaxError::Number);
+    }
+    let v = std::str::from_utf8(&i[..n])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(SyntaxError::Number)?;
+    Ok((&i[n..], v))
+}
+
+fn text_to_end(i: &[u8]) -> Result<String, SyntaxError> {
+    let body = i
+        .strip_suffix(b"\r\n")
+        .ok_or(SyntaxError::Invalid("expected CRLF"))?;
+    if body.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(SyntaxError::Invalid("control in text"));
+    }
+    Ok(String::from_utf8_lossy(body).into_owned())
+}
+
+fn words_to_end(i: &[u8]) -> Result<Vec<String>, SyntaxError> {
+    let t = text_to_end(i)?;
+    Ok(t.split(' ')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+fn code(i: &[u8]) -> PResult<'_, Code> {
+    let close = memchr::memchr(b']', i).ok_or(SyntaxError::Invalid("response code"))?;
+    let inner = &i[..close];
+    if inner.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Err(SyntaxError::Invalid("control in response code"));
+    }
+    let rest = &i[close + 1..];
+    let (args, name) = match memchr::memchr(b' ', inner) {
+        Some(s) => (Some(&inner[s + 1..]), &inner[..s]),
+        None => (None, inner),
+    };
+    let name = std::str::from_utf8(name)
+        .map_err(|_| SyntaxError::Invalid("response code"))?
+        .to_ascii_uppercase();
+    let num = |a: Option<&[u8]>| -> Result<u32, SyntaxError> {
+        match a.map(number) {
+            Some(Ok(([], n))) => Ok(n),
+            _ => Err(SyntaxError::Invalid("response code number")),
+        }
+    };
+    let c = match (name.as_str(), args) {
+        ("ALERT", None) => Code::Alert,
+        ("PARSE", None) => Code::Parse,
+        ("READ-ONLY", None) => Code::ReadOnly,
+        ("READ-WRITE", None) => Code::ReadWrite,
+        ("TRYCREATE", None) => Code::TryCreate,
+        ("CLOSED", None) => Code::Closed,
+        ("NOMODSEQ", None) => Code::NoModSeq,
+        ("UIDNEXT", a) => Code::UidNext(num(a)?),
+        ("UIDVALIDITY", a) => Code::UidValidity(num(a)?),
+        ("UNSEEN", a) => Code::Unseen(num(a)?),
+        ("HIGHESTMODSEQ", Some(a)) => match u64_number(a)? {
+            ([], n) => Code::HighestModSeq(n),
+            _ => return Err(SyntaxError::Invalid("HIGHESTMODSEQ")),
+        },
+        ("PERMANENTFLAGS", Some(a)) => {
+            let (r, flags) = items::flag_list(a)?;
+            if !r.is_empty() {
+                return Err(SyntaxError::Invalid("PERMANENTFLAGS"));
+            }
+            Code::PermanentFlags(flags)
+        }
+        ("CAPABILITY", Some(a)) => Code::Capability(
+            String::from_utf8_lossy(a)
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        ("APPENDUID", Some(a)) => {
+            let (r, v) = number(a)?;
+            let (r, _) = sp(r)?;
+            let (r, s) = seq::parse(r)?;
+            if !r.is_empty() {
+                return Err(SyntaxError::Invalid("APPENDUID"));
+            }
+            Code::AppendUid(v, s)
+        }
+        ("COPYUID", Some(a)) => {
+            let (r, v) = number(a)?;
+            let (r, _) = sp(r)?;
+            let (r, s1) = seq::parse(r)?;
+            let (r, _) = sp(r)?;
+            let (r, s2) = seq::parse(r)?;
+            if !r.is_empty() {
+                return Err(SyntaxError::Invalid("COPYUID"));
+            }
+            Code::CopyUid(v, s1, s2)
+        }
+        ("MODIFIED", Some(a)) => Code::Modified(SequenceSet::parse(a)?),
+        (n, a) => {
+            if n.is_empty() || !n.bytes().all(crate::core::is_atom_char) {
+                return Err(SyntaxError::Invalid("response code"));
+            }
+            Code::Other(
+                n.to_owned(),
+                a.map(|a| String::from_utf8_lossy(a).into_owned()),
+            )
+        }
+    };
+    Ok((rest, c))
+}
+
+fn mailbox(i: &[u8], utf8: bool) -> PResult<'_, Mailbox> {
+    let (r, raw) = astring(i)?;
+    let s = std::str::from_utf8(&raw).map_err(|_| SyntaxError::Invalid("mailbox"))?;
+    let name = if utf8 || s.eq_ignore_ascii_case("INBOX") {
+        s.to_owned()
+    } else {
+        utf7::decode(s).map_err(|_| SyntaxError::Invalid("mailbox name is not modified UTF-7"))?
+    };
+    Ok((
+        r,
+        Mailbox::new(name).ok_or(SyntaxError::Invalid("mailbox"))?,
+    ))
+}
+
+fn nstring(i: &[u8]) -> PResult<'_, Option<Vec<u8>>> {
+    if i.len() >= 3 && i[..3].eq_ignore_ascii_case(b"NIL") {
+        return Ok((&i[3..], None));
+    }
+    let (r, s) = string(i)?;
+    Ok((r, Some(s.into_owned())))
+}
+
+fn fetch_values(i: &[u8]) -> PResult<'_, Vec<FetchValue>> {
+    let mut r = i
+        .strip_prefix(b"(")
+        .ok_or(SyntaxError::Invalid("FETCH data"))?;
+    let mut out = Vec::new();
+    loop {
+        let n = r
+            .iter()
+            .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'.')
+            .count();
+        let name = std::str::from_utf8(&r[..n])
+            .map_err(|_| SyntaxError::Invalid("FETCH item"))?
+            .to_ascii_uppercase();
+        let rest = &r[n..];
+        let (r2, v) = match name.as_str() {
+            "FLAGS" => {
+                let (r2, _) = sp(rest)?;
+                let (r2, f) = items::flag_list(r2)?;
+                (r2, FetchValue::Flags(f))
+            }
+            "UID" => {
+                let (r2, _) = sp(rest)?;
+                let (r2, v) = crate::core::nz_number(r2)?;
+                (r2, FetchValue::Uid(v))
+            }
+            "RFC822.SIZE" => {
+                let (r2, _) = sp(rest)?;
+                let (r2, v) = number(r2)?;
+                (r2, FetchValue::Rfc822Size(v))
+            }
+            "INTERNALDATE" => {
+                let (r2, _) = sp(rest)?;
+                let (r2, d) = string(r2)?;
+                (
+                    r2,
+                    FetchValue::InternalDate(String::from_utf8_lossy(&d).into_owned()),
+                )
+            }
+            "MODSEQ" => {
+                let (r2, _) = sp(rest)?;
+                let r2 = r2
+                    .strip_prefix(b"(")
+                    .ok_or(SyntaxError::Invalid("MODSEQ"))?;
+                let (r2, v) = u64_number(r2)?;
+                let r2 = r2
+                    .strip_prefix(b")")
+                    .ok_or(SyntaxError::Invalid("MODSEQ"))?;
+                (r2, FetchValue::ModSeq(v))
+            }
+            "BODY" if rest.first() == Some(&b'[') => {
+                let (mut r2, section) = items::section_only(rest)?;
+                let mut origin = None;
+                if let Some(o) = r2.strip_prefix(b"<") {
+                    let (o2, n) = number(o)?;
+                    r2 = o2
+                        .strip_prefix(b">")
+                        .ok_or(SyntaxError::Invalid("origin"))?;
+                    origin = Some(n);
+                }
+                let (r2, _) = sp(r2)?;
+                let (r2, data) = nstring(r2)?;
+                (
+                    r2,
+                    FetchValue::BodySection {
+                        section,
+                        origin,
+                        data,
+                    },
+                )
+            }
+            _ => return Err(SyntaxError::Invalid("unknown FETCH data item")),
+        };
+        out.push(v);
+        if let Some(end) = r2.strip_prefix(b")") {
+            return Ok((end, out));
+        }
+        r = sp(r2)?.0;
+    }
+}
+
+impl Response {
+    /// Parses one framed response (CRLF included, literals inline).
+    pub fn parse(input: &[u8], utf8: bool) -> Result<Response, SyntaxError> {
+        if let Some(r) = input.strip_prefix(b"+") {
+            let r = r.strip_prefix(b" ").unwrap_or(r);
+            return Ok(Response::Continue(text_to_end(r)?));
+        }
+        let (r, t) = match input.strip_prefix(b"* ") {
+            Some(r) => (r, None),
+            None => {
+                let (r, t) = tag(input)?;
+                (sp(r)?.0, Some(t))
+            }
+        };
+        // Numbered data: "* 3 EXISTS", "* 5 FETCH (...)".
+        if t.is_none() && r.first().is_some_and(u8::is_ascii_digit) {
+            let (r, n) = number(r)?;
+            let (r, _) = sp(r)?;
+            let (r, w) = atom(r)?;
+            return match w.to_ascii_uppercase().as_str() {
+                "EXISTS" => end(r).map(|_| Response::Exists(n)),
+                "RECENT" => end(r).map(|_| Response::Recent(n)),
+                "EXPUNGE" => end(r).map(|_| Response::Expunge(n)),
+                "FETCH" => {
+                    let (r, _) = sp(r)?;
+                    let (r, v) = fetch_values(r)?;
+                    end(r)?;
+                    Ok(Response::Fetch(n, v))
+                }
+                _ => Err(SyntaxError::Invalid("unknown numbered response")),
+            };
+        }
+        let (r, w) = atom(r)?;
+        let word = w.to_ascii_uppercase();
+        if let Some((kind, _)) = STATUS_KINDS.iter().find(|(_, n)| *n == word) {
+            let (r, code) = match r.strip_prefix(b" [") {
+                Some(r2) => {
+                    let (r3, c) = code(r2)?;
+                    (r3, Some(c))
+                }
+                None => (r, None),
+            };
+            let text = match r.strip_prefix(b" ") {
+                Some(r2) => text_to_end(r2)?,
+                None => {
+                    end(r)?;
+                    String::new()
+                }
+            };
+            return Ok(Response::Status {
+                tag: t,
+                kind: *kind,
+                code,
+                text,
+            });
+        }
+        if t.is_some() {
+            return Err(SyntaxError::Invalid("tagged data response"));
+        }
+        match word.as_str() {
+            "CAPABILITY" => Ok(Response::Capability(words_to_end(r)?)),
+            "ENABLED" => Ok(Response::Enabled(words_to_end(r)?)),
+            "FLAGS" => {
+                let (r, _) = sp(r)?;
+                let (r, f) = items::flag_list(r)?;
+                end(r)?;
+                Ok(Response::Flags(f))
+            }
+            "VANISHED" => {
+                let (r, _) = sp(r)?;
+                let (r, earlier) = match r.get(..10) {
+                    Some(p) if p.eq_ignore_ascii_case(b"(EARLIER) ") => (&r[10..], true),
+                    _ => (r, false),
+                };
+                let (r, uids) = seq::parse(r)?;
+                end(r)?;
+                Ok(Response::Vanished { earlier, uids })
+            }
+            "LIST" | "LSUB" => {
+                let (r, _) = sp(r)?;
+                let mut r = r
+                    .strip_prefix(b"(")
+                    .ok_or(SyntaxError::Invalid("LIST attributes"))?;
+                let mut attributes = Vec::new();
+                while r.first() != Some(&b')') {
+                    let bs = r
+                        .strip_prefix(b"\\")
+                        .ok_or(SyntaxError::Invalid("LIST attribute"))?;
+                    let (r2, a) = atom(bs)?;
+                    attributes.push(format!("\\{a}"));
+                    r = r2.strip_prefix(b" ").unwrap_or(r2);
+                }
+                let (r, _) = sp(&r[1..])?;
+                let (r, delimiter) = match nstring(r)? {
+                    (r, None) => (r, None),
+                    (r, Some(d)) if d.len() == 1 && (0x20..0x7f).contains(&d[0]) => {
+                        (r, Some(d[0] as char))
+                    }
+                    _ => return Err(SyntaxError::Invalid("delimiter")),
+                };
+                let (r, _) = sp(r)?;
+                let (r, m) = mailbox(r, utf8)?;
+                end(r)?;
+                Ok(Response::List {
+                    lsub: word == "LSUB",
+                    attributes,
+                    delimiter,
+                    mailbox: m,
+                })
+            }
+            "STATUS" => {
+                let (r, _) = sp(r)?;
+                let (r, m) = mailbox(r, utf8)?;
+                let (r, _) = sp(r)?;
+                let mut r = r.strip_prefix(b"(").ok_or(SyntaxError::Invalid("STATUS"))?;
+                let mut items = Vec::new();
+                while r.first() != Some(&b')') {
+                    let (r2, a) = atom(r)?;
+                    let (r2, _) = sp(r2)?;
+                    let (r2, v) = u64_number(r2)?;
+                    items.push((
+                        status_item(a).ok_or(SyntaxError::Invalid("STATUS item"))?,
+                        v,
+                    ));
+                    r = r2.strip_prefix(b" ").unwrap_or(r2);
+                }
+                end(&r[1..])?;
+                Ok(Response::MailboxStatus { mailbox: m, items })
+            }
+            "SEARCH" => {
+                let mut r = r;
+                let mut nums = Vec::new();
+                let mut modseq = None;
+                while let Ok((r2, ())) = sp(r) {
+                    if let Some(m) = r2.get(..8).filter(|p| p.eq_ignore_ascii_case(b"(MODSEQ ")) {
+                        let _ = m;
+                        let (r3, v) = u64_number(&r2[8..])?;
+                        r = r3
+                            .strip_prefix(b")")
+                            .ok_or(SyntaxError::Invalid("SEARCH MODSEQ"))?;
+                        modseq = Some(v);
+                        break;
+                    }
+                    let (r3, n) = crate::core::nz_number(r2)?;
+                    nums.push(n);
+                    r = r3;
+                }
+                end(r)?;
+                Ok(Response::Search(nums, modseq))
+            }
+            _ => Err(SyntaxError::Invalid("unknown response")),
+        }
+    }
+
+    /// Encodes the response (literals never wait: servers send them
+    /// without continuation).
+    pub fn encode(&self, utf8: bool) -> Vec<u8> {
+        let mut e = Encoder::new(true);
+        let mbox = |e: &mut Encoder, m: &Mailbox| {
+            let name = if utf8 || m.as_str() == "INBOX" {
+                m.as_str().to_owned()
+            } else {
+                utf7::encode(m.as_str())
+            };
+            e.astring(name.as_bytes());
+        };
+        match self {
+            Response::Status {
+                tag,
+                kind,
+                code,
+                text,
+            } => {
+                match tag {
+                    Some(t) => e.raw(t.as_str().as_bytes()),
+                    None => e.raw(b"*"),
+                };
+                let name = STATUS_KINDS
+                    .iter()
+                    .find(|(k, _)| k == kind)
+                    .map_or("OK", |(_, n)| n);
+                e.raw(b" ").raw(name.as_bytes());
+                if let Some(c) = code {
+                    e.raw(b" [").raw(encode_code(c).as_bytes()).raw(b"]");
+                }
+                if !text.is_empty() {
+                    e.raw(b" ").raw(clean(text).as_bytes());
+                }
+            }
+            Response::Continue(t) => {
+                e.raw(b"+ ").raw(clean(t).as_bytes());
+            }
+            Response::Capability(c) => {
+                e.raw(format!("* CAPABILITY {}", c.join(" ")).as_bytes());
+            }
+            Response::Enabled(c) => {
+                e.raw(b"* ENABLED");
+                for w in c {
+                    e.raw(b" ").raw(w.as_bytes());
+                }
+            }
+            Response::Flags(f) => {
+                e.raw(b"* FLAGS ");
+                items::encode_flags(&mut e, f);
+            }
+            Response::Exists(n) => {
+                e.raw(format!("* {n} EXISTS").as_bytes());
+            }
+            Response::Recent(n) => {
+                e.raw(format!("* {n} RECENT").as_bytes());
+            }
+            Response::Expunge(n) => {
+                e.raw(format!("* {n} EXPUNGE").as_bytes());
+            }
+            Response::Vanished { earlier, uids } => {
+                e.raw(
+                    format!(
+                        "* VANISHED {}{uids}",
+                        if *earlier { "(EARLIER) " } else { "" }
+                    )
+                    .as_bytes(),
+                );
+            }
+            Response::List {
+                lsub,
+                attributes,
+                delimiter,
+                mailbox: m,
+            } => {
+                e.raw(if *lsub { b"* LSUB (" } else { b"* LIST (" })
+                    .raw(attributes.join(" ").as_bytes())
+                    .raw(b") ");
+                match delimiter {
+                    Some(d) => e.string(d.to_string().as_bytes()),
+                    None => e.raw(b"NIL"),
+                };
+                e.raw(b" ");
+                mbox(&mut e, m);
+            }
+            Response::MailboxStatus { mailbox: m, items } => {
+                e.raw(b"* STATUS ");
+                mbox(&mut e, m);
+                let parts: Vec<String> = items
+                    .iter()
+                    .map(|(i, v)| format!("{} {v}", status_item_name(*i)))
+                    .collect();
+                e.raw(format!(" ({})", parts.join(" ")).as_bytes());
+            }
+            Response::Search(nums, modseq) => {
+                e.raw(b"* SEARCH");
+                for n in nums {
+                    e.raw(format!(" {n}").as_bytes());
+                }
+                if let Some(m) = modseq {
+                    e.raw(format!(" (MODSEQ {m})").as_bytes());
+                }
+            }
+            Response::Fetch(n, values) => {
+                e.raw(format!("* {n} FETCH (").as_bytes());
+                for (k, v) in values.iter().enumerate() {
+                    if k > 0 {
+                        e.raw(b" ");
+                    }
+                    match v {
+                        FetchValue::Flags(f) => {
+                            e.raw(b"FLAGS ");
+                            items::encode_flags(&mut e, f);
+                        }
+                        FetchValue::Uid(u) => {
+                            e.raw(format!("UID {u}").as_bytes());
+                        }
+                        FetchValue::Rfc822Size(s) => {
+                            e.raw(format!("RFC822.SIZE {s}").as_bytes());
+                        }
+                        FetchValue::InternalDate(d) => {
+                            e.raw(b"INTERNALDATE ").string(d.as_bytes());
+                        }
+                        FetchValue::ModSeq(m) => {
+                            e.raw(format!("MODSEQ ({m})").as_bytes());
+                        }
+                        FetchValue::BodySection {
+                            section,
+                            origin,
+                            data,
+                        } => {
+                            let mut tmp = Encoder::new(true);
+                            items::encode_fetch_items(
+                                &mut tmp,
+                                &[crate::items::FetchItem::BodySection {
+                                    peek: false,
+                                    section: section.clone(),
+                                }],
+                            );
+                            let t = crate::core::join(&tmp.finish());
+                            // Strip the "(" … ")\r\n" of the item list.
+                            e.raw(&t[1..t.len() - 3]);
+                            if let Some(o) = origin {
+                                e.raw(format!("<{o}>").as_bytes());
+                            }
+                            e.raw(b" ");
+                            match data {
+                                Some(d) => e.literal(d),
+                                None => e.raw(b"NIL"),
+                            };
+                        }
+                    }
+                }
+                e.raw(b")");
+            }
+        }
+        crate::core::join(&e.finish())
+    }
+}
+
+fn end(i: &[u8]) -> Result<(), SyntaxError> {
+    if i == b"\r\n" {
+        Ok(())
+    } else {
+        Err(SyntaxError::Invalid("expected end of response"))
+    }
+}
+
+/// Text may hold any CHAR but CR, LF and NUL (RFC 3501 TEXT-CHAR).
+fn clean(t: &str) -> String {
+    t.chars()
+        .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
+        .collect()
+}
+
+fn encode_code(c: &Code) -> String {
+    match c {
+        Code::Alert => "ALERT".into(),
+        Code::Parse => "PARSE".into(),
+        Code::ReadOnly => "READ-ONLY".into(),
+        Code::ReadWrite => "READ-WRITE".into(),
+        Code::TryCreate => "TRYCREATE".into(),
+        Code::Closed => "CLOSED".into(),
+        Code::NoModSeq => "NOMODSEQ".into(),
+        Code::UidNext(n) => format!("UIDNEXT {n}"),
+        Code::UidValidity(n) => format!("UIDVALIDITY {n}"),
+        Code::Unseen(n) => format!("UNSEEN {n}"),
+        Code::HighestModSeq(n) => format!("HIGHESTMODSEQ {n}"),
+        Code::PermanentFlags(f) => {
+            let mut e = Encoder::new(true);
+            items::encode_flags(&mut e, f);
+            let t = crate::core::join(&e.finish());
+            format!(
+                "PERMANENTFLAGS {}",
+                String::from_utf8_lossy(&t[..t.len() - 2])
+            )
+        }
+        Code::Capability(c) => format!("CAPABILITY {}", c.join(" ")),
+        Code::AppendUid(v, s) => format!("APPENDUID {v} {s}"),
+        Code::CopyUid(v, a, b) => format!("COPYUID {v} {a} {b}"),
+        Code::Modified(s) => format!("MODIFIED {s}"),
+        Code::Other(n, None) => clean(n),
+        Code::Other(n, Some(a)) => format!("{} {}", clean(n), clean(a).replace(']', "")),
+    }
+}
