@@ -18,8 +18,13 @@
 //!   partials, BINARY and CHANGEDSINCE/VANISHED, SEARCH with the RFC 9051
 //!   keys and MODSEQ, APPEND), each with a `UID` form where one exists.
 //!
-//! The server responses (FETCH data, ENVELOPE, BODYSTRUCTURE, ESEARCH,
-//! LIST-EXTENDED …) are the next step of this crate.
+//! - [`Response`]: status responses with response codes, continuation
+//!   requests, CAPABILITY, ENABLED, FLAGS, EXISTS, RECENT, EXPUNGE,
+//!   VANISHED, LIST/LSUB, STATUS, SEARCH and FETCH (flags, UID, dates,
+//!   sizes, MODSEQ, ENVELOPE, body sections).
+//!
+//! BODYSTRUCTURE, ESEARCH, ID, NAMESPACE and LIST-EXTENDED are the next
+//! step of this crate.
 //!
 //! ```
 //! use imap_proto::{Command, CommandBody, Frame, Framer, FramerLimits};
@@ -54,5 +59,5 @@ pub use core::{
 };
 pub use framing::{Frame, Framer, FramerLimits};
 pub use items::{FetchItem, Flag, MAX_SEARCH_DEPTH, SearchKey, Section, SectionText};
-pub use response::{Code, FetchValue, Response, StatusKind};
+pub use response::{Address, Code, Envelope, FetchValue, Response, StatusKind};
 pub use seq::{SeqNumber, SequenceSet};

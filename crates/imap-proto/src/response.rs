@@ -1,8 +1,8 @@
 //! Server responses: status responses with response codes, continuation
 //! requests, and the untagged data responses (first part: CAPABILITY,
 //! FLAGS, EXISTS, RECENT, EXPUNGE, VANISHED, LIST, LSUB, STATUS, SEARCH,
-//! ENABLED and FETCH with flags, UID, dates, sizes, MODSEQ and body
-//! sections). ENVELOPE, BODYSTRUCTURE, ESEARCH, ID and NAMESPACE follow.
+//! ENABLED and FETCH with flags, UID, dates, sizes, MODSEQ, ENVELOPE and
+//! body sections). BODYSTRUCTURE, ESEARCH, ID and NAMESPACE follow.
 
 use crate::command::{Mailbox, StatusItem};
 use crate::core::{Encoder, PResult, SyntaxError, Tag, astring, atom, number, sp, string, tag};
@@ -87,6 +87,8 @@ pub enum FetchValue {
     Rfc822Size(u32),
     /// `MODSEQ (n)`
     ModSeq(u64),
+    /// `ENVELOPE (…)`
+    Envelope(Box<Envelope>),
     /// `BODY[section]<origin> data` (data `None` for NIL)
     BodySection {
         /// The section.
@@ -358,6 +360,11 @@ fn fetch_values(i: &[u8]) -> PResult<'_, Vec<FetchValue>> {
                     r2,
                     FetchValue::InternalDate(String::from_utf8_lossy(&d).into_owned()),
                 )
+            }
+            "ENVELOPE" => {
+                let (r2, _) = sp(rest)?;
+                let (r2, env) = envelope(r2)?;
+                (r2, FetchValue::Envelope(Box::new(env)))
             }
             "MODSEQ" => {
                 let (r2, _) = sp(rest)?;
@@ -678,6 +685,10 @@ impl Response {
                         FetchValue::InternalDate(d) => {
                             e.raw(b"INTERNALDATE ").string(d.as_bytes());
                         }
+                        FetchValue::Envelope(env) => {
+                            e.raw(b"ENVELOPE ");
+                            encode_envelope(&mut e, env);
+                        }
                         FetchValue::ModSeq(m) => {
                             e.raw(format!("MODSEQ ({m})").as_bytes());
                         }
@@ -759,4 +770,175 @@ fn encode_code(c: &Code) -> String {
         Code::Other(n, None) => clean(n),
         Code::Other(n, Some(a)) => format!("{} {}", clean(n), clean(a).replace(']', "")),
     }
+}
+
+/// One address of an ENVELOPE (RFC 3501 §7.4.2): each field NIL or a
+/// string; a group is marked by a NIL host.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Address {
+    /// Display name.
+    pub name: Option<Vec<u8>>,
+    /// Source route (obsolete).
+    pub adl: Option<Vec<u8>>,
+    /// Local part (or group name).
+    pub mailbox: Option<Vec<u8>>,
+    /// Domain (NIL for group syntax).
+    pub host: Option<Vec<u8>>,
+}
+
+/// The ENVELOPE of a message: header fields as the server parsed them.
+/// An empty address list is NIL on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Envelope {
+    /// `Date:`
+    pub date: Option<Vec<u8>>,
+    /// `Subject:`
+    pub subject: Option<Vec<u8>>,
+    /// `From:`
+    pub from: Vec<Address>,
+    /// `Sender:`
+    pub sender: Vec<Address>,
+    /// `Reply-To:`
+    pub reply_to: Vec<Address>,
+    /// `To:`
+    pub to: Vec<Address>,
+    /// `Cc:`
+    pub cc: Vec<Address>,
+    /// `Bcc:`
+    pub bcc: Vec<Address>,
+    /// `In-Reply-To:`
+    pub in_reply_to: Option<Vec<u8>>,
+    /// `Message-ID:`
+    pub message_id: Option<Vec<u8>>,
+}
+
+fn address_list(i: &[u8]) -> PResult<'_, Vec<Address>> {
+    if let (r, None) = nil_or(i)? {
+        return Ok((r, Vec::new()));
+    }
+    let mut r = i
+        .strip_prefix(b"(")
+        .ok_or(SyntaxError::Invalid("address list"))?;
+    let mut out = Vec::new();
+    loop {
+        let a = r
+            .strip_prefix(b"(")
+            .ok_or(SyntaxError::Invalid("address"))?;
+        let (a, name) = nstring(a)?;
+        let (a, _) = sp(a)?;
+        let (a, adl) = nstring(a)?;
+        let (a, _) = sp(a)?;
+        let (a, mailbox) = nstring(a)?;
+        let (a, _) = sp(a)?;
+        let (a, host) = nstring(a)?;
+        r = a
+            .strip_prefix(b")")
+            .ok_or(SyntaxError::Invalid("address"))?;
+        out.push(Address {
+            name,
+            adl,
+            mailbox,
+            host,
+        });
+        if let Some(end) = r.strip_prefix(b")") {
+            return Ok((end, out));
+        }
+        // Addresses follow each other with or without a space.
+        r = r.strip_prefix(b" ").unwrap_or(r);
+    }
+}
+
+/// `Some(())` when the input starts with `NIL`.
+fn nil_or(i: &[u8]) -> PResult<'_, Option<()>> {
+    if i.len() >= 3 && i[..3].eq_ignore_ascii_case(b"NIL") {
+        Ok((&i[3..], None))
+    } else {
+        Ok((i, Some(())))
+    }
+}
+
+fn envelope(i: &[u8]) -> PResult<'_, Envelope> {
+    let r = i
+        .strip_prefix(b"(")
+        .ok_or(SyntaxError::Invalid("envelope"))?;
+    let (r, date) = nstring(r)?;
+    let (r, _) = sp(r)?;
+    let (r, subject) = nstring(r)?;
+    let mut lists: [Vec<Address>; 6] = Default::default();
+    let mut r = r;
+    for l in &mut lists {
+        let (r2, _) = sp(r)?;
+        let (r2, v) = address_list(r2)?;
+        *l = v;
+        r = r2;
+    }
+    let (r, _) = sp(r)?;
+    let (r, in_reply_to) = nstring(r)?;
+    let (r, _) = sp(r)?;
+    let (r, message_id) = nstring(r)?;
+    let r = r
+        .strip_prefix(b")")
+        .ok_or(SyntaxError::Invalid("envelope"))?;
+    let [from, sender, reply_to, to, cc, bcc] = lists;
+    Ok((
+        r,
+        Envelope {
+            date,
+            subject,
+            from,
+            sender,
+            reply_to,
+            to,
+            cc,
+            bcc,
+            in_reply_to,
+            message_id,
+        },
+    ))
+}
+
+fn encode_nstring(e: &mut Encoder, v: &Option<Vec<u8>>) {
+    match v {
+        Some(v) => e.string(v),
+        None => e.raw(b"NIL"),
+    };
+}
+
+fn encode_envelope(e: &mut Encoder, env: &Envelope) {
+    e.raw(b"(");
+    encode_nstring(e, &env.date);
+    e.raw(b" ");
+    encode_nstring(e, &env.subject);
+    for list in [
+        &env.from,
+        &env.sender,
+        &env.reply_to,
+        &env.to,
+        &env.cc,
+        &env.bcc,
+    ] {
+        e.raw(b" ");
+        if list.is_empty() {
+            e.raw(b"NIL");
+            continue;
+        }
+        e.raw(b"(");
+        for a in list {
+            e.raw(b"(");
+            encode_nstring(e, &a.name);
+            e.raw(b" ");
+            encode_nstring(e, &a.adl);
+            e.raw(b" ");
+            encode_nstring(e, &a.mailbox);
+            e.raw(b" ");
+            encode_nstring(e, &a.host);
+            e.raw(b")");
+        }
+        e.raw(b")");
+    }
+    e.raw(b" ");
+    encode_nstring(e, &env.in_reply_to);
+    e.raw(b" ");
+    encode_nstring(e, &env.message_id);
+    e.raw(b")");
 }

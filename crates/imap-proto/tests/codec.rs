@@ -893,3 +893,49 @@ proptest! {
         }
     }
 }
+
+/// RFC 3501 §8 sample FETCH response (the ENVELOPE part).
+#[test]
+fn rfc3501_envelope() {
+    use imap_proto::{Envelope, FetchValue};
+    let line = b"* 12 FETCH (FLAGS (\\Seen) INTERNALDATE \"17-Jul-1996 02:44:25 -0700\" RFC822.SIZE 4286 ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\" \"IMAP4rev1 WG mtg summary and minutes\" ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((NIL NIL \"imap\" \"cac.washington.edu\")) ((NIL NIL \"minutes\" \"CNRI.Reston.VA.US\")(\"John Klensin\" NIL \"KLENSIN\" \"MIT.EDU\")) NIL NIL \"<B27397-0100000@cac.washington.edu>\"))\r\n";
+    let r = response_round_trip(line);
+    let Response::Fetch(12, v) = r else { panic!() };
+    let FetchValue::Envelope(env) = &v[3] else {
+        panic!("{v:?}")
+    };
+    let env: &Envelope = env;
+    assert_eq!(
+        env.subject.as_deref(),
+        Some(&b"IMAP4rev1 WG mtg summary and minutes"[..])
+    );
+    assert_eq!(env.from[0].name.as_deref(), Some(&b"Terry Gray"[..]));
+    assert_eq!(env.cc.len(), 2);
+    assert_eq!(env.cc[1].host.as_deref(), Some(&b"MIT.EDU"[..]));
+    assert!(env.bcc.is_empty() && env.in_reply_to.is_none());
+    assert_eq!(
+        env.message_id.as_deref(),
+        Some(&b"<B27397-0100000@cac.washington.edu>"[..])
+    );
+}
+
+proptest! {
+    #[test]
+    fn envelope_round_trip(
+        subject in proptest::option::of(proptest::collection::vec(1u8.., 0..30)),
+        names in proptest::collection::vec(proptest::option::of("[ -~]{0,10}"), 0..3),
+    ) {
+        use imap_proto::{Address, Envelope, FetchValue};
+        let addrs: Vec<Address> = names
+            .iter()
+            .map(|n| Address { name: n.as_ref().map(|s| s.clone().into_bytes()), adl: None, mailbox: Some(b"user".to_vec()), host: Some(b"example.org".to_vec()) })
+            .collect();
+        let env = Envelope { subject, to: addrs.clone(), cc: addrs, ..Envelope::default() };
+        let r = Response::Fetch(1, vec![FetchValue::Envelope(Box::new(env))]);
+        let wire = r.encode(false);
+        let mut f = Framer::new(FramerLimits::default());
+        let framed = frames(&mut f, &wire).into_iter().find_map(|fr| match fr { Frame::Command(c) => Some(c), _ => None });
+        prop_assert_eq!(framed.as_deref(), Some(&wire[..]));
+        prop_assert_eq!(Response::parse(&wire, false), Ok(r));
+    }
+}
