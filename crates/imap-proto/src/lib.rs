@@ -21,10 +21,11 @@
 //! - [`Response`]: status responses with response codes, continuation
 //!   requests, CAPABILITY, ENABLED, FLAGS, EXISTS, RECENT, EXPUNGE,
 //!   VANISHED, LIST/LSUB, STATUS, SEARCH and FETCH (flags, UID, dates,
-//!   sizes, MODSEQ, ENVELOPE, body sections).
+//!   sizes, MODSEQ, ENVELOPE, BODY and BODYSTRUCTURE with extension data,
+//!   body sections).
 //!
-//! BODYSTRUCTURE, ESEARCH, ID, NAMESPACE and LIST-EXTENDED are the next
-//! step of this crate.
+//! ESEARCH, ID, NAMESPACE and LIST-EXTENDED are the next step of this
+//! crate.
 //!
 //! ```
 //! use imap_proto::{Command, CommandBody, Frame, Framer, FramerLimits};
@@ -59,5 +60,8 @@ pub use core::{
 };
 pub use framing::{Frame, Framer, FramerLimits};
 pub use items::{FetchItem, Flag, MAX_SEARCH_DEPTH, SearchKey, Section, SectionText};
-pub use response::{Address, Code, Envelope, FetchValue, Response, StatusKind};
+pub use response::{
+    Address, BodyFields, BodyStructure, Code, Envelope, Extension, FetchValue, MAX_BODY_DEPTH,
+    PartKind, Response, StatusKind,
+};
 pub use seq::{SeqNumber, SequenceSet};

@@ -1,8 +1,9 @@
 //! Server responses: status responses with response codes, continuation
 //! requests, and the untagged data responses (first part: CAPABILITY,
 //! FLAGS, EXISTS, RECENT, EXPUNGE, VANISHED, LIST, LSUB, STATUS, SEARCH,
-//! ENABLED and FETCH with flags, UID, dates, sizes, MODSEQ, ENVELOPE and
-//! body sections). BODYSTRUCTURE, ESEARCH, ID and NAMESPACE follow.
+//! ENABLED and FETCH with flags, UID, dates, sizes, MODSEQ, ENVELOPE,
+//! BODY/BODYSTRUCTURE and body sections). ESEARCH, ID and NAMESPACE
+//! follow.
 
 use crate::command::{Mailbox, StatusItem};
 use crate::core::{Encoder, PResult, SyntaxError, Tag, astring, atom, number, sp, string, tag};
@@ -89,6 +90,10 @@ pub enum FetchValue {
     ModSeq(u64),
     /// `ENVELOPE (…)`
     Envelope(Box<Envelope>),
+    /// `BODY (…)`: the structure without extension data.
+    Body(Box<BodyStructure>),
+    /// `BODYSTRUCTURE (…)`: with extension data.
+    BodyStructure(Box<BodyStructure>),
     /// `BODY[section]<origin> data` (data `None` for NIL)
     BodySection {
         /// The section.
@@ -359,6 +364,18 @@ fn fetch_values(i: &[u8]) -> PResult<'_, Vec<FetchValue>> {
                 (
                     r2,
                     FetchValue::InternalDate(String::from_utf8_lossy(&d).into_owned()),
+                )
+            }
+            "BODY" | "BODYSTRUCTURE" if rest.first() == Some(&b' ') => {
+                let (r2, b) = body(&rest[1..], 0)?;
+                let b = Box::new(b);
+                (
+                    r2,
+                    if name == "BODY" {
+                        FetchValue::Body(b)
+                    } else {
+                        FetchValue::BodyStructure(b)
+                    },
                 )
             }
             "ENVELOPE" => {
@@ -685,6 +702,14 @@ impl Response {
                         FetchValue::InternalDate(d) => {
                             e.raw(b"INTERNALDATE ").string(d.as_bytes());
                         }
+                        FetchValue::Body(b) => {
+                            e.raw(b"BODY ");
+                            encode_body(&mut e, b);
+                        }
+                        FetchValue::BodyStructure(b) => {
+                            e.raw(b"BODYSTRUCTURE ");
+                            encode_body(&mut e, b);
+                        }
                         FetchValue::Envelope(env) => {
                             e.raw(b"ENVELOPE ");
                             encode_envelope(&mut e, env);
@@ -940,5 +965,372 @@ fn encode_envelope(e: &mut Encoder, env: &Envelope) {
     encode_nstring(e, &env.in_reply_to);
     e.raw(b" ");
     encode_nstring(e, &env.message_id);
+    e.raw(b")");
+}
+
+/// Deepest nesting of MIME parts accepted in a body structure.
+pub const MAX_BODY_DEPTH: usize = 32;
+
+/// `body-fields`: parameters, id, description, encoding, size.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BodyFields {
+    /// `(name value …)`; empty is NIL.
+    pub params: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Content-ID.
+    pub id: Option<Vec<u8>>,
+    /// Content-Description.
+    pub description: Option<Vec<u8>>,
+    /// Content-Transfer-Encoding.
+    pub encoding: Vec<u8>,
+    /// Size in octets.
+    pub octets: u32,
+}
+
+/// What only some single parts carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartKind {
+    /// Any other type.
+    Basic,
+    /// `TEXT/*`: the line count.
+    Text {
+        /// Lines.
+        lines: u32,
+    },
+    /// `MESSAGE/RFC822` (or `MESSAGE/GLOBAL`): the inner message.
+    Message {
+        /// Its envelope.
+        envelope: Box<Envelope>,
+        /// Its structure.
+        body: Box<BodyStructure>,
+        /// Lines.
+        lines: u32,
+    },
+}
+
+/// Extension data shared by single and multipart bodies, each level
+/// present (outer `Some`) or not, and NIL (inner `None`) or a value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Extension {
+    /// `(type (params))` or NIL.
+    #[allow(clippy::type_complexity)]
+    pub disposition: Option<Option<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>>,
+    /// Languages, or NIL.
+    pub language: Option<Option<Vec<Vec<u8>>>>,
+    /// Content-Location, or NIL.
+    pub location: Option<Option<Vec<u8>>>,
+}
+
+/// A message's MIME structure (RFC 3501 §7.4.2 BODYSTRUCTURE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyStructure {
+    /// A leaf part.
+    Single {
+        /// `TEXT`, `IMAGE` …
+        media_type: Vec<u8>,
+        /// `PLAIN`, `JPEG` …
+        subtype: Vec<u8>,
+        /// The fields.
+        fields: BodyFields,
+        /// Text lines or an inner message.
+        kind: PartKind,
+        /// `Some(md5)` when extension data is present.
+        md5: Option<Option<Vec<u8>>>,
+        /// The rest of the extension data.
+        ext: Extension,
+    },
+    /// A multipart.
+    Multi {
+        /// The parts.
+        parts: Vec<BodyStructure>,
+        /// `MIXED`, `ALTERNATIVE` …
+        subtype: Vec<u8>,
+        /// `Some(params)` when extension data is present.
+        params: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+        /// The rest of the extension data.
+        ext: Extension,
+    },
+}
+
+fn params(i: &[u8]) -> PResult<'_, Vec<(Vec<u8>, Vec<u8>)>> {
+    if let (r, None) = nil_or(i)? {
+        return Ok((r, Vec::new()));
+    }
+    let mut r = i
+        .strip_prefix(b"(")
+        .ok_or(SyntaxError::Invalid("body parameters"))?;
+    let mut out = Vec::new();
+    loop {
+        let (r2, k) = string(r)?;
+        let (r2, _) = sp(r2)?;
+        let (r2, v) = string(r2)?;
+        out.push((k.into_owned(), v.into_owned()));
+        if let Some(end) = r2.strip_prefix(b")") {
+            return Ok((end, out));
+        }
+        r = sp(r2)?.0;
+    }
+}
+
+fn encode_params(e: &mut Encoder, p: &[(Vec<u8>, Vec<u8>)]) {
+    if p.is_empty() {
+        e.raw(b"NIL");
+        return;
+    }
+    e.raw(b"(");
+    for (k, (a, b)) in p.iter().enumerate() {
+        if k > 0 {
+            e.raw(b" ");
+        }
+        e.string(a).raw(b" ").string(b);
+    }
+    e.raw(b")");
+}
+
+fn extension(mut i: &[u8]) -> PResult<'_, Extension> {
+    let mut ext = Extension::default();
+    if let Ok((r, ())) = sp(i) {
+        let (r, d) = match nil_or(r)? {
+            (r, None) => (r, None),
+            (r, Some(())) => {
+                let r = r
+                    .strip_prefix(b"(")
+                    .ok_or(SyntaxError::Invalid("disposition"))?;
+                let (r, t) = string(r)?;
+                let (r, _) = sp(r)?;
+                let (r, p) = params(r)?;
+                let r = r
+                    .strip_prefix(b")")
+                    .ok_or(SyntaxError::Invalid("disposition"))?;
+                (r, Some((t.into_owned(), p)))
+            }
+        };
+        ext.disposition = Some(d);
+        i = r;
+        if let Ok((r, ())) = sp(i) {
+            let (r, l) = if r.first() == Some(&b'(') {
+                let mut r = &r[1..];
+                let mut langs = Vec::new();
+                loop {
+                    let (r2, l) = string(r)?;
+                    langs.push(l.into_owned());
+                    if let Some(end) = r2.strip_prefix(b")") {
+                        break (end, Some(langs));
+                    }
+                    r = sp(r2)?.0;
+                }
+            } else {
+                let (r, l) = nstring(r)?;
+                (r, l.map(|l| vec![l]))
+            };
+            ext.language = Some(l);
+            i = r;
+            if let Ok((r, ())) = sp(i) {
+                let (r, loc) = nstring(r)?;
+                ext.location = Some(loc);
+                i = r;
+            }
+        }
+    }
+    Ok((i, ext))
+}
+
+fn encode_extension(e: &mut Encoder, ext: &Extension) {
+    let Some(d) = &ext.disposition else { return };
+    e.raw(b" ");
+    match d {
+        None => {
+            e.raw(b"NIL");
+        }
+        Some((t, p)) => {
+            e.raw(b"(").string(t).raw(b" ");
+            encode_params(e, p);
+            e.raw(b")");
+        }
+    }
+    let Some(l) = &ext.language else { return };
+    e.raw(b" ");
+    match l {
+        None => {
+            e.raw(b"NIL");
+        }
+        Some(langs) => {
+            e.raw(b"(");
+            for (k, x) in langs.iter().enumerate() {
+                if k > 0 {
+                    e.raw(b" ");
+                }
+                e.string(x);
+            }
+            e.raw(b")");
+        }
+    }
+    let Some(loc) = &ext.location else { return };
+    e.raw(b" ");
+    encode_nstring(e, loc);
+}
+
+fn body(i: &[u8], depth: usize) -> PResult<'_, BodyStructure> {
+    if depth > MAX_BODY_DEPTH {
+        return Err(SyntaxError::Invalid("body structure nested too deeply"));
+    }
+    let r = i.strip_prefix(b"(").ok_or(SyntaxError::Invalid("body"))?;
+    if r.first() == Some(&b'(') {
+        let mut parts = Vec::new();
+        let mut r = r;
+        while r.first() == Some(&b'(') {
+            let (r2, p) = body(r, depth + 1)?;
+            parts.push(p);
+            r = r2;
+        }
+        let (r, _) = sp(r)?;
+        let (r, subtype) = string(r)?;
+        let (r, p, ext) = match sp(r) {
+            Ok((r2, ())) => {
+                let (r3, p) = params(r2)?;
+                let (r3, ext) = extension(r3)?;
+                (r3, Some(p), ext)
+            }
+            Err(_) => (r, None, Extension::default()),
+        };
+        let r = r
+            .strip_prefix(b")")
+            .ok_or(SyntaxError::Invalid("multipart end"))?;
+        return Ok((
+            r,
+            BodyStructure::Multi {
+                parts,
+                subtype: subtype.into_owned(),
+                params: p,
+                ext,
+            },
+        ));
+    }
+    let (r, media_type) = string(r)?;
+    let (r, _) = sp(r)?;
+    let (r, subtype) = string(r)?;
+    let (r, _) = sp(r)?;
+    let (r, p) = params(r)?;
+    let (r, _) = sp(r)?;
+    let (r, id) = nstring(r)?;
+    let (r, _) = sp(r)?;
+    let (r, description) = nstring(r)?;
+    let (r, _) = sp(r)?;
+    let (r, encoding) = string(r)?;
+    let (r, _) = sp(r)?;
+    let (r, octets) = number(r)?;
+    let fields = BodyFields {
+        params: p,
+        id,
+        description,
+        encoding: encoding.into_owned(),
+        octets,
+    };
+    let is = |a: &[u8], b: &[u8]| a.eq_ignore_ascii_case(b);
+    let (r, kind) = if is(&media_type, b"TEXT") {
+        let (r, _) = sp(r)?;
+        let (r, lines) = number(r)?;
+        (r, PartKind::Text { lines })
+    } else if is(&media_type, b"MESSAGE") && (is(&subtype, b"RFC822") || is(&subtype, b"GLOBAL")) {
+        let (r, _) = sp(r)?;
+        let (r, env) = envelope(r)?;
+        let (r, _) = sp(r)?;
+        let (r, inner) = body(r, depth + 1)?;
+        let (r, _) = sp(r)?;
+        let (r, lines) = number(r)?;
+        (
+            r,
+            PartKind::Message {
+                envelope: Box::new(env),
+                body: Box::new(inner),
+                lines,
+            },
+        )
+    } else {
+        (r, PartKind::Basic)
+    };
+    let (r, md5, ext) = match sp(r) {
+        Ok((r2, ())) => {
+            let (r3, m) = nstring(r2)?;
+            let (r3, ext) = extension(r3)?;
+            (r3, Some(m), ext)
+        }
+        Err(_) => (r, None, Extension::default()),
+    };
+    let r = r
+        .strip_prefix(b")")
+        .ok_or(SyntaxError::Invalid("body end"))?;
+    Ok((
+        r,
+        BodyStructure::Single {
+            media_type: media_type.into_owned(),
+            subtype: subtype.into_owned(),
+            fields,
+            kind,
+            md5,
+            ext,
+        },
+    ))
+}
+
+fn encode_body(e: &mut Encoder, b: &BodyStructure) {
+    e.raw(b"(");
+    match b {
+        BodyStructure::Multi {
+            parts,
+            subtype,
+            params: p,
+            ext,
+        } => {
+            for part in parts {
+                encode_body(e, part);
+            }
+            e.raw(b" ").string(subtype);
+            if let Some(p) = p {
+                e.raw(b" ");
+                encode_params(e, p);
+                encode_extension(e, ext);
+            }
+        }
+        BodyStructure::Single {
+            media_type,
+            subtype,
+            fields,
+            kind,
+            md5,
+            ext,
+        } => {
+            e.string(media_type).raw(b" ").string(subtype).raw(b" ");
+            encode_params(e, &fields.params);
+            e.raw(b" ");
+            encode_nstring(e, &fields.id);
+            e.raw(b" ");
+            encode_nstring(e, &fields.description);
+            e.raw(b" ")
+                .string(&fields.encoding)
+                .raw(format!(" {}", fields.octets).as_bytes());
+            match kind {
+                PartKind::Basic => {}
+                PartKind::Text { lines } => {
+                    e.raw(format!(" {lines}").as_bytes());
+                }
+                PartKind::Message {
+                    envelope: env,
+                    body: inner,
+                    lines,
+                } => {
+                    e.raw(b" ");
+                    encode_envelope(e, env);
+                    e.raw(b" ");
+                    encode_body(e, inner);
+                    e.raw(format!(" {lines}").as_bytes());
+                }
+            }
+            if let Some(m) = md5 {
+                e.raw(b" ");
+                encode_nstring(e, m);
+                encode_extension(e, ext);
+            }
+        }
+    }
     e.raw(b")");
 }

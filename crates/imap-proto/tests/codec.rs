@@ -939,3 +939,61 @@ proptest! {
         prop_assert_eq!(Response::parse(&wire, false), Ok(r));
     }
 }
+
+/// RFC 3501 §7.4.2 body structures, with and without extension data,
+/// and a nested message/rfc822.
+#[test]
+fn rfc3501_body_structures() {
+    use imap_proto::{BodyStructure, FetchValue, PartKind};
+    let r = response_round_trip(b"* 12 FETCH (BODY (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 3028 92))\r\n");
+    let Response::Fetch(12, v) = r else { panic!() };
+    let FetchValue::Body(b) = &v[0] else { panic!() };
+    assert!(matches!(
+        &**b,
+        BodyStructure::Single {
+            kind: PartKind::Text { lines: 92 },
+            md5: None,
+            ..
+        }
+    ));
+    let r = response_round_trip(b"* 1 FETCH (BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 1152 23)(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\" \"NAME\" \"cc.diff\") \"<960723163407.20117h@cac.washington.edu>\" \"Compiler diff\" \"BASE64\" 4554 73) \"MIXED\"))\r\n");
+    let Response::Fetch(1, v) = r else { panic!() };
+    let FetchValue::BodyStructure(b) = &v[0] else {
+        panic!()
+    };
+    let BodyStructure::Multi {
+        parts,
+        subtype,
+        params,
+        ..
+    } = &**b
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (parts.len(), subtype.as_slice(), params.is_none()),
+        (2, &b"MIXED"[..], true)
+    );
+    // Extension data on both kinds.
+    response_round_trip(b"* 2 FETCH (BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"UTF-8\") NIL NIL \"QUOTED-PRINTABLE\" 100 3 NIL (\"INLINE\" NIL) \"EN\" NIL)(\"IMAGE\" \"PNG\" NIL NIL NIL \"BASE64\" 2000 \"md5sum\" (\"ATTACHMENT\" (\"FILENAME\" \"a.png\")) (\"EN\" \"DE\") \"http://x\") \"ALTERNATIVE\" (\"BOUNDARY\" \"xyz\") NIL NIL NIL))\r\n");
+    // A forwarded message inside.
+    let r = response_round_trip(b"* 3 FETCH (BODYSTRUCTURE (\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 500 (\"date\" \"subj\" NIL NIL NIL NIL NIL NIL NIL \"<id>\") (\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 20 2) 12))\r\n");
+    let Response::Fetch(3, v) = r else { panic!() };
+    assert!(
+        matches!(&v[0], FetchValue::BodyStructure(b) if matches!(&**b, BodyStructure::Single { kind: PartKind::Message { lines: 12, .. }, .. }))
+    );
+    // Nesting is bounded: 5 levels parse, 40 do not.
+    let nested = |n: usize| {
+        format!(
+            "* 4 FETCH (BODY {}(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 1 1){})\r\n",
+            "(".repeat(n),
+            " \"MIXED\")".repeat(n)
+        )
+    };
+    assert!(
+        Response::parse(nested(5).as_bytes(), false).is_ok(),
+        "{}",
+        nested(5)
+    );
+    assert!(Response::parse(nested(40).as_bytes(), false).is_err());
+}
