@@ -24,7 +24,9 @@
 //!   sizes, MODSEQ, ENVELOPE, BODY and BODYSTRUCTURE with extension data,
 //!   body sections).
 //!
-//! ESEARCH, ID, NAMESPACE and LIST-EXTENDED are the next step of this
+//! - ID (RFC 2971), NAMESPACE (RFC 2342) and ESEARCH (RFC 4731) responses.
+//!
+//! LIST-EXTENDED, the ID command and MULTIAPPEND are the next step of this
 //! crate.
 //!
 //! ```
@@ -61,7 +63,7 @@ pub use core::{
 pub use framing::{Frame, Framer, FramerLimits};
 pub use items::{FetchItem, Flag, MAX_SEARCH_DEPTH, SearchKey, Section, SectionText};
 pub use response::{
-    Address, BodyFields, BodyStructure, Code, Envelope, Extension, FetchValue, MAX_BODY_DEPTH,
-    PartKind, Response, StatusKind,
+    Address, BodyFields, BodyStructure, Code, Envelope, Extension, FetchValue, IdField,
+    MAX_BODY_DEPTH, PartKind, Response, StatusKind,
 };
 pub use seq::{SeqNumber, SequenceSet};

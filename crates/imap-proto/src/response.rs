@@ -105,6 +105,9 @@ pub enum FetchValue {
     },
 }
 
+/// One ID field: name and value (NIL as `None`).
+pub type IdField = (Vec<u8>, Option<Vec<u8>>);
+
 /// A response line (with its literals).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -163,6 +166,20 @@ pub enum Response {
     Search(Vec<u32>, Option<u64>),
     /// `* n FETCH (…)`
     Fetch(u32, Vec<FetchValue>),
+    /// `* ID (…)` / `* ID NIL` (RFC 2971): field/value pairs.
+    Id(Option<Vec<IdField>>),
+    /// `* NAMESPACE personal other shared` (RFC 2342): each a list of
+    /// (prefix, delimiter), empty for NIL.
+    Namespace([Vec<(Vec<u8>, Option<char>)>; 3]),
+    /// `* ESEARCH [(TAG "t")] [UID] name value …` (RFC 4731)
+    ESearch {
+        /// The tag of the SEARCH it answers.
+        tag: Option<Vec<u8>>,
+        /// UIDs rather than message numbers.
+        uid: bool,
+        /// `MIN`, `MAX`, `COUNT`, `ALL`, `MODSEQ` … with their value text.
+        items: Vec<(String, String)>,
+    },
 }
 
 fn status_item_name(i: StatusItem) -> &'static str {
@@ -575,6 +592,114 @@ impl Response {
                 end(r)?;
                 Ok(Response::Search(nums, modseq))
             }
+            "ID" => {
+                let (r, _) = sp(r)?;
+                if let (r, None) = nil_or(r)? {
+                    end(r)?;
+                    return Ok(Response::Id(None));
+                }
+                let mut r = r.strip_prefix(b"(").ok_or(SyntaxError::Invalid("ID"))?;
+                let mut pairs = Vec::new();
+                loop {
+                    let (r2, k) = string(r)?;
+                    let (r2, _) = sp(r2)?;
+                    let (r2, v) = nstring(r2)?;
+                    pairs.push((k.into_owned(), v));
+                    if let Some(rest) = r2.strip_prefix(b")") {
+                        end(rest)?;
+                        return Ok(Response::Id(Some(pairs)));
+                    }
+                    r = sp(r2)?.0;
+                }
+            }
+            "NAMESPACE" => {
+                let mut lists: [Vec<(Vec<u8>, Option<char>)>; 3] = Default::default();
+                let mut r = r;
+                for l in &mut lists {
+                    let (r2, _) = sp(r)?;
+                    r = r2;
+                    if let (r3, None) = nil_or(r)? {
+                        r = r3;
+                        continue;
+                    }
+                    let mut q = r
+                        .strip_prefix(b"(")
+                        .ok_or(SyntaxError::Invalid("NAMESPACE"))?;
+                    loop {
+                        let q2 = q
+                            .strip_prefix(b"(")
+                            .ok_or(SyntaxError::Invalid("NAMESPACE"))?;
+                        let (q2, prefix) = string(q2)?;
+                        let (q2, _) = sp(q2)?;
+                        let (q2, d) = nstring(q2)?;
+                        let delim = match d {
+                            None => None,
+                            Some(d) if d.len() == 1 && (0x20..0x7f).contains(&d[0]) => {
+                                Some(d[0] as char)
+                            }
+                            Some(_) => return Err(SyntaxError::Invalid("NAMESPACE delimiter")),
+                        };
+                        q = q2
+                            .strip_prefix(b")")
+                            .ok_or(SyntaxError::Invalid("NAMESPACE extensions unsupported"))?;
+                        l.push((prefix.into_owned(), delim));
+                        if let Some(rest) = q.strip_prefix(b")") {
+                            r = rest;
+                            break;
+                        }
+                    }
+                }
+                end(r)?;
+                Ok(Response::Namespace(lists))
+            }
+            "ESEARCH" => {
+                let mut r = r;
+                let mut etag = None;
+                if let Some(r2) = r
+                    .get(..6)
+                    .filter(|p| p.eq_ignore_ascii_case(b" (TAG "))
+                    .map(|_| &r[6..])
+                {
+                    let (r3, t) = string(r2)?;
+                    etag = Some(t.into_owned());
+                    r = r3
+                        .strip_prefix(b")")
+                        .ok_or(SyntaxError::Invalid("ESEARCH tag"))?;
+                }
+                let mut uid = false;
+                if let Some(r2) = r
+                    .get(..4)
+                    .filter(|p| p.eq_ignore_ascii_case(b" UID"))
+                    .map(|_| &r[4..])
+                    && r2.first().is_none_or(|b| *b == b' ' || *b == b'\r')
+                {
+                    uid = true;
+                    r = r2;
+                }
+                let mut items = Vec::new();
+                while let Ok((r2, ())) = sp(r) {
+                    let (r3, name) = atom(r2)?;
+                    let (r3, _) = sp(r3)?;
+                    let n = r3
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*'))
+                        .count();
+                    if n == 0 {
+                        return Err(SyntaxError::Invalid("ESEARCH value"));
+                    }
+                    items.push((
+                        name.to_ascii_uppercase(),
+                        String::from_utf8_lossy(&r3[..n]).into_owned(),
+                    ));
+                    r = &r3[n..];
+                }
+                end(r)?;
+                Ok(Response::ESearch {
+                    tag: etag,
+                    uid,
+                    items,
+                })
+            }
             _ => Err(SyntaxError::Invalid("unknown response")),
         }
     }
@@ -680,6 +805,60 @@ impl Response {
                 }
                 if let Some(m) = modseq {
                     e.raw(format!(" (MODSEQ {m})").as_bytes());
+                }
+            }
+            Response::Id(None) => {
+                e.raw(b"* ID NIL");
+            }
+            Response::Id(Some(pairs)) => {
+                e.raw(b"* ID (");
+                for (k, (a, b)) in pairs.iter().enumerate() {
+                    if k > 0 {
+                        e.raw(b" ");
+                    }
+                    e.string(a).raw(b" ");
+                    encode_nstring(&mut e, b);
+                }
+                e.raw(b")");
+            }
+            Response::Namespace(lists) => {
+                e.raw(b"* NAMESPACE");
+                for l in lists {
+                    e.raw(b" ");
+                    if l.is_empty() {
+                        e.raw(b"NIL");
+                        continue;
+                    }
+                    e.raw(b"(");
+                    for (p, d) in l {
+                        e.raw(b"(").string(p).raw(b" ");
+                        match d {
+                            Some(d) => e.string(d.to_string().as_bytes()),
+                            None => e.raw(b"NIL"),
+                        };
+                        e.raw(b")");
+                    }
+                    e.raw(b")");
+                }
+            }
+            Response::ESearch { tag, uid, items } => {
+                e.raw(b"* ESEARCH");
+                if let Some(t) = tag {
+                    e.raw(b" (TAG ").string(t).raw(b")");
+                }
+                if *uid {
+                    e.raw(b" UID");
+                }
+                // Only well-formed items are written: no value can break the line.
+                let ok = |k: &str, v: &str| {
+                    !k.is_empty()
+                        && k.bytes().all(crate::core::is_atom_char)
+                        && !v.is_empty()
+                        && v.bytes()
+                            .all(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*'))
+                };
+                for (k, v) in items.iter().filter(|(k, v)| ok(k, v)) {
+                    e.raw(format!(" {k} {v}").as_bytes());
                 }
             }
             Response::Fetch(n, values) => {

@@ -997,3 +997,35 @@ fn rfc3501_body_structures() {
     );
     assert!(Response::parse(nested(40).as_bytes(), false).is_err());
 }
+
+/// RFC 2971 ID, RFC 2342 NAMESPACE and RFC 4731 ESEARCH examples.
+#[test]
+fn id_namespace_esearch_responses() {
+    let r = response_round_trip(b"* ID (\"name\" \"Cyrus\" \"version\" \"1.5\" \"os\" \"sunos\" \"os-version\" \"5.5\" \"support-url\" \"mailto:cyrus-bugs+@andrew.cmu.edu\")\r\n");
+    assert!(matches!(r, Response::Id(Some(ref p)) if p.len() == 5 && p[0].0 == b"name"));
+    assert_eq!(response_round_trip(b"* ID NIL\r\n"), Response::Id(None));
+    let r = response_round_trip(b"* NAMESPACE ((\"\" \"/\")) ((\"~\" \"/\")) ((\"#shared/\" \"/\")(\"#public/\" \"/\")(\"#ftp/\" \"/\")(\"#news.\" \".\"))\r\n");
+    let Response::Namespace(lists) = r else {
+        panic!()
+    };
+    assert_eq!(lists[2].len(), 4);
+    assert_eq!(lists[2][3], (b"#news.".to_vec(), Some('.')));
+    let r = response_round_trip(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+    assert!(matches!(r, Response::Namespace(ref l) if l[1].is_empty() && l[2].is_empty()));
+    assert_eq!(
+        response_round_trip(b"* ESEARCH (TAG \"A282\") MIN 2 COUNT 3\r\n"),
+        Response::ESearch {
+            tag: Some(b"A282".to_vec()),
+            uid: false,
+            items: vec![("MIN".into(), "2".into()), ("COUNT".into(), "3".into())]
+        }
+    );
+    assert!(
+        matches!(response_round_trip(b"* ESEARCH (TAG \"A283\") ALL 2,10:11\r\n"), Response::ESearch { ref items, .. } if items[0].1 == "2,10:11")
+    );
+    assert!(matches!(
+        response_round_trip(b"* ESEARCH (TAG \"a\") UID COUNT 17 ALL 4:18,21,28\r\n"),
+        Response::ESearch { uid: true, .. }
+    ));
+    assert!(Response::parse(b"* ESEARCH COUNT\r\n", false).is_err());
+}
