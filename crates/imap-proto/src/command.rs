@@ -204,6 +204,8 @@ pub enum CommandBody {
         /// The message.
         message: Vec<u8>,
     },
+    /// `ID (…)` / `ID NIL` (RFC 2971): the client's field/value pairs.
+    Id(Option<Vec<crate::response::IdField>>),
     /// `[UID] MOVE set mailbox` (RFC 6851)
     Move {
         /// UIDs rather than message numbers.
@@ -632,6 +634,38 @@ impl Command {
                     message: message.into_owned(),
                 }
             }
+            (false, "ID") => {
+                let (r, _) = sp(i)?;
+                if r.len() >= 3 && r[..3].eq_ignore_ascii_case(b"NIL") {
+                    end(&r[3..])?;
+                    return Ok(CommandBody::Id(None));
+                }
+                let mut r = r.strip_prefix(b"(").ok_or(SyntaxError::Invalid("ID"))?;
+                let mut pairs = Vec::new();
+                if let Some(rest) = r.strip_prefix(b")") {
+                    end(rest)?;
+                    return Ok(CommandBody::Id(Some(pairs)));
+                }
+                loop {
+                    let (r2, k) = string(r)?;
+                    let (r2, _) = sp(r2)?;
+                    let (r2, v) = if r2.len() >= 3 && r2[..3].eq_ignore_ascii_case(b"NIL") {
+                        (&r2[3..], None)
+                    } else {
+                        let (r3, v) = string(r2)?;
+                        (r3, Some(v.into_owned()))
+                    };
+                    pairs.push((k.into_owned(), v));
+                    if pairs.len() > 30 {
+                        return Err(SyntaxError::Invalid("ID: at most 30 fields"));
+                    }
+                    if let Some(rest) = r2.strip_prefix(b")") {
+                        end(rest)?;
+                        break CommandBody::Id(Some(pairs));
+                    }
+                    r = sp(r2)?.0;
+                }
+            }
             _ => return Err(SyntaxError::Invalid("unknown command")),
         };
         Ok(body)
@@ -838,6 +872,23 @@ impl Command {
                     e.raw(b" ").string(d.as_bytes());
                 }
                 e.raw(b" ").literal(message);
+            }
+            CommandBody::Id(None) => {
+                e.raw(b"ID NIL");
+            }
+            CommandBody::Id(Some(pairs)) => {
+                e.raw(b"ID (");
+                for (k, (a, b)) in pairs.iter().enumerate() {
+                    if k > 0 {
+                        e.raw(b" ");
+                    }
+                    e.string(a).raw(b" ");
+                    match b {
+                        Some(v) => e.string(v),
+                        None => e.raw(b"NIL"),
+                    };
+                }
+                e.raw(b")");
             }
             CommandBody::Copy {
                 uid,

@@ -24,9 +24,10 @@
 //!   sizes, MODSEQ, ENVELOPE, BODY and BODYSTRUCTURE with extension data,
 //!   body sections).
 //!
-//! - ID (RFC 2971), NAMESPACE (RFC 2342) and ESEARCH (RFC 4731) responses.
+//! - ID (RFC 2971) command and response, NAMESPACE (RFC 2342) and ESEARCH
+//!   (RFC 4731) responses.
 //!
-//! LIST-EXTENDED, the ID command and MULTIAPPEND are the next step of this
+//! LIST-EXTENDED and MULTIAPPEND are the next step of this
 //! crate.
 //!
 //! ```

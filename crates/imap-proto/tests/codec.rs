@@ -1029,3 +1029,21 @@ fn id_namespace_esearch_responses() {
     ));
     assert!(Response::parse(b"* ESEARCH COUNT\r\n", false).is_err());
 }
+
+/// RFC 2971 ID command.
+#[test]
+fn id_command() {
+    let c = wire_round_trip(b"a023 ID (\"name\" \"sodr\" \"version\" \"19.34\" \"vendor\" \"Pink Floyd Music Limited\")\r\n");
+    assert!(
+        matches!(c.body, CommandBody::Id(Some(ref p)) if p.len() == 3 && p[2].1.as_deref() == Some(&b"Pink Floyd Music Limited"[..]))
+    );
+    assert_eq!(wire_round_trip(b"a ID NIL\r\n").body, CommandBody::Id(None));
+    assert_eq!(
+        wire_round_trip(b"a ID ()\r\n").body,
+        CommandBody::Id(Some(vec![]))
+    );
+    assert_eq!(
+        wire_round_trip(b"a ID (\"os\" NIL)\r\n").body,
+        CommandBody::Id(Some(vec![(b"os".to_vec(), None)]))
+    );
+}
