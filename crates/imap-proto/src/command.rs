@@ -62,6 +62,30 @@ const STATUS_ITEMS: [(StatusItem, &str); 8] = [
     (StatusItem::HighestModSeq, "HIGHESTMODSEQ"),
 ];
 
+pub(crate) fn status_item_name(i: StatusItem) -> &'static str {
+    STATUS_ITEMS
+        .iter()
+        .find(|(x, _)| *x == i)
+        .map_or("MESSAGES", |(_, n)| n)
+}
+
+pub(crate) fn status_item(name: &str) -> Option<StatusItem> {
+    STATUS_ITEMS
+        .iter()
+        .find(|(_, n)| n.eq_ignore_ascii_case(name))
+        .map(|(i, _)| *i)
+}
+
+/// Writes a mailbox name: modified UTF-7 unless UTF8=ACCEPT is on.
+pub(crate) fn encode_mailbox(e: &mut Encoder, m: &Mailbox, utf8: bool) {
+    let name = if utf8 || m.as_str() == "INBOX" {
+        m.as_str().to_owned()
+    } else {
+        utf7::encode(m.as_str())
+    };
+    e.astring(name.as_bytes());
+}
+
 /// What a tagged command asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -264,7 +288,7 @@ pub struct CommandError {
     pub error: SyntaxError,
 }
 
-fn mailbox(i: &[u8], utf8: bool) -> PResult<'_, Mailbox> {
+pub(crate) fn mailbox(i: &[u8], utf8: bool) -> PResult<'_, Mailbox> {
     let (r, raw) = astring(i)?;
     let s = std::str::from_utf8(&raw).map_err(|_| SyntaxError::Invalid("mailbox name"))?;
     let name = if utf8 || s.eq_ignore_ascii_case("INBOX") {
@@ -675,14 +699,7 @@ impl Command {
     pub fn encode(&self, non_sync_literals: bool, utf8: bool) -> Vec<crate::core::Chunk> {
         let mut e = Encoder::new(non_sync_literals);
         e.raw(self.tag.as_str().as_bytes()).raw(b" ");
-        let mbox = |e: &mut Encoder, m: &Mailbox| {
-            let name = if utf8 || m.as_str() == "INBOX" {
-                m.as_str().to_owned()
-            } else {
-                utf7::encode(m.as_str())
-            };
-            e.astring(name.as_bytes());
-        };
+        let mbox = |e: &mut Encoder, m: &Mailbox| encode_mailbox(e, m, utf8);
         match &self.body {
             CommandBody::Capability => {
                 e.raw(b"CAPABILITY");

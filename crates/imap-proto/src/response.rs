@@ -5,11 +5,10 @@
 //! BODY/BODYSTRUCTURE and body sections). ESEARCH, ID and NAMESPACE
 //! follow.
 
-use crate::command::{Mailbox, StatusItem};
-use crate::core::{Encoder, PResult, SyntaxError, Tag, astring, atom, number, sp, string, tag};
+use crate::command::{Mailbox, StatusItem, encode_mailbox, mailbox, status_item, status_item_name};
+use crate::core::{Encoder, PResult, SyntaxError, Tag, atom, number, sp, string, tag};
 use crate::items::{self, Flag, Section};
 use crate::seq::{self, SequenceSet};
-use crate::utf7;
 
 /// OK, NO, BAD, PREAUTH or BYE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -182,34 +181,6 @@ pub enum Response {
     },
 }
 
-fn status_item_name(i: StatusItem) -> &'static str {
-    match i {
-        StatusItem::Messages => "MESSAGES",
-        StatusItem::Recent => "RECENT",
-        StatusItem::UidNext => "UIDNEXT",
-        StatusItem::UidValidity => "UIDVALIDITY",
-        StatusItem::Unseen => "UNSEEN",
-        StatusItem::Deleted => "DELETED",
-        StatusItem::Size => "SIZE",
-        StatusItem::HighestModSeq => "HIGHESTMODSEQ",
-    }
-}
-
-fn status_item(name: &str) -> Option<StatusItem> {
-    [
-        StatusItem::Messages,
-        StatusItem::Recent,
-        StatusItem::UidNext,
-        StatusItem::UidValidity,
-        StatusItem::Unseen,
-        StatusItem::Deleted,
-        StatusItem::Size,
-        StatusItem::HighestModSeq,
-    ]
-    .into_iter()
-    .find(|i| status_item_name(*i).eq_ignore_ascii_case(name))
-}
-
 fn u64_number(i: &[u8]) -> PResult<'_, u64> {
     let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
     if n == 0 || n > 19 {
@@ -321,20 +292,6 @@ fn code(i: &[u8]) -> PResult<'_, Code> {
         }
     };
     Ok((rest, c))
-}
-
-fn mailbox(i: &[u8], utf8: bool) -> PResult<'_, Mailbox> {
-    let (r, raw) = astring(i)?;
-    let s = std::str::from_utf8(&raw).map_err(|_| SyntaxError::Invalid("mailbox"))?;
-    let name = if utf8 || s.eq_ignore_ascii_case("INBOX") {
-        s.to_owned()
-    } else {
-        utf7::decode(s).map_err(|_| SyntaxError::Invalid("mailbox name is not modified UTF-7"))?
-    };
-    Ok((
-        r,
-        Mailbox::new(name).ok_or(SyntaxError::Invalid("mailbox"))?,
-    ))
 }
 
 fn nstring(i: &[u8]) -> PResult<'_, Option<Vec<u8>>> {
@@ -708,14 +665,7 @@ impl Response {
     /// without continuation).
     pub fn encode(&self, utf8: bool) -> Vec<u8> {
         let mut e = Encoder::new(true);
-        let mbox = |e: &mut Encoder, m: &Mailbox| {
-            let name = if utf8 || m.as_str() == "INBOX" {
-                m.as_str().to_owned()
-            } else {
-                utf7::encode(m.as_str())
-            };
-            e.astring(name.as_bytes());
-        };
+        let mbox = |e: &mut Encoder, m: &Mailbox| encode_mailbox(e, m, utf8);
         match self {
             Response::Status {
                 tag,
