@@ -208,10 +208,13 @@ pub enum CommandBody {
         /// QRESYNC `VANISHED` (UID FETCH only).
         vanished: bool,
     },
-    /// `[UID] SEARCH [CHARSET c] key…`
+    /// `[UID] SEARCH [RETURN (opt…)] [CHARSET c] key…`
     Search {
         /// UIDs rather than message numbers in the answer.
         uid: bool,
+        /// RFC 4731 `RETURN` options: `None` asks for the classic `* SEARCH`
+        /// answer, `Some` for `* ESEARCH` (an empty list means `ALL`).
+        ret: Option<Vec<SearchReturn>>,
         /// `CHARSET`
         charset: Option<String>,
         /// The keys (all must match).
@@ -262,6 +265,65 @@ fn modseq_value(i: &[u8]) -> PResult<'_, u64> {
         .and_then(|s| s.parse().ok())
         .ok_or(SyntaxError::Number)?;
     Ok((&i[n..], v))
+}
+
+/// A `SEARCH RETURN` option (RFC 4731 §3.1, `SAVE` from RFC 5182).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SearchReturn {
+    /// `MIN`: the lowest matching number.
+    Min,
+    /// `MAX`: the highest matching number.
+    Max,
+    /// `ALL`: every match, as a sequence set.
+    All,
+    /// `COUNT`: how many matched.
+    Count,
+    /// `SAVE`: keep the result as `$` (RFC 5182).
+    Save,
+}
+
+impl SearchReturn {
+    /// The wire keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Min => "MIN",
+            Self::Max => "MAX",
+            Self::All => "ALL",
+            Self::Count => "COUNT",
+            Self::Save => "SAVE",
+        }
+    }
+
+    fn from_keyword(w: &[u8]) -> Option<Self> {
+        [Self::Min, Self::Max, Self::All, Self::Count, Self::Save]
+            .into_iter()
+            .find(|o| o.as_str().as_bytes().eq_ignore_ascii_case(w))
+    }
+}
+
+/// `RETURN (opt opt …)` after `SEARCH `; the rest follows a space.
+fn search_return(i: &[u8]) -> PResult<'_, Vec<SearchReturn>> {
+    let mut r = i
+        .strip_prefix(b"(")
+        .ok_or(SyntaxError::Invalid("expected ( after RETURN"))?;
+    let mut out: Vec<SearchReturn> = Vec::new();
+    while r.first() != Some(&b')') {
+        if !out.is_empty() {
+            r = sp(r)?.0;
+        }
+        let n = r
+            .iter()
+            .position(|b| !b.is_ascii_alphabetic())
+            .unwrap_or(r.len());
+        let opt = SearchReturn::from_keyword(&r[..n])
+            .ok_or(SyntaxError::Invalid("search return option"))?;
+        if out.contains(&opt) {
+            return Err(SyntaxError::Invalid("repeated search return option"));
+        }
+        out.push(opt);
+        r = &r[n..];
+    }
+    Ok((&r[1..], out))
 }
 
 fn prefix_ci<'a>(i: &'a [u8], p: &[u8]) -> Option<&'a [u8]> {
@@ -601,6 +663,12 @@ impl Command {
             }
             (_, "SEARCH") => {
                 let (mut r, _) = sp(i)?;
+                let mut ret = None;
+                if let Some(r2) = prefix_ci(r, b"RETURN ") {
+                    let (r3, opts) = search_return(r2)?;
+                    ret = Some(opts);
+                    r = sp(r3)?.0;
+                }
                 let mut charset = None;
                 if let Some(r2) = prefix_ci(r, b"CHARSET ") {
                     let (r3, c) = astring(r2)?;
@@ -623,7 +691,12 @@ impl Command {
                     }
                 }
                 end(r)?;
-                CommandBody::Search { uid, charset, keys }
+                CommandBody::Search {
+                    uid,
+                    ret,
+                    charset,
+                    keys,
+                }
             }
             (false, "APPEND") => {
                 let (r, _) = sp(i)?;
@@ -860,11 +933,26 @@ impl Command {
                     );
                 }
             }
-            CommandBody::Search { uid, charset, keys } => {
+            CommandBody::Search {
+                uid,
+                ret,
+                charset,
+                keys,
+            } => {
                 if *uid {
                     e.raw(b"UID ");
                 }
                 e.raw(b"SEARCH");
+                if let Some(opts) = ret {
+                    e.raw(b" RETURN (");
+                    for (n, o) in opts.iter().enumerate() {
+                        if n > 0 {
+                            e.raw(b" ");
+                        }
+                        e.raw(o.as_str().as_bytes());
+                    }
+                    e.raw(b")");
+                }
                 if let Some(c) = charset {
                     e.raw(b" CHARSET ").astring(c.as_bytes());
                 }

@@ -493,13 +493,26 @@ fn command() -> impl Strategy<Value = Command> {
                 changed_since,
                 vanished: v && changed_since.is_some()
             }),
-        (any::<bool>(), proptest::collection::vec(search_key(), 1..4)).prop_map(|(uid, keys)| {
-            CommandBody::Search {
+        (
+            any::<bool>(),
+            proptest::option::of(proptest::sample::subsequence(
+                vec![
+                    SearchReturn::Min,
+                    SearchReturn::Max,
+                    SearchReturn::All,
+                    SearchReturn::Count,
+                    SearchReturn::Save
+                ],
+                0..=5
+            )),
+            proptest::collection::vec(search_key(), 1..4)
+        )
+            .prop_map(|(uid, ret, keys)| CommandBody::Search {
                 uid,
+                ret,
                 charset: None,
                 keys,
-            }
-        }),
+            }),
         (
             mailbox_name(),
             flags(),
@@ -559,6 +572,13 @@ proptest! {
     }
 }
 
+/// Asserts that `rejects` holds for every input, naming the first that fails.
+fn all_rejected(inputs: &[&[u8]], rejects: impl Fn(&[u8]) -> bool) {
+    for bad in inputs {
+        assert!(rejects(bad), "accepted {:?}", String::from_utf8_lossy(bad));
+    }
+}
+
 fn wire_round_trip(line: &[u8]) -> Command {
     let mut f = Framer::new(FramerLimits::default());
     let cmd = frames(&mut f, line)
@@ -613,6 +633,32 @@ fn rfc3501_message_commands() {
     assert_eq!(
         keys[2],
         SearchKey::Not(Box::new(SearchKey::Text("FROM", b"Smith".to_vec())))
+    );
+    // RFC 4731 §3.1 examples.
+    let c = wire_round_trip(
+        b"A282 SEARCH RETURN (MIN COUNT) FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\n",
+    );
+    assert!(
+        matches!(c.body, CommandBody::Search { ret: Some(ref r), ref keys, .. }
+        if r == &[SearchReturn::Min, SearchReturn::Count] && keys.len() == 3)
+    );
+    let c =
+        wire_round_trip(b"A283 SEARCH RETURN () FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\n");
+    assert!(matches!(c.body, CommandBody::Search { ret: Some(ref r), .. } if r.is_empty()));
+    let c = wire_round_trip(b"A285 UID SEARCH RETURN (all) CHARSET UTF-8 ALL\r\n");
+    assert!(
+        matches!(c.body, CommandBody::Search { uid: true, ret: Some(ref r), charset: Some(_), .. }
+        if r == &[SearchReturn::All])
+    );
+    all_rejected(
+        &[
+            b"A1 SEARCH RETURN (MIN MIN) ALL\r\n",
+            b"A1 SEARCH RETURN (FIRST) ALL\r\n",
+            b"A1 SEARCH RETURN MIN ALL\r\n",
+            b"A1 SEARCH RETURN (MIN\r\n",
+            b"A1 SEARCH RETURN (MIN)\r\n",
+        ],
+        |b| Command::parse(b, false).is_err(),
     );
     let c = wire_round_trip(b"A284 SEARCH CHARSET UTF-8 TEXT {6}\r\nXXXXXX\r\n");
     assert!(matches!(c.body, CommandBody::Search { charset: Some(ref cs), .. } if cs == "UTF-8"));
@@ -847,18 +893,15 @@ fn rfc3501_responses() {
     assert!(
         matches!(r, Response::Fetch(2, ref v) if matches!(&v[0], FetchValue::BodySection { data: None, origin: Some(0), .. }))
     );
-    for bad in [
-        &b"* 3 BOGUS\r\n"[..],
-        b"* LIST (Noselect) \"/\" x\r\n",
-        b"* OK [UIDNEXT x] y\r\n",
-        b"A1 FLAGS ()\r\n",
-    ] {
-        assert!(
-            Response::parse(bad, false).is_err(),
-            "{:?}",
-            String::from_utf8_lossy(bad)
-        );
-    }
+    all_rejected(
+        &[
+            b"* 3 BOGUS\r\n",
+            b"* LIST (Noselect) \"/\" x\r\n",
+            b"* OK [UIDNEXT x] y\r\n",
+            b"A1 FLAGS ()\r\n",
+        ],
+        |b| Response::parse(b, false).is_err(),
+    );
 }
 
 proptest! {
