@@ -455,14 +455,11 @@ pub fn pop3_server_session(data: &[u8]) {
     }
 }
 
-/// IMAP framing and command parsing: the framer's buffer stays bounded,
-/// split input frames the same, and what parses re-encodes to the same
-/// command.
-pub fn imap_command(data: &[u8]) {
-    use imap_proto::{Command, Frame, Framer, FramerLimits};
-    let Some((&seed, data)) = data.split_first() else {
-        return;
-    };
+/// Frames `data` as an IMAP stream (command or response side: the framing is
+/// the same) and checks that the framer's buffer stays bounded and that
+/// splitting the input differently yields the same frames.
+fn imap_frames(data: &[u8], seed: u8) -> Vec<Vec<u8>> {
+    use imap_proto::{Frame, Framer, FramerLimits};
     let limits = FramerLimits {
         max_command: 256,
         max_literal: 64,
@@ -484,26 +481,52 @@ pub fn imap_command(data: &[u8]) {
     };
     let whole = run(&[data]);
     assert_eq!(whole, run(&pieces(data, seed)), "split changed the frames");
-    for frame in whole {
-        if let Frame::Command(bytes) = frame {
-            let utf8 = seed & 0x80 != 0;
-            if let Ok(cmd) = Command::parse(&bytes, utf8) {
-                let wire = imap_proto::join(&cmd.encode(seed & 0x40 != 0, utf8));
-                assert_eq!(
-                    Command::parse(&wire, utf8),
-                    Ok(cmd),
-                    "re-encoded command parses differently"
-                );
-            }
-            // The same bytes read as a server response (client side).
-            if let Ok(resp) = imap_proto::Response::parse(&bytes, utf8) {
-                let wire = resp.encode(utf8);
-                assert_eq!(
-                    imap_proto::Response::parse(&wire, utf8),
-                    Ok(resp),
-                    "re-encoded response parses differently"
-                );
+    whole
+        .into_iter()
+        .filter_map(|frame| match frame {
+            Frame::Command(bytes) => Some(bytes.to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Feeds every framed unit of `data` to `check` with the UTF8=ACCEPT switch
+/// taken from the seed byte.
+fn imap_each_frame(data: &[u8], check: impl Fn(&[u8], u8, bool)) {
+    let Some((&seed, data)) = data.split_first() else {
+        return;
+    };
+    for bytes in imap_frames(data, seed) {
+        check(&bytes, seed, seed & 0x80 != 0);
+    }
+}
+
+/// IMAP framing and command parsing: the framer's buffer stays bounded,
+/// split input frames the same, and what parses re-encodes to the same
+/// command.
+pub fn imap_command(data: &[u8]) {
+    use imap_proto::Command;
+    imap_each_frame(data, |bytes, seed, utf8| {
+        if let Ok(cmd) = Command::parse(bytes, utf8) {
+            let wire = imap_proto::join(&cmd.encode(seed & 0x40 != 0, utf8));
+            let again = Command::parse(&wire, utf8);
+            assert_eq!(again, Ok(cmd), "re-encoded command parses differently");
+        }
+    });
+}
+
+/// IMAP response parsing (the client side): what parses re-encodes to the
+/// same response, and the encoding is stable.
+pub fn imap_response(data: &[u8]) {
+    use imap_proto::Response;
+    imap_each_frame(data, |bytes, _, utf8| {
+        if let Ok(resp) = Response::parse(bytes, utf8) {
+            let wire = resp.encode(utf8);
+            let again = Response::parse(&wire, utf8);
+            assert_eq!(again, Ok(resp), "re-encoded response parses differently");
+            if let Ok(again) = again {
+                assert_eq!(again.encode(utf8), wire, "encoding is not stable");
             }
         }
-    }
+    });
 }

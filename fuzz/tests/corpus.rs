@@ -52,3 +52,8 @@ fn pop3_server_session_corpus() {
 fn imap_command_corpus() {
     replay("imap_command", mailkit_fuzz::imap_command);
 }
+
+#[test]
+fn imap_response_corpus() {
+    replay("imap_response", mailkit_fuzz::imap_response);
+}
