@@ -220,16 +220,13 @@ pub enum CommandBody {
         /// The keys (all must match).
         keys: Vec<SearchKey>,
     },
-    /// `APPEND mailbox [(flags)] [date-time] literal`
+    /// `APPEND mailbox [(flags)] [date-time] literal [SP …]`: one message,
+    /// or several with MULTIAPPEND (RFC 3502), appended all or none.
     Append {
         /// The target.
         mailbox: Mailbox,
-        /// Initial flags.
-        flags: Vec<Flag>,
-        /// Internal date, as sent (`"dd-Mon-yyyy hh:mm:ss +zzzz"`).
-        date: Option<String>,
-        /// The message.
-        message: Vec<u8>,
+        /// The messages, in order; never empty.
+        messages: Vec<AppendMessage>,
     },
     /// `ID (…)` / `ID NIL` (RFC 2971): the client's field/value pairs.
     Id(Option<Vec<crate::response::IdField>>),
@@ -265,6 +262,76 @@ fn modseq_value(i: &[u8]) -> PResult<'_, u64> {
         .and_then(|s| s.parse().ok())
         .ok_or(SyntaxError::Number)?;
     Ok((&i[n..], v))
+}
+
+/// One or more `item`s separated by single spaces.
+fn sp_separated<'a, T>(
+    i: &'a [u8],
+    mut item: impl FnMut(&'a [u8]) -> PResult<'a, T>,
+) -> PResult<'a, Vec<T>> {
+    let (mut r, first) = item(i)?;
+    let mut out = vec![first];
+    while let Ok((r2, ())) = sp(r) {
+        let (r3, next) = item(r2)?;
+        out.push(next);
+        r = r3;
+    }
+    Ok((r, out))
+}
+
+/// One message of an `APPEND` command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    /// Initial flags.
+    pub flags: Vec<Flag>,
+    /// Internal date, as sent (`"dd-Mon-yyyy hh:mm:ss +zzzz"`).
+    pub date: Option<String>,
+    /// The message.
+    pub message: Vec<u8>,
+}
+
+impl AppendMessage {
+    /// A message with no flags and no date (the server picks the time).
+    pub fn new(message: impl Into<Vec<u8>>) -> Self {
+        Self {
+            flags: Vec::new(),
+            date: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// `[(flags) SP] [date-time SP] literal`
+fn append_message(i: &[u8]) -> PResult<'_, AppendMessage> {
+    let mut r = i;
+    let mut flags = Vec::new();
+    if r.first() == Some(&b'(') {
+        let (r2, f) = items::flag_list(r)?;
+        flags = f;
+        r = sp(r2)?.0;
+    }
+    let mut date = None;
+    if r.first() == Some(&b'"') {
+        let (r2, d) = string(r)?;
+        let d = String::from_utf8(d.into_owned()).map_err(|_| SyntaxError::Invalid("date-time"))?;
+        if d.len() != 26 {
+            return Err(SyntaxError::Invalid("date-time"));
+        }
+        date = Some(d);
+        r = sp(r2)?.0;
+    }
+    if !(r.first() == Some(&b'{') || r.starts_with(b"~{")) {
+        return Err(SyntaxError::Invalid("APPEND needs a literal"));
+    }
+    let (r, message) = string(r)?;
+    Ok((
+        r,
+        AppendMessage {
+            flags,
+            date,
+            message: message.into_owned(),
+        },
+    ))
 }
 
 /// A `SEARCH RETURN` option (RFC 4731 §3.1, `SAVE` from RFC 5182).
@@ -678,18 +745,7 @@ impl Command {
                     );
                     r = sp(r3)?.0;
                 }
-                let mut keys = Vec::new();
-                loop {
-                    let (r2, k) = items::search_key(r, 0)?;
-                    keys.push(k);
-                    match sp(r2) {
-                        Ok((r3, ())) => r = r3,
-                        Err(_) => {
-                            r = r2;
-                            break;
-                        }
-                    }
-                }
+                let (r, keys) = sp_separated(r, |r| items::search_key(r, 0))?;
                 end(r)?;
                 CommandBody::Search {
                     uid,
@@ -701,34 +757,12 @@ impl Command {
             (false, "APPEND") => {
                 let (r, _) = sp(i)?;
                 let (r, m) = mailbox(r, utf8)?;
-                let (mut r, _) = sp(r)?;
-                let mut flags = Vec::new();
-                if r.first() == Some(&b'(') {
-                    let (r2, f) = items::flag_list(r)?;
-                    flags = f;
-                    r = sp(r2)?.0;
-                }
-                let mut date = None;
-                if r.first() == Some(&b'"') {
-                    let (r2, d) = string(r)?;
-                    let d = String::from_utf8(d.into_owned())
-                        .map_err(|_| SyntaxError::Invalid("date-time"))?;
-                    if d.len() != 26 {
-                        return Err(SyntaxError::Invalid("date-time"));
-                    }
-                    date = Some(d);
-                    r = sp(r2)?.0;
-                }
-                if !(r.first() == Some(&b'{') || r.starts_with(b"~{")) {
-                    return Err(SyntaxError::Invalid("APPEND needs a literal"));
-                }
-                let (r, message) = string(r)?;
+                let (r, _) = sp(r)?;
+                let (r, messages) = sp_separated(r, append_message)?;
                 end(r)?;
                 CommandBody::Append {
                     mailbox: m,
-                    flags,
-                    date,
-                    message: message.into_owned(),
+                    messages,
                 }
             }
             (false, "ID") => {
@@ -963,20 +997,20 @@ impl Command {
             }
             CommandBody::Append {
                 mailbox: m,
-                flags,
-                date,
-                message,
+                messages,
             } => {
                 e.raw(b"APPEND ");
                 mbox(&mut e, m);
-                if !flags.is_empty() {
-                    e.raw(b" ");
-                    items::encode_flags(&mut e, flags);
+                for msg in messages {
+                    if !msg.flags.is_empty() {
+                        e.raw(b" ");
+                        items::encode_flags(&mut e, &msg.flags);
+                    }
+                    if let Some(d) = &msg.date {
+                        e.raw(b" ").string(d.as_bytes());
+                    }
+                    e.raw(b" ").literal(&msg.message);
                 }
-                if let Some(d) = date {
-                    e.raw(b" ").string(d.as_bytes());
-                }
-                e.raw(b" ").literal(message);
             }
             CommandBody::Id(None) => {
                 e.raw(b"ID NIL");

@@ -57,7 +57,9 @@ mod response;
 mod seq;
 pub mod utf7;
 
-pub use command::{Command, CommandBody, CommandError, Mailbox, SearchReturn, StatusItem, StoreOp};
+pub use command::{
+    AppendMessage, Command, CommandBody, CommandError, Mailbox, SearchReturn, StatusItem, StoreOp,
+};
 pub use core::{
     Chunk, Encoder, LiteralMode, SyntaxError, Tag, is_astring_char, is_atom_char, join,
 };

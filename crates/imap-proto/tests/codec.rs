@@ -515,15 +515,24 @@ fn command() -> impl Strategy<Value = Command> {
             }),
         (
             mailbox_name(),
-            flags(),
-            proptest::collection::vec(any::<u8>().prop_filter("no NUL", |b| *b != 0), 0..50)
+            proptest::collection::vec(
+                (
+                    flags(),
+                    proptest::option::of(Just("17-Jul-1996 02:44:25 -0700".to_string())),
+                    proptest::collection::vec(
+                        any::<u8>().prop_filter("no NUL", |b| *b != 0),
+                        0..50
+                    )
+                )
+                    .prop_map(|(flags, date, message)| AppendMessage {
+                        flags,
+                        date,
+                        message
+                    }),
+                1..4
+            )
         )
-            .prop_map(|(mailbox, flags, message)| CommandBody::Append {
-                mailbox,
-                flags,
-                date: None,
-                message
-            }),
+            .prop_map(|(mailbox, messages)| CommandBody::Append { mailbox, messages }),
     ];
     ("[A-Za-z0-9.]{1,8}", body).prop_map(|(t, body)| Command {
         tag: Tag::new(&t).unwrap(),
@@ -666,18 +675,44 @@ fn rfc3501_message_commands() {
         b"A003 APPEND saved-messages (\\Seen) \"01-Jan-2026 10:00:00 +0000\" {20}\r\n".to_vec();
     append.extend_from_slice(b"Subject: hi\r\n\r\nHello\r\n");
     let c = wire_round_trip(&append);
-    let CommandBody::Append {
-        flags,
-        date,
-        message,
-        ..
-    } = c.body
-    else {
+    let CommandBody::Append { messages, .. } = c.body else {
         panic!()
     };
-    assert_eq!(flags, [Flag::Seen]);
+    let [
+        AppendMessage {
+            flags,
+            date,
+            message,
+        },
+    ] = &messages[..]
+    else {
+        panic!("{messages:?}")
+    };
+    assert_eq!(flags, &[Flag::Seen]);
     assert_eq!(date.as_deref(), Some("01-Jan-2026 10:00:00 +0000"));
     assert_eq!(message, b"Subject: hi\r\n\r\nHello");
+    // MULTIAPPEND (RFC 3502 §6): two messages, the second with its own flags
+    // and date, the first with none.
+    let mut multi = b"A003 APPEND saved-messages {7}\r\nFirst\r\n (\\Seen) \" 1-Jul-2002 00:00:00 -0700\" {8}\r\nSecond\r\n\r\n".to_vec();
+    let c = wire_round_trip(&multi);
+    assert_eq!(
+        c.body,
+        CommandBody::Append {
+            mailbox: Mailbox::new("saved-messages").unwrap(),
+            messages: vec![
+                AppendMessage::new(&b"First\r\n"[..]),
+                AppendMessage {
+                    flags: vec![Flag::Seen],
+                    date: Some(" 1-Jul-2002 00:00:00 -0700".into()),
+                    message: b"Second\r\n".to_vec(),
+                },
+            ],
+        }
+    );
+    // A trailing space with no message after it is a syntax error.
+    multi.truncate(multi.len() - 2);
+    multi.extend_from_slice(b" \r\n");
+    assert!(Command::parse(&multi, false).is_err());
     for line in [
         &b"a FETCH 1 BODY.PEEK[1.2.MIME]<0.100>\r\n"[..],
         b"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n",
