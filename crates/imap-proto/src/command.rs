@@ -1,7 +1,9 @@
 //! Client commands: the session and mailbox commands of RFC 3501/9051
 //! (FETCH, STORE, SEARCH and APPEND follow in the next step of this crate).
 
-use crate::core::{Encoder, PResult, SyntaxError, Tag, astring, atom, sp, string, tag};
+use crate::core::{
+    Encoder, PResult, SyntaxError, Tag, astring, atom, encode_paren, sp, string, tag,
+};
 use crate::items::{self, FetchItem, Flag, SearchKey};
 use crate::seq::{self, SequenceSet};
 use crate::utf7;
@@ -138,12 +140,19 @@ pub enum CommandBody {
     Subscribe(Mailbox),
     /// `UNSUBSCRIBE mailbox`
     Unsubscribe(Mailbox),
-    /// `LIST reference pattern`
+    /// `LIST [(select-opts)] reference pattern [RETURN (return-opts)]`, with
+    /// the LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819) and SPECIAL-USE
+    /// (RFC 6154) options.
     List {
+        /// Selection options; empty for a plain LIST.
+        select: Vec<ListSelect>,
         /// The reference name.
         reference: String,
-        /// The pattern (`*` and `%` wildcards).
-        pattern: String,
+        /// The patterns (`*` and `%` wildcards): one, or several in
+        /// parentheses (LIST-EXTENDED).
+        patterns: Vec<String>,
+        /// Return options; empty for a plain LIST.
+        ret: Vec<ListReturn>,
     },
     /// `LSUB reference pattern`
     Lsub {
@@ -264,6 +273,117 @@ fn modseq_value(i: &[u8]) -> PResult<'_, u64> {
     Ok((&i[n..], v))
 }
 
+/// A LIST selection option (RFC 5258 §3.1, RFC 6154 §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListSelect {
+    /// `SUBSCRIBED`: only subscribed names.
+    Subscribed,
+    /// `REMOTE`: include remote mailboxes.
+    Remote,
+    /// `RECURSIVEMATCH`: report parents of matches (needs another option).
+    RecursiveMatch,
+    /// `SPECIAL-USE`: only mailboxes with a special-use attribute.
+    SpecialUse,
+}
+
+impl ListSelect {
+    /// The wire keyword.
+    pub fn as_str(self) -> &'static str {
+        LIST_SELECT
+            .iter()
+            .find(|(o, _)| *o == self)
+            .map_or("", |(_, name)| name)
+    }
+}
+
+/// A LIST return option (RFC 5258 §3.2, RFC 5819, RFC 6154 §5).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ListReturn {
+    /// `SUBSCRIBED`: add `\Subscribed` where it applies.
+    Subscribed,
+    /// `CHILDREN`: add `\HasChildren` / `\HasNoChildren`.
+    Children,
+    /// `SPECIAL-USE`: add the special-use attributes.
+    SpecialUse,
+    /// `STATUS (items)` (LIST-STATUS): a STATUS response per listed mailbox.
+    Status(Vec<StatusItem>),
+}
+
+/// `(` item *(SP item) `)`, or `()` when `empty_ok`.
+fn paren_list<'a, T>(
+    i: &'a [u8],
+    empty_ok: bool,
+    item: impl FnMut(&'a [u8]) -> PResult<'a, T>,
+) -> PResult<'a, Vec<T>> {
+    let r = i
+        .strip_prefix(b"(")
+        .ok_or(SyntaxError::Invalid("expected ("))?;
+    if empty_ok && let Some(r) = r.strip_prefix(b")") {
+        return Ok((r, Vec::new()));
+    }
+    let (r, out) = sp_separated(r, item)?;
+    let r = r
+        .strip_prefix(b")")
+        .ok_or(SyntaxError::Invalid("expected )"))?;
+    Ok((r, out))
+}
+
+/// A keyword from `table`, matched case-insensitively; no repeats allowed
+/// in one list, which the caller checks.
+fn keyword<'a, T: Copy>(i: &'a [u8], table: &[(T, &str)], what: &'static str) -> PResult<'a, T> {
+    let n = i
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || *b == b'-'))
+        .unwrap_or(i.len());
+    table
+        .iter()
+        .find(|(_, name)| name.as_bytes().eq_ignore_ascii_case(&i[..n]))
+        .map(|(v, _)| (&i[n..], *v))
+        .ok_or(SyntaxError::Invalid(what))
+}
+
+/// `(att att …)` of STATUS items.
+fn status_items(i: &[u8]) -> PResult<'_, Vec<StatusItem>> {
+    paren_list(i, false, |r| {
+        keyword(r, &STATUS_ITEMS, "unknown STATUS item")
+    })
+}
+
+fn encode_status_items(e: &mut Encoder, items: &[StatusItem]) {
+    encode_paren(e, items, |e, it| {
+        e.raw(status_item_name(*it).as_bytes());
+    });
+}
+
+const LIST_SELECT: &[(ListSelect, &str)] = &[
+    (ListSelect::Subscribed, "SUBSCRIBED"),
+    (ListSelect::Remote, "REMOTE"),
+    (ListSelect::RecursiveMatch, "RECURSIVEMATCH"),
+    (ListSelect::SpecialUse, "SPECIAL-USE"),
+];
+
+fn list_return(i: &[u8]) -> PResult<'_, ListReturn> {
+    if let Some(r) = prefix_ci(i, b"STATUS ") {
+        let (r, items) = status_items(r)?;
+        return Ok((r, ListReturn::Status(items)));
+    }
+    let (r, n) = keyword(
+        i,
+        &[(0, "SUBSCRIBED"), (1, "CHILDREN"), (2, "SPECIAL-USE")],
+        "unknown LIST return option",
+    )?;
+    let opt = match n {
+        0 => ListReturn::Subscribed,
+        1 => ListReturn::Children,
+        _ => ListReturn::SpecialUse,
+    };
+    Ok((r, opt))
+}
+
+fn has_repeats<T: PartialEq>(v: &[T]) -> bool {
+    v.iter().enumerate().any(|(n, a)| v[..n].contains(a))
+}
+
 /// One or more `item`s separated by single spaces.
 fn sp_separated<'a, T>(
     i: &'a [u8],
@@ -352,45 +472,30 @@ pub enum SearchReturn {
 impl SearchReturn {
     /// The wire keyword.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Min => "MIN",
-            Self::Max => "MAX",
-            Self::All => "ALL",
-            Self::Count => "COUNT",
-            Self::Save => "SAVE",
-        }
-    }
-
-    fn from_keyword(w: &[u8]) -> Option<Self> {
-        [Self::Min, Self::Max, Self::All, Self::Count, Self::Save]
-            .into_iter()
-            .find(|o| o.as_str().as_bytes().eq_ignore_ascii_case(w))
+        SEARCH_RETURNS
+            .iter()
+            .find(|(o, _)| *o == self)
+            .map_or("", |(_, name)| name)
     }
 }
 
+const SEARCH_RETURNS: &[(SearchReturn, &str)] = &[
+    (SearchReturn::Min, "MIN"),
+    (SearchReturn::Max, "MAX"),
+    (SearchReturn::All, "ALL"),
+    (SearchReturn::Count, "COUNT"),
+    (SearchReturn::Save, "SAVE"),
+];
+
 /// `RETURN (opt opt …)` after `SEARCH `; the rest follows a space.
 fn search_return(i: &[u8]) -> PResult<'_, Vec<SearchReturn>> {
-    let mut r = i
-        .strip_prefix(b"(")
-        .ok_or(SyntaxError::Invalid("expected ( after RETURN"))?;
-    let mut out: Vec<SearchReturn> = Vec::new();
-    while r.first() != Some(&b')') {
-        if !out.is_empty() {
-            r = sp(r)?.0;
-        }
-        let n = r
-            .iter()
-            .position(|b| !b.is_ascii_alphabetic())
-            .unwrap_or(r.len());
-        let opt = SearchReturn::from_keyword(&r[..n])
-            .ok_or(SyntaxError::Invalid("search return option"))?;
-        if out.contains(&opt) {
-            return Err(SyntaxError::Invalid("repeated search return option"));
-        }
-        out.push(opt);
-        r = &r[n..];
+    let (r, opts) = paren_list(i, true, |r| {
+        keyword(r, SEARCH_RETURNS, "search return option")
+    })?;
+    if has_repeats(&opts) {
+        return Err(SyntaxError::Invalid("repeated search return option"));
     }
-    Ok((&r[1..], out))
+    Ok((r, opts))
 }
 
 fn prefix_ci<'a>(i: &'a [u8], p: &[u8]) -> Option<&'a [u8]> {
@@ -592,40 +697,63 @@ impl Command {
                 end(r)?;
                 CommandBody::Rename(a, b)
             }
-            (false, "LIST" | "LSUB") => {
+            (false, "LIST") => {
+                let (mut r, _) = sp(i)?;
+                let mut select = Vec::new();
+                if r.first() == Some(&b'(') {
+                    let (r2, opts) = paren_list(r, true, |r| {
+                        keyword(r, LIST_SELECT, "unknown LIST selection option")
+                    })?;
+                    // RFC 5258 §3.1: RECURSIVEMATCH alone is an error.
+                    if has_repeats(&opts)
+                        || (opts.contains(&ListSelect::RecursiveMatch)
+                            && !opts.iter().any(|o| {
+                                !matches!(o, ListSelect::RecursiveMatch | ListSelect::Remote)
+                            }))
+                    {
+                        return Err(SyntaxError::Invalid("LIST selection options"));
+                    }
+                    select = opts;
+                    r = sp(r2)?.0;
+                }
+                let (r, reference) = text_arg(r)?;
+                let (r, _) = sp(r)?;
+                let (mut r, patterns) = if r.first() == Some(&b'(') {
+                    paren_list(r, false, text_arg)?
+                } else {
+                    let (r, p) = text_arg(r)?;
+                    (r, vec![p])
+                };
+                let mut ret = Vec::new();
+                if let Some(r2) = prefix_ci(r, b" RETURN ") {
+                    let (r3, opts) = paren_list(r2, true, list_return)?;
+                    if has_repeats(&opts) {
+                        return Err(SyntaxError::Invalid("repeated LIST return option"));
+                    }
+                    ret = opts;
+                    r = r3;
+                }
+                end(r)?;
+                CommandBody::List {
+                    select,
+                    reference,
+                    patterns,
+                    ret,
+                }
+            }
+            (false, "LSUB") => {
                 let (r, _) = sp(i)?;
                 let (r, reference) = text_arg(r)?;
                 let (r, _) = sp(r)?;
                 let (r, pattern) = text_arg(r)?;
                 end(r)?;
-                if word == "LIST" {
-                    CommandBody::List { reference, pattern }
-                } else {
-                    CommandBody::Lsub { reference, pattern }
-                }
+                CommandBody::Lsub { reference, pattern }
             }
             (false, "STATUS") => {
                 let (r, _) = sp(i)?;
                 let (r, m) = mailbox(r, utf8)?;
                 let (r, _) = sp(r)?;
-                let mut r = r
-                    .strip_prefix(b"(")
-                    .ok_or(SyntaxError::Invalid("STATUS items"))?;
-                let mut items = Vec::new();
-                loop {
-                    let (r2, a) = atom(r)?;
-                    let item = STATUS_ITEMS
-                        .iter()
-                        .find(|(_, n)| n.eq_ignore_ascii_case(a))
-                        .ok_or(SyntaxError::Invalid("unknown STATUS item"))?
-                        .0;
-                    items.push(item);
-                    if let Some(r3) = r2.strip_prefix(b")") {
-                        r = r3;
-                        break;
-                    }
-                    r = sp(r2)?.0;
-                }
+                let (r, items) = status_items(r)?;
                 end(r)?;
                 CommandBody::Status { mailbox: m, items }
             }
@@ -900,13 +1028,46 @@ impl Command {
                 e.raw(b" ");
                 mbox(&mut e, b);
             }
-            CommandBody::List { reference, pattern } | CommandBody::Lsub { reference, pattern } => {
-                let w: &[u8] = if matches!(self.body, CommandBody::List { .. }) {
-                    b"LIST "
-                } else {
-                    b"LSUB "
-                };
-                e.raw(w)
+            CommandBody::List {
+                select,
+                reference,
+                patterns,
+                ret,
+            } => {
+                e.raw(b"LIST ");
+                if !select.is_empty() {
+                    encode_paren(&mut e, select, |e, o| {
+                        e.raw(o.as_str().as_bytes());
+                    });
+                    e.raw(b" ");
+                }
+                e.string(reference.as_bytes()).raw(b" ");
+                match &patterns[..] {
+                    [one] => {
+                        e.string(one.as_bytes());
+                    }
+                    many => encode_paren(&mut e, many, |e, p| {
+                        e.string(p.as_bytes());
+                    }),
+                }
+                if !ret.is_empty() {
+                    e.raw(b" RETURN ");
+                    encode_paren(&mut e, ret, |e, o| {
+                        let word: &[u8] = match o {
+                            ListReturn::Subscribed => b"SUBSCRIBED",
+                            ListReturn::Children => b"CHILDREN",
+                            ListReturn::SpecialUse => b"SPECIAL-USE",
+                            ListReturn::Status(items) => {
+                                e.raw(b"STATUS ");
+                                return encode_status_items(e, items);
+                            }
+                        };
+                        e.raw(word);
+                    });
+                }
+            }
+            CommandBody::Lsub { reference, pattern } => {
+                e.raw(b"LSUB ")
                     .string(reference.as_bytes())
                     .raw(b" ")
                     .string(pattern.as_bytes());
@@ -914,11 +1075,8 @@ impl Command {
             CommandBody::Status { mailbox: m, items } => {
                 e.raw(b"STATUS ");
                 mbox(&mut e, m);
-                let names: Vec<&str> = items
-                    .iter()
-                    .filter_map(|it| STATUS_ITEMS.iter().find(|(x, _)| x == it).map(|(_, n)| *n))
-                    .collect();
-                e.raw(format!(" ({})", names.join(" ")).as_bytes());
+                e.raw(b" ");
+                encode_status_items(&mut e, items);
             }
             CommandBody::Store {
                 uid,
@@ -978,14 +1136,10 @@ impl Command {
                 }
                 e.raw(b"SEARCH");
                 if let Some(opts) = ret {
-                    e.raw(b" RETURN (");
-                    for (n, o) in opts.iter().enumerate() {
-                        if n > 0 {
-                            e.raw(b" ");
-                        }
+                    e.raw(b" RETURN ");
+                    encode_paren(&mut e, opts, |e, o| {
                         e.raw(o.as_str().as_bytes());
-                    }
-                    e.raw(b")");
+                    });
                 }
                 if let Some(c) = charset {
                     e.raw(b" CHARSET ").astring(c.as_bytes());

@@ -322,3 +322,19 @@ pub fn join(chunks: &[Chunk]) -> Vec<u8> {
         .flat_map(|c| c.bytes.iter().copied())
         .collect()
 }
+
+/// Writes `(a b c)`, each item by `item`.
+pub(crate) fn encode_paren<T>(
+    e: &mut Encoder,
+    items: &[T],
+    mut item: impl FnMut(&mut Encoder, &T),
+) {
+    e.raw(b"(");
+    for (n, it) in items.iter().enumerate() {
+        if n > 0 {
+            e.raw(b" ");
+        }
+        item(e, it);
+    }
+    e.raw(b")");
+}

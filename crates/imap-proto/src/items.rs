@@ -674,15 +674,6 @@ pub(crate) fn encode_search_key(e: &mut Encoder, k: &SearchKey) {
             e.raw(b" ");
             encode_search_key(e, b);
         }
-        SearchKey::And(keys) => {
-            e.raw(b"(");
-            for (j, k) in keys.iter().enumerate() {
-                if j > 0 {
-                    e.raw(b" ");
-                }
-                encode_search_key(e, k);
-            }
-            e.raw(b")");
-        }
+        SearchKey::And(keys) => crate::core::encode_paren(e, keys, encode_search_key),
     }
 }

@@ -58,7 +58,8 @@ mod seq;
 pub mod utf7;
 
 pub use command::{
-    AppendMessage, Command, CommandBody, CommandError, Mailbox, SearchReturn, StatusItem, StoreOp,
+    AppendMessage, Command, CommandBody, CommandError, ListReturn, ListSelect, Mailbox,
+    SearchReturn, StatusItem, StoreOp,
 };
 pub use core::{
     Chunk, Encoder, LiteralMode, SyntaxError, Tag, is_astring_char, is_atom_char, join,

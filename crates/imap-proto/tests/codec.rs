@@ -68,22 +68,28 @@ fn rfc3501_command_examples() {
         (
             "A101 LIST \"\" \"\"\r\n",
             CommandBody::List {
+                select: vec![],
                 reference: String::new(),
-                pattern: String::new(),
+                patterns: vec![String::new()],
+                ret: vec![],
             },
         ),
         (
             "A102 LIST #news.comp.mail.misc \"\"\r\n",
             CommandBody::List {
+                select: vec![],
                 reference: "#news.comp.mail.misc".into(),
-                pattern: String::new(),
+                patterns: vec![String::new()],
+                ret: vec![],
             },
         ),
         (
             "A202 LIST ~/Mail/ %\r\n",
             CommandBody::List {
+                select: vec![],
                 reference: "~/Mail/".into(),
-                pattern: "%".into(),
+                patterns: vec!["%".into()],
+                ret: vec![],
             },
         ),
         (
@@ -438,8 +444,35 @@ fn command() -> impl Strategy<Value = Command> {
             .prop_map(|(mailbox, condstore)| CommandBody::Select { mailbox, condstore }),
         mailbox_name().prop_map(CommandBody::Create),
         (mailbox_name(), mailbox_name()).prop_map(|(a, b)| CommandBody::Rename(a, b)),
+        (
+            proptest::sample::subsequence(
+                vec![
+                    ListSelect::Subscribed,
+                    ListSelect::Remote,
+                    ListSelect::SpecialUse
+                ],
+                0..=3
+            ),
+            "[ -~]{0,10}",
+            proptest::collection::vec("[ -~]{0,10}", 1..4),
+            proptest::sample::subsequence(
+                vec![
+                    ListReturn::Subscribed,
+                    ListReturn::Children,
+                    ListReturn::SpecialUse,
+                    ListReturn::Status(vec![StatusItem::Messages, StatusItem::UidNext])
+                ],
+                0..=4
+            )
+        )
+            .prop_map(|(select, reference, patterns, ret)| CommandBody::List {
+                select,
+                reference,
+                patterns,
+                ret
+            }),
         ("[ -~]{0,10}", "[ -~]{0,10}")
-            .prop_map(|(reference, pattern)| CommandBody::List { reference, pattern }),
+            .prop_map(|(reference, pattern)| CommandBody::Lsub { reference, pattern }),
         (
             mailbox_name(),
             proptest::collection::vec(
@@ -691,6 +724,45 @@ fn rfc3501_message_commands() {
     assert_eq!(flags, &[Flag::Seen]);
     assert_eq!(date.as_deref(), Some("01-Jan-2026 10:00:00 +0000"));
     assert_eq!(message, b"Subject: hi\r\n\r\nHello");
+    // LIST-EXTENDED (RFC 5258 §5) and LIST-STATUS (RFC 5819 §3) examples.
+    let c = wire_round_trip(b"A02 LIST (SUBSCRIBED) \"\" \"*\"\r\n");
+    assert!(
+        matches!(c.body, CommandBody::List { ref select, ref ret, .. }
+        if select == &[ListSelect::Subscribed] && ret.is_empty())
+    );
+    let c = wire_round_trip(b"A03 LIST () \"\" \"%\" RETURN (CHILDREN)\r\n");
+    assert!(
+        matches!(c.body, CommandBody::List { ref select, ref ret, .. }
+        if select.is_empty() && ret == &[ListReturn::Children])
+    );
+    let c = wire_round_trip(
+        b"A04 LIST (REMOTE subscribed RECURSIVEMATCH) \"\" (\"INBOX\" \"foo/*\") RETURN (CHILDREN)\r\n",
+    );
+    assert!(
+        matches!(c.body, CommandBody::List { ref select, ref patterns, .. }
+        if select.len() == 3 && patterns == &["INBOX".to_string(), "foo/*".to_string()])
+    );
+    let c = wire_round_trip(b"A01 LIST \"\" % RETURN (STATUS (MESSAGES UNSEEN))\r\n");
+    assert!(matches!(c.body, CommandBody::List { ref ret, .. }
+        if ret == &[ListReturn::Status(vec![StatusItem::Messages, StatusItem::Unseen])]));
+    let c = wire_round_trip(b"t1 LIST (SPECIAL-USE) \"\" \"*\" RETURN (SPECIAL-USE)\r\n");
+    assert!(
+        matches!(c.body, CommandBody::List { ref select, ref ret, .. }
+        if select == &[ListSelect::SpecialUse] && ret == &[ListReturn::SpecialUse])
+    );
+    all_rejected(
+        &[
+            b"A1 LIST (RECURSIVEMATCH) \"\" *\r\n",
+            b"A1 LIST (REMOTE RECURSIVEMATCH) \"\" *\r\n",
+            b"A1 LIST (SUBSCRIBED SUBSCRIBED) \"\" *\r\n",
+            b"A1 LIST (BOGUS) \"\" *\r\n",
+            b"A1 LIST \"\" * RETURN (CHILDREN CHILDREN)\r\n",
+            b"A1 LIST \"\" * RETURN (STATUS ())\r\n",
+            b"A1 LIST \"\" () \r\n",
+            b"A1 LIST \"\" * RETURN\r\n",
+        ],
+        |b| Command::parse(b, false).is_err(),
+    );
     // MULTIAPPEND (RFC 3502 §6): two messages, the second with its own flags
     // and date, the first with none.
     let mut multi = b"A003 APPEND saved-messages {7}\r\nFirst\r\n (\\Seen) \" 1-Jul-2002 00:00:00 -0700\" {8}\r\nSecond\r\n\r\n".to_vec();
