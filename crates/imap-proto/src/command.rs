@@ -404,7 +404,9 @@ fn sp_separated<'a, T>(
 pub struct AppendMessage {
     /// Initial flags.
     pub flags: Vec<Flag>,
-    /// Internal date, as sent (`"dd-Mon-yyyy hh:mm:ss +zzzz"`).
+    /// Internal date, as sent: exactly `dd-Mon-yyyy hh:mm:ss +zzzz` (day
+    /// space- or zero-padded); the parser refuses anything else, and an
+    /// encoder given anything else produces a command servers refuse.
     pub date: Option<String>,
     /// The message.
     pub message: Vec<u8>,
@@ -432,11 +434,7 @@ fn append_message(i: &[u8]) -> PResult<'_, AppendMessage> {
     }
     let mut date = None;
     if r.first() == Some(&b'"') {
-        let (r2, d) = string(r)?;
-        let d = String::from_utf8(d.into_owned()).map_err(|_| SyntaxError::Invalid("date-time"))?;
-        if d.len() != 26 {
-            return Err(SyntaxError::Invalid("date-time"));
-        }
+        let (r2, d) = items::date_time(r)?;
         date = Some(d);
         r = sp(r2)?.0;
     }

@@ -491,6 +491,46 @@ const DATE_KEYS: [&str; 6] = ["BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "
 /// Deepest nesting of parentheses, NOT and OR accepted.
 pub const MAX_SEARCH_DEPTH: usize = 32;
 
+fn is_month(m: &[u8]) -> bool {
+    [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ]
+    .iter()
+    .any(|x| x.as_bytes().eq_ignore_ascii_case(m))
+}
+
+/// `date-time` (RFC 3501 §9): `"dd-Mon-yyyy hh:mm:ss +zzzz"`, the day
+/// space-padded or zero-padded to two places; always a quoted string.
+pub(crate) fn date_time(i: &[u8]) -> PResult<'_, String> {
+    let bad = SyntaxError::Invalid("date-time");
+    if i.first() != Some(&b'"') {
+        return Err(bad);
+    }
+    let (r, raw) = crate::core::string(i)?;
+    let d = &raw[..];
+    let digits = |range: std::ops::Range<usize>| d[range].iter().all(u8::is_ascii_digit);
+    let ok = d.len() == 26
+        && (d[0] == b' ' || d[0].is_ascii_digit())
+        && digits(1..2)
+        && d[2] == b'-'
+        && is_month(&d[3..6])
+        && d[6] == b'-'
+        && digits(7..11)
+        && d[11] == b' '
+        && digits(12..14)
+        && d[14] == b':'
+        && digits(15..17)
+        && d[17] == b':'
+        && digits(18..20)
+        && d[20] == b' '
+        && (d[21] == b'+' || d[21] == b'-')
+        && digits(22..26);
+    if !ok {
+        return Err(bad);
+    }
+    Ok((r, String::from_utf8_lossy(d).into_owned()))
+}
+
 fn date(i: &[u8]) -> PResult<'_, String> {
     let (r, raw) = if i.first() == Some(&b'"') {
         astring(i)?
@@ -506,10 +546,7 @@ fn date(i: &[u8]) -> PResult<'_, String> {
     let ok = parts.len() == 3
         && (1..=2).contains(&parts[0].len())
         && parts[0].bytes().all(|b| b.is_ascii_digit())
-        && [
-            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-        ]
-        .contains(&parts[1].to_ascii_lowercase().as_str())
+        && is_month(parts[1].as_bytes())
         && parts[2].len() == 4
         && parts[2].bytes().all(|b| b.is_ascii_digit());
     if !ok {

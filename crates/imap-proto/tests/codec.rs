@@ -781,6 +781,17 @@ fn rfc3501_message_commands() {
             ],
         }
     );
+    // date-time is exact (RFC 3501 §9): a fuzzer found a quoted date with a
+    // DEL in it, which re-encodes as a literal and shifts the messages.
+    all_rejected(
+        &[
+            b"A1 APPEND x \" 1-Jul-2002 00:00:00 \x7f0700\" {1}\r\nA\r\n",
+            b"A1 APPEND x \"1-Jul-2002 00:00:00 -0700\" {1}\r\nA\r\n",
+            b"A1 APPEND x \"01-Jly-2002 00:00:00 -0700\" {1}\r\nA\r\n",
+            b"A1 APPEND x \"01-Jul-2002 00:00:00 0700 \" {1}\r\nA\r\n",
+        ],
+        |b| Command::parse(b, false).is_err(),
+    );
     // A trailing space with no message after it is a syntax error.
     multi.truncate(multi.len() - 2);
     multi.extend_from_slice(b" \r\n");
