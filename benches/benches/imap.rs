@@ -7,17 +7,18 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use imap_codec::decode::Decoder;
+use imap_codec::encode::Encoder;
 use imap_proto::{Command, Frame, Framer, FramerLimits, Response};
 
 fn inputs() -> Vec<(&'static str, Vec<u8>)> {
-    let mut append = b"a4 APPEND INBOX (\\Seen) {4096+}\r\n".to_vec();
+    let mut append = b"a4 APPEND INBOX (\\Seen) {65536+}\r\n".to_vec();
     let mut msg = b"From: a@example.org\r\nSubject: bench\r\n\r\n".to_vec();
-    while msg.len() < 4096 {
+    while msg.len() < 65536 {
         msg.extend_from_slice(
             b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do.\r\n",
         );
     }
-    msg.truncate(4096);
+    msg.truncate(65536);
     append.extend_from_slice(&msg);
     append.extend_from_slice(b"\r\n");
     vec![
@@ -29,7 +30,7 @@ fn inputs() -> Vec<(&'static str, Vec<u8>)> {
             "nested_uid_search",
             b"a2 UID SEARCH OR (FROM \"alice@example.org\" SINCE 1-Feb-2024) (NOT SEEN LARGER 10000) NOT (KEYWORD $Junk OR DELETED DRAFT)\r\n".to_vec(),
         ),
-        ("append_4KiB_literal_plus", append),
+        ("append_64KiB_literal_plus", append),
     ]
 }
 
@@ -69,20 +70,47 @@ fn commands(c: &mut Criterion) {
     }
     g.finish();
     let mut g = c.benchmark_group("imap_response");
-    let fetch = b"* 12 FETCH (UID 4827313 FLAGS (\\Seen $Forwarded) RFC822.SIZE 4286 BODY[HEADER.FIELDS (DATE FROM SUBJECT)] {72}\r\nDate: Wed, 17 Jul 1996 02:23:25 -0700\r\nFrom: a@b.example\r\nSubject: x\r\n\r\n)\r\n".to_vec();
-    assert!(Response::parse(&fetch, false).is_ok());
-    assert!(imap_codec::ResponseCodec::default().decode(&fetch).is_ok());
-    g.throughput(Throughput::Bytes(fetch.len() as u64));
-    g.bench_function(BenchmarkId::new("fetch_with_literal", "mailkit"), |b| {
-        b.iter(|| Response::parse(black_box(&fetch), false).is_ok())
-    });
-    g.bench_function(BenchmarkId::new("fetch_with_literal", "imap-codec"), |b| {
-        b.iter(|| {
-            imap_codec::ResponseCodec::default()
-                .decode(black_box(&fetch))
-                .is_ok()
-        })
-    });
+    let fetch_literal = b"* 12 FETCH (UID 4827313 FLAGS (\\Seen $Forwarded) RFC822.SIZE 4286 BODY[HEADER.FIELDS (DATE FROM SUBJECT)] {72}\r\nDate: Wed, 17 Jul 1996 02:23:25 -0700\r\nFrom: a@b.example\r\nSubject: x\r\n\r\n)\r\n".to_vec();
+    // RFC 3501 §8: the FETCH FULL answer, ENVELOPE and BODY structure.
+    let fetch_full = b"* 12 FETCH (FLAGS (\\Seen) INTERNALDATE \"17-Jul-1996 02:44:25 -0700\" RFC822.SIZE 4286 ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\" \"IMAP4rev1 WG mtg summary and minutes\" ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((NIL NIL \"imap\" \"cac.washington.edu\")) ((NIL NIL \"minutes\" \"CNRI.Reston.VA.US\")(\"John Klensin\" NIL \"KLENSIN\" \"MIT.EDU\")) NIL NIL \"<B27397-0100000@cac.washington.edu>\") BODY (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 3028 92))\r\n".to_vec();
+    for (name, input) in [
+        ("fetch_with_literal", fetch_literal),
+        ("rfc3501_fetch_full", fetch_full),
+    ] {
+        assert!(Response::parse(&input, false).is_ok(), "{name}: ours");
+        assert!(
+            imap_codec::ResponseCodec::default().decode(&input).is_ok(),
+            "{name}: imap-codec"
+        );
+        g.throughput(Throughput::Bytes(input.len() as u64));
+        g.bench_function(BenchmarkId::new(name, "mailkit"), |b| {
+            b.iter(|| Response::parse(black_box(&input), false).is_ok())
+        });
+        g.bench_function(BenchmarkId::new(name, "imap-codec"), |b| {
+            b.iter(|| {
+                imap_codec::ResponseCodec::default()
+                    .decode(black_box(&input))
+                    .is_ok()
+            })
+        });
+        // The other direction: encode the decoded value back to bytes.
+        let ours_value = Response::parse(&input, false).expect("parsed above");
+        let (_, peer_value) = imap_codec::ResponseCodec::default()
+            .decode(&input)
+            .expect("decoded above");
+        let encode_name = format!("{name}_encode");
+        g.bench_function(BenchmarkId::new(&encode_name, "mailkit"), |b| {
+            b.iter(|| black_box(&ours_value).encode(false).len())
+        });
+        g.bench_function(BenchmarkId::new(&encode_name, "imap-codec"), |b| {
+            b.iter(|| {
+                imap_codec::ResponseCodec::default()
+                    .encode(black_box(&peer_value))
+                    .dump()
+                    .len()
+            })
+        });
+    }
     g.finish();
 }
 
