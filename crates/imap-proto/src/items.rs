@@ -395,38 +395,46 @@ pub(crate) fn encode_fetch_items(e: &mut Encoder, items: &[FetchItem]) {
                 encode_partial(partial)
             ),
             FetchItem::BodySection { peek, section } => {
-                e.raw(if *peek { b"BODY.PEEK[" } else { b"BODY[" });
-                let mut prefix = encode_parts(&section.part);
-                let dot = if prefix.is_empty() { "" } else { "." };
-                match &section.text {
-                    SectionText::Full => {}
-                    SectionText::Header => prefix.push_str(&format!("{dot}HEADER")),
-                    SectionText::Text => prefix.push_str(&format!("{dot}TEXT")),
-                    SectionText::Mime => prefix.push_str(&format!("{dot}MIME")),
-                    SectionText::HeaderFields(l) | SectionText::HeaderFieldsNot(l) => {
-                        let not = if matches!(section.text, SectionText::HeaderFieldsNot(_)) {
-                            ".NOT"
-                        } else {
-                            ""
-                        };
-                        e.raw(format!("{prefix}{dot}HEADER.FIELDS{not} (").as_bytes());
-                        for (j, h) in l.iter().enumerate() {
-                            if j > 0 {
-                                e.raw(b" ");
-                            }
-                            e.astring(h.as_bytes());
-                        }
-                        prefix = ")".into();
-                    }
-                }
-                e.raw(prefix.as_bytes());
-                e.raw(format!("]{}", encode_partial(&section.partial)).as_bytes());
+                encode_body_section(e, *peek, section);
                 continue;
             }
         };
         e.raw(text.as_bytes());
     }
     e.raw(b")");
+}
+
+/// Writes `BODY[section]<partial>` (or `BODY.PEEK[…]`).
+pub(crate) fn encode_body_section(e: &mut Encoder, peek: bool, section: &Section) {
+    e.raw(if peek { b"BODY.PEEK[" } else { b"BODY[" });
+    let mut prefix = encode_parts(&section.part);
+    let dot = if prefix.is_empty() { "" } else { "." };
+    match &section.text {
+        SectionText::Full => {}
+        SectionText::Header => prefix.push_str(&format!("{dot}HEADER")),
+        SectionText::Text => prefix.push_str(&format!("{dot}TEXT")),
+        SectionText::Mime => prefix.push_str(&format!("{dot}MIME")),
+        SectionText::HeaderFields(l) | SectionText::HeaderFieldsNot(l) => {
+            let not = if matches!(section.text, SectionText::HeaderFieldsNot(_)) {
+                ".NOT"
+            } else {
+                ""
+            };
+            e.raw(format!("{prefix}{dot}HEADER.FIELDS{not} (").as_bytes());
+            for (j, h) in l.iter().enumerate() {
+                if j > 0 {
+                    e.raw(b" ");
+                }
+                e.astring(h.as_bytes());
+            }
+            prefix = ")".into();
+        }
+    }
+    e.raw(prefix.as_bytes());
+    e.raw(b"]");
+    if section.partial.is_some() {
+        e.raw(encode_partial(&section.partial).as_bytes());
+    }
 }
 
 /// A SEARCH key (RFC 9051 §6.4.4, plus MODSEQ from RFC 7162).

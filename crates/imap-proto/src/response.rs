@@ -851,17 +851,7 @@ impl Response {
                             origin,
                             data,
                         } => {
-                            let mut tmp = Encoder::new(true);
-                            items::encode_fetch_items(
-                                &mut tmp,
-                                &[crate::items::FetchItem::BodySection {
-                                    peek: false,
-                                    section: section.clone(),
-                                }],
-                            );
-                            let t = crate::core::join(&tmp.finish());
-                            // Strip the "(" … ")\r\n" of the item list.
-                            e.raw(&t[1..t.len() - 3]);
+                            items::encode_body_section(&mut e, false, section);
                             if let Some(o) = origin {
                                 e.raw(format!("<{o}>").as_bytes());
                             }
