@@ -310,7 +310,7 @@ pub enum ListReturn {
 }
 
 /// `(` item *(SP item) `)`, or `()` when `empty_ok`.
-fn paren_list<'a, T>(
+pub(crate) fn paren_list<'a, T>(
     i: &'a [u8],
     empty_ok: bool,
     item: impl FnMut(&'a [u8]) -> PResult<'a, T>,

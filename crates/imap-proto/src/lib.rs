@@ -68,6 +68,6 @@ pub use framing::{Frame, Framer, FramerLimits};
 pub use items::{FetchItem, Flag, MAX_SEARCH_DEPTH, SearchKey, Section, SectionText};
 pub use response::{
     Address, BodyFields, BodyStructure, Code, Envelope, Extension, FetchValue, IdField,
-    MAX_BODY_DEPTH, PartKind, Response, StatusKind,
+    MAX_BODY_DEPTH, NamespaceEntry, PartKind, Response, StatusKind,
 };
 pub use seq::{SeqNumber, SequenceSet};

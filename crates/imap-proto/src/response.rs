@@ -107,6 +107,18 @@ pub enum FetchValue {
 /// One ID field: name and value (NIL as `None`).
 pub type IdField = (Vec<u8>, Option<Vec<u8>>);
 
+/// One namespace of a NAMESPACE response (RFC 2342 §5).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NamespaceEntry {
+    /// The prefix, e.g. `#shared/`.
+    pub prefix: Vec<u8>,
+    /// The hierarchy delimiter, `None` for a flat namespace.
+    pub delimiter: Option<char>,
+    /// Response extensions: name and values, e.g.
+    /// `"X-PARAM" ("FLAG1" "FLAG2")` or RFC 5255 `TRANSLATION`.
+    pub extensions: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+}
+
 /// A response line (with its literals).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -168,8 +180,8 @@ pub enum Response {
     /// `* ID (…)` / `* ID NIL` (RFC 2971): field/value pairs.
     Id(Option<Vec<IdField>>),
     /// `* NAMESPACE personal other shared` (RFC 2342): each a list of
-    /// (prefix, delimiter), empty for NIL.
-    Namespace([Vec<(Vec<u8>, Option<char>)>; 3]),
+    /// namespaces, empty for NIL.
+    Namespace([Vec<NamespaceEntry>; 3]),
     /// `* ESEARCH [(TAG "t")] [UID] name value …` (RFC 4731)
     ESearch {
         /// The tag of the SEARCH it answers.
@@ -570,7 +582,7 @@ impl Response {
                 }
             }
             "NAMESPACE" => {
-                let mut lists: [Vec<(Vec<u8>, Option<char>)>; 3] = Default::default();
+                let mut lists: [Vec<NamespaceEntry>; 3] = Default::default();
                 let mut r = r;
                 for l in &mut lists {
                     let (r2, _) = sp(r)?;
@@ -596,10 +608,25 @@ impl Response {
                             }
                             Some(_) => return Err(SyntaxError::Invalid("NAMESPACE delimiter")),
                         };
+                        let mut extensions = Vec::new();
+                        let mut q2 = q2;
+                        while let Ok((q3, ())) = sp(q2) {
+                            let (q3, name) = string(q3)?;
+                            let (q3, _) = sp(q3)?;
+                            let (q3, values) = crate::command::paren_list(q3, false, |v| {
+                                string(v).map(|(v, s)| (v, s.into_owned()))
+                            })?;
+                            extensions.push((name.into_owned(), values));
+                            q2 = q3;
+                        }
                         q = q2
                             .strip_prefix(b")")
-                            .ok_or(SyntaxError::Invalid("NAMESPACE extensions unsupported"))?;
-                        l.push((prefix.into_owned(), delim));
+                            .ok_or(SyntaxError::Invalid("NAMESPACE"))?;
+                        l.push(NamespaceEntry {
+                            prefix: prefix.into_owned(),
+                            delimiter: delim,
+                            extensions,
+                        });
                         if let Some(rest) = q.strip_prefix(b")") {
                             r = rest;
                             break;
@@ -780,12 +807,18 @@ impl Response {
                         continue;
                     }
                     e.raw(b"(");
-                    for (p, d) in l {
-                        e.raw(b"(").string(p).raw(b" ");
-                        match d {
+                    for ns in l {
+                        e.raw(b"(").string(&ns.prefix).raw(b" ");
+                        match ns.delimiter {
                             Some(d) => e.string(d.to_string().as_bytes()),
                             None => e.raw(b"NIL"),
                         };
+                        for (name, values) in &ns.extensions {
+                            e.raw(b" ").string(name).raw(b" ");
+                            crate::core::encode_paren(&mut e, values, |e, v| {
+                                e.string(v);
+                            });
+                        }
                         e.raw(b")");
                     }
                     e.raw(b")");

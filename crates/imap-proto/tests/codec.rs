@@ -1170,7 +1170,29 @@ fn id_namespace_esearch_responses() {
         panic!()
     };
     assert_eq!(lists[2].len(), 4);
-    assert_eq!(lists[2][3], (b"#news.".to_vec(), Some('.')));
+    assert_eq!(lists[2][3].prefix, b"#news.");
+    assert_eq!(lists[2][3].delimiter, Some('.'));
+    // RFC 2342 §5 response extensions (and RFC 5255 TRANSLATION).
+    let r = response_round_trip(b"* NAMESPACE ((\"\" \"/\" \"X-PARAM\" (\"FLAG1\" \"FLAG2\"))) NIL ((\"Other Users/\" \"/\" \"TRANSLATION\" (\"Andere Benutzer/\")))\r\n");
+    let Response::Namespace(lists) = r else {
+        panic!()
+    };
+    assert_eq!(
+        lists[0][0].extensions,
+        [(
+            b"X-PARAM".to_vec(),
+            vec![b"FLAG1".to_vec(), b"FLAG2".to_vec()]
+        )]
+    );
+    assert_eq!(lists[2][0].extensions[0].1, [b"Andere Benutzer/".to_vec()]);
+    all_rejected(
+        &[
+            b"* NAMESPACE ((\"\" \"/\" \"X\")) NIL NIL\r\n",
+            b"* NAMESPACE ((\"\" \"/\" \"X\" ())) NIL NIL\r\n",
+            b"* NAMESPACE ((\"\" \"/\" )) NIL NIL\r\n",
+        ],
+        |b| Response::parse(b, false).is_err(),
+    );
     let r = response_round_trip(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
     assert!(matches!(r, Response::Namespace(ref l) if l[1].is_empty() && l[2].is_empty()));
     assert_eq!(
