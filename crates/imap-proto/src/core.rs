@@ -304,6 +304,17 @@ impl Encoder {
         self
     }
 
+    /// Ends the line (CRLF) and returns all of it as one buffer, as a
+    /// server sends it (or a client whose peer has LITERAL+); no copy when
+    /// no literal had to wait.
+    pub fn finish_bytes(mut self) -> Vec<u8> {
+        if self.chunks.is_empty() {
+            self.current.extend_from_slice(b"\r\n");
+            return self.current;
+        }
+        join(&self.finish())
+    }
+
     /// Ends the line (CRLF) and returns the chunks.
     pub fn finish(mut self) -> Vec<Chunk> {
         self.current.extend_from_slice(b"\r\n");
@@ -317,10 +328,11 @@ impl Encoder {
 
 /// All chunks joined (what the wire carries once continuations are given).
 pub fn join(chunks: &[Chunk]) -> Vec<u8> {
-    chunks
-        .iter()
-        .flat_map(|c| c.bytes.iter().copied())
-        .collect()
+    let mut out = Vec::with_capacity(chunks.iter().map(|c| c.bytes.len()).sum());
+    for c in chunks {
+        out.extend_from_slice(&c.bytes);
+    }
+    out
 }
 
 /// Writes `(a b c)`, each item by `item`.

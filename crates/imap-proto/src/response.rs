@@ -899,7 +899,7 @@ impl Response {
                 e.raw(b")");
             }
         }
-        crate::core::join(&e.finish())
+        e.finish_bytes()
     }
 }
 

@@ -1373,3 +1373,27 @@ fn rfc9051_sample_session() {
         }
     ));
 }
+
+/// `finish_bytes` is the joined wire form whether or not a literal waits.
+#[test]
+fn encoder_finish_bytes_matches_joined_chunks() {
+    for non_sync in [false, true] {
+        let build = || {
+            let mut e = Encoder::new(non_sync);
+            e.raw(b"a1 LOGIN ")
+                .string(b"user")
+                .raw(b" ")
+                .string(b"p\r\nw");
+            e
+        };
+        let chunks = build().finish();
+        assert_eq!(chunks.len(), if non_sync { 1 } else { 2 });
+        assert_eq!(build().finish_bytes(), join(&chunks));
+        let tail: &[u8] = if non_sync {
+            b" {4+}\r\np\r\nw\r\n"
+        } else {
+            b" {4}\r\np\r\nw\r\n"
+        };
+        assert!(build().finish_bytes().ends_with(tail));
+    }
+}
