@@ -1,6 +1,6 @@
 //! Sans-IO IMAP (RFC 3501 IMAP4rev1, RFC 9051 IMAP4rev2): the wire codec.
 //!
-//! This first part covers the layers everything else stands on:
+//! Both directions, so servers and clients can be built on it:
 //! - [`Framer`]: cuts a client's stream into whole commands — lines and
 //!   the literals inside them (`{n}`, `{n+}`, `~{n}`) — with limits enforced
 //!   while scanning, telling when a synchronising literal needs a `+`
@@ -12,11 +12,13 @@
 //! - [`utf7`]: modified UTF-7 mailbox names, refusing non-canonical forms;
 //! - [`Command`]: the session and mailbox commands (CAPABILITY, LOGIN,
 //!   AUTHENTICATE with SASL-IR, ENABLE, SELECT/EXAMINE with CONDSTORE,
-//!   CREATE, DELETE, RENAME, (UN)SUBSCRIBE, LIST, LSUB, NAMESPACE, STATUS,
+//!   CREATE, DELETE, RENAME, (UN)SUBSCRIBE, LIST (with LIST-EXTENDED,
+//!   LIST-STATUS and SPECIAL-USE options), LSUB, NAMESPACE, STATUS,
 //!   IDLE, CHECK, CLOSE, UNSELECT, EXPUNGE, UID EXPUNGE, COPY, MOVE) and
 //!   the message commands (STORE with UNCHANGEDSINCE, FETCH with sections,
 //!   partials, BINARY and CHANGEDSINCE/VANISHED, SEARCH with the RFC 9051
-//!   keys and MODSEQ, APPEND), each with a `UID` form where one exists.
+//!   keys, MODSEQ and ESEARCH `RETURN` options, APPEND with MULTIAPPEND),
+//!   each with a `UID` form where one exists.
 //!
 //! - [`Response`]: status responses with response codes, continuation
 //!   requests, CAPABILITY, ENABLED, FLAGS, EXISTS, RECENT, EXPUNGE,
@@ -24,11 +26,10 @@
 //!   sizes, MODSEQ, ENVELOPE, BODY and BODYSTRUCTURE with extension data,
 //!   body sections).
 //!
-//! - ID (RFC 2971) command and response, NAMESPACE (RFC 2342) and ESEARCH
-//!   (RFC 4731) responses.
+//! - ID (RFC 2971) command and response, NAMESPACE (RFC 2342, with
+//!   extensions) and ESEARCH (RFC 4731) responses.
 //!
-//! LIST-EXTENDED and MULTIAPPEND are the next step of this
-//! crate.
+//! Decoding a command as a server receives it:
 //!
 //! ```
 //! use imap_proto::{Command, CommandBody, Frame, Framer, FramerLimits};
@@ -45,6 +46,26 @@
 //! let Frame::Command(bytes) = &frames[1] else { panic!() };
 //! let cmd = Command::parse(bytes, false).unwrap();
 //! assert_eq!(cmd.body, CommandBody::Login { username: b"alice".to_vec(), password: b"pass word".to_vec() });
+//! ```
+//!
+//! Encoding a command as a client sends it (the chunks say where to wait
+//! for the server's `+`), and a response both ways:
+//!
+//! ```
+//! use imap_proto::{Command, CommandBody, Response, Tag, join};
+//!
+//! let cmd = Command {
+//!     tag: Tag::new("a2").unwrap(),
+//!     body: CommandBody::Login { username: b"alice".to_vec(), password: b"p\r\nw".to_vec() },
+//! };
+//! let chunks = cmd.encode(false, false); // no LITERAL+, no UTF8=ACCEPT
+//! assert!(chunks[0].wait_for_continuation);
+//! assert_eq!(join(&chunks), b"a2 LOGIN alice {4}\r\np\r\nw\r\n");
+//!
+//! let wire = b"* 12 FETCH (FLAGS (\\Seen) UID 4827313)\r\n";
+//! let resp = Response::parse(wire, false).unwrap();
+//! assert!(matches!(resp, Response::Fetch(12, _)));
+//! assert_eq!(resp.encode(false), wire);
 //! ```
 
 #![forbid(unsafe_code)]
