@@ -127,4 +127,18 @@ impl Model {
             .copied()
             .ok_or_else(|| crate::Error::NoSuchMailbox(name.to_string()))
     }
+
+    /// The id and the state of `user`'s mailbox `name`.
+    pub fn mailbox_mut(
+        &mut self,
+        user: &UserName,
+        name: &MailboxName,
+    ) -> Result<(u64, &mut Mailbox), crate::Error> {
+        let id = self.mailbox_id(user, name)?;
+        let mb = self
+            .mailboxes
+            .get_mut(&id)
+            .ok_or_else(|| crate::Error::NoSuchMailbox(name.to_string()))?;
+        Ok((id, mb))
+    }
 }

@@ -540,11 +540,7 @@ impl Store {
         self.check()?;
         let _c = lock(&self.inner.commit);
         let mut model = lock(&self.inner.model);
-        let id = model.mailbox_id(user, name)?;
-        let mb = model
-            .mailboxes
-            .get_mut(&id)
-            .ok_or(Error::NoSuchMailbox(name.to_string()))?;
+        let (id, mb) = model.mailbox_mut(user, name)?;
         mb.subscribed = on;
         let put = Put::Mailbox(id, Some(index::encode_mailbox(mb)));
         drop(model);
@@ -830,11 +826,7 @@ impl Store {
         let _c = lock(&self.inner.commit);
         let folder = self.folder(user, name);
         let mut model = lock(&self.inner.model);
-        let id = model.mailbox_id(user, name)?;
-        let mb = model
-            .mailboxes
-            .get_mut(&id)
-            .ok_or(Error::NoSuchMailbox(name.to_string()))?;
+        let (id, mb) = model.mailbox_mut(user, name)?;
         let mut result = StoreResult::default();
         let mut plan = Vec::new();
         for uid in &unique(uids) {
@@ -912,11 +904,7 @@ impl Store {
         let _c = lock(&self.inner.commit);
         let folder = self.folder(user, name);
         let mut model = lock(&self.inner.model);
-        let id = model.mailbox_id(user, name)?;
-        let mb = model
-            .mailboxes
-            .get_mut(&id)
-            .ok_or(Error::NoSuchMailbox(name.to_string()))?;
+        let (id, mb) = model.mailbox_mut(user, name)?;
         let wanted: Option<BTreeSet<Uid>> = uids.map(|u| u.iter().copied().collect());
         let doomed: Vec<Uid> = mb
             .messages
@@ -1144,11 +1132,7 @@ impl Store {
         let inbox = MailboxName::inbox();
         let folder = self.folder(&snapshot.user, &inbox);
         let mut model = lock(&self.inner.model);
-        let id = model.mailbox_id(&snapshot.user, &inbox)?;
-        let mb = model
-            .mailboxes
-            .get_mut(&id)
-            .ok_or(Error::NoSuchMailbox(inbox.to_string()))?;
+        let (id, mb) = model.mailbox_mut(&snapshot.user, &inbox)?;
         if mb.uid_validity != snapshot.uid_validity {
             return Err(Error::UidValidityChanged);
         }
