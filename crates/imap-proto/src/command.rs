@@ -1,8 +1,10 @@
 //! Client commands: the session and mailbox commands of RFC 3501/9051
 //! (FETCH, STORE, SEARCH and APPEND follow in the next step of this crate).
 
+use std::borrow::Cow;
+
 use crate::core::{
-    Encoder, PResult, SyntaxError, Tag, astring, atom, encode_paren, sp, string, tag,
+    Encoder, PResult, SyntaxError, Tag, astring, atom, encode_paren, sp, string, tag, upper,
 };
 use crate::items::{self, FetchItem, Flag, SearchKey};
 use crate::seq::{self, SequenceSet};
@@ -238,7 +240,7 @@ pub enum CommandBody {
         messages: Vec<AppendMessage>,
     },
     /// `ID (…)` / `ID NIL` (RFC 2971): the client's field/value pairs.
-    Id(Option<Vec<crate::response::IdField>>),
+    Id(Option<Vec<crate::response::IdField<'static>>>),
     /// `[UID] MOVE set mailbox` (RFC 6851)
     Move {
         /// UIDs rather than message numbers.
@@ -584,33 +586,33 @@ impl Command {
         let (i, _) = sp(i)?;
         let (mut i, word) = atom(i)?;
         let mut uid = false;
-        let mut word = word.to_ascii_uppercase();
-        if word == "UID" {
+        let mut word = upper(word.as_bytes());
+        if &*word == b"UID" {
             uid = true;
             let (r, _) = sp(i)?;
             let (r, w) = atom(r)?;
-            word = w.to_ascii_uppercase();
+            word = upper(w.as_bytes());
             i = r;
         }
         let simple = |b: CommandBody| end(i).map(|_| b);
-        let body = match (uid, word.as_str()) {
-            (false, "CAPABILITY") => simple(CommandBody::Capability)?,
-            (false, "NOOP") => simple(CommandBody::Noop)?,
-            (false, "LOGOUT") => simple(CommandBody::Logout)?,
-            (false, "STARTTLS") => simple(CommandBody::StartTls)?,
-            (false, "NAMESPACE") => simple(CommandBody::Namespace)?,
-            (false, "IDLE") => simple(CommandBody::Idle)?,
-            (false, "CHECK") => simple(CommandBody::Check)?,
-            (false, "CLOSE") => simple(CommandBody::Close)?,
-            (false, "UNSELECT") => simple(CommandBody::Unselect)?,
-            (false, "EXPUNGE") => simple(CommandBody::Expunge(None))?,
-            (true, "EXPUNGE") => {
+        let body = match (uid, &*word) {
+            (false, b"CAPABILITY") => simple(CommandBody::Capability)?,
+            (false, b"NOOP") => simple(CommandBody::Noop)?,
+            (false, b"LOGOUT") => simple(CommandBody::Logout)?,
+            (false, b"STARTTLS") => simple(CommandBody::StartTls)?,
+            (false, b"NAMESPACE") => simple(CommandBody::Namespace)?,
+            (false, b"IDLE") => simple(CommandBody::Idle)?,
+            (false, b"CHECK") => simple(CommandBody::Check)?,
+            (false, b"CLOSE") => simple(CommandBody::Close)?,
+            (false, b"UNSELECT") => simple(CommandBody::Unselect)?,
+            (false, b"EXPUNGE") => simple(CommandBody::Expunge(None))?,
+            (true, b"EXPUNGE") => {
                 let (r, _) = sp(i)?;
                 let (r, set) = seq::parse(r)?;
                 end(r)?;
                 CommandBody::Expunge(Some(set))
             }
-            (false, "LOGIN") => {
+            (false, b"LOGIN") => {
                 let (r, _) = sp(i)?;
                 let (r, u) = astring(r)?;
                 let (r, _) = sp(r)?;
@@ -621,7 +623,7 @@ impl Command {
                     password: p.into_owned(),
                 }
             }
-            (false, "AUTHENTICATE") => {
+            (false, b"AUTHENTICATE") => {
                 let (r, _) = sp(i)?;
                 let (r, m) = atom(r)?;
                 let (r, ir) = match sp(r) {
@@ -645,7 +647,7 @@ impl Command {
                     initial_response: ir,
                 }
             }
-            (false, "ENABLE") => {
+            (false, b"ENABLE") => {
                 let mut caps = Vec::new();
                 let mut r = i;
                 while let Ok((r2, ())) = sp(r) {
@@ -659,12 +661,12 @@ impl Command {
                 }
                 CommandBody::Enable(caps)
             }
-            (false, "SELECT" | "EXAMINE") => {
+            (false, b"SELECT" | b"EXAMINE") => {
                 let (r, _) = sp(i)?;
                 let (r, m) = mailbox(r, utf8)?;
                 let (r, cs) = condstore(r)?;
                 end(r)?;
-                if word == "SELECT" {
+                if &*word == b"SELECT" {
                     CommandBody::Select {
                         mailbox: m,
                         condstore: cs,
@@ -676,18 +678,18 @@ impl Command {
                     }
                 }
             }
-            (false, "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE") => {
+            (false, b"CREATE" | b"DELETE" | b"SUBSCRIBE" | b"UNSUBSCRIBE") => {
                 let (r, _) = sp(i)?;
                 let (r, m) = mailbox(r, utf8)?;
                 end(r)?;
-                match word.as_str() {
-                    "CREATE" => CommandBody::Create(m),
-                    "DELETE" => CommandBody::Delete(m),
-                    "SUBSCRIBE" => CommandBody::Subscribe(m),
+                match &*word {
+                    b"CREATE" => CommandBody::Create(m),
+                    b"DELETE" => CommandBody::Delete(m),
+                    b"SUBSCRIBE" => CommandBody::Subscribe(m),
                     _ => CommandBody::Unsubscribe(m),
                 }
             }
-            (false, "RENAME") => {
+            (false, b"RENAME") => {
                 let (r, _) = sp(i)?;
                 let (r, a) = mailbox(r, utf8)?;
                 let (r, _) = sp(r)?;
@@ -695,7 +697,7 @@ impl Command {
                 end(r)?;
                 CommandBody::Rename(a, b)
             }
-            (false, "LIST") => {
+            (false, b"LIST") => {
                 let (mut r, _) = sp(i)?;
                 let mut select = Vec::new();
                 if r.first() == Some(&b'(') {
@@ -739,7 +741,7 @@ impl Command {
                     ret,
                 }
             }
-            (false, "LSUB") => {
+            (false, b"LSUB") => {
                 let (r, _) = sp(i)?;
                 let (r, reference) = text_arg(r)?;
                 let (r, _) = sp(r)?;
@@ -747,7 +749,7 @@ impl Command {
                 end(r)?;
                 CommandBody::Lsub { reference, pattern }
             }
-            (false, "STATUS") => {
+            (false, b"STATUS") => {
                 let (r, _) = sp(i)?;
                 let (r, m) = mailbox(r, utf8)?;
                 let (r, _) = sp(r)?;
@@ -755,13 +757,13 @@ impl Command {
                 end(r)?;
                 CommandBody::Status { mailbox: m, items }
             }
-            (_, "COPY" | "MOVE") => {
+            (_, b"COPY" | b"MOVE") => {
                 let (r, _) = sp(i)?;
                 let (r, set) = seq::parse(r)?;
                 let (r, _) = sp(r)?;
                 let (r, m) = mailbox(r, utf8)?;
                 end(r)?;
-                if word == "COPY" {
+                if &*word == b"COPY" {
                     CommandBody::Copy {
                         uid,
                         set,
@@ -775,7 +777,7 @@ impl Command {
                     }
                 }
             }
-            (_, "STORE") => {
+            (_, b"STORE") => {
                 let (r, _) = sp(i)?;
                 let (r, set) = seq::parse(r)?;
                 let (r, _) = sp(r)?;
@@ -824,7 +826,7 @@ impl Command {
                     flags,
                 }
             }
-            (_, "FETCH") => {
+            (_, b"FETCH") => {
                 let (r, _) = sp(i)?;
                 let (r, set) = seq::parse(r)?;
                 let (r, _) = sp(r)?;
@@ -854,7 +856,7 @@ impl Command {
                     vanished,
                 }
             }
-            (_, "SEARCH") => {
+            (_, b"SEARCH") => {
                 let (mut r, _) = sp(i)?;
                 let mut ret = None;
                 if let Some(r2) = prefix_ci(r, b"RETURN ") {
@@ -880,7 +882,7 @@ impl Command {
                     keys,
                 }
             }
-            (false, "APPEND") => {
+            (false, b"APPEND") => {
                 let (r, _) = sp(i)?;
                 let (r, m) = mailbox(r, utf8)?;
                 let (r, _) = sp(r)?;
@@ -891,7 +893,7 @@ impl Command {
                     messages,
                 }
             }
-            (false, "ID") => {
+            (false, b"ID") => {
                 let (r, _) = sp(i)?;
                 if r.len() >= 3 && r[..3].eq_ignore_ascii_case(b"NIL") {
                     end(&r[3..])?;
@@ -912,7 +914,7 @@ impl Command {
                         let (r3, v) = string(r2)?;
                         (r3, Some(v.into_owned()))
                     };
-                    pairs.push((k.into_owned(), v));
+                    pairs.push((Cow::Owned(k.into_owned()), v.map(Cow::Owned)));
                     if pairs.len() > 30 {
                         return Err(SyntaxError::Invalid("ID: at most 30 fields"));
                     }

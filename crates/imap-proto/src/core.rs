@@ -61,6 +61,35 @@ pub(crate) fn tag(i: &[u8]) -> PResult<'_, Tag> {
     Ok((&i[n..], Tag(t.to_owned())))
 }
 
+/// A short word upper-cased on the stack, to match keywords without
+/// allocating. Words longer than the buffer come out empty (so they match
+/// no keyword).
+#[derive(Clone, Copy)]
+pub(crate) struct Upper {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl std::ops::Deref for Upper {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+pub(crate) fn upper(w: &[u8]) -> Upper {
+    let mut u = Upper {
+        buf: [0; 24],
+        len: 0,
+    };
+    if w.len() <= u.buf.len() {
+        u.buf[..w.len()].copy_from_slice(w);
+        u.buf[..w.len()].make_ascii_uppercase();
+        u.len = w.len();
+    }
+    u
+}
+
 pub(crate) fn sp(i: &[u8]) -> PResult<'_, ()> {
     match i.first() {
         Some(b' ') => Ok((&i[1..], ())),
@@ -166,30 +195,35 @@ fn quoted(i: &[u8]) -> PResult<'_, Cow<'_, [u8]>> {
     let body = i
         .strip_prefix(b"\"")
         .ok_or(SyntaxError::Invalid("quoted"))?;
+    let bad = |span: &[u8]| span.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0));
     let mut owned: Option<Vec<u8>> = None;
     let mut k = 0;
-    while k < body.len() {
-        match body[k] {
-            b'"' => {
-                let v = owned.map_or(Cow::Borrowed(&body[..k]), Cow::Owned);
-                return Ok((&body[k + 1..], v));
-            }
-            b'\\' => match body.get(k + 1) {
-                Some(&c @ (b'"' | b'\\')) => {
-                    owned.get_or_insert_with(|| body[..k].to_vec()).push(c);
-                    k += 2;
-                    continue;
-                }
-                _ => return Err(SyntaxError::Invalid("bad escape in quoted string")),
-            },
-            b'\r' | b'\n' | 0 => return Err(SyntaxError::Invalid("control in quoted string")),
-            c => {
-                if let Some(o) = owned.as_mut() {
-                    o.push(c);
-                }
-            }
+    // Jump from one `"` or `\` to the next; the spans between are copied
+    // only once an escape has been seen.
+    while let Some(at) = memchr::memchr2(b'"', b'\\', &body[k..]) {
+        let span = &body[k..k + at];
+        if bad(span) {
+            return Err(SyntaxError::Invalid("control in quoted string"));
         }
-        k += 1;
+        if let Some(o) = owned.as_mut() {
+            o.extend_from_slice(span);
+        }
+        let at = k + at;
+        if body[at] == b'"' {
+            let v = owned.map_or(Cow::Borrowed(&body[..at]), Cow::Owned);
+            return Ok((&body[at + 1..], v));
+        }
+        match body.get(at + 1) {
+            Some(&c @ (b'"' | b'\\')) => {
+                owned.get_or_insert_with(|| body[..at].to_vec()).push(c);
+                k = at + 2;
+            }
+            None => return Err(SyntaxError::Incomplete),
+            _ => return Err(SyntaxError::Invalid("bad escape in quoted string")),
+        }
+    }
+    if bad(&body[k..]) {
+        return Err(SyntaxError::Invalid("control in quoted string"));
     }
     Err(SyntaxError::Incomplete)
 }

@@ -1,6 +1,6 @@
 //! Flags, FETCH data items with sections, and SEARCH keys.
 
-use crate::core::{Encoder, PResult, SyntaxError, astring, atom, is_atom_char, number, sp};
+use crate::core::{Encoder, PResult, SyntaxError, astring, atom, is_atom_char, number, sp, upper};
 use crate::seq::{self, SequenceSet};
 
 /// A message flag: a system flag (`\Seen` …) or a keyword.
@@ -49,12 +49,12 @@ pub(crate) fn flag(i: &[u8]) -> PResult<'_, Flag> {
     }
     if let Some(r) = i.strip_prefix(b"\\") {
         let (r, a) = atom(r)?;
-        let f = match a.to_ascii_lowercase().as_str() {
-            "seen" => Flag::Seen,
-            "answered" => Flag::Answered,
-            "flagged" => Flag::Flagged,
-            "deleted" => Flag::Deleted,
-            "draft" => Flag::Draft,
+        let f = match &*upper(a.as_bytes()) {
+            b"SEEN" => Flag::Seen,
+            b"ANSWERED" => Flag::Answered,
+            b"FLAGGED" => Flag::Flagged,
+            b"DELETED" => Flag::Deleted,
+            b"DRAFT" => Flag::Draft,
             _ => Flag::Extension(a.to_owned()),
         };
         return Ok((r, f));
@@ -219,7 +219,7 @@ pub(crate) fn section_only(i: &[u8]) -> PResult<'_, Section> {
     } else {
         i.strip_prefix(b".").unwrap_or(i)
     };
-    let upper: Vec<u8> = i.iter().take(18).map(u8::to_ascii_uppercase).collect();
+    let upper = upper(&i[..i.len().min(17)]);
     let (i, text) = if upper.starts_with(b"HEADER.FIELDS.NOT") {
         let (r, l) = header_list(&i[17..])?;
         (r, SectionText::HeaderFieldsNot(l))
@@ -260,33 +260,31 @@ fn fetch_item(i: &[u8]) -> PResult<'_, FetchItem> {
         .iter()
         .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'.')
         .count();
-    let word = std::str::from_utf8(&i[..n])
-        .map_err(|_| SyntaxError::Invalid("fetch item"))?
-        .to_ascii_uppercase();
+    let word = upper(&i[..n]);
     let r = &i[n..];
-    let item = match word.as_str() {
-        "FLAGS" => FetchItem::Flags,
-        "UID" => FetchItem::Uid,
-        "INTERNALDATE" => FetchItem::InternalDate,
-        "RFC822.SIZE" => FetchItem::Rfc822Size,
-        "RFC822" => FetchItem::Rfc822,
-        "RFC822.HEADER" => FetchItem::Rfc822Header,
-        "RFC822.TEXT" => FetchItem::Rfc822Text,
-        "ENVELOPE" => FetchItem::Envelope,
-        "BODYSTRUCTURE" => FetchItem::BodyStructure,
-        "MODSEQ" => FetchItem::ModSeq,
-        "BODY" | "BODY.PEEK" if r.first() == Some(&b'[') => {
+    let item = match &*word {
+        b"FLAGS" => FetchItem::Flags,
+        b"UID" => FetchItem::Uid,
+        b"INTERNALDATE" => FetchItem::InternalDate,
+        b"RFC822.SIZE" => FetchItem::Rfc822Size,
+        b"RFC822" => FetchItem::Rfc822,
+        b"RFC822.HEADER" => FetchItem::Rfc822Header,
+        b"RFC822.TEXT" => FetchItem::Rfc822Text,
+        b"ENVELOPE" => FetchItem::Envelope,
+        b"BODYSTRUCTURE" => FetchItem::BodyStructure,
+        b"MODSEQ" => FetchItem::ModSeq,
+        b"BODY" | b"BODY.PEEK" if r.first() == Some(&b'[') => {
             let (r, section) = section(r)?;
             return Ok((
                 r,
                 FetchItem::BodySection {
-                    peek: word == "BODY.PEEK",
+                    peek: &*word == b"BODY.PEEK",
                     section,
                 },
             ));
         }
-        "BODY" => FetchItem::Body,
-        "BINARY" | "BINARY.PEEK" => {
+        b"BODY" => FetchItem::Body,
+        b"BINARY" | b"BINARY.PEEK" => {
             let r = r
                 .strip_prefix(b"[")
                 .ok_or(SyntaxError::Invalid("BINARY section"))?;
@@ -298,13 +296,13 @@ fn fetch_item(i: &[u8]) -> PResult<'_, FetchItem> {
             return Ok((
                 r,
                 FetchItem::Binary {
-                    peek: word == "BINARY.PEEK",
+                    peek: &*word == b"BINARY.PEEK",
                     part,
                     partial: p,
                 },
             ));
         }
-        "BINARY.SIZE" => {
+        b"BINARY.SIZE" => {
             let r = r
                 .strip_prefix(b"[")
                 .ok_or(SyntaxError::Invalid("BINARY.SIZE section"))?;
@@ -322,20 +320,20 @@ fn fetch_item(i: &[u8]) -> PResult<'_, FetchItem> {
 /// `ALL`, `FAST`, `FULL`, one item, or a parenthesised list.
 pub(crate) fn fetch_items(i: &[u8]) -> PResult<'_, Vec<FetchItem>> {
     use FetchItem::*;
-    for (name, items) in [
-        (&b"ALL"[..], vec![Flags, InternalDate, Rfc822Size, Envelope]),
-        (b"FAST", vec![Flags, InternalDate, Rfc822Size]),
-        (
-            b"FULL",
-            vec![Flags, InternalDate, Rfc822Size, Envelope, Body],
-        ),
-    ] {
-        if i.len() >= name.len()
-            && i[..name.len()].eq_ignore_ascii_case(name)
-            && i.get(name.len())
-                .is_none_or(|b| !b.is_ascii_alphanumeric() && *b != b'.')
-        {
-            return Ok((&i[name.len()..], items));
+    const MACROS: [(&[u8], &[FetchItem]); 3] = [
+        (b"ALL", &[Flags, InternalDate, Rfc822Size, Envelope]),
+        (b"FAST", &[Flags, InternalDate, Rfc822Size]),
+        (b"FULL", &[Flags, InternalDate, Rfc822Size, Envelope, Body]),
+    ];
+    if i.first() != Some(&b'(') {
+        for (name, items) in MACROS {
+            if i.len() >= name.len()
+                && i[..name.len()].eq_ignore_ascii_case(name)
+                && i.get(name.len())
+                    .is_none_or(|b| !b.is_ascii_alphanumeric() && *b != b'.')
+            {
+                return Ok((&i[name.len()..], items.to_vec()));
+            }
         }
     }
     if let Some(mut r) = i.strip_prefix(b"(") {
@@ -583,7 +581,8 @@ pub(crate) fn search_key(i: &[u8], depth: usize) -> PResult<'_, SearchKey> {
         return Ok((r, SearchKey::Seq(s)));
     }
     let (r, word) = atom(i)?;
-    let w = word.to_ascii_uppercase();
+    let w = upper(word.as_bytes());
+    let w = std::str::from_utf8(&w).unwrap_or_default();
     if let Some(f) = FLAG_KEYS.iter().find(|f| !f.is_empty() && **f == w) {
         return Ok((
             r,
@@ -604,7 +603,7 @@ pub(crate) fn search_key(i: &[u8], depth: usize) -> PResult<'_, SearchKey> {
         let (r, s) = date(r)?;
         return Ok((r, SearchKey::Date(d, s)));
     }
-    match w.as_str() {
+    match w {
         "KEYWORD" | "UNKEYWORD" => {
             let (r, _) = sp(r)?;
             let (r, k) = atom(r)?;

@@ -88,7 +88,7 @@ pub use core::{
 pub use framing::{Frame, Framer, FramerLimits};
 pub use items::{FetchItem, Flag, MAX_SEARCH_DEPTH, SearchKey, Section, SectionText};
 pub use response::{
-    Address, BodyFields, BodyStructure, Code, Envelope, Extension, FetchValue, IdField,
-    MAX_BODY_DEPTH, NamespaceEntry, PartKind, Response, StatusKind,
+    Address, BodyExtension, BodyFields, BodyStructure, Code, Envelope, Extension, FetchValue,
+    IdField, MAX_BODY_DEPTH, NamespaceEntry, PartKind, Response, StatusKind,
 };
 pub use seq::{SeqNumber, SequenceSet};

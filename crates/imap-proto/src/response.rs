@@ -5,8 +5,12 @@
 //! BODY/BODYSTRUCTURE and body sections). ESEARCH, ID and NAMESPACE
 //! follow.
 
+use std::borrow::Cow;
+
 use crate::command::{Mailbox, StatusItem, encode_mailbox, mailbox, status_item, status_item_name};
-use crate::core::{Encoder, PResult, SyntaxError, Tag, atom, number, sp, string, tag};
+use crate::core::{
+    Encoder, PResult, SyntaxError, Tag, atom, encode_paren, number, sp, string, tag, upper,
+};
 use crate::items::{self, Flag, Section};
 use crate::seq::{self, SequenceSet};
 
@@ -76,23 +80,23 @@ pub enum Code {
 /// What a FETCH response carries for one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum FetchValue {
+pub enum FetchValue<'a> {
     /// `FLAGS (…)`
     Flags(Vec<Flag>),
     /// `UID n`
     Uid(u32),
     /// `INTERNALDATE "…"`
-    InternalDate(String),
+    InternalDate(Cow<'a, str>),
     /// `RFC822.SIZE n`
     Rfc822Size(u32),
     /// `MODSEQ (n)`
     ModSeq(u64),
     /// `ENVELOPE (…)`
-    Envelope(Box<Envelope>),
+    Envelope(Box<Envelope<'a>>),
     /// `BODY (…)`: the structure without extension data.
-    Body(Box<BodyStructure>),
+    Body(Box<BodyStructure<'a>>),
     /// `BODYSTRUCTURE (…)`: with extension data.
-    BodyStructure(Box<BodyStructure>),
+    BodyStructure(Box<BodyStructure<'a>>),
     /// `BODY[section]<origin> data` (data `None` for NIL)
     BodySection {
         /// The section.
@@ -100,29 +104,35 @@ pub enum FetchValue {
         /// The partial origin, if a partial was asked.
         origin: Option<u32>,
         /// The bytes.
-        data: Option<Vec<u8>>,
+        data: Option<Cow<'a, [u8]>>,
     },
 }
 
+/// A body parameter (`"CHARSET" "UTF-8"`): name and value.
+pub type Param<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+/// A NAMESPACE response extension: name and values.
+pub type NamespaceExtension<'a> = (Cow<'a, [u8]>, Vec<Cow<'a, [u8]>>);
+
 /// One ID field: name and value (NIL as `None`).
-pub type IdField = (Vec<u8>, Option<Vec<u8>>);
+pub type IdField<'a> = (Cow<'a, [u8]>, Option<Cow<'a, [u8]>>);
 
 /// One namespace of a NAMESPACE response (RFC 2342 §5).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct NamespaceEntry {
+pub struct NamespaceEntry<'a> {
     /// The prefix, e.g. `#shared/`.
-    pub prefix: Vec<u8>,
+    pub prefix: Cow<'a, [u8]>,
     /// The hierarchy delimiter, `None` for a flat namespace.
     pub delimiter: Option<char>,
     /// Response extensions: name and values, e.g.
     /// `"X-PARAM" ("FLAG1" "FLAG2")` or RFC 5255 `TRANSLATION`.
-    pub extensions: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+    pub extensions: Vec<NamespaceExtension<'a>>,
 }
 
 /// A response line (with its literals).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Response {
+pub enum Response<'a> {
     /// `tag OK …`, `* OK …`, `* BYE …` …
     Status {
         /// The tag, `None` for untagged.
@@ -176,16 +186,16 @@ pub enum Response {
     /// `* SEARCH n…` with the optional `(MODSEQ n)`
     Search(Vec<u32>, Option<u64>),
     /// `* n FETCH (…)`
-    Fetch(u32, Vec<FetchValue>),
+    Fetch(u32, Vec<FetchValue<'a>>),
     /// `* ID (…)` / `* ID NIL` (RFC 2971): field/value pairs.
-    Id(Option<Vec<IdField>>),
+    Id(Option<Vec<IdField<'a>>>),
     /// `* NAMESPACE personal other shared` (RFC 2342): each a list of
     /// namespaces, empty for NIL.
-    Namespace([Vec<NamespaceEntry>; 3]),
+    Namespace([Vec<NamespaceEntry<'a>>; 3]),
     /// `* ESEARCH [(TAG "t")] [UID] name value …` (RFC 4731)
     ESearch {
         /// The tag of the SEARCH it answers.
-        tag: Option<Vec<u8>>,
+        tag: Option<Cow<'a, [u8]>>,
         /// UIDs rather than message numbers.
         uid: bool,
         /// `MIN`, `MAX`, `COUNT`, `ALL`, `MODSEQ` … with their value text.
@@ -306,15 +316,15 @@ fn code(i: &[u8]) -> PResult<'_, Code> {
     Ok((rest, c))
 }
 
-fn nstring(i: &[u8]) -> PResult<'_, Option<Vec<u8>>> {
+fn nstring(i: &[u8]) -> PResult<'_, Option<Cow<'_, [u8]>>> {
     if i.len() >= 3 && i[..3].eq_ignore_ascii_case(b"NIL") {
         return Ok((&i[3..], None));
     }
     let (r, s) = string(i)?;
-    Ok((r, Some(s.into_owned())))
+    Ok((r, Some(s)))
 }
 
-fn fetch_values(i: &[u8]) -> PResult<'_, Vec<FetchValue>> {
+fn fetch_values(i: &[u8]) -> PResult<'_, Vec<FetchValue<'_>>> {
     let mut r = i
         .strip_prefix(b"(")
         .ok_or(SyntaxError::Invalid("FETCH data"))?;
@@ -324,52 +334,53 @@ fn fetch_values(i: &[u8]) -> PResult<'_, Vec<FetchValue>> {
             .iter()
             .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'.')
             .count();
-        let name = std::str::from_utf8(&r[..n])
-            .map_err(|_| SyntaxError::Invalid("FETCH item"))?
-            .to_ascii_uppercase();
+        let name = upper(&r[..n]);
         let rest = &r[n..];
-        let (r2, v) = match name.as_str() {
-            "FLAGS" => {
+        let (r2, v) = match &*name {
+            b"FLAGS" => {
                 let (r2, _) = sp(rest)?;
                 let (r2, f) = items::flag_list(r2)?;
                 (r2, FetchValue::Flags(f))
             }
-            "UID" => {
+            b"UID" => {
                 let (r2, _) = sp(rest)?;
                 let (r2, v) = crate::core::nz_number(r2)?;
                 (r2, FetchValue::Uid(v))
             }
-            "RFC822.SIZE" => {
+            b"RFC822.SIZE" => {
                 let (r2, _) = sp(rest)?;
                 let (r2, v) = number(r2)?;
                 (r2, FetchValue::Rfc822Size(v))
             }
-            "INTERNALDATE" => {
+            b"INTERNALDATE" => {
                 let (r2, _) = sp(rest)?;
                 let (r2, d) = string(r2)?;
                 (
                     r2,
-                    FetchValue::InternalDate(String::from_utf8_lossy(&d).into_owned()),
+                    FetchValue::InternalDate(match d {
+                        Cow::Borrowed(b) => String::from_utf8_lossy(b),
+                        Cow::Owned(v) => Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
+                    }),
                 )
             }
-            "BODY" | "BODYSTRUCTURE" if rest.first() == Some(&b' ') => {
+            b"BODY" | b"BODYSTRUCTURE" if rest.first() == Some(&b' ') => {
                 let (r2, b) = body(&rest[1..], 0)?;
                 let b = Box::new(b);
                 (
                     r2,
-                    if name == "BODY" {
+                    if &*name == b"BODY" {
                         FetchValue::Body(b)
                     } else {
                         FetchValue::BodyStructure(b)
                     },
                 )
             }
-            "ENVELOPE" => {
+            b"ENVELOPE" => {
                 let (r2, _) = sp(rest)?;
                 let (r2, env) = envelope(r2)?;
                 (r2, FetchValue::Envelope(Box::new(env)))
             }
-            "MODSEQ" => {
+            b"MODSEQ" => {
                 let (r2, _) = sp(rest)?;
                 let r2 = r2
                     .strip_prefix(b"(")
@@ -380,7 +391,7 @@ fn fetch_values(i: &[u8]) -> PResult<'_, Vec<FetchValue>> {
                     .ok_or(SyntaxError::Invalid("MODSEQ"))?;
                 (r2, FetchValue::ModSeq(v))
             }
-            "BODY" if rest.first() == Some(&b'[') => {
+            b"BODY" if rest.first() == Some(&b'[') => {
                 let (mut r2, section) = items::section_only(rest)?;
                 let mut origin = None;
                 if let Some(o) = r2.strip_prefix(b"<") {
@@ -411,9 +422,9 @@ fn fetch_values(i: &[u8]) -> PResult<'_, Vec<FetchValue>> {
     }
 }
 
-impl Response {
+impl<'a> Response<'a> {
     /// Parses one framed response (CRLF included, literals inline).
-    pub fn parse(input: &[u8], utf8: bool) -> Result<Response, SyntaxError> {
+    pub fn parse(input: &'a [u8], utf8: bool) -> Result<Response<'a>, SyntaxError> {
         if let Some(r) = input.strip_prefix(b"+") {
             let r = r.strip_prefix(b" ").unwrap_or(r);
             return Ok(Response::Continue(text_to_end(r)?));
@@ -430,11 +441,11 @@ impl Response {
             let (r, n) = number(r)?;
             let (r, _) = sp(r)?;
             let (r, w) = atom(r)?;
-            return match w.to_ascii_uppercase().as_str() {
-                "EXISTS" => end(r).map(|_| Response::Exists(n)),
-                "RECENT" => end(r).map(|_| Response::Recent(n)),
-                "EXPUNGE" => end(r).map(|_| Response::Expunge(n)),
-                "FETCH" => {
+            return match &*upper(w.as_bytes()) {
+                b"EXISTS" => end(r).map(|_| Response::Exists(n)),
+                b"RECENT" => end(r).map(|_| Response::Recent(n)),
+                b"EXPUNGE" => end(r).map(|_| Response::Expunge(n)),
+                b"FETCH" => {
                     let (r, _) = sp(r)?;
                     let (r, v) = fetch_values(r)?;
                     end(r)?;
@@ -444,7 +455,10 @@ impl Response {
             };
         }
         let (r, w) = atom(r)?;
-        let word = w.to_ascii_uppercase();
+        let up = upper(w.as_bytes());
+        // ATOM-CHARs are ASCII; a word too long for `upper` is empty and
+        // matches nothing.
+        let word = std::str::from_utf8(&up).unwrap_or_default();
         if let Some((kind, _)) = STATUS_KINDS.iter().find(|(_, n)| *n == word) {
             let (r, code) = match r.strip_prefix(b" [") {
                 Some(r2) => {
@@ -470,7 +484,7 @@ impl Response {
         if t.is_some() {
             return Err(SyntaxError::Invalid("tagged data response"));
         }
-        match word.as_str() {
+        match word {
             "CAPABILITY" => Ok(Response::Capability(words_to_end(r)?)),
             "ENABLED" => Ok(Response::Enabled(words_to_end(r)?)),
             "FLAGS" => {
@@ -573,7 +587,7 @@ impl Response {
                     let (r2, k) = string(r)?;
                     let (r2, _) = sp(r2)?;
                     let (r2, v) = nstring(r2)?;
-                    pairs.push((k.into_owned(), v));
+                    pairs.push((k, v));
                     if let Some(rest) = r2.strip_prefix(b")") {
                         end(rest)?;
                         return Ok(Response::Id(Some(pairs)));
@@ -582,7 +596,7 @@ impl Response {
                 }
             }
             "NAMESPACE" => {
-                let mut lists: [Vec<NamespaceEntry>; 3] = Default::default();
+                let mut lists: [Vec<NamespaceEntry<'_>>; 3] = Default::default();
                 let mut r = r;
                 for l in &mut lists {
                     let (r2, _) = sp(r)?;
@@ -613,17 +627,16 @@ impl Response {
                         while let Ok((q3, ())) = sp(q2) {
                             let (q3, name) = string(q3)?;
                             let (q3, _) = sp(q3)?;
-                            let (q3, values) = crate::command::paren_list(q3, false, |v| {
-                                string(v).map(|(v, s)| (v, s.into_owned()))
-                            })?;
-                            extensions.push((name.into_owned(), values));
+                            let (q3, values) =
+                                crate::command::paren_list(q3, false, |v| string(v))?;
+                            extensions.push((name, values));
                             q2 = q3;
                         }
                         q = q2
                             .strip_prefix(b")")
                             .ok_or(SyntaxError::Invalid("NAMESPACE"))?;
                         l.push(NamespaceEntry {
-                            prefix: prefix.into_owned(),
+                            prefix,
                             delimiter: delim,
                             extensions,
                         });
@@ -645,7 +658,7 @@ impl Response {
                     .map(|_| &r[6..])
                 {
                     let (r3, t) = string(r2)?;
-                    etag = Some(t.into_owned());
+                    etag = Some(t);
                     r = r3
                         .strip_prefix(b")")
                         .ok_or(SyntaxError::Invalid("ESEARCH tag"))?;
@@ -952,44 +965,44 @@ fn encode_code(c: &Code) -> String {
 /// One address of an ENVELOPE (RFC 3501 §7.4.2): each field NIL or a
 /// string; a group is marked by a NIL host.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Address {
+pub struct Address<'a> {
     /// Display name.
-    pub name: Option<Vec<u8>>,
+    pub name: Option<Cow<'a, [u8]>>,
     /// Source route (obsolete).
-    pub adl: Option<Vec<u8>>,
+    pub adl: Option<Cow<'a, [u8]>>,
     /// Local part (or group name).
-    pub mailbox: Option<Vec<u8>>,
+    pub mailbox: Option<Cow<'a, [u8]>>,
     /// Domain (NIL for group syntax).
-    pub host: Option<Vec<u8>>,
+    pub host: Option<Cow<'a, [u8]>>,
 }
 
 /// The ENVELOPE of a message: header fields as the server parsed them.
 /// An empty address list is NIL on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Envelope {
+pub struct Envelope<'a> {
     /// `Date:`
-    pub date: Option<Vec<u8>>,
+    pub date: Option<Cow<'a, [u8]>>,
     /// `Subject:`
-    pub subject: Option<Vec<u8>>,
+    pub subject: Option<Cow<'a, [u8]>>,
     /// `From:`
-    pub from: Vec<Address>,
+    pub from: Vec<Address<'a>>,
     /// `Sender:`
-    pub sender: Vec<Address>,
+    pub sender: Vec<Address<'a>>,
     /// `Reply-To:`
-    pub reply_to: Vec<Address>,
+    pub reply_to: Vec<Address<'a>>,
     /// `To:`
-    pub to: Vec<Address>,
+    pub to: Vec<Address<'a>>,
     /// `Cc:`
-    pub cc: Vec<Address>,
+    pub cc: Vec<Address<'a>>,
     /// `Bcc:`
-    pub bcc: Vec<Address>,
+    pub bcc: Vec<Address<'a>>,
     /// `In-Reply-To:`
-    pub in_reply_to: Option<Vec<u8>>,
+    pub in_reply_to: Option<Cow<'a, [u8]>>,
     /// `Message-ID:`
-    pub message_id: Option<Vec<u8>>,
+    pub message_id: Option<Cow<'a, [u8]>>,
 }
 
-fn address_list(i: &[u8]) -> PResult<'_, Vec<Address>> {
+fn address_list(i: &[u8]) -> PResult<'_, Vec<Address<'_>>> {
     if let (r, None) = nil_or(i)? {
         return Ok((r, Vec::new()));
     }
@@ -1034,14 +1047,14 @@ fn nil_or(i: &[u8]) -> PResult<'_, Option<()>> {
     }
 }
 
-fn envelope(i: &[u8]) -> PResult<'_, Envelope> {
+fn envelope(i: &[u8]) -> PResult<'_, Envelope<'_>> {
     let r = i
         .strip_prefix(b"(")
         .ok_or(SyntaxError::Invalid("envelope"))?;
     let (r, date) = nstring(r)?;
     let (r, _) = sp(r)?;
     let (r, subject) = nstring(r)?;
-    let mut lists: [Vec<Address>; 6] = Default::default();
+    let mut lists: [Vec<Address<'_>>; 6] = Default::default();
     let mut r = r;
     for l in &mut lists {
         let (r2, _) = sp(r)?;
@@ -1074,14 +1087,14 @@ fn envelope(i: &[u8]) -> PResult<'_, Envelope> {
     ))
 }
 
-fn encode_nstring(e: &mut Encoder, v: &Option<Vec<u8>>) {
+fn encode_nstring(e: &mut Encoder, v: &Option<Cow<'_, [u8]>>) {
     match v {
         Some(v) => e.string(v),
         None => e.raw(b"NIL"),
     };
 }
 
-fn encode_envelope(e: &mut Encoder, env: &Envelope) {
+fn encode_envelope(e: &mut Encoder, env: &Envelope<'_>) {
     e.raw(b"(");
     encode_nstring(e, &env.date);
     e.raw(b" ");
@@ -1125,22 +1138,22 @@ pub const MAX_BODY_DEPTH: usize = 32;
 
 /// `body-fields`: parameters, id, description, encoding, size.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct BodyFields {
+pub struct BodyFields<'a> {
     /// `(name value …)`; empty is NIL.
-    pub params: Vec<(Vec<u8>, Vec<u8>)>,
+    pub params: Vec<Param<'a>>,
     /// Content-ID.
-    pub id: Option<Vec<u8>>,
+    pub id: Option<Cow<'a, [u8]>>,
     /// Content-Description.
-    pub description: Option<Vec<u8>>,
+    pub description: Option<Cow<'a, [u8]>>,
     /// Content-Transfer-Encoding.
-    pub encoding: Vec<u8>,
+    pub encoding: Cow<'a, [u8]>,
     /// Size in octets.
     pub octets: u32,
 }
 
 /// What only some single parts carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PartKind {
+pub enum PartKind<'a> {
     /// Any other type.
     Basic,
     /// `TEXT/*`: the line count.
@@ -1151,9 +1164,9 @@ pub enum PartKind {
     /// `MESSAGE/RFC822` (or `MESSAGE/GLOBAL`): the inner message.
     Message {
         /// Its envelope.
-        envelope: Box<Envelope>,
+        envelope: Box<Envelope<'a>>,
         /// Its structure.
-        body: Box<BodyStructure>,
+        body: Box<BodyStructure<'a>>,
         /// Lines.
         lines: u32,
     },
@@ -1162,48 +1175,93 @@ pub enum PartKind {
 /// Extension data shared by single and multipart bodies, each level
 /// present (outer `Some`) or not, and NIL (inner `None`) or a value.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Extension {
+pub struct Extension<'a> {
     /// `(type (params))` or NIL.
     #[allow(clippy::type_complexity)]
-    pub disposition: Option<Option<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>>,
+    pub disposition: Option<Option<(Cow<'a, [u8]>, Vec<Param<'a>>)>>,
     /// Languages, or NIL.
-    pub language: Option<Option<Vec<Vec<u8>>>>,
+    pub language: Option<Option<Vec<Cow<'a, [u8]>>>>,
     /// Content-Location, or NIL.
-    pub location: Option<Option<Vec<u8>>>,
+    pub location: Option<Option<Cow<'a, [u8]>>>,
+    /// Extension data after the location, which later RFCs may define
+    /// (RFC 3501 `body-extension`): kept so it survives a round trip.
+    pub more: Vec<BodyExtension<'a>>,
+}
+
+/// One item of future body extension data (RFC 9051 `body-extension`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyExtension<'a> {
+    /// A string, or NIL (`None`).
+    String(Option<Cow<'a, [u8]>>),
+    /// A number (up to 63 bits).
+    Number(u64),
+    /// A parenthesised list (never empty).
+    List(Vec<BodyExtension<'a>>),
+}
+
+fn body_extension(i: &[u8], depth: usize) -> PResult<'_, BodyExtension<'_>> {
+    if depth > MAX_BODY_DEPTH {
+        return Err(SyntaxError::Invalid("body extension nested too deeply"));
+    }
+    match i.first() {
+        Some(b'(') => {
+            let (r, items) =
+                crate::command::paren_list(i, false, |v| body_extension(v, depth + 1))?;
+            Ok((r, BodyExtension::List(items)))
+        }
+        Some(b) if b.is_ascii_digit() => {
+            let (r, n) = u64_number(i)?;
+            Ok((r, BodyExtension::Number(n)))
+        }
+        _ => {
+            let (r, v) = nstring(i)?;
+            Ok((r, BodyExtension::String(v)))
+        }
+    }
+}
+
+fn encode_body_extension(e: &mut Encoder, x: &BodyExtension<'_>) {
+    match x {
+        BodyExtension::String(v) => encode_nstring(e, v),
+        BodyExtension::Number(n) => {
+            e.raw(n.to_string().as_bytes());
+        }
+        BodyExtension::List(items) => encode_paren(e, items, encode_body_extension),
+    }
 }
 
 /// A message's MIME structure (RFC 3501 §7.4.2 BODYSTRUCTURE).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BodyStructure {
+pub enum BodyStructure<'a> {
     /// A leaf part.
     Single {
         /// `TEXT`, `IMAGE` …
-        media_type: Vec<u8>,
+        media_type: Cow<'a, [u8]>,
         /// `PLAIN`, `JPEG` …
-        subtype: Vec<u8>,
+        subtype: Cow<'a, [u8]>,
         /// The fields.
-        fields: BodyFields,
+        fields: BodyFields<'a>,
         /// Text lines or an inner message.
-        kind: PartKind,
+        kind: PartKind<'a>,
         /// `Some(md5)` when extension data is present.
-        md5: Option<Option<Vec<u8>>>,
+        md5: Option<Option<Cow<'a, [u8]>>>,
         /// The rest of the extension data.
-        ext: Extension,
+        ext: Extension<'a>,
     },
     /// A multipart.
     Multi {
         /// The parts.
-        parts: Vec<BodyStructure>,
+        parts: Vec<BodyStructure<'a>>,
         /// `MIXED`, `ALTERNATIVE` …
-        subtype: Vec<u8>,
+        subtype: Cow<'a, [u8]>,
         /// `Some(params)` when extension data is present.
-        params: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+        params: Option<Vec<Param<'a>>>,
         /// The rest of the extension data.
-        ext: Extension,
+        ext: Extension<'a>,
     },
 }
 
-fn params(i: &[u8]) -> PResult<'_, Vec<(Vec<u8>, Vec<u8>)>> {
+fn params(i: &[u8]) -> PResult<'_, Vec<Param<'_>>> {
     if let (r, None) = nil_or(i)? {
         return Ok((r, Vec::new()));
     }
@@ -1215,7 +1273,7 @@ fn params(i: &[u8]) -> PResult<'_, Vec<(Vec<u8>, Vec<u8>)>> {
         let (r2, k) = string(r)?;
         let (r2, _) = sp(r2)?;
         let (r2, v) = string(r2)?;
-        out.push((k.into_owned(), v.into_owned()));
+        out.push((k, v));
         if let Some(end) = r2.strip_prefix(b")") {
             return Ok((end, out));
         }
@@ -1223,7 +1281,7 @@ fn params(i: &[u8]) -> PResult<'_, Vec<(Vec<u8>, Vec<u8>)>> {
     }
 }
 
-fn encode_params(e: &mut Encoder, p: &[(Vec<u8>, Vec<u8>)]) {
+fn encode_params(e: &mut Encoder, p: &[Param<'_>]) {
     if p.is_empty() {
         e.raw(b"NIL");
         return;
@@ -1238,7 +1296,7 @@ fn encode_params(e: &mut Encoder, p: &[(Vec<u8>, Vec<u8>)]) {
     e.raw(b")");
 }
 
-fn extension(mut i: &[u8]) -> PResult<'_, Extension> {
+fn extension(mut i: &[u8], depth: usize) -> PResult<'_, Extension<'_>> {
     let mut ext = Extension::default();
     if let Ok((r, ())) = sp(i) {
         let (r, d) = match nil_or(r)? {
@@ -1253,7 +1311,7 @@ fn extension(mut i: &[u8]) -> PResult<'_, Extension> {
                 let r = r
                     .strip_prefix(b")")
                     .ok_or(SyntaxError::Invalid("disposition"))?;
-                (r, Some((t.into_owned(), p)))
+                (r, Some((t, p)))
             }
         };
         ext.disposition = Some(d);
@@ -1264,7 +1322,7 @@ fn extension(mut i: &[u8]) -> PResult<'_, Extension> {
                 let mut langs = Vec::new();
                 loop {
                     let (r2, l) = string(r)?;
-                    langs.push(l.into_owned());
+                    langs.push(l);
                     if let Some(end) = r2.strip_prefix(b")") {
                         break (end, Some(langs));
                     }
@@ -1280,13 +1338,18 @@ fn extension(mut i: &[u8]) -> PResult<'_, Extension> {
                 let (r, loc) = nstring(r)?;
                 ext.location = Some(loc);
                 i = r;
+                while let Ok((r, ())) = sp(i) {
+                    let (r, x) = body_extension(r, depth + 1)?;
+                    ext.more.push(x);
+                    i = r;
+                }
             }
         }
     }
     Ok((i, ext))
 }
 
-fn encode_extension(e: &mut Encoder, ext: &Extension) {
+fn encode_extension(e: &mut Encoder, ext: &Extension<'_>) {
     let Some(d) = &ext.disposition else { return };
     e.raw(b" ");
     match d {
@@ -1319,9 +1382,13 @@ fn encode_extension(e: &mut Encoder, ext: &Extension) {
     let Some(loc) = &ext.location else { return };
     e.raw(b" ");
     encode_nstring(e, loc);
+    for x in &ext.more {
+        e.raw(b" ");
+        encode_body_extension(e, x);
+    }
 }
 
-fn body(i: &[u8], depth: usize) -> PResult<'_, BodyStructure> {
+fn body(i: &[u8], depth: usize) -> PResult<'_, BodyStructure<'_>> {
     if depth > MAX_BODY_DEPTH {
         return Err(SyntaxError::Invalid("body structure nested too deeply"));
     }
@@ -1339,7 +1406,7 @@ fn body(i: &[u8], depth: usize) -> PResult<'_, BodyStructure> {
         let (r, p, ext) = match sp(r) {
             Ok((r2, ())) => {
                 let (r3, p) = params(r2)?;
-                let (r3, ext) = extension(r3)?;
+                let (r3, ext) = extension(r3, depth)?;
                 (r3, Some(p), ext)
             }
             Err(_) => (r, None, Extension::default()),
@@ -1351,7 +1418,7 @@ fn body(i: &[u8], depth: usize) -> PResult<'_, BodyStructure> {
             r,
             BodyStructure::Multi {
                 parts,
-                subtype: subtype.into_owned(),
+                subtype,
                 params: p,
                 ext,
             },
@@ -1374,7 +1441,7 @@ fn body(i: &[u8], depth: usize) -> PResult<'_, BodyStructure> {
         params: p,
         id,
         description,
-        encoding: encoding.into_owned(),
+        encoding,
         octets,
     };
     let is = |a: &[u8], b: &[u8]| a.eq_ignore_ascii_case(b);
@@ -1403,7 +1470,7 @@ fn body(i: &[u8], depth: usize) -> PResult<'_, BodyStructure> {
     let (r, md5, ext) = match sp(r) {
         Ok((r2, ())) => {
             let (r3, m) = nstring(r2)?;
-            let (r3, ext) = extension(r3)?;
+            let (r3, ext) = extension(r3, depth)?;
             (r3, Some(m), ext)
         }
         Err(_) => (r, None, Extension::default()),
@@ -1414,8 +1481,8 @@ fn body(i: &[u8], depth: usize) -> PResult<'_, BodyStructure> {
     Ok((
         r,
         BodyStructure::Single {
-            media_type: media_type.into_owned(),
-            subtype: subtype.into_owned(),
+            media_type,
+            subtype,
             fields,
             kind,
             md5,
@@ -1424,7 +1491,7 @@ fn body(i: &[u8], depth: usize) -> PResult<'_, BodyStructure> {
     ))
 }
 
-fn encode_body(e: &mut Encoder, b: &BodyStructure) {
+fn encode_body(e: &mut Encoder, b: &BodyStructure<'_>) {
     e.raw(b"(");
     match b {
         BodyStructure::Multi {
@@ -1485,4 +1552,229 @@ fn encode_body(e: &mut Encoder, b: &BodyStructure) {
         }
     }
     e.raw(b")");
+}
+
+fn own(c: Cow<'_, [u8]>) -> Cow<'static, [u8]> {
+    Cow::Owned(c.into_owned())
+}
+
+fn own_opt(c: Option<Cow<'_, [u8]>>) -> Option<Cow<'static, [u8]>> {
+    c.map(own)
+}
+
+fn own_params(p: Vec<Param<'_>>) -> Vec<Param<'static>> {
+    p.into_iter().map(|(k, v)| (own(k), own(v))).collect()
+}
+
+impl Response<'_> {
+    /// The same response owning all its bytes, to keep it after the
+    /// input buffer is gone.
+    pub fn into_owned(self) -> Response<'static> {
+        match self {
+            Response::Status {
+                tag,
+                kind,
+                code,
+                text,
+            } => Response::Status {
+                tag,
+                kind,
+                code,
+                text,
+            },
+            Response::Continue(t) => Response::Continue(t),
+            Response::Capability(c) => Response::Capability(c),
+            Response::Enabled(c) => Response::Enabled(c),
+            Response::Flags(f) => Response::Flags(f),
+            Response::Exists(n) => Response::Exists(n),
+            Response::Recent(n) => Response::Recent(n),
+            Response::Expunge(n) => Response::Expunge(n),
+            Response::Vanished { earlier, uids } => Response::Vanished { earlier, uids },
+            Response::List {
+                lsub,
+                attributes,
+                delimiter,
+                mailbox,
+            } => Response::List {
+                lsub,
+                attributes,
+                delimiter,
+                mailbox,
+            },
+            Response::MailboxStatus { mailbox, items } => {
+                Response::MailboxStatus { mailbox, items }
+            }
+            Response::Search(n, m) => Response::Search(n, m),
+            Response::Fetch(n, v) => {
+                Response::Fetch(n, v.into_iter().map(FetchValue::into_owned).collect())
+            }
+            Response::Id(f) => {
+                Response::Id(f.map(|f| f.into_iter().map(|(k, v)| (own(k), own_opt(v))).collect()))
+            }
+            Response::Namespace(lists) => Response::Namespace(
+                lists.map(|l| l.into_iter().map(NamespaceEntry::into_owned).collect()),
+            ),
+            Response::ESearch { tag, uid, items } => Response::ESearch {
+                tag: own_opt(tag),
+                uid,
+                items,
+            },
+        }
+    }
+}
+
+impl NamespaceEntry<'_> {
+    /// The same entry owning its bytes.
+    pub fn into_owned(self) -> NamespaceEntry<'static> {
+        NamespaceEntry {
+            prefix: own(self.prefix),
+            delimiter: self.delimiter,
+            extensions: self
+                .extensions
+                .into_iter()
+                .map(|(k, v)| (own(k), v.into_iter().map(own).collect()))
+                .collect(),
+        }
+    }
+}
+
+impl FetchValue<'_> {
+    /// The same value owning its bytes.
+    pub fn into_owned(self) -> FetchValue<'static> {
+        match self {
+            FetchValue::Flags(f) => FetchValue::Flags(f),
+            FetchValue::Uid(n) => FetchValue::Uid(n),
+            FetchValue::InternalDate(d) => FetchValue::InternalDate(Cow::Owned(d.into_owned())),
+            FetchValue::Rfc822Size(n) => FetchValue::Rfc822Size(n),
+            FetchValue::ModSeq(n) => FetchValue::ModSeq(n),
+            FetchValue::Envelope(e) => FetchValue::Envelope(Box::new(e.into_owned())),
+            FetchValue::Body(b) => FetchValue::Body(Box::new(b.into_owned())),
+            FetchValue::BodyStructure(b) => FetchValue::BodyStructure(Box::new(b.into_owned())),
+            FetchValue::BodySection {
+                section,
+                origin,
+                data,
+            } => FetchValue::BodySection {
+                section,
+                origin,
+                data: own_opt(data),
+            },
+        }
+    }
+}
+
+impl Address<'_> {
+    /// The same address owning its bytes.
+    pub fn into_owned(self) -> Address<'static> {
+        Address {
+            name: own_opt(self.name),
+            adl: own_opt(self.adl),
+            mailbox: own_opt(self.mailbox),
+            host: own_opt(self.host),
+        }
+    }
+}
+
+impl Envelope<'_> {
+    /// The same envelope owning its bytes.
+    pub fn into_owned(self) -> Envelope<'static> {
+        let list = |l: Vec<Address<'_>>| l.into_iter().map(Address::into_owned).collect();
+        Envelope {
+            date: own_opt(self.date),
+            subject: own_opt(self.subject),
+            from: list(self.from),
+            sender: list(self.sender),
+            reply_to: list(self.reply_to),
+            to: list(self.to),
+            cc: list(self.cc),
+            bcc: list(self.bcc),
+            in_reply_to: own_opt(self.in_reply_to),
+            message_id: own_opt(self.message_id),
+        }
+    }
+}
+
+impl BodyExtension<'_> {
+    /// The same data owning its bytes.
+    pub fn into_owned(self) -> BodyExtension<'static> {
+        match self {
+            BodyExtension::String(s) => BodyExtension::String(own_opt(s)),
+            BodyExtension::Number(n) => BodyExtension::Number(n),
+            BodyExtension::List(l) => {
+                BodyExtension::List(l.into_iter().map(BodyExtension::into_owned).collect())
+            }
+        }
+    }
+}
+
+impl Extension<'_> {
+    /// The same extension data owning its bytes.
+    pub fn into_owned(self) -> Extension<'static> {
+        Extension {
+            disposition: self
+                .disposition
+                .map(|d| d.map(|(t, p)| (own(t), own_params(p)))),
+            language: self
+                .language
+                .map(|l| l.map(|l| l.into_iter().map(own).collect())),
+            location: self.location.map(own_opt),
+            more: self
+                .more
+                .into_iter()
+                .map(BodyExtension::into_owned)
+                .collect(),
+        }
+    }
+}
+
+impl BodyStructure<'_> {
+    /// The same structure owning its bytes.
+    pub fn into_owned(self) -> BodyStructure<'static> {
+        match self {
+            BodyStructure::Single {
+                media_type,
+                subtype,
+                fields,
+                kind,
+                md5,
+                ext,
+            } => BodyStructure::Single {
+                media_type: own(media_type),
+                subtype: own(subtype),
+                fields: BodyFields {
+                    params: own_params(fields.params),
+                    id: own_opt(fields.id),
+                    description: own_opt(fields.description),
+                    encoding: own(fields.encoding),
+                    octets: fields.octets,
+                },
+                kind: match kind {
+                    PartKind::Basic => PartKind::Basic,
+                    PartKind::Text { lines } => PartKind::Text { lines },
+                    PartKind::Message {
+                        envelope,
+                        body,
+                        lines,
+                    } => PartKind::Message {
+                        envelope: Box::new(envelope.into_owned()),
+                        body: Box::new(body.into_owned()),
+                        lines,
+                    },
+                },
+                md5: md5.map(own_opt),
+                ext: ext.into_owned(),
+            },
+            BodyStructure::Multi {
+                parts,
+                subtype,
+                params,
+                ext,
+            } => BodyStructure::Multi {
+                parts: parts.into_iter().map(BodyStructure::into_owned).collect(),
+                subtype: own(subtype),
+                params: params.map(own_params),
+                ext: ext.into_owned(),
+            },
+        }
+    }
 }

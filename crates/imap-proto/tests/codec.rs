@@ -849,7 +849,7 @@ fn refused_line_with_split_literal_header_skips_the_literal() {
     }
 }
 
-fn response_round_trip(line: &[u8]) -> Response {
+fn response_round_trip(line: &[u8]) -> Response<'static> {
     let mut f = Framer::new(FramerLimits::default());
     let bytes = frames(&mut f, line)
         .into_iter()
@@ -867,7 +867,7 @@ fn response_round_trip(line: &[u8]) -> Response {
         "{:?}",
         String::from_utf8_lossy(&again)
     );
-    r
+    r.into_owned()
 }
 
 #[test]
@@ -1005,7 +1005,7 @@ fn rfc3501_responses() {
     assert_eq!(v[0], FetchValue::Uid(4));
     assert_eq!(v[1], FetchValue::ModSeq(12121231000));
     assert!(
-        matches!(&v[2], FetchValue::BodySection { data: Some(d), origin: None, .. } if d == b"Date: 1 Jan 2026\r\n\r\n")
+        matches!(&v[2], FetchValue::BodySection { data: Some(d), origin: None, .. } if d[..] == b"Date: 1 Jan 2026\r\n\r\n"[..])
     );
     let r = response_round_trip(b"* 2 FETCH (BODY[]<0> NIL)\r\n");
     assert!(
@@ -1043,7 +1043,7 @@ proptest! {
             Response::Fetch(n, vec![
                 FetchValue::Flags(flags.clone()),
                 FetchValue::Uid(n),
-                FetchValue::BodySection { section: Section { part: vec![1], text: SectionText::Text, partial: None }, origin: None, data: data.clone() },
+                FetchValue::BodySection { section: Section { part: vec![1], text: SectionText::Text, partial: None }, origin: None, data: data.clone().map(Into::into) },
             ]),
         ] {
             let wire = r.encode(false);
@@ -1080,7 +1080,34 @@ fn rfc3501_envelope() {
     );
 }
 
+fn body_extension() -> impl Strategy<Value = BodyExtension<'static>> {
+    let leaf = prop_oneof![
+        proptest::option::of(proptest::collection::vec(1u8.., 0..12))
+            .prop_map(|s| BodyExtension::String(s.map(Into::into))),
+        (0u64..1 << 63).prop_map(BodyExtension::Number),
+    ];
+    leaf.prop_recursive(4, 24, 4, |inner| {
+        proptest::collection::vec(inner, 1..4).prop_map(BodyExtension::List)
+    })
+}
+
 proptest! {
+    /// Any extension data after the location survives encode then parse.
+    #[test]
+    fn body_extension_round_trip(more in proptest::collection::vec(body_extension(), 0..4)) {
+        let part = BodyStructure::Single {
+            media_type: b"APPLICATION"[..].into(),
+            subtype: b"OCTET-STREAM"[..].into(),
+            fields: BodyFields { encoding: b"BASE64"[..].into(), octets: 10, ..BodyFields::default() },
+            kind: PartKind::Basic,
+            md5: Some(None),
+            ext: Extension { disposition: Some(None), language: Some(None), location: Some(None), more },
+        };
+        let r = Response::Fetch(1, vec![FetchValue::BodyStructure(Box::new(part))]);
+        let wire = r.encode(false);
+        prop_assert_eq!(Response::parse(&wire, false), Ok(r));
+    }
+
     #[test]
     fn envelope_round_trip(
         subject in proptest::option::of(proptest::collection::vec(1u8.., 0..30)),
@@ -1089,9 +1116,9 @@ proptest! {
         use imap_proto::{Address, Envelope, FetchValue};
         let addrs: Vec<Address> = names
             .iter()
-            .map(|n| Address { name: n.as_ref().map(|s| s.clone().into_bytes()), adl: None, mailbox: Some(b"user".to_vec()), host: Some(b"example.org".to_vec()) })
+            .map(|n| Address { name: n.as_ref().map(|s| s.clone().into_bytes().into()), adl: None, mailbox: Some(b"user"[..].into()), host: Some(b"example.org"[..].into()) })
             .collect();
-        let env = Envelope { subject, to: addrs.clone(), cc: addrs, ..Envelope::default() };
+        let env = Envelope { subject: subject.map(Into::into), to: addrs.clone(), cc: addrs, ..Envelope::default() };
         let r = Response::Fetch(1, vec![FetchValue::Envelope(Box::new(env))]);
         let wire = r.encode(false);
         let mut f = Framer::new(FramerLimits::default());
@@ -1105,7 +1132,7 @@ proptest! {
 /// and a nested message/rfc822.
 #[test]
 fn rfc3501_body_structures() {
-    use imap_proto::{BodyStructure, FetchValue, PartKind};
+    use imap_proto::{BodyExtension, BodyStructure, FetchValue, PartKind};
     let r = response_round_trip(b"* 12 FETCH (BODY (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 3028 92))\r\n");
     let Response::Fetch(12, v) = r else { panic!() };
     let FetchValue::Body(b) = &v[0] else { panic!() };
@@ -1132,11 +1159,58 @@ fn rfc3501_body_structures() {
         panic!()
     };
     assert_eq!(
-        (parts.len(), subtype.as_slice(), params.is_none()),
+        (parts.len(), &subtype[..], params.is_none()),
         (2, &b"MIXED"[..], true)
     );
     // Extension data on both kinds.
     response_round_trip(b"* 2 FETCH (BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"UTF-8\") NIL NIL \"QUOTED-PRINTABLE\" 100 3 NIL (\"INLINE\" NIL) \"EN\" NIL)(\"IMAGE\" \"PNG\" NIL NIL NIL \"BASE64\" 2000 \"md5sum\" (\"ATTACHMENT\" (\"FILENAME\" \"a.png\")) (\"EN\" \"DE\") \"http://x\") \"ALTERNATIVE\" (\"BOUNDARY\" \"xyz\") NIL NIL NIL))\r\n");
+    // Extension data defined after the location (RFC 3501 `body-extension`)
+    // is kept, nested lists and numbers included, on both kinds.
+    let r = response_round_trip(b"* 5 FETCH (BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 1 1 NIL NIL NIL NIL \"x\" 7 (NIL (\"y\" 12345678901))) \"MIXED\" NIL NIL NIL NIL (1 2)))\r\n");
+    let Response::Fetch(5, v) = r else { panic!() };
+    let FetchValue::BodyStructure(b) = &v[0] else {
+        panic!()
+    };
+    let BodyStructure::Multi { parts, ext, .. } = &**b else {
+        panic!()
+    };
+    assert_eq!(
+        ext.more,
+        [BodyExtension::List(vec![
+            BodyExtension::Number(1),
+            BodyExtension::Number(2)
+        ])]
+    );
+    let BodyStructure::Single { ext, .. } = &parts[0] else {
+        panic!()
+    };
+    assert_eq!(
+        ext.more,
+        [
+            BodyExtension::String(Some(b"x"[..].into())),
+            BodyExtension::Number(7),
+            BodyExtension::List(vec![
+                BodyExtension::String(None),
+                BodyExtension::List(vec![
+                    BodyExtension::String(Some(b"y"[..].into())),
+                    BodyExtension::Number(12345678901)
+                ]),
+            ]),
+        ]
+    );
+    let deep = format!(
+        "* 6 FETCH (BODYSTRUCTURE (\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 1 1 NIL NIL NIL NIL {}1{}))\r\n",
+        "(".repeat(40),
+        ")".repeat(40)
+    );
+    all_rejected(
+        &[
+            deep.as_bytes(),
+            b"* 6 FETCH (BODYSTRUCTURE (\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 1 1 NIL NIL NIL NIL ()))\r\n",
+            b"* 6 FETCH (BODYSTRUCTURE (\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 1 1 NIL NIL NIL NIL FOO))\r\n",
+        ],
+        |b| Response::parse(b, false).is_err(),
+    );
     // A forwarded message inside.
     let r = response_round_trip(b"* 3 FETCH (BODYSTRUCTURE (\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 500 (\"date\" \"subj\" NIL NIL NIL NIL NIL NIL NIL \"<id>\") (\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 20 2) 12))\r\n");
     let Response::Fetch(3, v) = r else { panic!() };
@@ -1159,18 +1233,40 @@ fn rfc3501_body_structures() {
     assert!(Response::parse(nested(40).as_bytes(), false).is_err());
 }
 
+/// A parsed response borrows its input; `into_owned` keeps it after the
+/// buffer is gone, equal to what was parsed.
+#[test]
+fn response_into_owned_outlives_input() {
+    use imap_proto::FetchValue;
+    use std::borrow::Cow;
+    let wire =
+        b"* 1 FETCH (BODY[] {5}\r\nhello ENVELOPE (NIL \"s\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n"
+            .to_vec();
+    let borrowed = Response::parse(&wire, false).unwrap();
+    let Response::Fetch(_, ref v) = borrowed else {
+        panic!()
+    };
+    assert!(
+        matches!(&v[0], FetchValue::BodySection { data: Some(Cow::Borrowed(d)), .. } if *d == b"hello")
+    );
+    let expected = format!("{borrowed:?}");
+    let owned = borrowed.into_owned();
+    drop(wire);
+    assert_eq!(format!("{owned:?}"), expected);
+}
+
 /// RFC 2971 ID, RFC 2342 NAMESPACE and RFC 4731 ESEARCH examples.
 #[test]
 fn id_namespace_esearch_responses() {
     let r = response_round_trip(b"* ID (\"name\" \"Cyrus\" \"version\" \"1.5\" \"os\" \"sunos\" \"os-version\" \"5.5\" \"support-url\" \"mailto:cyrus-bugs+@andrew.cmu.edu\")\r\n");
-    assert!(matches!(r, Response::Id(Some(ref p)) if p.len() == 5 && p[0].0 == b"name"));
+    assert!(matches!(r, Response::Id(Some(ref p)) if p.len() == 5 && p[0].0[..] == b"name"[..]));
     assert_eq!(response_round_trip(b"* ID NIL\r\n"), Response::Id(None));
     let r = response_round_trip(b"* NAMESPACE ((\"\" \"/\")) ((\"~\" \"/\")) ((\"#shared/\" \"/\")(\"#public/\" \"/\")(\"#ftp/\" \"/\")(\"#news.\" \".\"))\r\n");
     let Response::Namespace(lists) = r else {
         panic!()
     };
     assert_eq!(lists[2].len(), 4);
-    assert_eq!(lists[2][3].prefix, b"#news.");
+    assert_eq!(lists[2][3].prefix[..], b"#news."[..]);
     assert_eq!(lists[2][3].delimiter, Some('.'));
     // RFC 2342 §5 response extensions (and RFC 5255 TRANSLATION).
     let r = response_round_trip(b"* NAMESPACE ((\"\" \"/\" \"X-PARAM\" (\"FLAG1\" \"FLAG2\"))) NIL ((\"Other Users/\" \"/\" \"TRANSLATION\" (\"Andere Benutzer/\")))\r\n");
@@ -1180,8 +1276,8 @@ fn id_namespace_esearch_responses() {
     assert_eq!(
         lists[0][0].extensions,
         [(
-            b"X-PARAM".to_vec(),
-            vec![b"FLAG1".to_vec(), b"FLAG2".to_vec()]
+            b"X-PARAM"[..].into(),
+            vec![b"FLAG1"[..].into(), b"FLAG2"[..].into()]
         )]
     );
     assert_eq!(lists[2][0].extensions[0].1, [b"Andere Benutzer/".to_vec()]);
@@ -1198,7 +1294,7 @@ fn id_namespace_esearch_responses() {
     assert_eq!(
         response_round_trip(b"* ESEARCH (TAG \"A282\") MIN 2 COUNT 3\r\n"),
         Response::ESearch {
-            tag: Some(b"A282".to_vec()),
+            tag: Some(b"A282"[..].into()),
             uid: false,
             items: vec![("MIN".into(), "2".into()), ("COUNT".into(), "3".into())]
         }
@@ -1227,7 +1323,7 @@ fn id_command() {
     );
     assert_eq!(
         wire_round_trip(b"a ID (\"os\" NIL)\r\n").body,
-        CommandBody::Id(Some(vec![(b"os".to_vec(), None)]))
+        CommandBody::Id(Some(vec![(b"os"[..].into(), None)]))
     );
 }
 
