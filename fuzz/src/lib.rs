@@ -473,7 +473,7 @@ fn imap_frames(data: &[u8], seed: u8) -> Vec<Vec<u8>> {
                 let (used, frame) = f.push(rest);
                 assert!(used > 0 || frame.is_some(), "framer made no progress");
                 rest = &rest[used..];
-                out.extend(frame);
+                out.extend(frame.map(Frame::into_owned));
                 assert!(f.buffered() <= limits.max_command + limits.max_literal as usize);
             }
         }

@@ -3,6 +3,8 @@
 //! oversized input costs bounded memory and the stream stays in sync.
 //! Literal payload bytes are never taken for commands.
 
+use std::borrow::Cow;
+
 use crate::core::{LiteralMode, Tag, literal_header, tag};
 
 /// Longest tag reported back in a refusal.
@@ -28,9 +30,10 @@ impl Default for FramerLimits {
 
 /// What the framer found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
-    /// A whole command, literals inline, CRLF included.
-    Command(Vec<u8>),
+pub enum Frame<'a> {
+    /// A whole command, literals inline, CRLF included: borrowed from the
+    /// input when it arrived in one piece, else the framer's own buffer.
+    Command(Cow<'a, [u8]>),
     /// A synchronising literal was announced and accepted: send a `+`
     /// continuation request.
     ContinuationNeeded,
@@ -44,6 +47,18 @@ pub enum Frame {
         /// Why.
         reason: &'static str,
     },
+}
+
+impl Frame<'_> {
+    /// The same frame owning its bytes, to keep it after the input buffer
+    /// is reused.
+    pub fn into_owned(self) -> Frame<'static> {
+        match self {
+            Frame::Command(c) => Frame::Command(Cow::Owned(c.into_owned())),
+            Frame::ContinuationNeeded => Frame::ContinuationNeeded,
+            Frame::Refused { tag, reason } => Frame::Refused { tag, reason },
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -86,7 +101,7 @@ impl Framer {
         self.buf.len()
     }
 
-    fn refuse(&mut self, reason: &'static str, skip: State, input: &[u8]) -> Frame {
+    fn refuse(&mut self, reason: &'static str, skip: State, input: &[u8]) -> Frame<'static> {
         // The tag is reported only when short and complete, so the answer
         // does not depend on how the bytes were split.
         let mut head: Vec<u8> = self.buf.iter().take(MAX_TAG + 1).copied().collect();
@@ -108,7 +123,7 @@ impl Framer {
 
     /// Consumes from `input`; returns how many bytes were used and a frame
     /// if one completed. Call again with the rest.
-    pub fn push(&mut self, input: &[u8]) -> (usize, Option<Frame>) {
+    pub fn push<'a>(&mut self, input: &'a [u8]) -> (usize, Option<Frame<'a>>) {
         match self.state {
             State::Skip => {
                 // Keep the end of the skipped line (bounded) so a literal
@@ -185,11 +200,20 @@ impl Framer {
                             let (used, _) = self.push(&input[..=i]);
                             return (used, Some(f));
                         }
-                        self.buf.extend_from_slice(&input[..=i]);
+                        // A whole command in one input is handed out
+                        // without a copy.
+                        let whole = self.buf.is_empty();
+                        if !whole {
+                            self.buf.extend_from_slice(&input[..=i]);
+                        }
                         let _ = line_len;
-                        let line = &self.buf[self.line_start..];
+                        let (command, line) = if whole {
+                            (&input[..=i], &input[..=i])
+                        } else {
+                            (&self.buf[..], &self.buf[self.line_start..])
+                        };
                         if line.len() < 2 || line[line.len() - 2] != b'\r' {
-                            let t = match tag(&self.buf) {
+                            let t = match tag(command) {
                                 Ok((rest, t))
                                     if rest.first() == Some(&b' ')
                                         && t.as_str().len() <= MAX_TAG =>
@@ -222,6 +246,9 @@ impl Framer {
                             .filter(|(rest, _)| rest.is_empty());
                         match header {
                             Some((_, (n, mode, _))) => {
+                                if whole {
+                                    self.buf.extend_from_slice(&input[..=i]);
+                                }
                                 if n > self.limits.max_literal
                                     || self.literal_total + n > self.limits.max_literal
                                 {
@@ -249,11 +276,14 @@ impl Framer {
                                     .then_some(Frame::ContinuationNeeded);
                                 (i + 1, frame)
                             }
+                            None if whole => {
+                                (i + 1, Some(Frame::Command(Cow::Borrowed(&input[..=i]))))
+                            }
                             None => {
                                 let cmd = std::mem::take(&mut self.buf);
                                 self.line_start = 0;
                                 self.literal_total = 0;
-                                (i + 1, Some(Frame::Command(cmd)))
+                                (i + 1, Some(Frame::Command(Cow::Owned(cmd))))
                             }
                         }
                     }

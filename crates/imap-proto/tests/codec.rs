@@ -3,7 +3,7 @@
 use imap_proto::*;
 use proptest::prelude::*;
 
-fn frames(f: &mut Framer, mut input: &[u8]) -> Vec<Frame> {
+fn frames<'a>(f: &mut Framer, mut input: &'a [u8]) -> Vec<Frame<'a>> {
     let mut out = Vec::new();
     while !input.is_empty() {
         let (used, frame) = f.push(input);
@@ -255,7 +255,7 @@ fn framer_literals_continuations_and_limits() {
     // A non-synchronising literal: no continuation.
     let fr = frames(&mut f, b"a1 LOGIN {5+}\r\nalice pw\r\nb NOOP\r\n");
     assert_eq!(fr.len(), 2);
-    assert!(matches!(&fr[0], Frame::Command(c) if c == b"a1 LOGIN {5+}\r\nalice pw\r\n"));
+    assert!(matches!(&fr[0], Frame::Command(c) if c[..] == b"a1 LOGIN {5+}\r\nalice pw\r\n"[..]));
     // Literal bytes are never commands, even when they look like one.
     let fr = frames(&mut f, b"c LOGIN {11+}\r\nd LOGOUT\r\n\r x\r\n");
     assert!(matches!(&fr[0], Frame::Command(c) if c.ends_with(b"d LOGOUT\r\n\r x\r\n")));
@@ -283,7 +283,7 @@ fn framer_literals_continuations_and_limits() {
             reason: "literal too large"
         }
     );
-    assert!(matches!(&fr[1], Frame::Command(c) if c == b"f NOOP\r\n"));
+    assert!(matches!(&fr[1], Frame::Command(c) if c[..] == b"f NOOP\r\n"[..]));
     // Too large a non-synchronising literal: its bytes are skipped.
     let mut big = b"g APPEND x {30+}\r\n".to_vec();
     big.extend_from_slice(&[b'A'; 30]);
@@ -297,7 +297,7 @@ fn framer_literals_continuations_and_limits() {
         }
     );
     assert!(
-        matches!(&fr[1], Frame::Command(c) if c == b"h NOOP\r\n"),
+        matches!(&fr[1], Frame::Command(c) if c[..] == b"h NOOP\r\n"[..]),
         "{fr:?}"
     );
     // An over-long line: refused once, memory bounded, in sync after.
@@ -322,7 +322,7 @@ fn framer_literals_continuations_and_limits() {
                 reason: "command too long"
             }
         );
-        assert!(matches!(&out[1], Frame::Command(c) if c == b"j NOOP\r\n"));
+        assert!(matches!(&out[1], Frame::Command(c) if c[..] == b"j NOOP\r\n"[..]));
     }
     // Bare LF is refused.
     let mut f = Framer::new(FramerLimits::default());
@@ -843,7 +843,7 @@ fn refused_line_with_split_literal_header_skips_the_literal() {
         assert_eq!(out.len(), 2, "step {step}: {out:?}");
         assert!(matches!(&out[0], Frame::Refused { .. }));
         assert!(
-            matches!(&out[1], Frame::Command(c) if c == b"b NOOP\r\n"),
+            matches!(&out[1], Frame::Command(c) if c[..] == b"b NOOP\r\n"[..]),
             "step {step}: {out:?}"
         );
     }
@@ -1334,7 +1334,7 @@ fn frame_stream(stream: &[u8]) -> Vec<Vec<u8>> {
     frames(&mut f, stream)
         .into_iter()
         .filter_map(|fr| match fr {
-            Frame::Command(c) => Some(c),
+            Frame::Command(c) => Some(c.into_owned()),
             Frame::ContinuationNeeded => None,
             Frame::Refused { reason, .. } => panic!("refused: {reason}"),
         })
