@@ -93,7 +93,7 @@ pub(crate) fn encode_mailbox(e: &mut Encoder, m: &Mailbox, utf8: bool) {
 /// What a tagged command asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum CommandBody {
+pub enum CommandBody<'a> {
     /// `CAPABILITY`
     Capability,
     /// `NOOP`
@@ -105,9 +105,9 @@ pub enum CommandBody {
     /// `LOGIN user password`
     Login {
         /// The user name.
-        username: Vec<u8>,
+        username: Cow<'a, [u8]>,
         /// The password.
-        password: Vec<u8>,
+        password: Cow<'a, [u8]>,
     },
     /// `AUTHENTICATE mechanism [initial-response]` (SASL-IR, RFC 4959)
     Authenticate {
@@ -213,7 +213,7 @@ pub enum CommandBody {
         /// The messages.
         set: SequenceSet,
         /// What to fetch (macros expanded).
-        items: Vec<FetchItem>,
+        items: Vec<FetchItem<'a>>,
         /// CONDSTORE `CHANGEDSINCE`.
         changed_since: Option<u64>,
         /// QRESYNC `VANISHED` (UID FETCH only).
@@ -229,7 +229,7 @@ pub enum CommandBody {
         /// `CHARSET`
         charset: Option<String>,
         /// The keys (all must match).
-        keys: Vec<SearchKey>,
+        keys: Vec<SearchKey<'a>>,
     },
     /// `APPEND mailbox [(flags)] [date-time] literal [SP …]`: one message,
     /// or several with MULTIAPPEND (RFC 3502), appended all or none.
@@ -237,7 +237,7 @@ pub enum CommandBody {
         /// The target.
         mailbox: Mailbox,
         /// The messages, in order; never empty.
-        messages: Vec<AppendMessage>,
+        messages: Vec<AppendMessage<'a>>,
     },
     /// `ID (…)` / `ID NIL` (RFC 2971): the client's field/value pairs.
     Id(Option<Vec<crate::response::IdField<'static>>>),
@@ -403,7 +403,7 @@ fn sp_separated<'a, T>(
 
 /// One message of an `APPEND` command.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppendMessage {
+pub struct AppendMessage<'a> {
     /// Initial flags.
     pub flags: Vec<Flag>,
     /// Internal date, as sent: exactly `dd-Mon-yyyy hh:mm:ss +zzzz` (day
@@ -411,12 +411,12 @@ pub struct AppendMessage {
     /// encoder given anything else produces a command servers refuse.
     pub date: Option<String>,
     /// The message.
-    pub message: Vec<u8>,
+    pub message: Cow<'a, [u8]>,
 }
 
-impl AppendMessage {
+impl<'a> AppendMessage<'a> {
     /// A message with no flags and no date (the server picks the time).
-    pub fn new(message: impl Into<Vec<u8>>) -> Self {
+    pub fn new(message: impl Into<Cow<'a, [u8]>>) -> Self {
         Self {
             flags: Vec::new(),
             date: None,
@@ -425,8 +425,19 @@ impl AppendMessage {
     }
 }
 
+impl AppendMessage<'_> {
+    /// The same message owning its bytes.
+    pub fn into_owned(self) -> AppendMessage<'static> {
+        AppendMessage {
+            flags: self.flags,
+            date: self.date,
+            message: Cow::Owned(self.message.into_owned()),
+        }
+    }
+}
+
 /// `[(flags) SP] [date-time SP] literal`
-fn append_message(i: &[u8]) -> PResult<'_, AppendMessage> {
+fn append_message(i: &[u8]) -> PResult<'_, AppendMessage<'_>> {
     let mut r = i;
     let mut flags = Vec::new();
     if r.first() == Some(&b'(') {
@@ -449,7 +460,7 @@ fn append_message(i: &[u8]) -> PResult<'_, AppendMessage> {
         AppendMessage {
             flags,
             date,
-            message: message.into_owned(),
+            message,
         },
     ))
 }
@@ -504,11 +515,11 @@ fn prefix_ci<'a>(i: &'a [u8], p: &[u8]) -> Option<&'a [u8]> {
 
 /// A tagged command.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Command {
+pub struct Command<'a> {
     /// The tag.
     pub tag: Tag,
     /// What it asks.
-    pub body: CommandBody,
+    pub body: CommandBody<'a>,
 }
 
 /// Why a framed command could not be parsed. `tag` is set when the tag
@@ -568,11 +579,123 @@ fn end(i: &[u8]) -> Result<(), SyntaxError> {
     }
 }
 
-impl Command {
+impl Command<'_> {
+    /// The same command owning its bytes, to keep it after the input
+    /// buffer is gone.
+    pub fn into_owned(self) -> Command<'static> {
+        Command {
+            tag: self.tag,
+            body: self.body.into_owned(),
+        }
+    }
+}
+
+impl CommandBody<'_> {
+    /// The same command body owning its bytes.
+    pub fn into_owned(self) -> CommandBody<'static> {
+        use CommandBody as C;
+        let own = |b: Cow<'_, [u8]>| Cow::Owned(b.into_owned());
+        match self {
+            C::Capability => C::Capability,
+            C::Noop => C::Noop,
+            C::Logout => C::Logout,
+            C::StartTls => C::StartTls,
+            C::Login { username, password } => C::Login {
+                username: own(username),
+                password: own(password),
+            },
+            C::Authenticate {
+                mechanism,
+                initial_response,
+            } => C::Authenticate {
+                mechanism,
+                initial_response,
+            },
+            C::Enable(c) => C::Enable(c),
+            C::Select { mailbox, condstore } => C::Select { mailbox, condstore },
+            C::Examine { mailbox, condstore } => C::Examine { mailbox, condstore },
+            C::Create(m) => C::Create(m),
+            C::Delete(m) => C::Delete(m),
+            C::Rename(a, b) => C::Rename(a, b),
+            C::Subscribe(m) => C::Subscribe(m),
+            C::Unsubscribe(m) => C::Unsubscribe(m),
+            C::List {
+                select,
+                reference,
+                patterns,
+                ret,
+            } => C::List {
+                select,
+                reference,
+                patterns,
+                ret,
+            },
+            C::Lsub { reference, pattern } => C::Lsub { reference, pattern },
+            C::Namespace => C::Namespace,
+            C::Status { mailbox, items } => C::Status { mailbox, items },
+            C::Idle => C::Idle,
+            C::Check => C::Check,
+            C::Close => C::Close,
+            C::Unselect => C::Unselect,
+            C::Expunge(s) => C::Expunge(s),
+            C::Copy { uid, set, mailbox } => C::Copy { uid, set, mailbox },
+            C::Store {
+                uid,
+                set,
+                unchanged_since,
+                op,
+                silent,
+                flags,
+            } => C::Store {
+                uid,
+                set,
+                unchanged_since,
+                op,
+                silent,
+                flags,
+            },
+            C::Fetch {
+                uid,
+                set,
+                items,
+                changed_since,
+                vanished,
+            } => C::Fetch {
+                uid,
+                set,
+                items: items.into_iter().map(FetchItem::into_owned).collect(),
+                changed_since,
+                vanished,
+            },
+            C::Search {
+                uid,
+                ret,
+                charset,
+                keys,
+            } => C::Search {
+                uid,
+                ret,
+                charset,
+                keys: keys.into_iter().map(SearchKey::into_owned).collect(),
+            },
+            C::Append { mailbox, messages } => C::Append {
+                mailbox,
+                messages: messages
+                    .into_iter()
+                    .map(AppendMessage::into_owned)
+                    .collect(),
+            },
+            C::Id(f) => C::Id(f),
+            C::Move { uid, set, mailbox } => C::Move { uid, set, mailbox },
+        }
+    }
+}
+
+impl<'a> Command<'a> {
     /// Parses one framed command (CRLF included), e.g. from
     /// [`crate::Framer`]. `utf8` when UTF8=ACCEPT is enabled (mailbox
     /// names are then UTF-8, not modified UTF-7).
-    pub fn parse(input: &[u8], utf8: bool) -> Result<Command, CommandError> {
+    pub fn parse(input: &'a [u8], utf8: bool) -> Result<Command<'a>, CommandError> {
         let (i, t) = tag(input).map_err(|error| CommandError { tag: None, error })?;
         let err = |error| CommandError {
             tag: Some(t.clone()),
@@ -582,7 +705,7 @@ impl Command {
         Ok(Command { tag: t, body })
     }
 
-    fn body(i: &[u8], utf8: bool) -> Result<CommandBody, SyntaxError> {
+    fn body(i: &'a [u8], utf8: bool) -> Result<CommandBody<'a>, SyntaxError> {
         let (i, _) = sp(i)?;
         let (mut i, word) = atom(i)?;
         let mut uid = false;
@@ -594,7 +717,7 @@ impl Command {
             word = upper(w.as_bytes());
             i = r;
         }
-        let simple = |b: CommandBody| end(i).map(|_| b);
+        let simple = |b: CommandBody<'a>| end(i).map(|_| b);
         let body = match (uid, &*word) {
             (false, b"CAPABILITY") => simple(CommandBody::Capability)?,
             (false, b"NOOP") => simple(CommandBody::Noop)?,
@@ -619,8 +742,8 @@ impl Command {
                 let (r, p) = astring(r)?;
                 end(r)?;
                 CommandBody::Login {
-                    username: u.into_owned(),
-                    password: p.into_owned(),
+                    username: u,
+                    password: p,
                 }
             }
             (false, b"AUTHENTICATE") => {

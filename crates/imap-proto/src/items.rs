@@ -1,5 +1,7 @@
 //! Flags, FETCH data items with sections, and SEARCH keys.
 
+use std::borrow::Cow;
+
 use crate::core::{Encoder, PResult, SyntaxError, astring, atom, is_atom_char, number, sp, upper};
 use crate::seq::{self, SequenceSet};
 
@@ -89,15 +91,15 @@ pub(crate) fn encode_flags(e: &mut Encoder, flags: &[Flag]) {
 
 /// Which part of a message `BODY[…]` names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum SectionText {
+pub enum SectionText<'a> {
     /// The whole part.
     Full,
     /// `HEADER`
     Header,
     /// `HEADER.FIELDS (…)`
-    HeaderFields(Vec<String>),
+    HeaderFields(Vec<Cow<'a, str>>),
     /// `HEADER.FIELDS.NOT (…)`
-    HeaderFieldsNot(Vec<String>),
+    HeaderFieldsNot(Vec<Cow<'a, str>>),
     /// `TEXT`
     Text,
     /// `MIME` (only with a part number)
@@ -106,18 +108,18 @@ pub enum SectionText {
 
 /// `[part.part…][.text]` with an optional `<offset.count>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Section {
+pub struct Section<'a> {
     /// MIME part numbers (1-based), empty for the whole message.
     pub part: Vec<u32>,
     /// What of that part.
-    pub text: SectionText,
+    pub text: SectionText<'a>,
     /// `<offset.count>`
     pub partial: Option<(u32, u32)>,
 }
 
 /// A FETCH data item.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum FetchItem {
+pub enum FetchItem<'a> {
     /// `FLAGS`
     Flags,
     /// `UID`
@@ -145,7 +147,7 @@ pub enum FetchItem {
         /// `.PEEK`: do not set `\Seen`.
         peek: bool,
         /// The section.
-        section: Section,
+        section: Section<'a>,
     },
     /// `BINARY[…]` / `BINARY.PEEK[…]` (RFC 3516)
     Binary {
@@ -175,7 +177,18 @@ fn part_numbers(i: &[u8]) -> PResult<'_, Vec<u32>> {
     Ok((r, parts))
 }
 
-fn header_list(i: &[u8]) -> PResult<'_, Vec<String>> {
+/// Bytes that must be UTF-8, still borrowed when they were.
+pub(crate) fn utf8<'a>(b: Cow<'a, [u8]>, what: &'static str) -> Result<Cow<'a, str>, SyntaxError> {
+    match b {
+        Cow::Borrowed(b) => std::str::from_utf8(b).map(Cow::Borrowed),
+        Cow::Owned(v) => String::from_utf8(v)
+            .map(Cow::Owned)
+            .map_err(|e| e.utf8_error()),
+    }
+    .map_err(|_| SyntaxError::Invalid(what))
+}
+
+fn header_list(i: &[u8]) -> PResult<'_, Vec<Cow<'_, str>>> {
     let (i, _) = sp(i)?;
     let mut r = i
         .strip_prefix(b"(")
@@ -183,9 +196,7 @@ fn header_list(i: &[u8]) -> PResult<'_, Vec<String>> {
     let mut names = Vec::new();
     loop {
         let (r2, n) = astring(r)?;
-        names.push(
-            String::from_utf8(n.into_owned()).map_err(|_| SyntaxError::Invalid("header name"))?,
-        );
+        names.push(utf8(n, "header name")?);
         if let Some(rest) = r2.strip_prefix(b")") {
             return Ok((rest, names));
         }
@@ -209,7 +220,7 @@ fn partial(i: &[u8]) -> PResult<'_, Option<(u32, u32)>> {
 }
 
 /// `[section]` without the `<partial>`.
-pub(crate) fn section_only(i: &[u8]) -> PResult<'_, Section> {
+pub(crate) fn section_only(i: &[u8]) -> PResult<'_, Section<'_>> {
     let i = i
         .strip_prefix(b"[")
         .ok_or(SyntaxError::Invalid("section"))?;
@@ -248,14 +259,14 @@ pub(crate) fn section_only(i: &[u8]) -> PResult<'_, Section> {
     ))
 }
 
-fn section(i: &[u8]) -> PResult<'_, Section> {
+fn section(i: &[u8]) -> PResult<'_, Section<'_>> {
     let (i, mut s) = section_only(i)?;
     let (i, p) = partial(i)?;
     s.partial = p;
     Ok((i, s))
 }
 
-fn fetch_item(i: &[u8]) -> PResult<'_, FetchItem> {
+fn fetch_item(i: &[u8]) -> PResult<'_, FetchItem<'_>> {
     let n = i
         .iter()
         .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'.')
@@ -318,9 +329,9 @@ fn fetch_item(i: &[u8]) -> PResult<'_, FetchItem> {
 }
 
 /// `ALL`, `FAST`, `FULL`, one item, or a parenthesised list.
-pub(crate) fn fetch_items(i: &[u8]) -> PResult<'_, Vec<FetchItem>> {
+pub(crate) fn fetch_items(i: &[u8]) -> PResult<'_, Vec<FetchItem<'_>>> {
     use FetchItem::*;
-    const MACROS: [(&[u8], &[FetchItem]); 3] = [
+    const MACROS: [(&[u8], &[FetchItem<'static>]); 3] = [
         (b"ALL", &[Flags, InternalDate, Rfc822Size, Envelope]),
         (b"FAST", &[Flags, InternalDate, Rfc822Size]),
         (b"FULL", &[Flags, InternalDate, Rfc822Size, Envelope, Body]),
@@ -362,7 +373,7 @@ fn encode_partial(p: &Option<(u32, u32)>) -> String {
     p.map_or_else(String::new, |(a, b)| format!("<{a}.{b}>"))
 }
 
-pub(crate) fn encode_fetch_items(e: &mut Encoder, items: &[FetchItem]) {
+pub(crate) fn encode_fetch_items(e: &mut Encoder, items: &[FetchItem<'_>]) {
     e.raw(b"(");
     for (k, it) in items.iter().enumerate() {
         if k > 0 {
@@ -403,7 +414,7 @@ pub(crate) fn encode_fetch_items(e: &mut Encoder, items: &[FetchItem]) {
 }
 
 /// Writes `BODY[section]<partial>` (or `BODY.PEEK[…]`).
-pub(crate) fn encode_body_section(e: &mut Encoder, peek: bool, section: &Section) {
+pub(crate) fn encode_body_section(e: &mut Encoder, peek: bool, section: &Section<'_>) {
     e.raw(if peek { b"BODY.PEEK[" } else { b"BODY[" });
     let mut prefix = encode_parts(&section.part);
     let dot = if prefix.is_empty() { "" } else { "." };
@@ -438,7 +449,7 @@ pub(crate) fn encode_body_section(e: &mut Encoder, peek: bool, section: &Section
 /// A SEARCH key (RFC 9051 §6.4.4, plus MODSEQ from RFC 7162).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum SearchKey {
+pub enum SearchKey<'a> {
     /// `ALL`
     All,
     /// `ANSWERED`, `DELETED`, `DRAFT`, `FLAGGED`, `SEEN`, `RECENT`, `NEW`,
@@ -449,9 +460,9 @@ pub enum SearchKey {
     /// `UNKEYWORD k`
     Unkeyword(String),
     /// `BCC`, `BODY`, `CC`, `FROM`, `SUBJECT`, `TEXT`, `TO` with a string.
-    Text(&'static str, Vec<u8>),
+    Text(&'static str, Cow<'a, [u8]>),
     /// `HEADER field value`
-    Header(String, Vec<u8>),
+    Header(Cow<'a, str>, Cow<'a, [u8]>),
     /// `BEFORE`, `ON`, `SINCE`, `SENTBEFORE`, `SENTON`, `SENTSINCE` with a
     /// date `d-Mon-yyyy`.
     Date(&'static str, String),
@@ -466,11 +477,11 @@ pub enum SearchKey {
     /// `MODSEQ n`
     ModSeq(u64),
     /// `NOT key`
-    Not(Box<SearchKey>),
+    Not(Box<SearchKey<'a>>),
     /// `OR key key`
-    Or(Box<SearchKey>, Box<SearchKey>),
+    Or(Box<SearchKey<'a>>, Box<SearchKey<'a>>),
     /// `(key …)`: all of them.
-    And(Vec<SearchKey>),
+    And(Vec<SearchKey<'a>>),
 }
 
 const FLAG_KEYS: [&str; 16] = [
@@ -561,7 +572,7 @@ fn date(i: &[u8]) -> PResult<'_, String> {
     Ok((r, s.to_owned()))
 }
 
-pub(crate) fn search_key(i: &[u8], depth: usize) -> PResult<'_, SearchKey> {
+pub(crate) fn search_key(i: &[u8], depth: usize) -> PResult<'_, SearchKey<'_>> {
     if depth > MAX_SEARCH_DEPTH {
         return Err(SyntaxError::Invalid("search keys nested too deeply"));
     }
@@ -596,7 +607,7 @@ pub(crate) fn search_key(i: &[u8], depth: usize) -> PResult<'_, SearchKey> {
     if let Some(t) = TEXT_KEYS.iter().find(|t| **t == w) {
         let (r, _) = sp(r)?;
         let (r, s) = astring(r)?;
-        return Ok((r, SearchKey::Text(t, s.into_owned())));
+        return Ok((r, SearchKey::Text(t, s)));
     }
     if let Some(d) = DATE_KEYS.iter().find(|d| **d == w) {
         let (r, _) = sp(r)?;
@@ -621,9 +632,7 @@ pub(crate) fn search_key(i: &[u8], depth: usize) -> PResult<'_, SearchKey> {
             let (r, f) = astring(r)?;
             let (r, _) = sp(r)?;
             let (r, v) = astring(r)?;
-            let f = String::from_utf8(f.into_owned())
-                .map_err(|_| SyntaxError::Invalid("header name"))?;
-            Ok((r, SearchKey::Header(f, v.into_owned())))
+            Ok((r, SearchKey::Header(utf8(f, "header name")?, v)))
         }
         "LARGER" | "SMALLER" => {
             let (r, _) = sp(r)?;
@@ -670,7 +679,7 @@ pub(crate) fn search_key(i: &[u8], depth: usize) -> PResult<'_, SearchKey> {
     }
 }
 
-pub(crate) fn encode_search_key(e: &mut Encoder, k: &SearchKey) {
+pub(crate) fn encode_search_key(e: &mut Encoder, k: &SearchKey<'_>) {
     match k {
         SearchKey::All => {
             e.raw(b"ALL");
@@ -719,5 +728,94 @@ pub(crate) fn encode_search_key(e: &mut Encoder, k: &SearchKey) {
             encode_search_key(e, b);
         }
         SearchKey::And(keys) => crate::core::encode_paren(e, keys, encode_search_key),
+    }
+}
+
+fn own_str(s: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(s.into_owned())
+}
+
+impl SectionText<'_> {
+    /// The same section text owning its header names.
+    pub fn into_owned(self) -> SectionText<'static> {
+        let names = |l: Vec<Cow<'_, str>>| l.into_iter().map(own_str).collect();
+        match self {
+            SectionText::Full => SectionText::Full,
+            SectionText::Header => SectionText::Header,
+            SectionText::HeaderFields(l) => SectionText::HeaderFields(names(l)),
+            SectionText::HeaderFieldsNot(l) => SectionText::HeaderFieldsNot(names(l)),
+            SectionText::Text => SectionText::Text,
+            SectionText::Mime => SectionText::Mime,
+        }
+    }
+}
+
+impl Section<'_> {
+    /// The same section owning its header names.
+    pub fn into_owned(self) -> Section<'static> {
+        Section {
+            part: self.part,
+            text: self.text.into_owned(),
+            partial: self.partial,
+        }
+    }
+}
+
+impl FetchItem<'_> {
+    /// The same item owning its bytes.
+    pub fn into_owned(self) -> FetchItem<'static> {
+        use FetchItem::*;
+        match self {
+            Flags => Flags,
+            Uid => Uid,
+            InternalDate => InternalDate,
+            Rfc822Size => Rfc822Size,
+            Rfc822 => Rfc822,
+            Rfc822Header => Rfc822Header,
+            Rfc822Text => Rfc822Text,
+            Envelope => Envelope,
+            Body => Body,
+            BodyStructure => BodyStructure,
+            ModSeq => ModSeq,
+            BodySection { peek, section } => BodySection {
+                peek,
+                section: section.into_owned(),
+            },
+            Binary {
+                peek,
+                part,
+                partial,
+            } => Binary {
+                peek,
+                part,
+                partial,
+            },
+            BinarySize(p) => BinarySize(p),
+        }
+    }
+}
+
+impl SearchKey<'_> {
+    /// The same key owning its bytes.
+    pub fn into_owned(self) -> SearchKey<'static> {
+        use SearchKey::*;
+        let own = |k: Box<SearchKey<'_>>| Box::new(k.into_owned());
+        match self {
+            All => All,
+            Flag(f) => Flag(f),
+            Keyword(k) => Keyword(k),
+            Unkeyword(k) => Unkeyword(k),
+            Text(t, v) => Text(t, Cow::Owned(v.into_owned())),
+            Header(f, v) => Header(own_str(f), Cow::Owned(v.into_owned())),
+            Date(d, s) => Date(d, s),
+            Larger(n) => Larger(n),
+            Smaller(n) => Smaller(n),
+            Uid(s) => Uid(s),
+            Seq(s) => Seq(s),
+            ModSeq(n) => ModSeq(n),
+            Not(k) => Not(own(k)),
+            Or(a, b) => Or(own(a), own(b)),
+            And(l) => And(l.into_iter().map(SearchKey::into_owned).collect()),
+        }
     }
 }

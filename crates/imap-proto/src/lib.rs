@@ -45,7 +45,7 @@
 //! assert_eq!(frames[0], Frame::ContinuationNeeded); // answer "+ go ahead"
 //! let Frame::Command(bytes) = &frames[1] else { panic!() };
 //! let cmd = Command::parse(bytes, false).unwrap();
-//! assert_eq!(cmd.body, CommandBody::Login { username: b"alice".to_vec(), password: b"pass word".to_vec() });
+//! assert_eq!(cmd.body, CommandBody::Login { username: b"alice"[..].into(), password: b"pass word"[..].into() });
 //! ```
 //!
 //! Encoding a command as a client sends it (the chunks say where to wait
@@ -56,7 +56,7 @@
 //!
 //! let cmd = Command {
 //!     tag: Tag::new("a2").unwrap(),
-//!     body: CommandBody::Login { username: b"alice".to_vec(), password: b"p\r\nw".to_vec() },
+//!     body: CommandBody::Login { username: b"alice"[..].into(), password: b"p\r\nw"[..].into() },
 //! };
 //! let chunks = cmd.encode(false, false); // no LITERAL+, no UTF8=ACCEPT
 //! assert!(chunks[0].wait_for_continuation);

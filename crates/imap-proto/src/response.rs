@@ -100,7 +100,7 @@ pub enum FetchValue<'a> {
     /// `BODY[section]<origin> data` (data `None` for NIL)
     BodySection {
         /// The section.
-        section: Section,
+        section: Section<'a>,
         /// The partial origin, if a partial was asked.
         origin: Option<u32>,
         /// The bytes.
@@ -1655,7 +1655,7 @@ impl FetchValue<'_> {
                 origin,
                 data,
             } => FetchValue::BodySection {
-                section,
+                section: section.into_owned(),
                 origin,
                 data: own_opt(data),
             },
