@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 
 use crate::core::{
-    Encoder, PResult, SyntaxError, Tag, astring, atom, encode_paren, sp, string, tag, upper,
+    Encoder, PResult, SyntaxError, Tag, astring, atom, atom_bytes, encode_paren, sp, string, tag,
+    upper,
 };
 use crate::items::{self, FetchItem, Flag, SearchKey};
 use crate::seq::{self, SequenceSet};
@@ -707,14 +708,14 @@ impl<'a> Command<'a> {
 
     fn body(i: &'a [u8], utf8: bool) -> Result<CommandBody<'a>, SyntaxError> {
         let (i, _) = sp(i)?;
-        let (mut i, word) = atom(i)?;
+        let (mut i, word) = atom_bytes(i)?;
         let mut uid = false;
-        let mut word = upper(word.as_bytes());
+        let mut word = upper(word);
         if &*word == b"UID" {
             uid = true;
             let (r, _) = sp(i)?;
-            let (r, w) = atom(r)?;
-            word = upper(w.as_bytes());
+            let (r, w) = atom_bytes(r)?;
+            word = upper(w);
             i = r;
         }
         let simple = |b: CommandBody<'a>| end(i).map(|_| b);

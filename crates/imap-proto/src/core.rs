@@ -98,6 +98,15 @@ pub(crate) fn sp(i: &[u8]) -> PResult<'_, ()> {
     }
 }
 
+/// An atom as bytes, for matching keywords (no UTF-8 check needed).
+pub(crate) fn atom_bytes(i: &[u8]) -> PResult<'_, &[u8]> {
+    let n = i.iter().take_while(|&&b| is_atom_char(b)).count();
+    if n == 0 {
+        return Err(SyntaxError::Invalid("atom"));
+    }
+    Ok((&i[n..], &i[..n]))
+}
+
 pub(crate) fn atom(i: &[u8]) -> PResult<'_, &str> {
     let n = i.iter().take_while(|&&b| is_atom_char(b)).count();
     if n == 0 {

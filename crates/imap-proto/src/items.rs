@@ -193,7 +193,7 @@ fn header_list(i: &[u8]) -> PResult<'_, Vec<Cow<'_, str>>> {
     let mut r = i
         .strip_prefix(b"(")
         .ok_or(SyntaxError::Invalid("header list"))?;
-    let mut names = Vec::new();
+    let mut names = Vec::with_capacity(8);
     loop {
         let (r2, n) = astring(r)?;
         names.push(utf8(n, "header name")?);
@@ -348,7 +348,7 @@ pub(crate) fn fetch_items(i: &[u8]) -> PResult<'_, Vec<FetchItem<'_>>> {
         }
     }
     if let Some(mut r) = i.strip_prefix(b"(") {
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(8);
         loop {
             let (r2, it) = fetch_item(r)?;
             items.push(it);

@@ -440,8 +440,8 @@ impl<'a> Response<'a> {
         if t.is_none() && r.first().is_some_and(u8::is_ascii_digit) {
             let (r, n) = number(r)?;
             let (r, _) = sp(r)?;
-            let (r, w) = atom(r)?;
-            return match &*upper(w.as_bytes()) {
+            let (r, w) = crate::core::atom_bytes(r)?;
+            return match &*upper(w) {
                 b"EXISTS" => end(r).map(|_| Response::Exists(n)),
                 b"RECENT" => end(r).map(|_| Response::Recent(n)),
                 b"EXPUNGE" => end(r).map(|_| Response::Expunge(n)),
