@@ -237,6 +237,27 @@ fn quoted(i: &[u8]) -> PResult<'_, Cow<'_, [u8]>> {
     Err(SyntaxError::Incomplete)
 }
 
+/// Checks the bytes outside literals: 7-bit, or valid UTF-8 when `utf8`
+/// (RFC 6855). Literal payloads, announced at the end of a line, are
+/// skipped.
+pub(crate) fn check_eight_bit(input: &[u8], utf8: bool) -> Result<(), SyntaxError> {
+    let mut rest = input;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let line = &rest[..end];
+        if !line.is_ascii() && !(utf8 && std::str::from_utf8(line).is_ok()) {
+            return Err(SyntaxError::Invalid("8-bit data outside a literal"));
+        }
+        rest = &rest[end..];
+        if let Some(open) = memchr::memrchr(b'{', line)
+            && let Ok(([], (n, _, _))) = literal_header(&line[open..])
+        {
+            rest = &rest[usize::try_from(n).unwrap_or(usize::MAX).min(rest.len())..];
+        }
+    }
+    Ok(())
+}
+
 /// `string = quoted / literal`.
 pub(crate) fn string(i: &[u8]) -> PResult<'_, Cow<'_, [u8]>> {
     match i.first() {

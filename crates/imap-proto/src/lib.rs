@@ -89,6 +89,7 @@ pub use framing::{Frame, Framer, FramerLimits};
 pub use items::{FetchItem, Flag, MAX_SEARCH_DEPTH, SearchKey, Section, SectionText};
 pub use response::{
     Address, BodyExtension, BodyFields, BodyStructure, Code, Envelope, Extension, FetchValue,
-    IdField, MAX_BODY_DEPTH, NamespaceEntry, PartKind, Response, StatusKind,
+    IdField, MAX_BODY_DEPTH, NamespaceEntry, NamespaceExtension, Param, PartKind, Quirks, Response,
+    StatusKind,
 };
 pub use seq::{SeqNumber, SequenceSet};

@@ -14,6 +14,32 @@ use crate::core::{
 use crate::items::{self, Flag, Section};
 use crate::seq::{self, SequenceSet};
 
+/// Deviations of real servers that a client may choose to tolerate
+/// ([`Response::parse_with`]); all off by default, which is RFC 9051 as
+/// written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Quirks {
+    /// 8-bit bytes outside literals (raw UTF-8 or Latin-1 in quoted
+    /// strings and text) without UTF8=ACCEPT.
+    pub eight_bit: bool,
+    /// Spaces before the final CRLF (`* SEARCH 2 5 \r\n`).
+    pub trailing_space: bool,
+    /// NIL for a body part's type, subtype or encoding (read as empty).
+    pub nil_body_fields: bool,
+}
+
+impl Quirks {
+    /// Every tolerance on.
+    pub fn lenient() -> Quirks {
+        Quirks {
+            eight_bit: true,
+            trailing_space: true,
+            nil_body_fields: true,
+        }
+    }
+}
+
 /// OK, NO, BAD, PREAUTH or BYE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StatusKind {
@@ -324,7 +350,7 @@ fn nstring(i: &[u8]) -> PResult<'_, Option<Cow<'_, [u8]>>> {
     Ok((r, Some(s)))
 }
 
-fn fetch_values(i: &[u8]) -> PResult<'_, Vec<FetchValue<'_>>> {
+fn fetch_values(i: &[u8], q: Quirks) -> PResult<'_, Vec<FetchValue<'_>>> {
     let mut r = i
         .strip_prefix(b"(")
         .ok_or(SyntaxError::Invalid("FETCH data"))?;
@@ -364,7 +390,7 @@ fn fetch_values(i: &[u8]) -> PResult<'_, Vec<FetchValue<'_>>> {
                 )
             }
             b"BODY" | b"BODYSTRUCTURE" if rest.first() == Some(&b' ') => {
-                let (r2, b) = body(&rest[1..], 0)?;
+                let (r2, b) = body(&rest[1..], 0, q)?;
                 let b = Box::new(b);
                 (
                     r2,
@@ -423,8 +449,34 @@ fn fetch_values(i: &[u8]) -> PResult<'_, Vec<FetchValue<'_>>> {
 }
 
 impl<'a> Response<'a> {
-    /// Parses one framed response (CRLF included, literals inline).
+    /// Parses one framed response (CRLF included, literals inline),
+    /// strictly: outside literals only 7-bit data, or UTF-8 when `utf8`
+    /// (UTF8=ACCEPT enabled).
     pub fn parse(input: &'a [u8], utf8: bool) -> Result<Response<'a>, SyntaxError> {
+        Self::parse_with(input, utf8, Quirks::default())
+    }
+
+    /// Parses one framed response, tolerating the server deviations that
+    /// `quirks` switches on.
+    pub fn parse_with(
+        input: &'a [u8],
+        utf8: bool,
+        quirks: Quirks,
+    ) -> Result<Response<'a>, SyntaxError> {
+        if !quirks.eight_bit {
+            crate::core::check_eight_bit(input, utf8)?;
+        }
+        if quirks.trailing_space
+            && let Some(body) = input.strip_suffix(b" \r\n")
+        {
+            let mut trimmed = body.trim_ascii_end().to_vec();
+            trimmed.extend_from_slice(b"\r\n");
+            return Self::parse_inner(&trimmed, utf8, quirks).map(Response::into_owned);
+        }
+        Self::parse_inner(input, utf8, quirks)
+    }
+
+    fn parse_inner(input: &[u8], utf8: bool, quirks: Quirks) -> Result<Response<'_>, SyntaxError> {
         if let Some(r) = input.strip_prefix(b"+") {
             let r = r.strip_prefix(b" ").unwrap_or(r);
             return Ok(Response::Continue(text_to_end(r)?));
@@ -447,7 +499,7 @@ impl<'a> Response<'a> {
                 b"EXPUNGE" => end(r).map(|_| Response::Expunge(n)),
                 b"FETCH" => {
                     let (r, _) = sp(r)?;
-                    let (r, v) = fetch_values(r)?;
+                    let (r, v) = fetch_values(r, quirks)?;
                     end(r)?;
                     Ok(Response::Fetch(n, v))
                 }
@@ -1388,7 +1440,16 @@ fn encode_extension(e: &mut Encoder, ext: &Extension<'_>) {
     }
 }
 
-fn body(i: &[u8], depth: usize) -> PResult<'_, BodyStructure<'_>> {
+/// A body field that must be a string; NIL (as empty) only as a quirk.
+fn body_string(i: &[u8], q: Quirks) -> PResult<'_, Cow<'_, [u8]>> {
+    match nstring(i)? {
+        (r, Some(s)) => Ok((r, s)),
+        (r, None) if q.nil_body_fields => Ok((r, Cow::Borrowed(&[]))),
+        _ => Err(SyntaxError::Invalid("NIL where a string is required")),
+    }
+}
+
+fn body(i: &[u8], depth: usize, q: Quirks) -> PResult<'_, BodyStructure<'_>> {
     if depth > MAX_BODY_DEPTH {
         return Err(SyntaxError::Invalid("body structure nested too deeply"));
     }
@@ -1397,12 +1458,12 @@ fn body(i: &[u8], depth: usize) -> PResult<'_, BodyStructure<'_>> {
         let mut parts = Vec::new();
         let mut r = r;
         while r.first() == Some(&b'(') {
-            let (r2, p) = body(r, depth + 1)?;
+            let (r2, p) = body(r, depth + 1, q)?;
             parts.push(p);
             r = r2;
         }
         let (r, _) = sp(r)?;
-        let (r, subtype) = string(r)?;
+        let (r, subtype) = body_string(r, q)?;
         let (r, p, ext) = match sp(r) {
             Ok((r2, ())) => {
                 let (r3, p) = params(r2)?;
@@ -1424,9 +1485,9 @@ fn body(i: &[u8], depth: usize) -> PResult<'_, BodyStructure<'_>> {
             },
         ));
     }
-    let (r, media_type) = string(r)?;
+    let (r, media_type) = body_string(r, q)?;
     let (r, _) = sp(r)?;
-    let (r, subtype) = string(r)?;
+    let (r, subtype) = body_string(r, q)?;
     let (r, _) = sp(r)?;
     let (r, p) = params(r)?;
     let (r, _) = sp(r)?;
@@ -1434,7 +1495,7 @@ fn body(i: &[u8], depth: usize) -> PResult<'_, BodyStructure<'_>> {
     let (r, _) = sp(r)?;
     let (r, description) = nstring(r)?;
     let (r, _) = sp(r)?;
-    let (r, encoding) = string(r)?;
+    let (r, encoding) = body_string(r, q)?;
     let (r, _) = sp(r)?;
     let (r, octets) = number(r)?;
     let fields = BodyFields {
@@ -1453,7 +1514,7 @@ fn body(i: &[u8], depth: usize) -> PResult<'_, BodyStructure<'_>> {
         let (r, _) = sp(r)?;
         let (r, env) = envelope(r)?;
         let (r, _) = sp(r)?;
-        let (r, inner) = body(r, depth + 1)?;
+        let (r, inner) = body(r, depth + 1, q)?;
         let (r, _) = sp(r)?;
         let (r, lines) = number(r)?;
         (

@@ -1303,6 +1303,51 @@ fn command_borrows_input() {
     assert_eq!(format!("{owned:?}"), expected);
 }
 
+/// Real servers' deviations: refused by default (RFC 9051 as written),
+/// each accepted behind its own switch; 8-bit data is fine inside a
+/// literal and as UTF-8 once UTF8=ACCEPT is on.
+#[test]
+fn client_side_quirks() {
+    let utf8_subject =
+        "* 1 FETCH (ENVELOPE (NIL \"Grüße\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n".as_bytes();
+    let latin1_subject =
+        b"* 1 FETCH (ENVELOPE (NIL \"Gr\xfc\xdfe\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n";
+    let trailing = b"* SEARCH 2 5 \r\n";
+    let nil_encoding = b"* 3 FETCH (BODY (\"TEXT\" \"PLAIN\" NIL NIL NIL NIL 10 1))\r\n";
+    all_rejected(
+        &[utf8_subject, latin1_subject, trailing, nil_encoding],
+        |b| Response::parse(b, false).is_err(),
+    );
+    // UTF8=ACCEPT: UTF-8 yes, Latin-1 still no.
+    assert!(Response::parse(utf8_subject, true).is_ok());
+    assert!(Response::parse(latin1_subject, true).is_err());
+    // 8-bit inside a literal is data, not syntax.
+    assert!(Response::parse(b"* 1 FETCH (BODY[] {2}\r\n\xc3\xbc)\r\n", false).is_ok());
+    let mut q = Quirks::default();
+    q.eight_bit = true;
+    let r = Response::parse_with(latin1_subject, false, q).unwrap();
+    let Response::Fetch(1, v) = r else { panic!() };
+    assert!(
+        matches!(&v[0], FetchValue::Envelope(e) if e.subject.as_deref() == Some(&b"Gr\xfc\xdfe"[..]))
+    );
+    assert!(Response::parse_with(trailing, false, q).is_err());
+    let mut q = Quirks::default();
+    q.trailing_space = true;
+    assert_eq!(
+        Response::parse_with(trailing, false, q),
+        Ok(Response::Search(vec![2, 5], None))
+    );
+    let mut q = Quirks::default();
+    q.nil_body_fields = true;
+    let r = Response::parse_with(nil_encoding, false, q).unwrap();
+    assert!(
+        matches!(r, Response::Fetch(3, ref v) if matches!(&v[0], FetchValue::Body(b) if matches!(&**b, BodyStructure::Single { fields, .. } if fields.encoding.is_empty())))
+    );
+    for b in [&utf8_subject[..], latin1_subject, trailing, nil_encoding] {
+        assert!(Response::parse_with(b, false, Quirks::lenient()).is_ok());
+    }
+}
+
 /// RFC 2971 ID, RFC 2342 NAMESPACE and RFC 4731 ESEARCH examples.
 #[test]
 fn id_namespace_esearch_responses() {
