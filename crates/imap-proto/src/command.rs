@@ -413,6 +413,9 @@ pub struct AppendMessage<'a> {
     pub date: Option<String>,
     /// The message.
     pub message: Cow<'a, [u8]>,
+    /// Sent as `UTF8 (~{n})` (RFC 6855 §4): the message may carry UTF-8
+    /// header fields. Parsed only once UTF8=ACCEPT is enabled.
+    pub utf8: bool,
 }
 
 impl<'a> AppendMessage<'a> {
@@ -422,6 +425,7 @@ impl<'a> AppendMessage<'a> {
             flags: Vec::new(),
             date: None,
             message: message.into(),
+            utf8: false,
         }
     }
 }
@@ -433,12 +437,13 @@ impl AppendMessage<'_> {
             flags: self.flags,
             date: self.date,
             message: Cow::Owned(self.message.into_owned()),
+            utf8: self.utf8,
         }
     }
 }
 
 /// `[(flags) SP] [date-time SP] literal`
-fn append_message(i: &[u8]) -> PResult<'_, AppendMessage<'_>> {
+fn append_message(i: &[u8], utf8_accept: bool) -> PResult<'_, AppendMessage<'_>> {
     let mut r = i;
     let mut flags = Vec::new();
     if r.first() == Some(&b'(') {
@@ -452,6 +457,28 @@ fn append_message(i: &[u8]) -> PResult<'_, AppendMessage<'_>> {
         date = Some(d);
         r = sp(r2)?.0;
     }
+    if utf8_accept
+        && r.get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"UTF8 ("))
+    {
+        // RFC 6855 §4: `UTF8 (literal8)`.
+        if !r[6..].starts_with(b"~{") {
+            return Err(SyntaxError::Invalid("UTF8 needs a literal8"));
+        }
+        let (r, message) = string(&r[6..])?;
+        let r = r
+            .strip_prefix(b")")
+            .ok_or(SyntaxError::Invalid("UTF8 data end"))?;
+        return Ok((
+            r,
+            AppendMessage {
+                flags,
+                date,
+                message,
+                utf8: true,
+            },
+        ));
+    }
     if !(r.first() == Some(&b'{') || r.starts_with(b"~{")) {
         return Err(SyntaxError::Invalid("APPEND needs a literal"));
     }
@@ -462,6 +489,7 @@ fn append_message(i: &[u8]) -> PResult<'_, AppendMessage<'_>> {
             flags,
             date,
             message,
+            utf8: false,
         },
     ))
 }
@@ -1010,7 +1038,7 @@ impl<'a> Command<'a> {
                 let (r, _) = sp(i)?;
                 let (r, m) = mailbox(r, utf8)?;
                 let (r, _) = sp(r)?;
-                let (r, messages) = sp_separated(r, append_message)?;
+                let (r, messages) = sp_separated(r, |r| append_message(r, utf8))?;
                 end(r)?;
                 CommandBody::Append {
                     mailbox: m,
@@ -1287,7 +1315,11 @@ impl<'a> Command<'a> {
                     if let Some(d) = &msg.date {
                         e.raw(b" ").string(d.as_bytes());
                     }
-                    e.raw(b" ").literal(&msg.message);
+                    if msg.utf8 {
+                        e.raw(b" UTF8 (").literal8(&msg.message).raw(b")");
+                    } else {
+                        e.raw(b" ").literal(&msg.message);
+                    }
                 }
             }
             CommandBody::Id(None) => {

@@ -245,7 +245,7 @@ pub(crate) fn check_eight_bit(input: &[u8], utf8: bool) -> Result<(), SyntaxErro
     while !rest.is_empty() {
         let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
         let line = &rest[..end];
-        if !line.is_ascii() && !(utf8 && std::str::from_utf8(line).is_ok()) {
+        if !(line.is_ascii() || (utf8 && std::str::from_utf8(line).is_ok())) {
             return Err(SyntaxError::Invalid("8-bit data outside a literal"));
         }
         rest = &rest[end..];
@@ -354,7 +354,16 @@ impl Encoder {
 
     /// A literal (binary `~{n}` if the data holds NUL).
     pub fn literal(&mut self, v: &[u8]) -> &mut Self {
-        let tilde = if v.contains(&0) { "~" } else { "" };
+        self.literal_as(v, v.contains(&0))
+    }
+
+    /// A binary literal `~{n}` (RFC 3516 `literal8`), whatever the data.
+    pub fn literal8(&mut self, v: &[u8]) -> &mut Self {
+        self.literal_as(v, true)
+    }
+
+    fn literal_as(&mut self, v: &[u8], binary: bool) -> &mut Self {
+        let tilde = if binary { "~" } else { "" };
         let plus = if self.non_sync_literals { "+" } else { "" };
         self.current
             .extend_from_slice(format!("{tilde}{{{}{plus}}}\r\n", v.len()).as_bytes());

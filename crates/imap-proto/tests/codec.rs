@@ -562,7 +562,8 @@ fn command() -> impl Strategy<Value = Command<'static>> {
                     .prop_map(|(flags, date, message)| AppendMessage {
                         flags,
                         date,
-                        message: message.into()
+                        message: message.into(),
+                        utf8: false,
                     }),
                 1..4
             )
@@ -719,6 +720,7 @@ fn rfc3501_message_commands() {
             flags,
             date,
             message,
+            utf8: false,
         },
     ] = &messages[..]
     else {
@@ -727,6 +729,18 @@ fn rfc3501_message_commands() {
     assert_eq!(flags, &[Flag::Seen]);
     assert_eq!(date.as_deref(), Some("01-Jan-2026 10:00:00 +0000"));
     assert_eq!(message[..], b"Subject: hi\r\n\r\nHello"[..]);
+    // RFC 6855 §4: `UTF8 (literal8)` once UTF8=ACCEPT is enabled; a
+    // syntax error before.
+    let wire = "a9 APPEND INBOX UTF8 (~{16+}\r\nSubject: Grüße) {3+}\r\nabc\r\n".as_bytes();
+    assert!(Command::parse(wire, false).is_err());
+    let c = Command::parse(wire, true).unwrap();
+    let CommandBody::Append { ref messages, .. } = c.body else {
+        panic!()
+    };
+    assert!(messages[0].utf8 && !messages[1].utf8);
+    assert_eq!(messages[0].message[..], "Subject: Grüße".as_bytes()[..]);
+    assert_eq!(join(&c.encode(true, true)), wire);
+    assert!(Command::parse(b"a9 APPEND INBOX UTF8 ({3+}\r\nabc)\r\n", true).is_err());
     // LIST-EXTENDED (RFC 5258 §5) and LIST-STATUS (RFC 5819 §3) examples.
     let c = wire_round_trip(b"A02 LIST (SUBSCRIBED) \"\" \"*\"\r\n");
     assert!(
@@ -780,6 +794,7 @@ fn rfc3501_message_commands() {
                     flags: vec![Flag::Seen],
                     date: Some(" 1-Jul-2002 00:00:00 -0700".into()),
                     message: b"Second\r\n"[..].into(),
+                    utf8: false,
                 },
             ],
         }
@@ -1343,7 +1358,7 @@ fn client_side_quirks() {
     assert!(
         matches!(r, Response::Fetch(3, ref v) if matches!(&v[0], FetchValue::Body(b) if matches!(&**b, BodyStructure::Single { fields, .. } if fields.encoding.is_empty())))
     );
-    for b in [&utf8_subject[..], latin1_subject, trailing, nil_encoding] {
+    for b in [utf8_subject, latin1_subject, trailing, nil_encoding] {
         assert!(Response::parse_with(b, false, Quirks::lenient()).is_ok());
     }
 }
