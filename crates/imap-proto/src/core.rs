@@ -325,6 +325,22 @@ impl Encoder {
         self
     }
 
+    /// A decimal number.
+    pub fn number(&mut self, n: u64) -> &mut Self {
+        let mut buf = [0u8; 20];
+        let mut at = buf.len();
+        let mut n = n;
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.raw(&buf[at..])
+    }
+
     /// An astring: atom if possible, else quoted, else literal.
     pub fn astring(&mut self, v: &[u8]) -> &mut Self {
         if !v.is_empty() && v.iter().all(|&b| is_astring_char(b)) {
@@ -363,10 +379,15 @@ impl Encoder {
     }
 
     fn literal_as(&mut self, v: &[u8], binary: bool) -> &mut Self {
-        let tilde = if binary { "~" } else { "" };
-        let plus = if self.non_sync_literals { "+" } else { "" };
-        self.current
-            .extend_from_slice(format!("{tilde}{{{}{plus}}}\r\n", v.len()).as_bytes());
+        if binary {
+            self.raw(b"~");
+        }
+        self.raw(b"{").number(v.len() as u64);
+        if self.non_sync_literals {
+            self.raw(b"+");
+        }
+        self.raw(b"}\r\n");
+        self.current.reserve(v.len() + 2);
         if !self.non_sync_literals {
             self.chunks.push(Chunk {
                 bytes: std::mem::take(&mut self.current),

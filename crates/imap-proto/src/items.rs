@@ -31,16 +31,17 @@ impl Flag {
             .then(|| Flag::Keyword(k.to_owned()))
     }
 
-    fn text(&self) -> String {
+    /// The flag as written on the wire.
+    fn write(&self, e: &mut Encoder) {
         match self {
-            Flag::Seen => "\\Seen".into(),
-            Flag::Answered => "\\Answered".into(),
-            Flag::Flagged => "\\Flagged".into(),
-            Flag::Deleted => "\\Deleted".into(),
-            Flag::Draft => "\\Draft".into(),
-            Flag::Keyword(k) => k.clone(),
-            Flag::Extension(e) => format!("\\{e}"),
-        }
+            Flag::Seen => e.raw(b"\\Seen"),
+            Flag::Answered => e.raw(b"\\Answered"),
+            Flag::Flagged => e.raw(b"\\Flagged"),
+            Flag::Deleted => e.raw(b"\\Deleted"),
+            Flag::Draft => e.raw(b"\\Draft"),
+            Flag::Keyword(k) => atom_only(e, k),
+            Flag::Extension(x) => atom_only(e.raw(b"\\"), x),
+        };
     }
 }
 
@@ -65,6 +66,16 @@ pub(crate) fn flag(i: &[u8]) -> PResult<'_, Flag> {
     Ok((r, Flag::Keyword(a.to_owned())))
 }
 
+/// Writes only the ATOM-CHARs of a keyword built by hand (the variants
+/// are public), so no flag can inject a line or a new argument.
+fn atom_only<'e>(e: &'e mut Encoder, v: &str) -> &'e mut Encoder {
+    if v.bytes().all(|b| is_atom_char(b) || b == b'*') {
+        return e.raw(v.as_bytes());
+    }
+    let kept: Vec<u8> = v.bytes().filter(|&b| is_atom_char(b)).collect();
+    e.raw(&kept)
+}
+
 /// `(flag flag …)`, possibly empty.
 pub(crate) fn flag_list(i: &[u8]) -> PResult<'_, Vec<Flag>> {
     let mut r = i
@@ -85,8 +96,7 @@ pub(crate) fn flag_list(i: &[u8]) -> PResult<'_, Vec<Flag>> {
 }
 
 pub(crate) fn encode_flags(e: &mut Encoder, flags: &[Flag]) {
-    let texts: Vec<String> = flags.iter().map(Flag::text).collect();
-    e.raw(format!("({})", texts.join(" ")).as_bytes());
+    crate::core::encode_paren(e, flags, |e, f| f.write(e));
 }
 
 /// Which part of a message `BODY[…]` names.
@@ -362,87 +372,87 @@ pub(crate) fn fetch_items(i: &[u8]) -> PResult<'_, Vec<FetchItem<'_>>> {
     Ok((r, vec![it]))
 }
 
-fn encode_parts(part: &[u32]) -> String {
-    part.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-fn encode_partial(p: &Option<(u32, u32)>) -> String {
-    p.map_or_else(String::new, |(a, b)| format!("<{a}.{b}>"))
-}
-
 pub(crate) fn encode_fetch_items(e: &mut Encoder, items: &[FetchItem<'_>]) {
-    e.raw(b"(");
-    for (k, it) in items.iter().enumerate() {
-        if k > 0 {
-            e.raw(b" ");
-        }
-        let simple = |s: &str| s.to_owned();
-        let text = match it {
-            FetchItem::Flags => simple("FLAGS"),
-            FetchItem::Uid => simple("UID"),
-            FetchItem::InternalDate => simple("INTERNALDATE"),
-            FetchItem::Rfc822Size => simple("RFC822.SIZE"),
-            FetchItem::Rfc822 => simple("RFC822"),
-            FetchItem::Rfc822Header => simple("RFC822.HEADER"),
-            FetchItem::Rfc822Text => simple("RFC822.TEXT"),
-            FetchItem::Envelope => simple("ENVELOPE"),
-            FetchItem::Body => simple("BODY"),
-            FetchItem::BodyStructure => simple("BODYSTRUCTURE"),
-            FetchItem::ModSeq => simple("MODSEQ"),
-            FetchItem::BinarySize(p) => format!("BINARY.SIZE[{}]", encode_parts(p)),
+    crate::core::encode_paren(e, items, |e, it| {
+        let word: &[u8] = match it {
+            FetchItem::Flags => b"FLAGS",
+            FetchItem::Uid => b"UID",
+            FetchItem::InternalDate => b"INTERNALDATE",
+            FetchItem::Rfc822Size => b"RFC822.SIZE",
+            FetchItem::Rfc822 => b"RFC822",
+            FetchItem::Rfc822Header => b"RFC822.HEADER",
+            FetchItem::Rfc822Text => b"RFC822.TEXT",
+            FetchItem::Envelope => b"ENVELOPE",
+            FetchItem::Body => b"BODY",
+            FetchItem::BodyStructure => b"BODYSTRUCTURE",
+            FetchItem::ModSeq => b"MODSEQ",
+            FetchItem::BinarySize(p) => {
+                e.raw(b"BINARY.SIZE[");
+                write_parts(e, p);
+                e.raw(b"]");
+                return;
+            }
             FetchItem::Binary {
                 peek,
                 part,
                 partial,
-            } => format!(
-                "BINARY{}[{}]{}",
-                if *peek { ".PEEK" } else { "" },
-                encode_parts(part),
-                encode_partial(partial)
-            ),
+            } => {
+                e.raw(if *peek { b"BINARY.PEEK[" } else { b"BINARY[" });
+                write_parts(e, part);
+                e.raw(b"]");
+                write_partial(e, *partial);
+                return;
+            }
             FetchItem::BodySection { peek, section } => {
                 encode_body_section(e, *peek, section);
-                continue;
+                return;
             }
         };
-        e.raw(text.as_bytes());
-    }
-    e.raw(b")");
+        e.raw(word);
+    });
 }
 
 /// Writes `BODY[section]<partial>` (or `BODY.PEEK[…]`).
 pub(crate) fn encode_body_section(e: &mut Encoder, peek: bool, section: &Section<'_>) {
     e.raw(if peek { b"BODY.PEEK[" } else { b"BODY[" });
-    let mut prefix = encode_parts(&section.part);
-    let dot = if prefix.is_empty() { "" } else { "." };
-    match &section.text {
-        SectionText::Full => {}
-        SectionText::Header => prefix.push_str(&format!("{dot}HEADER")),
-        SectionText::Text => prefix.push_str(&format!("{dot}TEXT")),
-        SectionText::Mime => prefix.push_str(&format!("{dot}MIME")),
-        SectionText::HeaderFields(l) | SectionText::HeaderFieldsNot(l) => {
-            let not = if matches!(section.text, SectionText::HeaderFieldsNot(_)) {
-                ".NOT"
-            } else {
-                ""
-            };
-            e.raw(format!("{prefix}{dot}HEADER.FIELDS{not} (").as_bytes());
-            for (j, h) in l.iter().enumerate() {
-                if j > 0 {
-                    e.raw(b" ");
-                }
-                e.astring(h.as_bytes());
-            }
-            prefix = ")".into();
-        }
+    write_parts(e, &section.part);
+    if !section.part.is_empty() && section.text != SectionText::Full {
+        e.raw(b".");
     }
-    e.raw(prefix.as_bytes());
+    let (word, names): (&[u8], _) = match &section.text {
+        SectionText::Full => (b"", None),
+        SectionText::Header => (b"HEADER", None),
+        SectionText::Text => (b"TEXT", None),
+        SectionText::Mime => (b"MIME", None),
+        SectionText::HeaderFields(l) => (b"HEADER.FIELDS ", Some(l)),
+        SectionText::HeaderFieldsNot(l) => (b"HEADER.FIELDS.NOT ", Some(l)),
+    };
+    e.raw(word);
+    if let Some(l) = names {
+        crate::core::encode_paren(e, l, |e, h| {
+            e.astring(h.as_bytes());
+        });
+    }
     e.raw(b"]");
-    if section.partial.is_some() {
-        e.raw(encode_partial(&section.partial).as_bytes());
+    write_partial(e, section.partial);
+}
+
+fn write_parts(e: &mut Encoder, part: &[u32]) {
+    for (k, p) in part.iter().enumerate() {
+        if k > 0 {
+            e.raw(b".");
+        }
+        e.number(u64::from(*p));
+    }
+}
+
+fn write_partial(e: &mut Encoder, p: Option<(u32, u32)>) {
+    if let Some((a, b)) = p {
+        e.raw(b"<")
+            .number(u64::from(a))
+            .raw(b".")
+            .number(u64::from(b))
+            .raw(b">");
     }
 }
 

@@ -798,13 +798,13 @@ impl<'a> Response<'a> {
                 items::encode_flags(&mut e, f);
             }
             Response::Exists(n) => {
-                e.raw(format!("* {n} EXISTS").as_bytes());
+                e.raw(b"* ").number(u64::from(*n)).raw(b" EXISTS");
             }
             Response::Recent(n) => {
-                e.raw(format!("* {n} RECENT").as_bytes());
+                e.raw(b"* ").number(u64::from(*n)).raw(b" RECENT");
             }
             Response::Expunge(n) => {
-                e.raw(format!("* {n} EXPUNGE").as_bytes());
+                e.raw(b"* ").number(u64::from(*n)).raw(b" EXPUNGE");
             }
             Response::Vanished { earlier, uids } => {
                 e.raw(
@@ -910,7 +910,7 @@ impl<'a> Response<'a> {
                 }
             }
             Response::Fetch(n, values) => {
-                e.raw(format!("* {n} FETCH (").as_bytes());
+                e.raw(b"* ").number(u64::from(*n)).raw(b" FETCH (");
                 for (k, v) in values.iter().enumerate() {
                     if k > 0 {
                         e.raw(b" ");
@@ -921,10 +921,10 @@ impl<'a> Response<'a> {
                             items::encode_flags(&mut e, f);
                         }
                         FetchValue::Uid(u) => {
-                            e.raw(format!("UID {u}").as_bytes());
+                            e.raw(b"UID ").number(u64::from(*u));
                         }
                         FetchValue::Rfc822Size(s) => {
-                            e.raw(format!("RFC822.SIZE {s}").as_bytes());
+                            e.raw(b"RFC822.SIZE ").number(u64::from(*s));
                         }
                         FetchValue::InternalDate(d) => {
                             e.raw(b"INTERNALDATE ").string(d.as_bytes());
@@ -942,7 +942,7 @@ impl<'a> Response<'a> {
                             encode_envelope(&mut e, env);
                         }
                         FetchValue::ModSeq(m) => {
-                            e.raw(format!("MODSEQ ({m})").as_bytes());
+                            e.raw(b"MODSEQ (").number(*m).raw(b")");
                         }
                         FetchValue::BodySection {
                             section,
@@ -951,7 +951,7 @@ impl<'a> Response<'a> {
                         } => {
                             items::encode_body_section(&mut e, false, section);
                             if let Some(o) = origin {
-                                e.raw(format!("<{o}>").as_bytes());
+                                e.raw(b"<").number(u64::from(*o)).raw(b">");
                             }
                             e.raw(b" ");
                             match data {
@@ -1587,11 +1587,12 @@ fn encode_body(e: &mut Encoder, b: &BodyStructure<'_>) {
             encode_nstring(e, &fields.description);
             e.raw(b" ")
                 .string(&fields.encoding)
-                .raw(format!(" {}", fields.octets).as_bytes());
+                .raw(b" ")
+                .number(u64::from(fields.octets));
             match kind {
                 PartKind::Basic => {}
                 PartKind::Text { lines } => {
-                    e.raw(format!(" {lines}").as_bytes());
+                    e.raw(b" ").number(u64::from(*lines));
                 }
                 PartKind::Message {
                     envelope: env,
@@ -1602,7 +1603,7 @@ fn encode_body(e: &mut Encoder, b: &BodyStructure<'_>) {
                     encode_envelope(e, env);
                     e.raw(b" ");
                     encode_body(e, inner);
-                    e.raw(format!(" {lines}").as_bytes());
+                    e.raw(b" ").number(u64::from(*lines));
                 }
             }
             if let Some(m) = md5 {

@@ -1601,3 +1601,18 @@ fn encoder_finish_bytes_matches_joined_chunks() {
         assert!(build().finish_bytes().ends_with(tail));
     }
 }
+
+/// Flag variants are public, so a hand-built keyword may hold anything;
+/// the encoder writes only its ATOM-CHARs and no flag can start a line
+/// or add an argument.
+#[test]
+fn hand_built_flags_cannot_inject() {
+    let r = Response::Flags(vec![
+        Flag::Seen,
+        Flag::Keyword("$Junk\r\na1 DELETE INBOX".into()),
+        Flag::Extension("X (y)".into()),
+    ]);
+    let wire = r.encode(false);
+    assert_eq!(wire, b"* FLAGS (\\Seen $Junka1DELETEINBOX \\Xy)\r\n");
+    assert!(Response::parse(&wire, false).is_ok());
+}
