@@ -241,6 +241,9 @@ fn quoted(i: &[u8]) -> PResult<'_, Cow<'_, [u8]>> {
 /// (RFC 6855). Literal payloads, announced at the end of a line, are
 /// skipped.
 pub(crate) fn check_eight_bit(input: &[u8], utf8: bool) -> Result<(), SyntaxError> {
+    if input.is_ascii() {
+        return Ok(());
+    }
     let mut rest = input;
     while !rest.is_empty() {
         let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);

@@ -2,7 +2,9 @@
 
 use std::borrow::Cow;
 
-use crate::core::{Encoder, PResult, SyntaxError, astring, atom, is_atom_char, number, sp, upper};
+use crate::core::{
+    Encoder, PResult, SyntaxError, astring, atom, atom_bytes, is_atom_char, number, sp, upper,
+};
 use crate::seq::{self, SequenceSet};
 
 /// A message flag: a system flag (`\Seen` …) or a keyword.
@@ -50,20 +52,22 @@ pub(crate) fn flag(i: &[u8]) -> PResult<'_, Flag> {
         // `\*` in PERMANENTFLAGS: new keywords may be created.
         return Ok((r, Flag::Extension("*".into())));
     }
+    // ATOM-CHARs are ASCII: no UTF-8 check needed to make a String.
+    let text = |a: &[u8]| a.iter().map(|&b| char::from(b)).collect::<String>();
     if let Some(r) = i.strip_prefix(b"\\") {
-        let (r, a) = atom(r)?;
-        let f = match &*upper(a.as_bytes()) {
+        let (r, a) = atom_bytes(r)?;
+        let f = match &*upper(a) {
             b"SEEN" => Flag::Seen,
             b"ANSWERED" => Flag::Answered,
             b"FLAGGED" => Flag::Flagged,
             b"DELETED" => Flag::Deleted,
             b"DRAFT" => Flag::Draft,
-            _ => Flag::Extension(a.to_owned()),
+            _ => Flag::Extension(text(a)),
         };
         return Ok((r, f));
     }
-    let (r, a) = atom(i)?;
-    Ok((r, Flag::Keyword(a.to_owned())))
+    let (r, a) = atom_bytes(i)?;
+    Ok((r, Flag::Keyword(text(a))))
 }
 
 /// Writes only the ATOM-CHARs of a keyword built by hand (the variants
