@@ -17,17 +17,36 @@
 //!   IDLE, CHECK, CLOSE, UNSELECT, EXPUNGE, UID EXPUNGE, COPY, MOVE) and
 //!   the message commands (STORE with UNCHANGEDSINCE, FETCH with sections,
 //!   partials, BINARY and CHANGEDSINCE/VANISHED, SEARCH with the RFC 9051
-//!   keys, MODSEQ and ESEARCH `RETURN` options, APPEND with MULTIAPPEND),
+//!   keys, MODSEQ and ESEARCH `RETURN` options, APPEND with MULTIAPPEND
+//!   and RFC 6855 `UTF8 (~{n})` data),
 //!   each with a `UID` form where one exists.
 //!
 //! - [`Response`]: status responses with response codes, continuation
 //!   requests, CAPABILITY, ENABLED, FLAGS, EXISTS, RECENT, EXPUNGE,
 //!   VANISHED, LIST/LSUB, STATUS, SEARCH and FETCH (flags, UID, dates,
-//!   sizes, MODSEQ, ENVELOPE, BODY and BODYSTRUCTURE with extension data,
-//!   body sections).
+//!   sizes, MODSEQ, ENVELOPE, BODY and BODYSTRUCTURE with extension data
+//!   — future `body-extension` data included — and body sections).
 //!
 //! - ID (RFC 2971) command and response, NAMESPACE (RFC 2342, with
 //!   extensions) and ESEARCH (RFC 4731) responses.
+//!
+//! Parsing does not copy: a [`Command`] or [`Response`] borrows the bytes
+//! it was parsed from (`Cow` fields; `into_owned()` keeps it longer), and
+//! the [`Framer`] hands out a command that arrived in one read as a slice
+//! of that read. Parsing is strict by default (RFC 9051 as written: 8-bit
+//! data only inside literals, or as UTF-8 once UTF8=ACCEPT is enabled,
+//! RFC 6855); a client may tolerate known server deviations with
+//! [`Quirks`] and [`Response::parse_with`]:
+//!
+//! ```
+//! use imap_proto::{Quirks, Response};
+//!
+//! let wire = b"* SEARCH 2 5 \r\n"; // a trailing space some servers send
+//! assert!(Response::parse(wire, false).is_err());
+//! let mut quirks = Quirks::default();
+//! quirks.trailing_space = true;
+//! assert_eq!(Response::parse_with(wire, false, quirks), Ok(Response::Search(vec![2, 5], None)));
+//! ```
 //!
 //! Decoding a command as a server receives it:
 //!

@@ -1,9 +1,10 @@
 //! Server responses: status responses with response codes, continuation
-//! requests, and the untagged data responses (first part: CAPABILITY,
-//! FLAGS, EXISTS, RECENT, EXPUNGE, VANISHED, LIST, LSUB, STATUS, SEARCH,
-//! ENABLED and FETCH with flags, UID, dates, sizes, MODSEQ, ENVELOPE,
-//! BODY/BODYSTRUCTURE and body sections). ESEARCH, ID and NAMESPACE
-//! follow.
+//! requests, and the untagged data responses (CAPABILITY, ENABLED, FLAGS,
+//! EXISTS, RECENT, EXPUNGE, VANISHED, LIST, LSUB, STATUS, SEARCH, ESEARCH,
+//! ID, NAMESPACE, and FETCH with flags, UID, dates, sizes, MODSEQ,
+//! ENVELOPE, BODY/BODYSTRUCTURE and body sections). Parsed responses
+//! borrow their input; [`Quirks`] lets a client tolerate known server
+//! deviations.
 
 use std::borrow::Cow;
 
