@@ -119,19 +119,23 @@ pub enum CommandBody<'a> {
     },
     /// `ENABLE capability...` (RFC 5161)
     Enable(Vec<String>),
-    /// `SELECT mailbox [(CONDSTORE)]`
+    /// `SELECT mailbox [(CONDSTORE QRESYNC (…))]`
     Select {
         /// The mailbox.
         mailbox: Mailbox,
-        /// `(CONDSTORE)` given.
+        /// `CONDSTORE` given.
         condstore: bool,
+        /// `QRESYNC (…)` given (RFC 7162 §3.2.5).
+        qresync: Option<QResync>,
     },
-    /// `EXAMINE mailbox [(CONDSTORE)]`
+    /// `EXAMINE mailbox [(CONDSTORE QRESYNC (…))]`
     Examine {
         /// The mailbox.
         mailbox: Mailbox,
-        /// `(CONDSTORE)` given.
+        /// `CONDSTORE` given.
         condstore: bool,
+        /// `QRESYNC (…)` given (RFC 7162 §3.2.5).
+        qresync: Option<QResync>,
     },
     /// `CREATE mailbox`
     Create(Mailbox),
@@ -593,11 +597,125 @@ fn text_arg(i: &[u8]) -> PResult<'_, String> {
     ))
 }
 
-fn condstore(i: &[u8]) -> PResult<'_, bool> {
-    match i.get(..12) {
-        Some(p) if p.eq_ignore_ascii_case(b" (CONDSTORE)") => Ok((&i[12..], true)),
-        _ => Ok((i, false)),
+/// What a client remembers of a mailbox when it selects it with QRESYNC
+/// (RFC 7162 §3.2.5), so the server can send only what changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QResync {
+    /// The UIDVALIDITY the client knows.
+    pub uid_validity: u32,
+    /// The last HIGHESTMODSEQ the client saw.
+    pub mod_seq: u64,
+    /// The UIDs the client knows, if it says.
+    pub known_uids: Option<SequenceSet>,
+    /// Message numbers and the UIDs they had (`seq-match-data`), to find
+    /// where the client's view went stale.
+    pub seq_match: Option<(SequenceSet, SequenceSet)>,
+}
+
+/// `mod-sequence-value`: 1 to 2^63-1.
+fn mod_sequence(i: &[u8]) -> PResult<'_, u64> {
+    let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
+    match std::str::from_utf8(&i[..n])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        Some(v) if (1..1 << 63).contains(&v) => Ok((&i[n..], v)),
+        _ => Err(SyntaxError::Number),
     }
+}
+
+fn qresync(i: &[u8]) -> PResult<'_, QResync> {
+    let r = i
+        .strip_prefix(b"(")
+        .ok_or(SyntaxError::Invalid("QRESYNC"))?;
+    let (r, uid_validity) = crate::core::nz_number(r)?;
+    let (r, _) = sp(r)?;
+    let (mut r, mod_seq) = mod_sequence(r)?;
+    let mut known_uids = None;
+    let mut seq_match = None;
+    if let Some(r2) = r.strip_prefix(b" ")
+        && r2.first().is_some_and(u8::is_ascii_digit)
+    {
+        let (r3, s) = seq::parse(r2)?;
+        known_uids = Some(s);
+        r = r3;
+    }
+    if let Some(r2) = r.strip_prefix(b" (") {
+        let (r3, a) = seq::parse(r2)?;
+        let (r3, _) = sp(r3)?;
+        let (r3, b) = seq::parse(r3)?;
+        r = r3
+            .strip_prefix(b")")
+            .ok_or(SyntaxError::Invalid("QRESYNC seq-match-data"))?;
+        seq_match = Some((a, b));
+    }
+    let r = r
+        .strip_prefix(b")")
+        .ok_or(SyntaxError::Invalid("QRESYNC"))?;
+    Ok((
+        r,
+        QResync {
+            uid_validity,
+            mod_seq,
+            known_uids,
+            seq_match,
+        },
+    ))
+}
+
+/// `[SP "(" select-param *(SP select-param) ")"]`: CONDSTORE and QRESYNC,
+/// each at most once.
+fn select_params(i: &[u8]) -> PResult<'_, (bool, Option<QResync>)> {
+    let Some(mut r) = i.strip_prefix(b" (") else {
+        return Ok((i, (false, None)));
+    };
+    let (mut condstore, mut q) = (false, None);
+    loop {
+        let (r2, w) = atom_bytes(r)?;
+        match &*upper(w) {
+            b"CONDSTORE" if !condstore => {
+                condstore = true;
+                r = r2;
+            }
+            b"QRESYNC" if q.is_none() => {
+                let (r3, v) = qresync(sp(r2)?.0)?;
+                q = Some(v);
+                r = r3;
+            }
+            _ => return Err(SyntaxError::Invalid("SELECT parameter")),
+        }
+        if let Some(rest) = r.strip_prefix(b")") {
+            return Ok((rest, (condstore, q)));
+        }
+        r = sp(r)?.0;
+    }
+}
+
+fn encode_select_params(e: &mut Encoder, condstore: bool, q: &Option<QResync>) {
+    match (condstore, q) {
+        (false, None) => return,
+        (true, None) => {
+            e.raw(b" (CONDSTORE)");
+            return;
+        }
+        (true, Some(_)) => e.raw(b" (CONDSTORE QRESYNC ("),
+        (false, Some(_)) => e.raw(b" (QRESYNC ("),
+    };
+    let Some(q) = q else { return };
+    e.number(u64::from(q.uid_validity))
+        .raw(b" ")
+        .number(q.mod_seq);
+    if let Some(k) = &q.known_uids {
+        e.raw(b" ").raw(k.to_string().as_bytes());
+    }
+    if let Some((a, b)) = &q.seq_match {
+        e.raw(b" (")
+            .raw(a.to_string().as_bytes())
+            .raw(b" ")
+            .raw(b.to_string().as_bytes())
+            .raw(b")");
+    }
+    e.raw(b"))");
 }
 
 fn end(i: &[u8]) -> Result<(), SyntaxError> {
@@ -641,8 +759,24 @@ impl CommandBody<'_> {
                 initial_response,
             },
             C::Enable(c) => C::Enable(c),
-            C::Select { mailbox, condstore } => C::Select { mailbox, condstore },
-            C::Examine { mailbox, condstore } => C::Examine { mailbox, condstore },
+            C::Select {
+                mailbox,
+                condstore,
+                qresync,
+            } => C::Select {
+                mailbox,
+                condstore,
+                qresync,
+            },
+            C::Examine {
+                mailbox,
+                condstore,
+                qresync,
+            } => C::Examine {
+                mailbox,
+                condstore,
+                qresync,
+            },
             C::Create(m) => C::Create(m),
             C::Delete(m) => C::Delete(m),
             C::Rename(a, b) => C::Rename(a, b),
@@ -816,17 +950,19 @@ impl<'a> Command<'a> {
             (false, b"SELECT" | b"EXAMINE") => {
                 let (r, _) = sp(i)?;
                 let (r, m) = mailbox(r, utf8)?;
-                let (r, cs) = condstore(r)?;
+                let (r, (cs, q)) = select_params(r)?;
                 end(r)?;
                 if &*word == b"SELECT" {
                     CommandBody::Select {
                         mailbox: m,
                         condstore: cs,
+                        qresync: q,
                     }
                 } else {
                     CommandBody::Examine {
                         mailbox: m,
                         condstore: cs,
+                        qresync: q,
                     }
                 }
             }
@@ -1145,10 +1281,12 @@ impl<'a> Command<'a> {
             CommandBody::Select {
                 mailbox: m,
                 condstore,
+                qresync,
             }
             | CommandBody::Examine {
                 mailbox: m,
                 condstore,
+                qresync,
             } => {
                 let w: &[u8] = if matches!(self.body, CommandBody::Select { .. }) {
                     b"SELECT "
@@ -1157,9 +1295,7 @@ impl<'a> Command<'a> {
                 };
                 e.raw(w);
                 mbox(&mut e, m);
-                if *condstore {
-                    e.raw(b" (CONDSTORE)");
-                }
+                encode_select_params(&mut e, *condstore, qresync);
             }
             CommandBody::Create(m)
             | CommandBody::Delete(m)

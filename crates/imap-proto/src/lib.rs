@@ -98,7 +98,7 @@ mod seq;
 pub mod utf7;
 
 pub use command::{
-    AppendMessage, Command, CommandBody, CommandError, ListReturn, ListSelect, Mailbox,
+    AppendMessage, Command, CommandBody, CommandError, ListReturn, ListSelect, Mailbox, QResync,
     SearchReturn, StatusItem, StoreOp,
 };
 pub use core::{

@@ -37,6 +37,7 @@ fn rfc3501_command_examples() {
             CommandBody::Select {
                 mailbox: Mailbox::new("INBOX").unwrap(),
                 condstore: false,
+                qresync: None,
             },
         ),
         (
@@ -44,6 +45,7 @@ fn rfc3501_command_examples() {
             CommandBody::Examine {
                 mailbox: Mailbox::new("blurdybloop").unwrap(),
                 condstore: false,
+                qresync: None,
             },
         ),
         (
@@ -153,6 +155,49 @@ fn rfc3501_command_examples() {
             CommandBody::Select {
                 mailbox: Mailbox::new("INBOX").unwrap(),
                 condstore: true,
+                qresync: None,
+            },
+        ),
+        (
+            "A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n",
+            CommandBody::Select {
+                mailbox: Mailbox::new("INBOX").unwrap(),
+                condstore: false,
+                qresync: Some(QResync {
+                    uid_validity: 67890007,
+                    mod_seq: 20050715194045000,
+                    known_uids: Some(SequenceSet::parse(b"41,43:211,214:541").unwrap()),
+                    seq_match: None,
+                }),
+            },
+        ),
+        (
+            "A03 EXAMINE INBOX (CONDSTORE QRESYNC (67890007 90060115194045000 1:29997 (5000,7500,9000,9990:9999 15000,22500,27000,29970,29973)))\r\n",
+            CommandBody::Examine {
+                mailbox: Mailbox::new("INBOX").unwrap(),
+                condstore: true,
+                qresync: Some(QResync {
+                    uid_validity: 67890007,
+                    mod_seq: 90060115194045000,
+                    known_uids: Some(SequenceSet::parse(b"1:29997").unwrap()),
+                    seq_match: Some((
+                        SequenceSet::parse(b"5000,7500,9000,9990:9999").unwrap(),
+                        SequenceSet::parse(b"15000,22500,27000,29970,29973").unwrap(),
+                    )),
+                }),
+            },
+        ),
+        (
+            "B1 SELECT INBOX (QRESYNC (1 2))\r\n",
+            CommandBody::Select {
+                mailbox: Mailbox::new("INBOX").unwrap(),
+                condstore: false,
+                qresync: Some(QResync {
+                    uid_validity: 1,
+                    mod_seq: 2,
+                    known_uids: None,
+                    seq_match: None,
+                }),
             },
         ),
         ("a1 IDLE\r\n", CommandBody::Idle),
@@ -212,7 +257,8 @@ fn modified_utf7_known_answers() {
         m.body,
         CommandBody::Select {
             mailbox: Mailbox::new("日本語").unwrap(),
-            condstore: false
+            condstore: false,
+            qresync: None,
         }
     );
     let utf8 = Command::parse("a SELECT 日本語\r\n".as_bytes(), true);
@@ -225,7 +271,8 @@ fn modified_utf7_known_answers() {
         quoted.body,
         CommandBody::Select {
             mailbox: Mailbox::new("日本語").unwrap(),
-            condstore: false
+            condstore: false,
+            qresync: None,
         }
     );
     // Without UTF8=ACCEPT, the same bytes are not modified UTF-7.
@@ -415,6 +462,11 @@ fn search_key() -> impl Strategy<Value = SearchKey<'static>> {
     })
 }
 
+fn seq_set() -> impl Strategy<Value = SequenceSet> {
+    "[1-9][0-9]{0,3}(:([1-9][0-9]{0,3}|\\*))?(,[1-9][0-9]{0,3})*"
+        .prop_map(|s| SequenceSet::parse(s.as_bytes()).unwrap())
+}
+
 fn command() -> impl Strategy<Value = Command<'static>> {
     let seq = proptest::collection::vec(
         (
@@ -442,8 +494,26 @@ fn command() -> impl Strategy<Value = Command<'static>> {
                 username: u.into(),
                 password: p.into()
             }),
-        (mailbox_name(), any::<bool>())
-            .prop_map(|(mailbox, condstore)| CommandBody::Select { mailbox, condstore }),
+        (
+            mailbox_name(),
+            any::<bool>(),
+            proptest::option::of((
+                1u32..,
+                1u64..1 << 63,
+                proptest::option::of(seq_set()),
+                proptest::option::of((seq_set(), seq_set()))
+            ))
+        )
+            .prop_map(|(mailbox, condstore, q)| CommandBody::Select {
+                mailbox,
+                condstore,
+                qresync: q.map(|(uid_validity, mod_seq, known_uids, seq_match)| QResync {
+                    uid_validity,
+                    mod_seq,
+                    known_uids,
+                    seq_match
+                })
+            }),
         mailbox_name().prop_map(CommandBody::Create),
         (mailbox_name(), mailbox_name()).prop_map(|(a, b)| CommandBody::Rename(a, b)),
         (
@@ -1615,4 +1685,26 @@ fn hand_built_flags_cannot_inject() {
     let wire = r.encode(false);
     assert_eq!(wire, b"* FLAGS (\\Seen $Junka1DELETEINBOX \\Xy)\r\n");
     assert!(Response::parse(&wire, false).is_ok());
+}
+
+/// QRESYNC SELECT parameters (RFC 7162 §3.2.5): values in range, each
+/// parameter once, and the encoded form parses back.
+#[test]
+fn select_qresync_limits() {
+    all_rejected(
+        &[
+            b"a SELECT INBOX (QRESYNC (0 1))\r\n",
+            b"a SELECT INBOX (QRESYNC (1 0))\r\n",
+            b"a SELECT INBOX (QRESYNC (1 9223372036854775808))\r\n",
+            b"a SELECT INBOX (QRESYNC (1 2 (1:3)))\r\n",
+            b"a SELECT INBOX (QRESYNC (1 2)\r\n",
+            b"a SELECT INBOX (CONDSTORE CONDSTORE)\r\n",
+            b"a SELECT INBOX (QRESYNC (1 2) QRESYNC (1 2))\r\n",
+            b"a SELECT INBOX (FOO)\r\n",
+            b"a SELECT INBOX ()\r\n",
+        ],
+        |b| Command::parse(b, false).is_err(),
+    );
+    let c = wire_round_trip(b"a SELECT INBOX (QRESYNC (3 9223372036854775807 1:* (1 2)))\r\n");
+    assert!(matches!(c.body, CommandBody::Select { qresync: Some(ref q), .. } if q.mod_seq == (1 << 63) - 1));
 }
