@@ -1220,7 +1220,7 @@ impl<'a> Command<'a> {
 
     /// Encodes the command into chunks (literals may need continuations).
     pub fn encode(&self, non_sync_literals: bool, utf8: bool) -> Vec<crate::core::Chunk> {
-        let mut e = Encoder::new(non_sync_literals);
+        let mut e = Encoder::new(non_sync_literals).with_utf8(utf8);
         e.raw(self.tag.as_str().as_bytes()).raw(b" ");
         let mbox = |e: &mut Encoder, m: &Mailbox| encode_mailbox(e, m, utf8);
         match &self.body {

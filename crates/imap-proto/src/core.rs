@@ -308,7 +308,11 @@ pub struct Chunk {
 pub struct Encoder {
     chunks: Vec<Chunk>,
     current: Vec<u8>,
-    non_sync_literals: bool,
+    /// Literals announced `{n+}` (client with LITERAL+).
+    plus: bool,
+    /// A `{n}` literal waits for the peer's `+` (client without LITERAL+).
+    wait: bool,
+    utf8: bool,
 }
 
 impl Encoder {
@@ -318,8 +322,27 @@ impl Encoder {
         Encoder {
             chunks: Vec::new(),
             current: Vec::new(),
-            non_sync_literals,
+            plus: non_sync_literals,
+            wait: !non_sync_literals,
+            utf8: false,
         }
+    }
+
+    /// An encoder for a server's responses: literals are `{n}` (servers
+    /// may not send `{n+}`, RFC 9051 §4.3) and never wait.
+    pub fn for_responses() -> Encoder {
+        Encoder {
+            plus: false,
+            wait: false,
+            ..Encoder::new(true)
+        }
+    }
+
+    /// With UTF8=ACCEPT enabled (RFC 6855): UTF-8 text may be sent as a
+    /// quoted string instead of a literal.
+    pub fn with_utf8(mut self, utf8: bool) -> Self {
+        self.utf8 = utf8;
+        self
     }
 
     /// Raw protocol bytes (keywords, spaces, parentheses).
@@ -353,10 +376,16 @@ impl Encoder {
         }
     }
 
-    /// A string: quoted when printable ASCII without CR/LF and short,
-    /// else a literal.
+    /// A string: quoted when short printable ASCII (or, with UTF8=ACCEPT,
+    /// short UTF-8 text without controls), else a literal.
     pub fn string(&mut self, v: &[u8]) -> &mut Self {
-        if v.len() <= 1024 && v.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+        let quotable = if self.utf8 {
+            v.iter().all(|&b| b >= 0x80 || (0x20..0x7f).contains(&b))
+                && std::str::from_utf8(v).is_ok()
+        } else {
+            v.iter().all(|&b| (0x20..0x7f).contains(&b))
+        };
+        if v.len() <= 1024 && quotable {
             self.current.push(b'"');
             for &b in v {
                 if b == b'"' || b == b'\\' {
@@ -386,12 +415,12 @@ impl Encoder {
             self.raw(b"~");
         }
         self.raw(b"{").number(v.len() as u64);
-        if self.non_sync_literals {
+        if self.plus {
             self.raw(b"+");
         }
         self.raw(b"}\r\n");
         self.current.reserve(v.len() + 2);
-        if !self.non_sync_literals {
+        if self.wait {
             self.chunks.push(Chunk {
                 bytes: std::mem::take(&mut self.current),
                 wait_for_continuation: true,

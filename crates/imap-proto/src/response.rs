@@ -757,7 +757,7 @@ impl<'a> Response<'a> {
     /// Encodes the response (literals never wait: servers send them
     /// without continuation).
     pub fn encode(&self, utf8: bool) -> Vec<u8> {
-        let mut e = Encoder::new(true);
+        let mut e = Encoder::for_responses().with_utf8(utf8);
         let mbox = |e: &mut Encoder, m: &Mailbox| encode_mailbox(e, m, utf8);
         match self {
             Response::Status {
@@ -998,7 +998,7 @@ fn encode_code(c: &Code) -> String {
         Code::Unseen(n) => format!("UNSEEN {n}"),
         Code::HighestModSeq(n) => format!("HIGHESTMODSEQ {n}"),
         Code::PermanentFlags(f) => {
-            let mut e = Encoder::new(true);
+            let mut e = Encoder::for_responses();
             items::encode_flags(&mut e, f);
             let t = crate::core::join(&e.finish());
             format!(

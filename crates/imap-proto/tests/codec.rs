@@ -1706,5 +1706,40 @@ fn select_qresync_limits() {
         |b| Command::parse(b, false).is_err(),
     );
     let c = wire_round_trip(b"a SELECT INBOX (QRESYNC (3 9223372036854775807 1:* (1 2)))\r\n");
-    assert!(matches!(c.body, CommandBody::Select { qresync: Some(ref q), .. } if q.mod_seq == (1 << 63) - 1));
+    assert!(
+        matches!(c.body, CommandBody::Select { qresync: Some(ref q), .. } if q.mod_seq == (1 << 63) - 1)
+    );
+}
+
+/// With UTF8=ACCEPT the encoder quotes UTF-8 text (no literal, so no
+/// continuation round trip); without it, the same text goes as a literal.
+#[test]
+fn utf8_accept_quotes_utf8_text() {
+    let wire =
+        "* 1 FETCH (ENVELOPE (NIL \"Grüße\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n".as_bytes();
+    let r = Response::parse(wire, true).unwrap();
+    assert_eq!(r.encode(true), wire);
+    let ascii_only = r.encode(false);
+    // A server's literal is `{n}`: `{n+}` is for clients only (RFC 9051 §4.3).
+    assert!(ascii_only.windows(7).any(|w| w == b"{7}\r\nGr"));
+    assert_eq!(
+        Response::parse(&ascii_only, false).map(|x| x.into_owned()),
+        Ok(r.clone().into_owned())
+    );
+    let c = Command {
+        tag: Tag::new("a").unwrap(),
+        body: CommandBody::Login {
+            username: "jörg".as_bytes().into(),
+            password: b"pw"[..].into(),
+        },
+    };
+    assert_eq!(
+        join(&c.encode(false, true)),
+        "a LOGIN \"jörg\" pw\r\n".as_bytes()
+    );
+    let chunks = c.encode(false, false);
+    assert!(
+        chunks[0].wait_for_continuation,
+        "a literal without UTF8=ACCEPT"
+    );
 }
