@@ -857,7 +857,13 @@ impl CommandBody<'_> {
 impl<'a> Command<'a> {
     /// Parses one framed command (CRLF included), e.g. from
     /// [`crate::Framer`]. `utf8` when UTF8=ACCEPT is enabled (mailbox
-    /// names are then UTF-8, not modified UTF-7).
+    /// names are then UTF-8, not modified UTF-7, and `APPEND … UTF8 (…)`
+    /// is allowed).
+    ///
+    /// Unlike [`crate::Response::parse`], 8-bit bytes in quoted strings
+    /// are accepted even without UTF8=ACCEPT: deployed clients send UTF-8
+    /// passwords in `LOGIN` that way, and refusing them would lock users
+    /// out. Mailbox names stay strict.
     pub fn parse(input: &'a [u8], utf8: bool) -> Result<Command<'a>, CommandError> {
         let (i, t) = tag(input).map_err(|error| CommandError { tag: None, error })?;
         let err = |error| CommandError {
