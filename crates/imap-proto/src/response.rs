@@ -1441,6 +1441,27 @@ fn encode_extension(e: &mut Encoder, ext: &Extension<'_>) {
     }
 }
 
+/// The optional extension data that ends a part, then its `)`: the first
+/// field (multipart parameters, or a single part's MD5) and the rest.
+fn extension_tail<'a, T>(
+    i: &'a [u8],
+    depth: usize,
+    first: impl Fn(&'a [u8]) -> PResult<'a, T>,
+) -> PResult<'a, (Option<T>, Extension<'a>)> {
+    let (r, out) = match sp(i) {
+        Ok((r, ())) => {
+            let (r, v) = first(r)?;
+            let (r, ext) = extension(r, depth)?;
+            (r, (Some(v), ext))
+        }
+        Err(_) => (i, (None, Extension::default())),
+    };
+    let r = r
+        .strip_prefix(b")")
+        .ok_or(SyntaxError::Invalid("body part end"))?;
+    Ok((r, out))
+}
+
 /// A body field that must be a string; NIL (as empty) only as a quirk.
 fn body_string(i: &[u8], q: Quirks) -> PResult<'_, Cow<'_, [u8]>> {
     match nstring(i)? {
@@ -1465,17 +1486,7 @@ fn body(i: &[u8], depth: usize, q: Quirks) -> PResult<'_, BodyStructure<'_>> {
         }
         let (r, _) = sp(r)?;
         let (r, subtype) = body_string(r, q)?;
-        let (r, p, ext) = match sp(r) {
-            Ok((r2, ())) => {
-                let (r3, p) = params(r2)?;
-                let (r3, ext) = extension(r3, depth)?;
-                (r3, Some(p), ext)
-            }
-            Err(_) => (r, None, Extension::default()),
-        };
-        let r = r
-            .strip_prefix(b")")
-            .ok_or(SyntaxError::Invalid("multipart end"))?;
+        let (r, (p, ext)) = extension_tail(r, depth, params)?;
         return Ok((
             r,
             BodyStructure::Multi {
@@ -1529,17 +1540,7 @@ fn body(i: &[u8], depth: usize, q: Quirks) -> PResult<'_, BodyStructure<'_>> {
     } else {
         (r, PartKind::Basic)
     };
-    let (r, md5, ext) = match sp(r) {
-        Ok((r2, ())) => {
-            let (r3, m) = nstring(r2)?;
-            let (r3, ext) = extension(r3, depth)?;
-            (r3, Some(m), ext)
-        }
-        Err(_) => (r, None, Extension::default()),
-    };
-    let r = r
-        .strip_prefix(b")")
-        .ok_or(SyntaxError::Invalid("body end"))?;
+    let (r, (md5, ext)) = extension_tail(r, depth, nstring)?;
     Ok((
         r,
         BodyStructure::Single {
