@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 
 use crate::core::{
-    Encoder, PResult, SyntaxError, Tag, astring, atom, atom_bytes, encode_paren, sp, string, tag,
-    upper,
+    Encoder, PResult, SyntaxError, Tag, astring, atom, atom_bytes, encode_paren, number64, sp,
+    string, tag, upper,
 };
 use crate::items::{self, FetchItem, Flag, SearchKey};
 use crate::seq::{self, SequenceSet};
@@ -266,18 +266,6 @@ pub enum StoreOp {
     Add,
     /// `-FLAGS`
     Remove,
-}
-
-fn modseq_value(i: &[u8]) -> PResult<'_, u64> {
-    let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
-    if n == 0 || n > 19 {
-        return Err(SyntaxError::Number);
-    }
-    let v = std::str::from_utf8(&i[..n])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(SyntaxError::Number)?;
-    Ok((&i[n..], v))
 }
 
 /// A LIST selection option (RFC 5258 §3.1, RFC 6154 §5).
@@ -612,25 +600,17 @@ pub struct QResync {
     pub seq_match: Option<(SequenceSet, SequenceSet)>,
 }
 
-/// `mod-sequence-value`: 1 to 2^63-1.
-fn mod_sequence(i: &[u8]) -> PResult<'_, u64> {
-    let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
-    match std::str::from_utf8(&i[..n])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    {
-        Some(v) if (1..1 << 63).contains(&v) => Ok((&i[n..], v)),
-        _ => Err(SyntaxError::Number),
-    }
-}
-
 fn qresync(i: &[u8]) -> PResult<'_, QResync> {
     let r = i
         .strip_prefix(b"(")
         .ok_or(SyntaxError::Invalid("QRESYNC"))?;
     let (r, uid_validity) = crate::core::nz_number(r)?;
     let (r, _) = sp(r)?;
-    let (mut r, mod_seq) = mod_sequence(r)?;
+    // `mod-sequence-value`: not 0.
+    let (mut r, mod_seq) = number64(r)?;
+    if mod_seq == 0 {
+        return Err(SyntaxError::Number);
+    }
     let mut known_uids = None;
     let mut seq_match = None;
     if let Some(r2) = r.strip_prefix(b" ")
@@ -1077,7 +1057,7 @@ impl<'a> Command<'a> {
                 let (r, _) = sp(r)?;
                 let (r, unchanged_since) = match prefix_ci(r, b"(UNCHANGEDSINCE ") {
                     Some(r2) => {
-                        let (r3, n) = modseq_value(r2)?;
+                        let (r3, n) = number64(r2)?;
                         let r3 = r3
                             .strip_prefix(b") ")
                             .ok_or(SyntaxError::Invalid("UNCHANGEDSINCE"))?;
@@ -1127,7 +1107,7 @@ impl<'a> Command<'a> {
                 let (r, items) = items::fetch_items(r)?;
                 let (r, changed_since, vanished) = match prefix_ci(r, b" (CHANGEDSINCE ") {
                     Some(r2) => {
-                        let (r3, n) = modseq_value(r2)?;
+                        let (r3, n) = number64(r2)?;
                         let (r3, v) = match prefix_ci(r3, b" VANISHED") {
                             Some(r4) => (r4, true),
                             None => (r3, false),

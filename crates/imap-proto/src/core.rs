@@ -144,17 +144,20 @@ pub(crate) fn nz_number(i: &[u8]) -> PResult<'_, u32> {
     Ok((r, n))
 }
 
-/// `number64` of a literal length (RFC 9051): at most 19 digits.
-fn number64(i: &[u8]) -> PResult<'_, u64> {
+/// `number64` (RFC 9051): 0 to 2^63-1 — literal lengths, mod-sequences,
+/// STATUS sizes.
+pub(crate) fn number64(i: &[u8]) -> PResult<'_, u64> {
     let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
     if n == 0 || n > 19 {
         return Err(SyntaxError::Number);
     }
-    let v = std::str::from_utf8(&i[..n])
+    match std::str::from_utf8(&i[..n])
         .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(SyntaxError::Number)?;
-    Ok((&i[n..], v))
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        Some(v) if v < 1 << 63 => Ok((&i[n..], v)),
+        _ => Err(SyntaxError::Number),
+    }
 }
 
 /// How a literal is announced.
@@ -237,6 +240,16 @@ fn quoted(i: &[u8]) -> PResult<'_, Cow<'_, [u8]>> {
     Err(SyntaxError::Incomplete)
 }
 
+/// The literal a line announces at its end (`{n}`, `{n+}` or `~{n}`
+/// right before CRLF): its length and mode.
+pub(crate) fn trailing_literal(line: &[u8]) -> Option<(u64, LiteralMode)> {
+    let open = memchr::memrchr(b'{', line)?;
+    match literal_header(&line[open..]) {
+        Ok(([], (n, mode, _))) => Some((n, mode)),
+        _ => None,
+    }
+}
+
 /// Checks the bytes outside literals: 7-bit, or valid UTF-8 when `utf8`
 /// (RFC 6855). Literal payloads, announced at the end of a line, are
 /// skipped.
@@ -252,9 +265,7 @@ pub(crate) fn check_eight_bit(input: &[u8], utf8: bool) -> Result<(), SyntaxErro
             return Err(SyntaxError::Invalid("8-bit data outside a literal"));
         }
         rest = &rest[end..];
-        if let Some(open) = memchr::memrchr(b'{', line)
-            && let Ok(([], (n, _, _))) = literal_header(&line[open..])
-        {
+        if let Some((n, _)) = trailing_literal(line) {
             rest = &rest[usize::try_from(n).unwrap_or(usize::MAX).min(rest.len())..];
         }
     }

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::core::{LiteralMode, Tag, literal_header, tag};
+use crate::core::{LiteralMode, Tag, tag, trailing_literal};
 
 /// Longest tag reported back in a refusal.
 const MAX_TAG: usize = 64;
@@ -138,11 +138,7 @@ impl Framer {
                 if lf.is_some() {
                     self.state = State::Line;
                     let tail = std::mem::take(&mut self.skip_tail);
-                    if let Some(open) = memchr::memrchr(b'{', &tail)
-                        && let Ok((rest, (n, LiteralMode::NonSync, _))) =
-                            literal_header(&tail[open..])
-                        && rest.is_empty()
-                    {
+                    if let Some((n, LiteralMode::NonSync)) = trailing_literal(&tail) {
                         // The command goes on after the literal.
                         self.state = if n == 0 {
                             State::Skip
@@ -233,19 +229,8 @@ impl Framer {
                                 }),
                             );
                         }
-                        let header = memchr::memrchr(b'{', line)
-                            .map(|open| {
-                                let start = if open > 0 && line[open - 1] == b'~' {
-                                    open - 1
-                                } else {
-                                    open
-                                };
-                                literal_header(&line[start..])
-                            })
-                            .and_then(|r| r.ok())
-                            .filter(|(rest, _)| rest.is_empty());
-                        match header {
-                            Some((_, (n, mode, _))) => {
+                        match trailing_literal(line) {
+                            Some((n, mode)) => {
                                 if whole {
                                     self.buf.extend_from_slice(&input[..=i]);
                                 }

@@ -667,15 +667,8 @@ pub(crate) fn search_key(i: &[u8], depth: usize) -> PResult<'_, SearchKey<'_>> {
         }
         "MODSEQ" => {
             let (r, _) = sp(r)?;
-            let n = r.iter().take_while(|b| b.is_ascii_digit()).count();
-            if n == 0 || n > 19 {
-                return Err(SyntaxError::Number);
-            }
-            let v: u64 = std::str::from_utf8(&r[..n])
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or(SyntaxError::Number)?;
-            Ok((&r[n..], SearchKey::ModSeq(v)))
+            let (r, v) = crate::core::number64(r)?;
+            Ok((r, SearchKey::ModSeq(v)))
         }
         "NOT" => {
             let (r, _) = sp(r)?;

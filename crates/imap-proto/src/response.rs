@@ -10,7 +10,8 @@ use std::borrow::Cow;
 
 use crate::command::{Mailbox, StatusItem, encode_mailbox, mailbox, status_item, status_item_name};
 use crate::core::{
-    Encoder, PResult, SyntaxError, Tag, atom, encode_paren, number, sp, string, tag, upper,
+    Encoder, PResult, SyntaxError, Tag, atom, encode_paren, number, number64, sp, string, tag,
+    upper,
 };
 use crate::items::{self, Flag, Section};
 use crate::seq::{self, SequenceSet};
@@ -230,18 +231,6 @@ pub enum Response<'a> {
     },
 }
 
-fn u64_number(i: &[u8]) -> PResult<'_, u64> {
-    let n = i.iter().take_while(|b| b.is_ascii_digit()).count();
-    if n == 0 || n > 19 {
-        return Err(SyntaxError::Number);
-    }
-    let v = std::str::from_utf8(&i[..n])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(SyntaxError::Number)?;
-    Ok((&i[n..], v))
-}
-
 fn text_to_end(i: &[u8]) -> Result<String, SyntaxError> {
     let body = i
         .strip_suffix(b"\r\n")
@@ -291,7 +280,7 @@ fn code(i: &[u8]) -> PResult<'_, Code> {
         ("UIDNEXT", a) => Code::UidNext(num(a)?),
         ("UIDVALIDITY", a) => Code::UidValidity(num(a)?),
         ("UNSEEN", a) => Code::Unseen(num(a)?),
-        ("HIGHESTMODSEQ", Some(a)) => match u64_number(a)? {
+        ("HIGHESTMODSEQ", Some(a)) => match number64(a)? {
             ([], n) => Code::HighestModSeq(n),
             _ => return Err(SyntaxError::Invalid("HIGHESTMODSEQ")),
         },
@@ -412,7 +401,7 @@ fn fetch_values(i: &[u8], q: Quirks) -> PResult<'_, Vec<FetchValue<'_>>> {
                 let r2 = r2
                     .strip_prefix(b"(")
                     .ok_or(SyntaxError::Invalid("MODSEQ"))?;
-                let (r2, v) = u64_number(r2)?;
+                let (r2, v) = number64(r2)?;
                 let r2 = r2
                     .strip_prefix(b")")
                     .ok_or(SyntaxError::Invalid("MODSEQ"))?;
@@ -597,7 +586,7 @@ impl<'a> Response<'a> {
                 while r.first() != Some(&b')') {
                     let (r2, a) = atom(r)?;
                     let (r2, _) = sp(r2)?;
-                    let (r2, v) = u64_number(r2)?;
+                    let (r2, v) = number64(r2)?;
                     items.push((
                         status_item(a).ok_or(SyntaxError::Invalid("STATUS item"))?,
                         v,
@@ -614,7 +603,7 @@ impl<'a> Response<'a> {
                 while let Ok((r2, ())) = sp(r) {
                     if let Some(m) = r2.get(..8).filter(|p| p.eq_ignore_ascii_case(b"(MODSEQ ")) {
                         let _ = m;
-                        let (r3, v) = u64_number(&r2[8..])?;
+                        let (r3, v) = number64(&r2[8..])?;
                         r = r3
                             .strip_prefix(b")")
                             .ok_or(SyntaxError::Invalid("SEARCH MODSEQ"))?;
@@ -1263,7 +1252,7 @@ fn body_extension(i: &[u8], depth: usize) -> PResult<'_, BodyExtension<'_>> {
             Ok((r, BodyExtension::List(items)))
         }
         Some(b) if b.is_ascii_digit() => {
-            let (r, n) = u64_number(i)?;
+            let (r, n) = number64(i)?;
             Ok((r, BodyExtension::Number(n)))
         }
         _ => {
@@ -1318,20 +1307,11 @@ fn params(i: &[u8]) -> PResult<'_, Vec<Param<'_>>> {
     if let (r, None) = nil_or(i)? {
         return Ok((r, Vec::new()));
     }
-    let mut r = i
-        .strip_prefix(b"(")
-        .ok_or(SyntaxError::Invalid("body parameters"))?;
-    let mut out = Vec::new();
-    loop {
-        let (r2, k) = string(r)?;
-        let (r2, _) = sp(r2)?;
-        let (r2, v) = string(r2)?;
-        out.push((k, v));
-        if let Some(end) = r2.strip_prefix(b")") {
-            return Ok((end, out));
-        }
-        r = sp(r2)?.0;
-    }
+    crate::command::paren_list(i, false, |r| {
+        let (r, k) = string(r)?;
+        let (r, v) = string(sp(r)?.0)?;
+        Ok((r, (k, v)))
+    })
 }
 
 fn encode_params(e: &mut Encoder, p: &[Param<'_>]) {

@@ -1743,3 +1743,21 @@ fn utf8_accept_quotes_utf8_text() {
         "a literal without UTF8=ACCEPT"
     );
 }
+
+/// Every 64-bit number on the wire is RFC 9051 `number64`: up to 2^63-1,
+/// the same limit in commands and responses.
+#[test]
+fn number64_stops_at_2_pow_63() {
+    let max = "9223372036854775807";
+    let over = "9223372036854775808";
+    for (n, ok) in [(max, true), (over, false)] {
+        let search = format!("a SEARCH MODSEQ {n}\r\n");
+        assert_eq!(Command::parse(search.as_bytes(), false).is_ok(), ok, "{search}");
+        let store = format!("a STORE 1 (UNCHANGEDSINCE {n}) +FLAGS (\\Seen)\r\n");
+        assert_eq!(Command::parse(store.as_bytes(), false).is_ok(), ok, "{store}");
+        let code = format!("* OK [HIGHESTMODSEQ {n}] x\r\n");
+        assert_eq!(Response::parse(code.as_bytes(), false).is_ok(), ok, "{code}");
+        let status = format!("* STATUS INBOX (SIZE {n})\r\n");
+        assert_eq!(Response::parse(status.as_bytes(), false).is_ok(), ok, "{status}");
+    }
+}
