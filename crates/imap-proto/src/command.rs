@@ -202,7 +202,7 @@ pub enum CommandBody<'a> {
         uid: bool,
         /// The messages.
         set: SequenceSet,
-        /// CONDSTORE `UNCHANGEDSINCE`.
+        /// CONDSTORE `UNCHANGEDSINCE` (0 to 2^63-1, as every mod-sequence).
         unchanged_since: Option<u64>,
         /// Replace (`FLAGS`), add (`+FLAGS`) or remove (`-FLAGS`).
         op: StoreOp,
@@ -219,7 +219,7 @@ pub enum CommandBody<'a> {
         set: SequenceSet,
         /// What to fetch (macros expanded).
         items: Vec<FetchItem<'a>>,
-        /// CONDSTORE `CHANGEDSINCE`.
+        /// CONDSTORE `CHANGEDSINCE` (up to 2^63-1).
         changed_since: Option<u64>,
         /// QRESYNC `VANISHED` (UID FETCH only).
         vanished: bool,
@@ -591,7 +591,7 @@ fn text_arg(i: &[u8]) -> PResult<'_, String> {
 pub struct QResync {
     /// The UIDVALIDITY the client knows.
     pub uid_validity: u32,
-    /// The last HIGHESTMODSEQ the client saw.
+    /// The last HIGHESTMODSEQ the client saw (1 to 2^63-1).
     pub mod_seq: u64,
     /// The UIDs the client knows, if it says.
     pub known_uids: Option<SequenceSet>,

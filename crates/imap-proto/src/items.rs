@@ -488,7 +488,7 @@ pub enum SearchKey<'a> {
     Uid(SequenceSet),
     /// A sequence set.
     Seq(SequenceSet),
-    /// `MODSEQ n`
+    /// `MODSEQ n` (up to 2^63-1)
     ModSeq(u64),
     /// `NOT key`
     Not(Box<SearchKey<'a>>),

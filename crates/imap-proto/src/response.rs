@@ -89,7 +89,7 @@ pub enum Code {
     UidValidity(u32),
     /// `UNSEEN n`
     Unseen(u32),
-    /// `HIGHESTMODSEQ n`
+    /// `HIGHESTMODSEQ n` (up to 2^63-1)
     HighestModSeq(u64),
     /// `PERMANENTFLAGS (…)`; `\*` as `Flag::Extension("*")`.
     PermanentFlags(Vec<Flag>),
@@ -117,7 +117,7 @@ pub enum FetchValue<'a> {
     InternalDate(Cow<'a, str>),
     /// `RFC822.SIZE n`
     Rfc822Size(u32),
-    /// `MODSEQ (n)`
+    /// `MODSEQ (n)` (up to 2^63-1)
     ModSeq(u64),
     /// `ENVELOPE (…)`
     Envelope(Box<Envelope<'a>>),
