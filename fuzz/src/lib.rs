@@ -11,7 +11,7 @@
 use bytes::BytesMut;
 use smtp_proto::{
     BareLineEnding, BodyProgress, Command, CommandError, CommandOptions, DataDecoder, EhloResponse,
-    LineEnding, LineFramer, Parsed, Reply, ReplyLimits,
+    BareLineEnding, LineFramer, Parsed, Reply, ReplyLimits,
 };
 
 /// Splits `data` into pieces whose lengths come from `seed`.
@@ -45,9 +45,9 @@ pub fn smtp_command(data: &[u8]) {
     let opts = CommandOptions {
         max_line: 64 + usize::from(seed & 0x3f) * 8,
         line_ending: if seed & 0x40 != 0 {
-            LineEnding::AllowBareLf
+            BareLineEnding::Normalize
         } else {
-            LineEnding::Strict
+            BareLineEnding::Reject
         },
         smtputf8: seed & 0x80 != 0,
     };
@@ -239,7 +239,7 @@ pub fn smtp_server_session(data: &[u8]) {
     config.extensions.chunking = sw & 32 == 0;
     config.extensions.enhanced_status_codes = sw & 64 == 0;
     if sw & 128 != 0 {
-        config.line_ending = LineEnding::AllowBareLf;
+        config.line_ending = BareLineEnding::Normalize;
     }
     if sw & 256 != 0 {
         config.body_line_ending = BareLineEnding::Normalize;

@@ -11,19 +11,10 @@ use crate::address::{self, ForwardPath, Host, ReversePath};
 use crate::error::CommandError;
 use crate::params::{MailParameters, RcptParameters, parse_number};
 use crate::reply::Reply;
+use session_core::{BareLineEnding, line_content};
 
 /// Default command line limit, CRLF included (RFC 5321 §4.5.3.1.4).
 pub const DEFAULT_MAX_LINE: usize = 512;
-
-/// What to do with a command line that ends in LF without CR.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum LineEnding {
-    /// Refuse it with [`CommandError::BareLf`] (the default).
-    #[default]
-    Strict,
-    /// Accept a bare LF as a line end.
-    AllowBareLf,
-}
 
 /// How commands are parsed: the line limit, the line-ending policy and
 /// whether the current transaction is SMTPUTF8 (which permits UTF-8 in
@@ -32,8 +23,9 @@ pub enum LineEnding {
 pub struct CommandOptions {
     /// Longest accepted command line in octets, CRLF included.
     pub max_line: usize,
-    /// Bare-LF policy.
-    pub line_ending: LineEnding,
+    /// Bare-LF policy for the line end ([`BareLineEnding::Normalize`]:
+    /// a bare LF ends a line).
+    pub line_ending: BareLineEnding,
     /// Whether the current MAIL transaction declared SMTPUTF8.
     pub smtputf8: bool,
 }
@@ -42,7 +34,7 @@ impl Default for CommandOptions {
     fn default() -> Self {
         CommandOptions {
             max_line: DEFAULT_MAX_LINE,
-            line_ending: LineEnding::Strict,
+            line_ending: BareLineEnding::Reject,
             smtputf8: false,
         }
     }
@@ -302,20 +294,6 @@ fn key_of(verb: &[u8]) -> Option<u64> {
     Some(k)
 }
 
-/// The content of a line that ends in LF (given with its LF), after the
-/// line-ending policy: a CR before the LF is stripped; without one, the
-/// line is refused unless bare LF is allowed.
-#[inline]
-pub(crate) fn line_content(line: &[u8], line_ending: LineEnding) -> Result<&[u8], CommandError> {
-    // `line` includes the final LF.
-    let body = &line[..line.len() - 1];
-    match body.last() {
-        Some(b'\r') => Ok(&body[..body.len() - 1]),
-        _ if line_ending == LineEnding::AllowBareLf => Ok(body),
-        _ => Err(CommandError::BareLf),
-    }
-}
-
 impl<'a> Command<'a> {
     /// Parses one command from the start of `input` with default options.
     ///
@@ -459,7 +437,7 @@ impl<'a> Command<'a> {
 
     /// The reply for an unrecognised command (500 5.5.1).
     pub fn unrecognised_reply() -> Reply<'static> {
-        Reply::fixed(500, (5, 5, 1), "Command unrecognized")
+        crate::replies::UNRECOGNISED.into()
     }
 
     /// Detaches the value from the input buffer.

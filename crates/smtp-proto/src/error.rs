@@ -1,7 +1,8 @@
 //! What a peer can get wrong in a command, and the one place that maps each
 //! mistake to the reply a server sends.
 
-use crate::reply::Reply;
+use crate::reply::{FixedReply, Reply};
+use session_core::LineError;
 
 /// A command line the peer sent was refused. Every variant is recoverable:
 /// the server answers with [`CommandError::reply`] and reads the next line.
@@ -46,38 +47,80 @@ pub enum CommandError {
     InvalidParameter(&'static str),
 }
 
+impl From<LineError> for CommandError {
+    fn from(e: LineError) -> Self {
+        match e {
+            LineError::TooLong { limit } => CommandError::LineTooLong { limit },
+            _ => CommandError::BareLf,
+        }
+    }
+}
+
 impl CommandError {
     /// The reply a server sends for this error.
     pub fn reply(&self) -> Reply<'static> {
+        self.fixed_reply().into()
+    }
+
+    /// [`CommandError::reply`] as a constant, without allocation.
+    pub fn fixed_reply(&self) -> FixedReply {
         match self {
-            CommandError::LineTooLong { .. } => Reply::fixed(500, (5, 5, 2), "Line too long"),
+            CommandError::LineTooLong { .. } => {
+                const { FixedReply::new(500, Some((5, 5, 2)), "Line too long") }
+            }
             CommandError::BareLf => {
-                Reply::fixed(500, (5, 5, 2), "Bare LF not allowed, lines end in CRLF")
+                const {
+                    FixedReply::new(
+                        500,
+                        Some((5, 5, 2)),
+                        "Bare LF not allowed, lines end in CRLF",
+                    )
+                }
             }
             CommandError::ControlCharacter(_) => {
-                Reply::fixed(500, (5, 5, 2), "Control characters not allowed in commands")
+                const {
+                    FixedReply::new(
+                        500,
+                        Some((5, 5, 2)),
+                        "Control characters not allowed in commands",
+                    )
+                }
             }
-            CommandError::InvalidUtf8 => Reply::fixed(500, (5, 5, 2), "Invalid UTF-8 in command"),
+            CommandError::InvalidUtf8 => {
+                const { FixedReply::new(500, Some((5, 5, 2)), "Invalid UTF-8 in command") }
+            }
             CommandError::Syntax => {
-                Reply::fixed(501, (5, 5, 4), "Syntax error in parameters or arguments")
+                const {
+                    FixedReply::new(
+                        501,
+                        Some((5, 5, 4)),
+                        "Syntax error in parameters or arguments",
+                    )
+                }
             }
             CommandError::InvalidReversePath => {
-                Reply::fixed(501, (5, 1, 7), "Bad sender address syntax")
+                const { FixedReply::new(501, Some((5, 1, 7)), "Bad sender address syntax") }
             }
             CommandError::InvalidForwardPath => {
-                Reply::fixed(501, (5, 1, 3), "Bad recipient address syntax")
+                const { FixedReply::new(501, Some((5, 1, 3)), "Bad recipient address syntax") }
             }
-            CommandError::Utf8NotPermitted => Reply::fixed(
-                553,
-                (5, 6, 7),
-                "Non-ASCII addresses require the SMTPUTF8 parameter",
-            ),
-            CommandError::NumberTooLarge => Reply::fixed(501, (5, 5, 4), "Number too large"),
+            CommandError::Utf8NotPermitted => {
+                const {
+                    FixedReply::new(
+                        553,
+                        Some((5, 6, 7)),
+                        "Non-ASCII addresses require the SMTPUTF8 parameter",
+                    )
+                }
+            }
+            CommandError::NumberTooLarge => {
+                const { FixedReply::new(501, Some((5, 5, 4)), "Number too large") }
+            }
             CommandError::DuplicateParameter(_) => {
-                Reply::fixed(501, (5, 5, 4), "Parameter given more than once")
+                const { FixedReply::new(501, Some((5, 5, 4)), "Parameter given more than once") }
             }
             CommandError::InvalidParameter(_) => {
-                Reply::fixed(501, (5, 5, 4), "Invalid parameter value")
+                const { FixedReply::new(501, Some((5, 5, 4)), "Invalid parameter value") }
             }
         }
     }

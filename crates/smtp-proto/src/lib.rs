@@ -17,13 +17,17 @@
 //!   however the bytes are split across reads.
 //! - [`DataDecoder`], [`DataEncoder`], [`BdatDecoder`]: message bodies,
 //!   streamed, with a strict end of data so no message can be smuggled.
+//!   The framer and the DATA codecs come from `session-core` (POP3 uses the
+//!   same ones) and are re-exported here.
 //! - [`server::Session`]: the receiving side (SMTP MX, submission, LMTP) as
 //!   a sans-IO state machine with decisions by token, pipelining, STARTTLS,
 //!   AUTH (through the `sasl` crate), BDAT and per-recipient LMTP replies.
 //!   Its module documentation shows the run loop driving a transaction.
 //!
-//! Every peer mistake is a [`CommandError`] (or [`BodyError`]) whose
-//! `reply()` is the answer a server sends; nothing here panics on input.
+//! Every peer mistake is a [`CommandError`] whose `reply()` is the answer a
+//! server sends (a [`BodyError`]'s is [`replies::body_error`]); the
+//! [`replies`] module holds every fixed reply; nothing here panics on
+//! input.
 //!
 //! # Example: a server reading a pipelined envelope and a body
 //!
@@ -40,16 +44,15 @@
 //!     let (used, line) = framer.push(input);
 //!     input = &input[used..];
 //!     let Some(line) = line else { break };
-//!     let reply = match line.and_then(|l| Command::parse_line(l, &opts)) {
+//!     let parsed = line.map_err(CommandError::from).and_then(|l| Command::parse_line(l, &opts));
+//!     let reply = match parsed {
 //!         Ok(Command::Mail { from: ReversePath::Mailbox(m), params }) => {
 //!             assert_eq!(m.to_string(), "alice@example.org");
 //!             assert_eq!(params.size, Some(42));
-//!             Reply::new(ReplyCode::new(250).unwrap(), None, "OK").unwrap()
+//!             Reply::from(FixedReply::new(250, None, "OK"))
 //!         }
-//!         Ok(Command::Rcpt { .. }) => Reply::new(ReplyCode::new(250).unwrap(), None, "OK").unwrap(),
-//!         Ok(Command::Data) => {
-//!             Reply::new(ReplyCode::new(354).unwrap(), None, "End data with <CR><LF>.<CR><LF>").unwrap()
-//!         }
+//!         Ok(Command::Rcpt { .. }) => FixedReply::new(250, None, "OK").into(),
+//!         Ok(Command::Data) => FixedReply::new(354, None, "End data with <CR><LF>.<CR><LF>").into(),
 //!         Ok(_) => Command::unrecognised_reply(),
 //!         Err(e) => e.reply(),
 //!     };
@@ -74,34 +77,43 @@
 //! # Limits and policies
 //! Command lines are limited to 512 octets by default ([`CommandOptions`]);
 //! a longer line is refused with 500 however it is split across reads. Bare
-//! LF line ends in commands are refused unless [`LineEnding::AllowBareLf`]
-//! is chosen; bare CR or LF in a DATA body is refused unless
-//! [`BareLineEnding::Normalize`] is chosen. The end of data is only ever the
+//! LF line ends in commands and bare CR or LF in a DATA body are refused
+//! unless [`BareLineEnding::Normalize`] is chosen (one policy type for
+//! both: [`CommandOptions::line_ending`] and the server's
+//! `Config::body_line_ending`). The end of data is only ever the
 //! exact bytes `CRLF . CRLF`.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod address;
-mod body;
+mod bdat;
 mod command;
 mod ehlo;
 mod error;
-mod framing;
 pub mod params;
+pub mod replies;
 mod reply;
 pub mod server;
 
 pub use address::{AddressLiteral, Domain, ForwardPath, Host, LocalPart, Mailbox, ReversePath};
-pub use body::{BareLineEnding, BdatDecoder, BodyError, BodyProgress, DataDecoder, DataEncoder};
+pub use bdat::BdatDecoder;
 pub use command::{
-    Argument, Command, CommandOptions, DEFAULT_MAX_LINE, InitialResponse, LineEnding, Mechanism,
-    UnknownCommand,
+    Argument, Command, CommandOptions, DEFAULT_MAX_LINE, InitialResponse, Mechanism, UnknownCommand,
 };
 pub use ehlo::{Capability, EhloError, EhloResponse};
 pub use error::CommandError;
-pub use framing::LineFramer;
 pub use params::{MailParameters, RcptParameters};
-pub use reply::{EnhancedCode, InvalidReply, Reply, ReplyCode, ReplyError, ReplyLimits};
+pub use reply::{
+    EnhancedCode, FixedReply, InvalidReply, Reply, ReplyCode, ReplyError, ReplyLimits,
+};
+pub use session_core::{
+    BareLineEnding, BodyError, BodyProgress, CrlfSize, DataDecoder, DataEncoder, LineError,
+    LineFramer, crlf_size,
+};
 
 /// The result of parsing from the start of a buffer that may not hold a
 /// whole item yet. Needing more bytes is not an error.

@@ -23,6 +23,13 @@ impl ReplyCode {
         }
     }
 
+    /// `220`, the greeting.
+    pub(crate) const GREETING: ReplyCode = ReplyCode(220);
+    /// `250`.
+    pub(crate) const OK: ReplyCode = ReplyCode(250);
+    /// `334`, an AUTH challenge.
+    pub(crate) const CHALLENGE: ReplyCode = ReplyCode(334);
+
     /// The numeric value.
     pub const fn get(self) -> u16 {
         self.0
@@ -90,6 +97,14 @@ impl EnhancedCode {
     /// Detail.
     pub const fn detail(self) -> u16 {
         self.detail
+    }
+
+    /// Writes `class.subject.detail`.
+    pub fn encode(self, dst: &mut BytesMut) {
+        dst.extend_from_slice(&[b'0' + self.class, b'.']);
+        push_number(dst, self.subject);
+        dst.extend_from_slice(b".");
+        push_number(dst, self.detail);
     }
 
     /// Parses `c.s.d` at the start of `s`, returning the code and the rest.
@@ -254,12 +269,17 @@ impl<'a> Reply<'a> {
         })
     }
 
-    /// For replies built inside the crate from literals known to be valid.
-    pub(crate) fn fixed(code: u16, enhanced: (u8, u16, u16), text: &'static str) -> Reply<'static> {
+    /// A one-line reply whose text is known to be valid (a validated name
+    /// and fixed words).
+    pub(crate) fn trusted(
+        code: ReplyCode,
+        enhanced: Option<EnhancedCode>,
+        text: String,
+    ) -> Reply<'static> {
         Reply {
-            code: ReplyCode(code),
-            enhanced: EnhancedCode::new(enhanced.0, enhanced.1, enhanced.2),
-            lines: vec![Cow::Borrowed(text)],
+            code,
+            enhanced,
+            lines: vec![Cow::Owned(text)],
         }
     }
 
@@ -293,16 +313,22 @@ impl<'a> Reply<'a> {
 
     /// Writes the reply, every line ending in CRLF.
     pub fn encode(&self, dst: &mut BytesMut) {
+        self.encode_as(dst, true);
+    }
+
+    /// Writes the reply, with its enhanced code only if `enhanced` (a server
+    /// that does not advertise ENHANCEDSTATUSCODES leaves them out).
+    pub(crate) fn encode_as(&self, dst: &mut BytesMut, enhanced: bool) {
         let code = itoa3(self.code.0);
-        let enhanced = self.enhanced.map(|e| e.to_string());
-        let last = self.lines.len() - 1;
+        let enhanced = self.enhanced.filter(|_| enhanced);
+        let last = self.lines.len().saturating_sub(1);
         for (i, line) in self.lines.iter().enumerate() {
             dst.extend_from_slice(&code);
             let sep: &[u8] = if i == last { b" " } else { b"-" };
-            match &enhanced {
+            match enhanced {
                 Some(e) => {
                     dst.extend_from_slice(sep);
-                    dst.extend_from_slice(e.as_bytes());
+                    e.encode(dst);
                     if !line.is_empty() {
                         dst.extend_from_slice(b" ");
                         dst.extend_from_slice(line.as_bytes());
@@ -419,6 +445,120 @@ fn itoa3(n: u16) -> [u8; 3] {
         b'0' + (n / 10 % 10) as u8,
         b'0' + (n % 10) as u8,
     ]
+}
+
+/// Writes a number without leading zeros.
+fn push_number(dst: &mut BytesMut, n: u16) {
+    let d = itoa3(n);
+    let start = if n >= 100 {
+        0
+    } else if n >= 10 {
+        1
+    } else {
+        2
+    };
+    dst.extend_from_slice(&d[start..]);
+}
+
+/// A one-line reply fixed at compile time: what a server writes for its own
+/// errors and the common answers to decisions, with no allocation and no
+/// way to fail at run time.
+///
+/// ```
+/// use smtp_proto::{FixedReply, Reply};
+///
+/// const MAILBOX_FULL: FixedReply = FixedReply::new(452, Some((4, 2, 2)), "Mailbox full");
+/// let reply: Reply<'static> = MAILBOX_FULL.into();
+/// assert_eq!(reply.to_string(), "452 4.2.2 Mailbox full\r\n");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FixedReply {
+    code: ReplyCode,
+    enhanced: Option<EnhancedCode>,
+    text: &'static str,
+}
+
+impl FixedReply {
+    /// Builds a fixed reply. Meant for `const` items, where an invalid value
+    /// (a code outside 200–599, an enhanced code that is invalid or whose
+    /// class is not the code's first digit, a control character or an empty
+    /// text) stops the build instead of failing at run time.
+    #[allow(clippy::panic)] // evaluated at compile time for constants
+    pub const fn new(code: u16, enhanced: Option<(u8, u16, u16)>, text: &'static str) -> Self {
+        let Some(code) = ReplyCode::new(code) else {
+            panic!("reply code outside 200-599");
+        };
+        let enhanced = match enhanced {
+            None => None,
+            Some((c, s, d)) => match EnhancedCode::new(c, s, d) {
+                Some(e) if e.class() == code.class() => Some(e),
+                _ => panic!("invalid enhanced status code for this reply code"),
+            },
+        };
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] < 0x20 && bytes[i] != b'\t' || bytes[i] == 0x7f {
+                panic!("control character in reply text");
+            }
+            i += 1;
+        }
+        FixedReply {
+            code,
+            enhanced,
+            text,
+        }
+    }
+
+    /// The reply code.
+    pub const fn code(&self) -> ReplyCode {
+        self.code
+    }
+
+    /// The enhanced status code, if any.
+    pub const fn enhanced(&self) -> Option<EnhancedCode> {
+        self.enhanced
+    }
+
+    /// The text.
+    pub const fn text(&self) -> &'static str {
+        self.text
+    }
+
+    /// Writes the reply line with CRLF.
+    pub fn encode(&self, dst: &mut BytesMut) {
+        self.encode_as(dst, true);
+    }
+
+    /// Writes the reply line, with the enhanced code only if `enhanced`.
+    pub(crate) fn encode_as(&self, dst: &mut BytesMut, enhanced: bool) {
+        dst.extend_from_slice(&itoa3(self.code.0));
+        dst.extend_from_slice(b" ");
+        if let Some(e) = self.enhanced.filter(|_| enhanced) {
+            e.encode(dst);
+            if !self.text.is_empty() {
+                dst.extend_from_slice(b" ");
+            }
+        }
+        dst.extend_from_slice(self.text.as_bytes());
+        dst.extend_from_slice(b"\r\n");
+    }
+
+    /// This reply with `prefix` and a space before its text (a server's
+    /// validated host name).
+    pub(crate) fn after(&self, prefix: &str) -> Reply<'static> {
+        Reply::trusted(self.code, self.enhanced, format!("{prefix} {}", self.text))
+    }
+}
+
+impl From<FixedReply> for Reply<'static> {
+    fn from(r: FixedReply) -> Self {
+        Reply {
+            code: r.code,
+            enhanced: r.enhanced,
+            lines: vec![Cow::Borrowed(r.text)],
+        }
+    }
 }
 
 impl fmt::Display for Reply<'_> {

@@ -546,7 +546,7 @@ fn line_rules() {
     // Strict: bare LF refused; lenient: accepted.
     assert_eq!(Command::parse(b"QUIT\n"), Err(CommandError::BareLf));
     let lenient = CommandOptions {
-        line_ending: LineEnding::AllowBareLf,
+        line_ending: BareLineEnding::Normalize,
         ..CommandOptions::default()
     };
     assert_eq!(

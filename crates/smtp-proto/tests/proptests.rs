@@ -268,7 +268,8 @@ fn frame_all(input: &[u8], cuts: &[usize]) -> Vec<Result<Command<'static>, Comma
             piece = &piece[used..];
             if let Some(line) = line {
                 results.push(
-                    line.and_then(|l| Command::parse_line(l, &opts).map(Command::into_owned)),
+                    line.map_err(CommandError::from)
+                        .and_then(|l| Command::parse_line(l, &opts).map(Command::into_owned)),
                 );
             }
         }

@@ -490,43 +490,133 @@ fn held_decisions_bound_buffered_input() {
     assert!(d.session.is_waiting_for_decision());
     assert_eq!(
         d.session.poll_timeout(),
-        None,
-        "no timeout while the application decides"
+        Some(d.now + Duration::from_secs(120)),
+        "the pending decision has its deadline"
     );
-    // The caller keeps reading though wants_input says stop: 421.
+    assert!(!d.session.wants_input(), "input held behind a decision");
+    // The caller keeps reading though wants_input says stop: 421, and the
+    // held input never passes the limit.
     let mut out = String::new();
-    for _ in 0..200 {
-        if !d.session.wants_input() {
+    for _ in 0..400 {
+        out.push_str(&d.send(b"NOOP\r\n"));
+        assert!(d.session.buffered_input() <= 1000);
+        if d.closed {
             break;
         }
-        out.push_str(&d.send(b"NOOP\r\n"));
     }
-    assert!(!d.session.wants_input());
-    out.push_str(&d.send(b"NOOP\r\n"));
     assert!(out.contains("421 4.7.0"), "{out}");
     assert!(d.closed);
 }
 
 #[test]
-fn token_misuse_is_an_api_error() {
+fn a_wrong_answer_gives_the_token_back() {
     let policy: Policy = Box::new(|_| Answer::Hold);
     let mut d = Driver::with_policy(config(), policy);
     ehlo(&mut d);
     d.send(b"MAIL FROM:<a@b.c>\r\n");
     let token = d.held.pop().unwrap();
-    assert_eq!(
-        d.session.scram_credentials(token, None),
-        Err(ApiMisuse::WrongAnswer)
-    );
-    // A token from another session does not fit.
+    let e = d.session.scram_credentials(token, None).unwrap_err();
+    assert_eq!(e.error, ApiMisuse::WrongAnswer);
+    assert!(d.session.is_waiting_for_decision(), "still pending");
+    // The token came back: the right answer still works.
+    d.session.accept(e.into_token()).unwrap();
+    d.pump();
+    assert!(d.take_wire().ends_with("250 2.1.0 Sender OK\r\n"));
+    // A token from another session does not fit, and comes back too.
     let policy: Policy = Box::new(|_| Answer::Hold);
     let mut other = Driver::with_policy(config(), policy);
     other.send(b"EHLO x.example\r\nMAIL FROM:<a@b.c>\r\n");
-    other.send(b"");
     let mut d2 = Driver::with_policy(config(), Box::new(|_| Answer::Hold));
     let t = other.held.pop().unwrap();
-    assert_eq!(d2.session.accept(t), Err(ApiMisuse::UnknownToken));
-    d2.pump();
+    let e = d2.session.accept(t).unwrap_err();
+    assert_eq!(e.error, ApiMisuse::UnknownToken);
+    other.session.accept(e.token).unwrap();
+    other.pump();
+    assert!(other.take_wire().ends_with("250 2.1.0 Sender OK\r\n"));
+}
+
+/// Defect: `respond_each` on an SMTP session consumed the token and left
+/// the decision pending for ever, with no timeout.
+#[test]
+fn respond_each_in_smtp_mode_does_not_hang_the_session() {
+    let policy: Policy = Box::new(|e| match e {
+        Event::Message(_) => Answer::Hold,
+        _ => Answer::Accept,
+    });
+    let mut d = Driver::with_policy(config(), policy);
+    envelope(&mut d);
+    d.send(b"DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n");
+    let token = d.held.pop().unwrap();
+    let e = d
+        .session
+        .respond_each(token, vec![reply(250, "ok")])
+        .unwrap_err();
+    assert_eq!(e.error, ApiMisuse::WrongAnswer);
+    // The application drops the token (a catch-all arm). The decision
+    // still has a deadline, and passing it answers with 451.
+    drop(e);
+    let deadline = d.session.poll_timeout().expect("a pending decision has a deadline");
+    assert_eq!(deadline, d.now + Duration::from_secs(120));
+    d.take_wire();
+    d.advance(Duration::from_secs(120));
+    assert!(d
+        .take_wire()
+        .ends_with("354 Start mail input; end with <CRLF>.<CRLF>\r\n451 4.3.0 Local error in processing, try again later\r\n"));
+    assert!(!d.session.is_waiting_for_decision());
+    // The session goes on.
+    assert_eq!(d.send(b"NOOP\r\n"), "250 2.0.0 OK\r\n");
+}
+
+#[test]
+fn a_late_answer_after_the_decision_timeout_is_refused() {
+    let policy: Policy = Box::new(|e| match e {
+        Event::Rcpt(_) => Answer::Hold,
+        _ => Answer::Accept,
+    });
+    let mut cfg = config();
+    cfg.timeouts.decision = Duration::from_secs(5);
+    let mut d = Driver::with_policy(cfg, policy);
+    ehlo(&mut d);
+    d.send(b"MAIL FROM:<a@b.c>\r\nRCPT TO:<x@y.z>\r\nNOOP\r\n");
+    let token = d.held.pop().unwrap();
+    d.take_wire();
+    d.advance(Duration::from_secs(5));
+    // The RCPT got 451, then the held NOOP ran.
+    assert!(d
+        .take_wire()
+        .ends_with("250 2.1.0 Sender OK\r\n451 4.3.0 Local error in processing, try again later\r\n250 2.0.0 OK\r\n"));
+    let e = d.session.accept(token).unwrap_err();
+    assert_eq!(e.error, ApiMisuse::Expired);
+    assert_eq!(d.send(b"DATA\r\n"), "554 5.5.1 No valid recipients\r\n");
+}
+
+/// Defect: sequencing errors were counted but never closed the session.
+#[test]
+fn sequencing_errors_reach_the_error_limit() {
+    for (setup, bad) in [
+        (&b""[..], &b"MAIL FROM:<a@b.c>\r\n"[..]),
+        (b"EHLO x.example\r\nMAIL FROM:<a@b.c>\r\n", b"MAIL FROM:<a@b.c>\r\n"),
+        (b"EHLO x.example\r\n", b"RCPT TO:<a@b.c>\r\n"),
+        (b"", b"AUTH PLAIN\r\n"),
+        (b"EHLO x.example\r\n", b"DATA\r\n"),
+    ] {
+        let mut cfg = config();
+        cfg.auth_mechanisms = vec![sasl::Mechanism::Plain];
+        let mut d = Driver::new(cfg);
+        d.send(setup);
+        d.take_wire();
+        let mut replies = 0;
+        for _ in 0..1000 {
+            d.send(bad);
+            replies += 1;
+            if d.closed {
+                break;
+            }
+        }
+        assert!(d.closed, "{:?} never closed", String::from_utf8_lossy(bad));
+        assert_eq!(replies, 10, "{:?}", String::from_utf8_lossy(bad));
+        assert!(d.take_wire().ends_with("421 4.7.0 mx.example.org Too many errors, closing connection\r\n"));
+    }
 }
 
 #[test]

@@ -15,6 +15,14 @@
 //! pipelined batch are handed out as one [`Output::Transmit`] once the
 //! batch is processed (RFC 2920).
 //!
+//! A decision cannot be lost: an answer that does not fit gives the token
+//! back in its [`AnswerError`], and a decision left pending past
+//! [`Timeouts::decision`] is answered by the session itself (451 4.3.0, or
+//! 454 4.7.0 for AUTH) at the [`Session::poll_timeout`] instant.
+//!
+//! The session implements [`session_core::Session`], the trait every mailkit
+//! session shares, so one adapter drives it, the POP3 sessions and the rest.
+//!
 //! The session writes every syntax and sequencing error itself (500, 501,
 //! 503, 555, 421 …); the application only ever chooses replies to its own
 //! decisions.
@@ -52,8 +60,14 @@
 //!             Output::Event(Event::MessageData(chunk)) => message.extend_from_slice(&chunk),
 //!             // Store the message durably before accepting it.
 //!             Output::Event(Event::Message(m)) => session.accept(m.token).unwrap(),
-//!             Output::Event(Event::Closed) => closed = true,
-//!             Output::Event(other) => panic!("not expected here: {other:?}"),
+//!             Output::Closed => closed = true,
+//!             // Any decision not handled above: refuse it, never drop it.
+//!             Output::Event(other) => {
+//!                 if let Some(token) = other.into_token() {
+//!                     session.reject(token, smtp_proto::replies::LOCAL_ERROR).unwrap();
+//!                 }
+//!             }
+//!             Output::StartTls => unreachable!("STARTTLS is not sent here"),
 //!         }
 //!     }
 //!     // Then sleep until session.poll_timeout() or the next read.
@@ -72,162 +86,35 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use sasl::server::{ServerExchange, ServerStep};
-use sasl::{Identity, Mechanism, Response, SaslError, ScramCredentials};
+use bytes::BytesMut;
+use sasl::server::ServerExchange;
+use sasl::{Identity, ScramCredentials};
+use session_core::{Decisions, Inbox, LineFramer};
 
 use crate::address::{ForwardPath, Host, ReversePath};
-use crate::body::{BdatDecoder, BodyProgress, DataDecoder};
-use crate::command::{Command, CommandOptions, InitialResponse};
-use crate::framing::LineFramer;
-use crate::params::{BodyType, MailParameters, RcptParameters};
-use crate::reply::{EnhancedCode, Reply, ReplyCode};
+use crate::bdat::BdatDecoder;
+use crate::params::MailParameters;
+use crate::replies;
+use crate::reply::{FixedReply, Reply};
+use session_core::DataDecoder;
 
+mod auth;
+mod commands;
 mod config;
+mod events;
+mod run;
 mod trace;
 
 pub use config::{Config, Extensions, Limits, Mode, Timeouts};
+pub use events::{
+    AuthCheck, AuthRequest, Event, MailRequest, MessageRequest, RcptRequest, ScramLookup,
+};
+pub use session_core::{AnswerError, ApiMisuse, Token};
 pub use trace::TraceInfo;
 
-/// What the session hands to its caller.
-#[derive(Debug)]
-pub enum Output {
-    /// Bytes to write to the client, in order.
-    Transmit(Bytes),
-    /// Something to act on.
-    Event(Event),
-}
-
-/// A decision the application owes the session. Consumed by
-/// [`Session::accept`], [`Session::reject`] and friends.
-#[derive(Debug, PartialEq, Eq)]
-#[must_use = "a decision must be answered or the session waits forever"]
-pub struct Token {
-    id: u64,
-}
-
-/// Events, in the order the client caused them.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Event {
-    /// `MAIL FROM`: accept the sender? (Default accept reply: 250 2.1.0.)
-    Mail(Box<MailRequest>),
-    /// `RCPT TO`: accept the recipient? (250 2.1.5.)
-    Rcpt(Box<RcptRequest>),
-    /// AUTH: are these credentials right? Accepting authenticates the
-    /// session (235 2.7.0); reject with, say, 535 5.7.8.
-    Auth(Box<AuthRequest>),
-    /// AUTH SCRAM-SHA-256: pass the user's stored keys to
-    /// [`Session::scram_credentials`] (or `None` for no such user).
-    ScramLookup(Box<ScramLookup>),
-    /// A piece of the message body, in order (dot-unstuffed for DATA).
-    MessageData(Bytes),
-    /// The whole message has arrived: store it durably, then accept (250)
-    /// or reject. In LMTP mode answer per recipient with
-    /// [`Session::respond_each`] (or accept/reject them all).
-    Message(Box<MessageRequest>),
-    /// The message whose data was being delivered is abandoned (error,
-    /// RSET, timeout or end of stream): discard what was received.
-    MessageAborted,
-    /// Write everything transmitted so far, start TLS on the connection,
-    /// then call [`Session::tls_established`]. Plaintext received after
-    /// the STARTTLS line has been thrown away.
-    StartTls,
-    /// Write everything transmitted so far and close the connection.
-    Closed,
-}
-
-/// A `MAIL FROM` awaiting a decision.
-#[derive(Debug)]
-pub struct MailRequest {
-    /// Answer with this.
-    pub token: Token,
-    /// The sender.
-    pub from: ReversePath<'static>,
-    /// Its parameters (only those of enabled extensions reach here).
-    pub params: MailParameters<'static>,
-}
-
-/// A `RCPT TO` awaiting a decision.
-#[derive(Debug)]
-pub struct RcptRequest {
-    /// Answer with this.
-    pub token: Token,
-    /// The recipient.
-    pub to: ForwardPath<'static>,
-    /// Its parameters.
-    pub params: RcptParameters<'static>,
-}
-
-/// What an AUTH exchange established, for the application to check.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum AuthCheck {
-    /// PLAIN, LOGIN or CRAM-MD5: verify these.
-    Credentials(sasl::server::Credentials),
-    /// SCRAM: the client proved knowledge of the stored keys; authorise
-    /// the identity (is the account enabled? may it act as the authzid?).
-    Verified(Identity),
-}
-
-/// An AUTH attempt awaiting a decision.
-#[derive(Debug)]
-pub struct AuthRequest {
-    /// Answer with this.
-    pub token: Token,
-    /// The mechanism used.
-    pub mechanism: Mechanism,
-    /// What to check.
-    pub check: AuthCheck,
-}
-
-/// SCRAM needs the stored keys of this user.
-#[derive(Debug)]
-pub struct ScramLookup {
-    /// Answer with [`Session::scram_credentials`].
-    pub token: Token,
-    /// The user name.
-    pub username: String,
-    /// The authorization identity, if any.
-    pub authzid: Option<String>,
-}
-
-/// A complete message awaiting its verdict.
-#[derive(Debug)]
-pub struct MessageRequest {
-    /// Answer with this.
-    pub token: Token,
-    /// The sender.
-    pub from: ReversePath<'static>,
-    /// The sender's parameters.
-    pub params: MailParameters<'static>,
-    /// The accepted recipients, in RCPT order.
-    pub recipients: Vec<ForwardPath<'static>>,
-    /// Octets received.
-    pub size: u64,
-}
-
-/// The caller used the session wrongly (never caused by network data).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ApiMisuse {
-    /// The token does not belong to the pending decision of this session.
-    #[error("token does not match the pending decision")]
-    UnknownToken,
-    /// This kind of answer does not fit the decision (e.g. SCRAM keys for
-    /// a MAIL decision, or per-recipient replies in SMTP mode).
-    #[error("this answer does not fit the pending decision")]
-    WrongAnswer,
-    /// `respond_each` got a different number of replies than recipients.
-    #[error("expected one reply per recipient")]
-    ReplyCount,
-    /// `tls_established` without a STARTTLS in progress.
-    #[error("no STARTTLS in progress")]
-    NoStartTls,
-}
-
-/// A reply the session writes itself: code, enhanced code, text.
-type OwnReply = (u16, (u8, u16, u16), &'static str);
+/// What the session hands to its caller: bytes to write, an [`Event`], or
+/// the transport steps [`Output::StartTls`] and [`Output::Closed`].
+pub type Output = session_core::Output<Event>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HeloKind {
@@ -253,7 +140,7 @@ enum BdatMode {
     /// Deliver the chunk's bytes.
     Accept,
     /// Drop them, then send this reply.
-    Refuse(OwnReply),
+    Refuse(FixedReply),
 }
 
 #[derive(Debug)]
@@ -285,11 +172,11 @@ pub struct Session {
     config: Arc<Config>,
     phase: Phase,
     framer: LineFramer,
-    inbox: BytesMut,
+    inbox: Inbox,
     out: BytesMut,
     queue: VecDeque<Output>,
-    pending: Option<(u64, Pending)>,
-    next_token: u64,
+    decisions: Decisions<Pending>,
+    nonces: u64,
     helo: Option<(HeloKind, Host<'static>)>,
     transaction: Option<Box<Transaction>>,
     identity: Option<Identity>,
@@ -298,7 +185,7 @@ pub struct Session {
     auth_failures: u32,
     entropy: [u8; 16],
     now: Instant,
-    deadline: Option<Instant>,
+    deadline: Instant,
 }
 
 impl fmt::Debug for Session {
@@ -310,47 +197,9 @@ impl fmt::Debug for Session {
                 "authenticated",
                 &self.identity.as_ref().map(|i| &i.username),
             )
-            .field("pending", &self.pending.as_ref().map(|p| p.0))
+            .field("pending", &self.decisions.is_pending())
             .finish_non_exhaustive()
     }
-}
-
-/// The bytes of a multi-line 250 reply, one line per capability.
-fn ehlo_lines(session: &Session) -> Vec<String> {
-    let c = &session.config;
-    let x = &c.extensions;
-    let mut lines = vec![session.config.hostname.to_string()];
-    let size = format!("SIZE {}", c.limits.max_message_size);
-    let offered: [(bool, &str); 12] = [
-        (x.pipelining, "PIPELINING"),
-        (x.size, &size),
-        (x.eight_bit_mime, "8BITMIME"),
-        (x.enhanced_status_codes, "ENHANCEDSTATUSCODES"),
-        (x.chunking, "CHUNKING"),
-        (x.chunking && x.binary_mime, "BINARYMIME"),
-        (x.smtputf8, "SMTPUTF8"),
-        (x.dsn, "DSN"),
-        (x.starttls && !session.tls, "STARTTLS"),
-        (x.requiretls && session.tls, "REQUIRETLS"),
-        (x.mt_priority, "MT-PRIORITY"),
-        (x.deliver_by, "DELIVERBY"),
-    ];
-    lines.extend(
-        offered
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, s)| (*s).to_owned()),
-    );
-    let mechs: Vec<&str> = c
-        .auth_mechanisms
-        .iter()
-        .filter(|m| session.mechanism_allowed(**m))
-        .map(|m| m.name())
-        .collect();
-    if !mechs.is_empty() && session.identity.is_none() {
-        lines.push(format!("AUTH {}", mechs.join(" ")));
-    }
-    lines
 }
 
 impl Session {
@@ -358,17 +207,18 @@ impl Session {
     /// random bytes from a CSPRNG) seeds the SASL nonces of this session.
     pub fn new(config: Arc<Config>, now: Instant, entropy: [u8; 16]) -> Session {
         let tls = config.implicit_tls;
-        let deadline = Some(now + config.timeouts.command);
+        let deadline = now + config.timeouts.command;
         let framer = LineFramer::new(config.limits.command_line, config.line_ending);
+        let inbox = Inbox::new(config.limits.max_buffered_input);
         let mut s = Session {
             config,
             phase: Phase::Command,
             framer,
-            inbox: BytesMut::new(),
+            inbox,
             out: BytesMut::new(),
             queue: VecDeque::new(),
-            pending: None,
-            next_token: 1,
+            decisions: Decisions::new(),
+            nonces: 0,
             helo: None,
             transaction: None,
             identity: None,
@@ -379,8 +229,12 @@ impl Session {
             now,
             deadline,
         };
-        let text = format!("{} {}", s.config.hostname, s.config.greeting);
-        s.raw_reply(220, None, &text);
+        let greeting = Reply::trusted(
+            crate::ReplyCode::GREETING,
+            None,
+            format!("{} {}", s.config.hostname, s.config.greeting),
+        );
+        s.say_reply(&greeting);
         s.flush();
         s
     }
@@ -407,26 +261,34 @@ impl Session {
         self.helo.as_ref().map(|h| &h.1)
     }
 
-    /// Whether the session is over (after [`Event::Closed`]).
+    /// Whether the session is over (after [`Output::Closed`]).
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
     }
 
-    /// Whether the caller should keep reading from the socket. False while
-    /// the unprocessed input (held during a pending decision) is at its
-    /// limit, or once the session is closed.
+    /// Whether the caller should read more from the socket: false once
+    /// closed, while TLS is being set up, and while a decision is pending
+    /// with input already held (answer it first).
     pub fn wants_input(&self) -> bool {
-        !self.is_closed() && self.inbox.len() < self.config.limits.max_buffered_input
+        !self.is_closed()
+            && !matches!(self.phase, Phase::AwaitTls)
+            && !(self.decisions.is_pending() && !self.inbox.is_empty())
     }
 
-    /// Bytes of input held unprocessed (while a decision is pending).
+    /// Bytes of input held unprocessed (while a decision is pending), never
+    /// more than [`Limits::max_buffered_input`].
     pub fn buffered_input(&self) -> usize {
         self.inbox.len()
     }
 
     /// Whether a decision is pending.
     pub fn is_waiting_for_decision(&self) -> bool {
-        self.pending.is_some()
+        self.decisions.is_pending()
+    }
+
+    /// Errors counted against [`Limits::max_errors`] so far.
+    pub fn error_count(&self) -> u32 {
+        self.errors
     }
 
     // ------------------------------------------------------------- inputs
@@ -434,27 +296,20 @@ impl Session {
     /// Bytes read from the connection.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         self.now = now;
-        if self.is_closed() {
-            return;
-        }
-        if matches!(self.phase, Phase::AwaitTls) {
-            // Plaintext after STARTTLS, before the handshake: dropped.
+        if self.is_closed() || matches!(self.phase, Phase::AwaitTls) {
+            // After STARTTLS, before the handshake: plaintext is dropped.
             return;
         }
         self.touch();
-        if self.inbox.is_empty() {
+        if self.decisions.is_pending() || !self.inbox.is_empty() {
+            if self.inbox.hold(bytes).is_err() {
+                self.overflow();
+            } else if !self.decisions.is_pending() {
+                self.run_inbox();
+            }
+        } else {
             let used = self.run(bytes);
             self.keep(&bytes[used..]);
-        } else {
-            self.inbox.extend_from_slice(bytes);
-            self.check_inbox();
-            if self.is_closed() {
-                return;
-            }
-            let inbox = std::mem::take(&mut self.inbox);
-            let used = self.run(&inbox);
-            self.inbox = inbox;
-            let _ = self.inbox.split_to(used);
         }
         self.after_run();
     }
@@ -469,20 +324,24 @@ impl Session {
         self.close();
     }
 
-    /// Time passed; call when [`Session::poll_timeout`]'s instant is reached.
+    /// Time passed; call when [`Session::poll_timeout`]'s instant is
+    /// reached. A pending decision past its deadline is answered with a
+    /// temporary failure; an idle client past its deadline gets 421.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
-        if self.is_closed() || self.pending.is_some() {
+        if self.is_closed() {
             return;
         }
-        if self.deadline.is_some_and(|d| now >= d) {
+        if self.decisions.is_pending() {
+            if let Some(pending) = self.decisions.expire(now) {
+                self.decision_timed_out(pending);
+                self.resume();
+            }
+            return;
+        }
+        if now >= self.deadline {
             self.abort_message();
-            let text = format!(
-                "{} Timeout waiting for client, closing connection",
-                self.config.hostname
-            );
-            self.raw_reply(421, Some((4, 4, 2)), &text);
-            self.close();
+            self.closing(replies::IDLE_TIMEOUT);
         }
     }
 
@@ -491,16 +350,19 @@ impl Session {
         self.queue.pop_front()
     }
 
-    /// When [`Session::handle_timeout`] should next be called.
+    /// When [`Session::handle_timeout`] should next be called: the pending
+    /// decision's deadline, or the client's.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.is_closed() || self.pending.is_some() {
+        if self.is_closed() {
             None
+        } else if let Some(d) = self.decisions.deadline() {
+            Some(d)
         } else {
-            self.deadline
+            Some(self.deadline)
         }
     }
 
-    /// The TLS handshake after [`Event::StartTls`] completed: the session
+    /// The TLS handshake after [`Output::StartTls`] completed: the session
     /// starts over as just greeted (no HELO, no AUTH, no transaction) on a
     /// secure link.
     pub fn tls_established(&mut self, now: Instant) -> Result<(), ApiMisuse> {
@@ -521,19 +383,22 @@ impl Session {
 
     // ---------------------------------------------------------- decisions
 
-    /// Accepts the pending decision with the default positive reply.
-    pub fn accept(&mut self, token: Token) -> Result<(), ApiMisuse> {
+    /// Accepts the pending decision with the default positive reply
+    /// (a SCRAM lookup accepted this way is an unknown user).
+    pub fn accept(&mut self, token: Token) -> Result<(), AnswerError> {
         self.accept_inner(token, None)
     }
 
     /// Accepts the pending decision with a positive reply of the caller's
     /// choosing (say, with a queue id). A reply that is not 2xx rejects.
-    pub fn accept_with(&mut self, token: Token, reply: Reply<'static>) -> Result<(), ApiMisuse> {
+    pub fn accept_with(
+        &mut self,
+        token: Token,
+        reply: impl Into<Reply<'static>>,
+    ) -> Result<(), AnswerError> {
+        let reply = reply.into();
         if !reply.code().is_positive() {
             return self.reject(token, reply);
-        }
-        if matches!(self.pending, Some((id, Pending::Scram(_))) if id == token.id) {
-            return Err(ApiMisuse::WrongAnswer);
         }
         self.accept_inner(token, Some(reply))
     }
@@ -542,15 +407,18 @@ impl Session {
         &mut self,
         token: Token,
         custom: Option<Reply<'static>>,
-    ) -> Result<(), ApiMisuse> {
-        let pending = self.take_pending(&token)?;
+    ) -> Result<(), AnswerError> {
+        let pending = self.decisions.take_if(token, |p| match (p, &custom) {
+            (Pending::Scram(_), Some(_)) => Err(ApiMisuse::WrongAnswer),
+            _ => Ok(()),
+        })?;
         if self.is_closed() {
             // The connection is gone; nothing more is said.
             return Ok(());
         }
-        let say = |s: &mut Session, code: u16, enh: (u8, u16, u16), text: &str| match &custom {
+        let say = |s: &mut Session, default: FixedReply| match &custom {
             Some(r) => r.encode(&mut s.out),
-            None => s.reply(code, enh, text),
+            None => s.say(default),
         };
         match pending {
             Pending::Mail(b) => {
@@ -563,80 +431,78 @@ impl Session {
                     bdat_started: false,
                     bdat_failed: false,
                 }));
-                say(self, 250, (2, 1, 0), "Sender OK");
+                say(self, replies::SENDER_OK);
             }
             Pending::Rcpt(to) => {
                 if let Some(t) = self.transaction.as_mut() {
                     t.rcpts.push(to);
                 }
-                say(self, 250, (2, 1, 5), "Recipient OK");
+                say(self, replies::RECIPIENT_OK);
             }
             Pending::Auth(identity) => {
                 self.identity = Some(identity);
-                say(self, 235, (2, 7, 0), "Authentication successful");
+                say(self, replies::AUTH_OK);
             }
             Pending::Message => {
                 for _ in 0..self.lmtp_reply_count() {
-                    say(self, 250, (2, 0, 0), "Message accepted");
+                    say(self, replies::MESSAGE_ACCEPTED);
                 }
                 self.transaction = None;
             }
             Pending::Scram(exchange) => {
                 // Accepting a lookup without keys: an unknown user.
-                self.phase = Phase::AuthResponse(exchange);
-                return self.scram_continue(None);
+                self.scram_continue(exchange, None);
             }
         }
         self.resume();
         Ok(())
     }
 
-    /// Refuses the pending decision with `reply` (4xx or 5xx).
-    pub fn reject(&mut self, token: Token, reply: Reply<'static>) -> Result<(), ApiMisuse> {
-        let pending = self.take_pending(&token)?;
+    /// Refuses the pending decision with `reply` (4xx or 5xx; for a SCRAM
+    /// lookup, the AUTH fails with it).
+    pub fn reject(
+        &mut self,
+        token: Token,
+        reply: impl Into<Reply<'static>>,
+    ) -> Result<(), AnswerError> {
+        let pending = self.decisions.take(token)?;
         if self.is_closed() {
             return Ok(());
         }
+        let reply = reply.into();
         match pending {
             Pending::Mail(_) | Pending::Rcpt(_) => reply.encode(&mut self.out),
-            Pending::Auth(..) => {
+            Pending::Auth(..) | Pending::Scram(_) => {
                 reply.encode(&mut self.out);
                 self.auth_failed();
             }
             Pending::Message => {
-                let n = self.lmtp_reply_count();
-                for _ in 0..n {
+                for _ in 0..self.lmtp_reply_count() {
                     reply.encode(&mut self.out);
                 }
                 self.transaction = None;
-            }
-            Pending::Scram(_) => {
-                reply.encode(&mut self.out);
-                self.auth_failed();
             }
         }
         self.resume();
         Ok(())
     }
 
-    /// LMTP: one reply per accepted recipient, in RCPT order.
+    /// LMTP: one reply per accepted recipient, in RCPT order. In SMTP mode,
+    /// or with the wrong number of replies, the token comes back in the
+    /// error and the decision stays pending.
     pub fn respond_each(
         &mut self,
         token: Token,
         replies: Vec<Reply<'static>>,
-    ) -> Result<(), ApiMisuse> {
-        match self.pending.as_ref() {
-            Some((id, Pending::Message)) if *id == token.id => {}
-            Some((id, _)) if *id == token.id => return Err(ApiMisuse::WrongAnswer),
-            _ => return Err(ApiMisuse::UnknownToken),
-        }
-        if self.config.mode != Mode::Lmtp {
-            return Err(ApiMisuse::WrongAnswer);
-        }
-        if replies.len() != self.lmtp_reply_count() {
-            return Err(ApiMisuse::ReplyCount);
-        }
-        self.pending = None;
+    ) -> Result<(), AnswerError> {
+        let lmtp = self.config.mode == Mode::Lmtp;
+        let expected = self.lmtp_reply_count();
+        self.decisions.take_if(token, |p| match p {
+            Pending::Message if !lmtp => Err(ApiMisuse::WrongAnswer),
+            Pending::Message if replies.len() != expected => Err(ApiMisuse::ReplyCount),
+            Pending::Message => Ok(()),
+            _ => Err(ApiMisuse::WrongAnswer),
+        })?;
         if self.is_closed() {
             return Ok(());
         }
@@ -655,20 +521,19 @@ impl Session {
         &mut self,
         token: Token,
         creds: Option<ScramCredentials>,
-    ) -> Result<(), ApiMisuse> {
-        match self.pending.as_ref() {
-            Some((id, Pending::Scram(_))) if *id == token.id => {}
-            Some((id, _)) if *id == token.id => return Err(ApiMisuse::WrongAnswer),
-            _ => return Err(ApiMisuse::UnknownToken),
-        }
-        let Some((_, Pending::Scram(exchange))) = self.pending.take() else {
-            return Err(ApiMisuse::UnknownToken);
-        };
+    ) -> Result<(), AnswerError> {
+        let pending = self.decisions.take_if(token, |p| match p {
+            Pending::Scram(_) => Ok(()),
+            _ => Err(ApiMisuse::WrongAnswer),
+        })?;
         if self.is_closed() {
             return Ok(());
         }
-        self.phase = Phase::AuthResponse(exchange);
-        self.scram_continue(creds)
+        if let Pending::Scram(exchange) = pending {
+            self.scram_continue(exchange, creds);
+        }
+        self.resume();
+        Ok(())
     }
 
     /// Builds the `Received:` trace header (RFC 5321 §4.4) for the current
@@ -680,12 +545,16 @@ impl Session {
 
     // ----------------------------------------------------------- internals
 
-    fn take_pending(&mut self, token: &Token) -> Result<Pending, ApiMisuse> {
-        match self.pending.take() {
-            Some((id, p)) if id == token.id => Ok(p),
-            other => {
-                self.pending = other;
-                Err(ApiMisuse::UnknownToken)
+    /// The session answers a decision that passed its deadline.
+    fn decision_timed_out(&mut self, pending: Pending) {
+        match pending {
+            Pending::Mail(_) | Pending::Rcpt(_) => self.say(replies::LOCAL_ERROR),
+            Pending::Auth(_) | Pending::Scram(_) => self.say(replies::AUTH_TEMPORARY),
+            Pending::Message => {
+                for _ in 0..self.lmtp_reply_count() {
+                    self.say(replies::LOCAL_ERROR);
+                }
+                self.transaction = None;
             }
         }
     }
@@ -698,65 +567,10 @@ impl Session {
         }
     }
 
-    /// Continue after a decision: process held input, then flush.
-    fn resume(&mut self) {
-        if self.is_closed() {
-            self.flush();
-            return;
-        }
-        self.touch();
-        if !self.inbox.is_empty() && self.pending.is_none() {
-            let inbox = std::mem::take(&mut self.inbox);
-            let used = self.run(&inbox);
-            self.inbox = inbox;
-            let _ = self.inbox.split_to(used);
-        }
-        self.after_run();
-    }
-
-    fn after_run(&mut self) {
-        if self.pending.is_none() || self.out.len() >= self.config.limits.max_buffered_output {
-            self.flush();
-        }
-        if self.inbox.is_empty() && self.inbox.capacity() > 0 {
-            self.inbox = BytesMut::new();
-        }
-    }
-
-    /// Holds the unprocessed rest of one read. Not checked against the
-    /// limit: one read's size is the caller's choice; piling more reads on
-    /// top while [`Session::wants_input`] is false is what gets refused.
-    fn keep(&mut self, rest: &[u8]) {
-        if !rest.is_empty() && !self.is_closed() && !matches!(self.phase, Phase::AwaitTls) {
-            self.inbox.extend_from_slice(rest);
-        }
-    }
-
-    fn check_inbox(&mut self) {
-        if self.inbox.len() > self.config.limits.max_buffered_input {
-            self.inbox = BytesMut::new();
-            let text = format!(
-                "{} Too much pipelined input, closing connection",
-                self.config.hostname
-            );
-            self.raw_reply(421, Some((4, 7, 0)), &text);
-            self.close();
-        }
-    }
-
-    fn touch(&mut self) {
-        let t = match self.phase {
-            Phase::Data(_) | Phase::Bdat { .. } => self.config.timeouts.data,
-            _ => self.config.timeouts.command,
-        };
-        self.deadline = Some(self.now + t);
-    }
-
+    /// A new decision, due after the decision timeout.
     fn token(&mut self, pending: Pending) -> Token {
-        let id = self.next_token;
-        self.next_token += 1;
-        self.pending = Some((id, pending));
-        Token { id }
+        self.decisions
+            .issue(self.now, self.config.timeouts.decision, pending)
     }
 
     fn event(&mut self, e: Event) {
@@ -772,63 +586,51 @@ impl Session {
 
     fn close(&mut self) {
         self.phase = Phase::Closed;
-        self.inbox = BytesMut::new();
+        self.inbox.clear();
+        self.decisions.clear();
         self.flush();
-        self.event(Event::Closed);
+        self.queue.push_back(Output::Closed);
     }
 
     /// A reply the session makes: the enhanced code only when advertised.
-    fn reply(&mut self, code: u16, enhanced: (u8, u16, u16), text: &str) {
-        self.raw_reply(code, Some(enhanced), text);
+    fn say(&mut self, r: FixedReply) {
+        r.encode_as(&mut self.out, self.config.extensions.enhanced_status_codes);
     }
 
-    fn raw_reply(&mut self, code: u16, enhanced: Option<(u8, u16, u16)>, text: &str) {
-        self.out.extend_from_slice(&itoa_3(code));
-        self.out.extend_from_slice(b" ");
-        if let Some((c, s, d)) = enhanced.filter(|_| self.config.extensions.enhanced_status_codes) {
-            self.out.extend_from_slice(&[b'0' + c, b'.']);
-            push_num(&mut self.out, s);
-            self.out.extend_from_slice(b".");
-            push_num(&mut self.out, d);
-            self.out.extend_from_slice(b" ");
-        }
-        self.out.extend_from_slice(text.as_bytes());
-        self.out.extend_from_slice(b"\r\n");
+    fn say_reply(&mut self, r: &Reply<'_>) {
+        r.encode_as(&mut self.out, self.config.extensions.enhanced_status_codes);
     }
 
-    /// A reply from the crate's tables (errors): enhanced code stripped
-    /// when not advertised.
-    fn own_reply(&mut self, r: &Reply<'_>) {
-        let text = r.lines().join(" ");
-        let enhanced = r
-            .enhanced()
-            .map(|e: EnhancedCode| (e.class(), e.subject(), e.detail()));
-        self.raw_reply(r.code().get(), enhanced, &text);
+    /// `421`/`221` with the host name first, then the close.
+    fn closing(&mut self, r: FixedReply) {
+        let reply = r.after(self.config.hostname.as_str());
+        self.say_reply(&reply);
+        self.close();
     }
 
-    fn bad_command(&mut self, r: &Reply<'_>) {
-        self.own_reply(r);
+    /// Every error the client makes goes through here: the reply, then the
+    /// count against [`Limits::max_errors`] (421 and close at the limit).
+    fn peer_error(&mut self, r: FixedReply) {
+        self.say(r);
+        self.count_error();
+    }
+
+    fn count_error(&mut self) {
         self.errors += 1;
-        if self.errors >= self.config.limits.max_errors {
-            let text = format!(
-                "{} Too many errors, closing connection",
-                self.config.hostname
-            );
-            self.raw_reply(421, Some((4, 7, 0)), &text);
-            self.close();
+        if self.errors >= self.config.limits.max_errors && !self.is_closed() {
+            self.abort_message();
+            self.closing(replies::TOO_MANY_ERRORS);
         }
     }
 
+    /// A failed AUTH (reply already written): counted against both limits.
     fn auth_failed(&mut self) {
         self.auth_failures += 1;
         if self.auth_failures >= self.config.limits.max_auth_failures {
-            let text = format!(
-                "{} Too many authentication failures, closing connection",
-                self.config.hostname
-            );
-            self.raw_reply(421, Some((4, 7, 0)), &text);
-            self.close();
+            self.closing(replies::TOO_MANY_AUTH_FAILURES);
+            return;
         }
+        self.count_error();
     }
 
     fn abort_message(&mut self) {
@@ -845,646 +647,40 @@ impl Session {
         }
     }
 
-    fn mechanism_allowed(&self, m: Mechanism) -> bool {
-        if self.config.require_tls_for_auth && !self.tls {
-            return false;
-        }
-        !m.is_plaintext() || self.tls || self.config.allow_plaintext_auth
-    }
-
-    /// Processes as much of `input` as possible; returns bytes consumed.
-    fn run(&mut self, input: &[u8]) -> usize {
-        let mut pos = 0;
-        while pos < input.len() && self.pending.is_none() {
-            match &mut self.phase {
-                Phase::Closed | Phase::AwaitTls => return input.len(),
-                Phase::Data(decoder) => {
-                    let mut out = BytesMut::new();
-                    let progress = decoder.decode(&input[pos..], &mut out);
-                    let size = decoder.size();
-                    if !out.is_empty() {
-                        self.event(Event::MessageData(out.freeze()));
-                    }
-                    match progress {
-                        BodyProgress::NeedMore => pos = input.len(),
-                        BodyProgress::Finished { consumed, result } => {
-                            pos += consumed;
-                            self.phase = Phase::Command;
-                            self.touch();
-                            match result {
-                                Ok(()) => self.message_complete(size),
-                                Err(e) => {
-                                    self.event(Event::MessageAborted);
-                                    self.transaction = None;
-                                    self.own_reply(&e.reply());
-                                }
-                            }
-                        }
-                    }
-                }
-                Phase::Bdat { decoder, mode, .. } => {
-                    let mut out = BytesMut::new();
-                    let progress = decoder.decode(&input[pos..], &mut out);
-                    let deliver = matches!(mode, BdatMode::Accept);
-                    if !out.is_empty() && deliver {
-                        self.event(Event::MessageData(out.freeze()));
-                    }
-                    match progress {
-                        BodyProgress::NeedMore => pos = input.len(),
-                        BodyProgress::Finished { consumed, .. } => {
-                            pos += consumed;
-                            self.bdat_chunk_done();
-                        }
-                    }
-                }
-                Phase::Command | Phase::AuthResponse(_) => {
-                    let mut framer = std::mem::replace(
-                        &mut self.framer,
-                        LineFramer::new(0, self.config.line_ending),
-                    );
-                    let (used, line) = framer.push(&input[pos..]);
-                    pos += used;
-                    if let Some(line) = line {
-                        match line {
-                            Ok(line) => self.line(line),
-                            Err(e) => {
-                                if matches!(self.phase, Phase::AuthResponse(_)) {
-                                    self.phase = Phase::Command;
-                                }
-                                self.bad_command(&e.reply());
-                            }
-                        }
-                        if self.out.len() >= self.config.limits.max_buffered_output {
-                            // A long pipelined batch: hand out what is ready.
-                            self.flush();
-                        }
-                    }
-                    if matches!(self.phase, Phase::AwaitTls) {
-                        // Everything after the STARTTLS line is dropped.
-                        framer.reset();
-                        self.framer = framer;
-                        return input.len();
-                    }
-                    self.framer = framer;
-                }
-            }
-        }
-        pos
-    }
-
-    fn line(&mut self, line: &[u8]) {
-        if let Phase::AuthResponse(_) = self.phase {
-            self.auth_line(line);
-            return;
-        }
-        let opts = CommandOptions {
-            max_line: self.config.limits.command_line,
-            line_ending: self.config.line_ending,
-            smtputf8: self.transaction.as_ref().is_some_and(|t| t.params.smtputf8),
+    fn touch(&mut self) {
+        let t = match self.phase {
+            Phase::Data(_) | Phase::Bdat { .. } => self.config.timeouts.data,
+            _ => self.config.timeouts.command,
         };
-        match Command::parse_line(line, &opts) {
-            Ok(cmd) => self.command(cmd),
-            Err(e) => {
-                let is_bdat = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"BDAT");
-                if is_bdat && self.config.extensions.chunking {
-                    // The chunk size is unknown: the stream cannot be
-                    // resynchronised.
-                    self.own_reply(&e.reply());
-                    let text = format!(
-                        "{} Invalid BDAT size, closing connection",
-                        self.config.hostname
-                    );
-                    self.raw_reply(421, Some((4, 5, 4)), &text);
-                    self.abort_message();
-                    self.close();
-                } else {
-                    self.bad_command(&e.reply());
-                }
-            }
-        }
-    }
-
-    fn command(&mut self, cmd: Command<'_>) {
-        let lmtp = self.config.mode == Mode::Lmtp;
-        match cmd {
-            Command::Ehlo { host } if !lmtp => self.hello(HeloKind::Ehlo, host),
-            Command::Helo { host } if !lmtp => self.hello(HeloKind::Helo, host),
-            Command::Lhlo { host } if lmtp => self.hello(HeloKind::Lhlo, host),
-            Command::Mail { from, params } => self.mail(from, params),
-            Command::Rcpt { to, params } => self.rcpt(to, params),
-            Command::Data => self.data(),
-            Command::Bdat { size, last } if self.config.extensions.chunking => {
-                self.bdat(size, last)
-            }
-            Command::Rset => {
-                self.abort_message();
-                self.transaction = None;
-                self.reply(250, (2, 0, 0), "OK");
-            }
-            Command::Noop { .. } => self.reply(250, (2, 0, 0), "OK"),
-            Command::Help { .. } => self.reply(
-                214,
-                (2, 0, 0),
-                "See RFC 5321; commands: EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT",
-            ),
-            Command::Vrfy { .. } => self.reply(
-                252,
-                (2, 1, 5),
-                "Cannot VRFY user, but will accept message and attempt delivery",
-            ),
-            Command::Expn { .. } => self.reply(502, (5, 5, 1), "EXPN not available"),
-            Command::Quit => {
-                self.abort_message();
-                let text = format!("{} closing connection", self.config.hostname);
-                self.reply(221, (2, 0, 0), &text);
-                self.close();
-            }
-            Command::StartTls if self.config.extensions.starttls => self.starttls(),
-            Command::Auth {
-                mechanism,
-                initial_response,
-            } if !self.config.auth_mechanisms.is_empty() => {
-                self.auth(mechanism.as_str(), initial_response)
-            }
-            _ => self.bad_command(&Command::unrecognised_reply()),
-        }
-    }
-
-    fn hello(&mut self, kind: HeloKind, host: Host<'_>) {
-        self.abort_message();
-        self.transaction = None;
-        self.helo = Some((kind, host.into_owned()));
-        if kind == HeloKind::Helo {
-            let text = self.config.hostname.to_string();
-            self.raw_reply(250, None, &text);
-            return;
-        }
-        let lines = ehlo_lines(self);
-        let last = lines.len() - 1;
-        for (i, l) in lines.iter().enumerate() {
-            self.out
-                .extend_from_slice(if i == last { b"250 " } else { b"250-" });
-            self.out.extend_from_slice(l.as_bytes());
-            self.out.extend_from_slice(b"\r\n");
-        }
-    }
-
-    fn need_hello(&mut self) -> bool {
-        if self.helo.is_none() {
-            let verb = if self.config.mode == Mode::Lmtp {
-                "LHLO"
-            } else {
-                "EHLO/HELO"
-            };
-            self.reply(503, (5, 5, 1), &format!("Send {verb} first"));
-            self.errors += 1;
-            return false;
-        }
-        true
-    }
-
-    fn esmtp(&self) -> bool {
-        self.helo.as_ref().is_some_and(|h| h.0 != HeloKind::Helo)
-    }
-
-    /// The reason a MAIL parameter is refused, if it is.
-    fn refuse_mail_param(&self, p: &MailParameters<'_>) -> Option<OwnReply> {
-        let x = &self.config.extensions;
-        let unsupported = (555, (5, 5, 4), "Unsupported MAIL parameter");
-        if !self.esmtp() && !p.is_empty() {
-            return Some(unsupported);
-        }
-        if p.size.is_some() && !x.size
-            || p.smtputf8 && !x.smtputf8
-            || (p.ret.is_some() || p.envid.is_some()) && !x.dsn
-            || p.auth.is_some() && self.config.auth_mechanisms.is_empty()
-            || p.requiretls && !(x.requiretls && self.tls)
-            || p.mt_priority.is_some() && !x.mt_priority
-            || p.by.is_some() && !x.deliver_by
-            || p.hold.is_some()
-            || !p.unknown.is_empty()
-        {
-            return Some(unsupported);
-        }
-        match p.body {
-            Some(BodyType::EightBitMime) if !x.eight_bit_mime => return Some(unsupported),
-            Some(BodyType::BinaryMime) if !(x.binary_mime && x.chunking) => {
-                return Some(unsupported);
-            }
-            _ => {}
-        }
-        if p.size
-            .is_some_and(|s| s > self.config.limits.max_message_size)
-        {
-            return Some((
-                552,
-                (5, 3, 4),
-                "Message size exceeds fixed maximum message size",
-            ));
-        }
-        None
-    }
-
-    fn mail(&mut self, from: ReversePath<'_>, params: MailParameters<'_>) {
-        if !self.need_hello() {
-            return;
-        }
-        if self.transaction.is_some() {
-            self.reply(503, (5, 5, 1), "Nested MAIL command");
-            self.errors += 1;
-            return;
-        }
-        if self.config.require_auth && self.identity.is_none() {
-            self.reply(530, (5, 7, 0), "Authentication required");
-            return;
-        }
-        if let Some((code, enh, text)) = self.refuse_mail_param(&params) {
-            self.reply(code, enh, text);
-            return;
-        }
-        let from = from.into_owned();
-        let params = params.into_owned();
-        let token = self.token(Pending::Mail(Box::new((from.clone(), params.clone()))));
-        self.event(Event::Mail(Box::new(MailRequest {
-            token,
-            from,
-            params,
-        })));
-    }
-
-    fn rcpt(&mut self, to: ForwardPath<'_>, params: RcptParameters<'_>) {
-        let Some(t) = self.transaction.as_ref() else {
-            self.reply(503, (5, 5, 1), "Need MAIL before RCPT");
-            self.errors += 1;
-            return;
-        };
-        if t.bdat_started {
-            self.reply(503, (5, 5, 1), "RCPT not allowed during BDAT transfer");
-            return;
-        }
-        if t.rcpts.len() >= self.config.limits.max_recipients {
-            self.reply(452, (4, 5, 3), "Too many recipients");
-            return;
-        }
-        let dsn = params.notify.is_some() || params.orcpt.is_some();
-        if dsn && !self.config.extensions.dsn || !params.unknown.is_empty() {
-            self.reply(555, (5, 5, 4), "Unsupported RCPT parameter");
-            return;
-        }
-        let to = to.into_owned();
-        let token = self.token(Pending::Rcpt(to.clone()));
-        self.event(Event::Rcpt(Box::new(RcptRequest {
-            token,
-            to,
-            params: params.into_owned(),
-        })));
-    }
-
-    /// Checks that a message may start now; replies and returns false if
-    /// not.
-    fn transaction_ready(&mut self) -> Result<(), OwnReply> {
-        match self.transaction.as_ref() {
-            None => Err((503, (5, 5, 1), "Need MAIL and RCPT first")),
-            Some(t) if t.rcpts.is_empty() => Err((554, (5, 5, 1), "No valid recipients")),
-            Some(_) => Ok(()),
-        }
-    }
-
-    fn data(&mut self) {
-        if let Err((code, enh, text)) = self.transaction_ready() {
-            self.reply(code, enh, text);
-            return;
-        }
-        let t = self
-            .transaction
-            .as_ref()
-            .map(|t| (t.params.body, t.bdat_started));
-        match t {
-            Some((Some(BodyType::BinaryMime), _)) => {
-                self.reply(503, (5, 5, 1), "BINARYMIME requires BDAT");
-                return;
-            }
-            Some((_, true)) => {
-                self.reply(503, (5, 5, 1), "DATA not allowed during BDAT transfer");
-                return;
-            }
-            _ => {}
-        }
-        self.raw_reply(354, None, "Start mail input; end with <CRLF>.<CRLF>");
-        self.phase = Phase::Data(DataDecoder::with_policy(
-            self.config.body_line_ending,
-            Some(self.config.limits.max_message_size),
-        ));
-        self.touch();
-    }
-
-    fn bdat(&mut self, size: u64, last: bool) {
-        let refusal = match self.transaction_ready() {
-            Err(why) => Some(why),
-            Ok(()) => {
-                let t = self.transaction.as_ref().map(|t| (t.bdat_failed, t.size));
-                match t {
-                    Some((true, _)) => Some((503, (5, 5, 1), "Previous BDAT failed, send RSET")),
-                    Some((_, so_far))
-                        if so_far.saturating_add(size) > self.config.limits.max_message_size =>
-                    {
-                        Some((
-                            552,
-                            (5, 3, 4),
-                            "Message size exceeds fixed maximum message size",
-                        ))
-                    }
-                    _ => None,
-                }
-            }
-        };
-        let mode = match refusal {
-            Some(why) => {
-                if let Some(t) = self.transaction.as_mut() {
-                    if t.bdat_started {
-                        t.bdat_started = false;
-                        self.queue.push_back(Output::Event(Event::MessageAborted));
-                    }
-                    t.bdat_failed = true;
-                }
-                BdatMode::Refuse(why)
-            }
-            None => {
-                if let Some(t) = self.transaction.as_mut() {
-                    t.bdat_started = true;
-                }
-                BdatMode::Accept
-            }
-        };
-        let decoder = match mode {
-            BdatMode::Accept => BdatDecoder::new(size),
-            BdatMode::Refuse(_) => BdatDecoder::discarding(size),
-        };
-        self.phase = Phase::Bdat {
-            decoder,
-            size,
-            last,
-            mode,
-        };
-        self.touch();
-        if size == 0 {
-            self.bdat_chunk_done();
-        }
-    }
-
-    fn bdat_chunk_done(&mut self) {
-        let Phase::Bdat {
-            size, last, mode, ..
-        } = std::mem::replace(&mut self.phase, Phase::Command)
-        else {
-            return;
-        };
-        self.touch();
-        match mode {
-            BdatMode::Refuse((code, enh, text)) => self.reply(code, enh, text),
-            BdatMode::Accept => {
-                let total = self.transaction.as_mut().map_or(0, |t| {
-                    t.size += size;
-                    t.size
-                });
-                if last {
-                    self.message_complete(total);
-                } else {
-                    self.reply(250, (2, 0, 0), &format!("{size} octets received"));
-                }
-            }
-        }
-    }
-
-    fn message_complete(&mut self, size: u64) {
-        let Some(t) = self.transaction.as_mut() else {
-            return;
-        };
-        t.size = size;
-        t.bdat_started = false;
-        let (from, params, recipients) = (t.from.clone(), t.params.clone(), t.rcpts.clone());
-        let token = self.token(Pending::Message);
-        self.event(Event::Message(Box::new(MessageRequest {
-            token,
-            from,
-            params,
-            recipients,
-            size,
-        })));
-    }
-
-    fn starttls(&mut self) {
-        if self.tls {
-            self.reply(503, (5, 5, 1), "TLS already active");
-            return;
-        }
-        self.reply(220, (2, 0, 0), "Ready to start TLS");
-        self.flush();
-        self.phase = Phase::AwaitTls;
-        self.inbox = BytesMut::new();
-        self.event(Event::StartTls);
-    }
-
-    fn nonce(&mut self) -> Vec<u8> {
-        let mut n = self.entropy.to_vec();
-        n.extend_from_slice(&self.next_token.to_be_bytes());
-        self.next_token += 1;
-        n
-    }
-
-    fn auth(&mut self, name: &str, initial: Option<InitialResponse<'_>>) {
-        if !self.esmtp() {
-            self.reply(503, (5, 5, 1), "Send EHLO first");
-            self.errors += 1;
-            return;
-        }
-        if self.identity.is_some() {
-            self.reply(503, (5, 5, 1), "Already authenticated");
-            return;
-        }
-        if self.transaction.is_some() {
-            self.reply(503, (5, 5, 1), "AUTH not allowed during a mail transaction");
-            return;
-        }
-        let Some(mech) =
-            Mechanism::from_name(name).filter(|m| self.config.auth_mechanisms.contains(m))
-        else {
-            self.reply(504, (5, 5, 4), "Unrecognized authentication type");
-            return;
-        };
-        if !self.mechanism_allowed(mech) {
-            self.reply(
-                538,
-                (5, 7, 11),
-                "Encryption required for requested authentication mechanism",
-            );
-            return;
-        }
-        let initial = match initial {
-            None => None,
-            Some(InitialResponse::Empty) => Some(Vec::new()),
-            Some(InitialResponse::Base64(t)) => match sasl::decode_base64(&t) {
-                Ok(v) => Some(v),
-                Err(_) => {
-                    self.reply(501, (5, 5, 2), "Invalid base64 in initial response");
-                    return;
-                }
-            },
-        };
-        let nonce = self.nonce();
-        let hostname = self.config.hostname.to_string();
-        let mut exchange = Box::new(ServerExchange::new(mech, &nonce, &hostname));
-        let step = exchange.start(initial.as_deref());
-        self.auth_step(exchange, step);
-    }
-
-    fn auth_line(&mut self, line: &[u8]) {
-        let Phase::AuthResponse(mut exchange) = std::mem::replace(&mut self.phase, Phase::Command)
-        else {
-            return;
-        };
-        let step = match sasl::decode_response(line) {
-            Ok(Response::Cancel) => {
-                self.reply(501, (5, 0, 0), "Authentication cancelled");
-                return;
-            }
-            Err(_) => {
-                self.reply(501, (5, 5, 2), "Invalid base64 in response");
-                return;
-            }
-            Ok(Response::Data(d)) => exchange.respond(&d),
-        };
-        self.auth_step(exchange, step);
-    }
-
-    fn auth_step(&mut self, exchange: Box<ServerExchange>, step: ServerStep) {
-        let mechanism = exchange.mechanism();
-        match step {
-            ServerStep::Challenge(c) => {
-                self.out.extend_from_slice(b"334 ");
-                self.out.extend_from_slice(sasl::encode(&c).as_bytes());
-                self.out.extend_from_slice(b"\r\n");
-                self.phase = Phase::AuthResponse(exchange);
-            }
-            ServerStep::Verify(creds) => {
-                let identity = Identity {
-                    username: creds.username().to_owned(),
-                    authzid: match &creds {
-                        sasl::server::Credentials::Password { authzid, .. } => authzid.clone(),
-                        _ => None,
-                    },
-                };
-                let token = self.token(Pending::Auth(identity));
-                self.event(Event::Auth(Box::new(AuthRequest {
-                    token,
-                    mechanism,
-                    check: AuthCheck::Credentials(creds),
-                })));
-            }
-            ServerStep::LookupScram { username, authzid } => {
-                let token = self.token(Pending::Scram(exchange));
-                self.event(Event::ScramLookup(Box::new(ScramLookup {
-                    token,
-                    username,
-                    authzid,
-                })));
-            }
-            ServerStep::Success(identity) => {
-                let token = self.token(Pending::Auth(identity.clone()));
-                self.event(Event::Auth(Box::new(AuthRequest {
-                    token,
-                    mechanism,
-                    check: AuthCheck::Verified(identity),
-                })));
-            }
-            ServerStep::Failure(SaslError::Malformed(_) | SaslError::Base64) => {
-                self.reply(501, (5, 5, 2), "Malformed authentication response");
-                self.auth_failed();
-            }
-            ServerStep::Failure(_) => {
-                self.reply(535, (5, 7, 8), "Authentication credentials invalid");
-                self.auth_failed();
-            }
-            _ => {
-                self.reply(454, (4, 7, 0), "Temporary authentication failure");
-            }
-        }
-    }
-
-    fn scram_continue(&mut self, creds: Option<ScramCredentials>) -> Result<(), ApiMisuse> {
-        let Phase::AuthResponse(mut exchange) = std::mem::replace(&mut self.phase, Phase::Command)
-        else {
-            return Err(ApiMisuse::WrongAnswer);
-        };
-        let step = exchange.scram_credentials(creds);
-        self.auth_step(exchange, step);
-        self.resume();
-        Ok(())
+        self.deadline = self.now + t;
     }
 }
 
-fn push_num(out: &mut BytesMut, n: u16) {
-    if n >= 100 {
-        out.extend_from_slice(&[b'0' + (n / 100 % 10) as u8]);
+impl session_core::Session for Session {
+    type Event = Event;
+
+    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        Session::handle_input(self, now, bytes);
     }
-    if n >= 10 {
-        out.extend_from_slice(&[b'0' + (n / 10 % 10) as u8]);
+    fn handle_eof(&mut self, now: Instant) {
+        Session::handle_eof(self, now);
     }
-    out.extend_from_slice(&[b'0' + (n % 10) as u8]);
-}
-
-fn itoa_3(n: u16) -> [u8; 3] {
-    [
-        b'0' + (n / 100 % 10) as u8,
-        b'0' + (n / 10 % 10) as u8,
-        b'0' + (n % 10) as u8,
-    ]
-}
-
-/// Replies an application commonly chooses for its decisions.
-pub mod replies {
-    use super::*;
-
-    fn r(code: u16, e: (u8, u16, u16), text: &'static str) -> Reply<'static> {
-        Reply::with_lines(
-            ReplyCode::new(code).unwrap_or_else(|| unreachable!("fixed codes are valid")),
-            EnhancedCode::new(e.0, e.1, e.2),
-            vec![text.into()],
-        )
-        .unwrap_or_else(|_| unreachable!("fixed replies are valid"))
+    fn handle_timeout(&mut self, now: Instant) {
+        Session::handle_timeout(self, now);
     }
-
-    /// `550 5.1.1` No such user.
-    pub fn no_such_user() -> Reply<'static> {
-        r(550, (5, 1, 1), "No such user here")
+    fn poll_output(&mut self) -> Option<Output> {
+        Session::poll_output(self)
     }
-
-    /// `550 5.7.1` Relaying denied.
-    pub fn relay_denied() -> Reply<'static> {
-        r(550, (5, 7, 1), "Relaying denied")
+    fn poll_timeout(&self) -> Option<Instant> {
+        Session::poll_timeout(self)
     }
-
-    /// `535 5.7.8` Authentication credentials invalid.
-    pub fn auth_failed() -> Reply<'static> {
-        r(535, (5, 7, 8), "Authentication credentials invalid")
+    fn wants_input(&self) -> bool {
+        Session::wants_input(self)
     }
-
-    /// `553 5.7.1` Sender address not owned by the authenticated user.
-    pub fn sender_not_owned() -> Reply<'static> {
-        r(
-            553,
-            (5, 7, 1),
-            "Sender address not owned by authenticated user",
-        )
+    fn is_closed(&self) -> bool {
+        Session::is_closed(self)
     }
-
-    /// `451 4.3.0` Local error, try again later.
-    pub fn local_error() -> Reply<'static> {
-        r(451, (4, 3, 0), "Local error in processing, try again later")
-    }
-
-    /// `452 4.2.2` Mailbox full.
-    pub fn mailbox_full() -> Reply<'static> {
-        r(452, (4, 2, 2), "Mailbox full")
+    fn tls_established(&mut self, now: Instant) -> Result<(), ApiMisuse> {
+        Session::tls_established(self, now)
     }
 }

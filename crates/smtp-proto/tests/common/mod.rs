@@ -59,7 +59,7 @@ pub fn default_policy() -> Policy {
             if ok {
                 Answer::Accept
             } else {
-                Answer::Reject(smtp_proto::server::replies::auth_failed())
+                Answer::Reject(smtp_proto::replies::AUTH_FAILED.into())
             }
         }
         Event::ScramLookup(l) => Answer::Scram(
@@ -165,6 +165,14 @@ impl Driver {
                     self.wire.extend_from_slice(&b);
                 }
                 Output::Event(e) => self.event(e),
+                Output::StartTls => {
+                    self.log.push("STARTTLS".to_owned());
+                    self.starttls = true;
+                }
+                Output::Closed => {
+                    self.log.push("CLOSED".to_owned());
+                    self.closed = true;
+                }
             }
         }
     }
@@ -209,14 +217,6 @@ impl Driver {
             Event::MessageAborted => {
                 self.log.push("ABORTED".to_owned());
                 self.body.clear();
-            }
-            Event::StartTls => {
-                self.log.push("STARTTLS".to_owned());
-                self.starttls = true;
-            }
-            Event::Closed => {
-                self.log.push("CLOSED".to_owned());
-                self.closed = true;
             }
             other => panic!("unexpected event {other:?}"),
         }

@@ -1,28 +1,16 @@
-//! Message bodies on the wire: DATA reception (dot-unstuffing, strict end
-//! of data), DATA sending (dot-stuffing, CRLF normalisation) and BDAT chunks
-//! (RFC 5321 §4.5.2, RFC 3030).
+//! Dot-stuffed message bodies on the wire, as SMTP DATA (RFC 5321 §4.5.2)
+//! and POP3 multi-line responses (RFC 1939 §3) share them: reception
+//! (dot-unstuffing, strict end of data) and sending (dot-stuffing, CRLF
+//! normalisation).
 //!
-//! All three are resumable byte state machines: feed any split of the input
+//! Both are resumable byte state machines: feed any split of the input
 //! and the output is the same. Output is appended to a caller's `BytesMut`,
 //! which the caller drains (`split().freeze()`) into `Bytes` chunks, so a
 //! message of any size streams through bounded memory.
 
 use bytes::BytesMut;
 
-use crate::reply::Reply;
-
-/// What DATA reception does with a CR or LF that is not part of a CRLF pair.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum BareLineEnding {
-    /// Refuse the message (the default): the rest of it is read and dropped,
-    /// and [`BodyError::BareLineEnding`] is reported at the end.
-    #[default]
-    Reject,
-    /// Turn each bare CR or LF into CRLF. A line break made this way never
-    /// starts a line for end-of-data detection, so `\n.\n` cannot end a
-    /// message.
-    Normalize,
-}
+use crate::line::BareLineEnding;
 
 /// Why a received body is refused. Reported when the end of data is
 /// reached, so the session is still in sync.
@@ -38,24 +26,6 @@ pub enum BodyError {
         /// The limit in force.
         limit: u64,
     },
-}
-
-impl BodyError {
-    /// The reply a server sends for this error.
-    pub fn reply(&self) -> Reply<'static> {
-        match self {
-            BodyError::BareLineEnding => Reply::fixed(
-                550,
-                (5, 5, 2),
-                "Bare CR or LF in message body, lines must end in CRLF",
-            ),
-            BodyError::TooLarge { .. } => Reply::fixed(
-                552,
-                (5, 3, 4),
-                "Message size exceeds fixed maximum message size",
-            ),
-        }
-    }
 }
 
 /// Progress of a body decoder after one call.
@@ -95,7 +65,7 @@ enum State {
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use smtp_proto::{BodyProgress, DataDecoder};
+/// use session_core::{BodyProgress, DataDecoder};
 ///
 /// let mut dec = DataDecoder::new();
 /// let mut out = BytesMut::new();
@@ -286,64 +256,13 @@ impl DataDecoder {
     }
 }
 
-/// Receives one BDAT chunk by exact octet count (RFC 3030): no stuffing, no
-/// end marker; the bytes are taken as they are.
-#[derive(Debug, Clone)]
-pub struct BdatDecoder {
-    remaining: u64,
-    discard: bool,
-}
-
-impl BdatDecoder {
-    /// A decoder for a chunk of `size` octets whose bytes are passed on.
-    pub fn new(size: u64) -> Self {
-        BdatDecoder {
-            remaining: size,
-            discard: false,
-        }
-    }
-
-    /// A decoder that reads `size` octets and drops them (for a chunk the
-    /// server refused, so the stream stays in sync).
-    pub fn discarding(size: u64) -> Self {
-        BdatDecoder {
-            remaining: size,
-            discard: true,
-        }
-    }
-
-    /// Octets of the chunk still expected.
-    pub fn remaining(&self) -> u64 {
-        self.remaining
-    }
-
-    /// Feeds bytes, appending the chunk's bytes to `out`.
-    pub fn decode(&mut self, input: &[u8], out: &mut BytesMut) -> BodyProgress {
-        let take = usize::try_from(self.remaining)
-            .unwrap_or(usize::MAX)
-            .min(input.len());
-        if !self.discard {
-            out.extend_from_slice(&input[..take]);
-        }
-        self.remaining -= take as u64;
-        if self.remaining == 0 {
-            BodyProgress::Finished {
-                consumed: take,
-                result: Ok(()),
-            }
-        } else {
-            BodyProgress::NeedMore
-        }
-    }
-}
-
 /// Prepares a message for DATA: line ends become CRLF (bare CR and bare LF
 /// included), lines starting with `.` get another `.`, and
 /// [`DataEncoder::finish`] writes the end-of-data marker.
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use smtp_proto::DataEncoder;
+/// use session_core::DataEncoder;
 ///
 /// let mut enc = DataEncoder::new();
 /// let mut out = BytesMut::new();

@@ -1,0 +1,139 @@
+//! Feeding input through the session: the held input, the body decoders
+//! and the command framer.
+
+use bytes::BytesMut;
+use session_core::{BodyProgress, LineFramer};
+
+use super::{BdatMode, Event, Phase, Session};
+use crate::replies;
+
+impl Session {
+    /// Processes the held input after it grew or a decision was answered.
+    pub(super) fn run_inbox(&mut self) {
+        let held = self.inbox.take();
+        let used = self.run(&held);
+        if self.is_closed() || matches!(self.phase, Phase::AwaitTls) {
+            self.inbox.clear();
+        } else {
+            self.inbox.put_back(held, used);
+        }
+    }
+
+    /// Holds the unprocessed rest of one read, within the limit.
+    pub(super) fn keep(&mut self, rest: &[u8]) {
+        if rest.is_empty() || self.is_closed() || matches!(self.phase, Phase::AwaitTls) {
+            return;
+        }
+        if self.inbox.hold(rest).is_err() {
+            self.overflow();
+        }
+    }
+
+    /// More pipelined input than the session may hold.
+    pub(super) fn overflow(&mut self) {
+        self.inbox.clear();
+        self.abort_message();
+        self.closing(replies::TOO_MUCH_INPUT);
+    }
+
+    /// Continue after a decision: process held input, then flush.
+    pub(super) fn resume(&mut self) {
+        if self.is_closed() {
+            self.flush();
+            return;
+        }
+        self.touch();
+        if !self.inbox.is_empty() && !self.decisions.is_pending() {
+            self.run_inbox();
+        }
+        self.after_run();
+    }
+
+    pub(super) fn after_run(&mut self) {
+        if !self.decisions.is_pending() || self.out.len() >= self.config.limits.max_buffered_output
+        {
+            self.flush();
+        }
+    }
+
+    /// Processes as much of `input` as possible; returns bytes consumed.
+    pub(super) fn run(&mut self, input: &[u8]) -> usize {
+        let mut pos = 0;
+        while pos < input.len() && !self.decisions.is_pending() {
+            match &mut self.phase {
+                Phase::Closed | Phase::AwaitTls => return input.len(),
+                Phase::Data(decoder) => {
+                    let mut out = BytesMut::new();
+                    let progress = decoder.decode(&input[pos..], &mut out);
+                    let size = decoder.size();
+                    if !out.is_empty() {
+                        self.event(Event::MessageData(out.freeze()));
+                    }
+                    match progress {
+                        BodyProgress::NeedMore => pos = input.len(),
+                        BodyProgress::Finished { consumed, result } => {
+                            pos += consumed;
+                            self.phase = Phase::Command;
+                            self.touch();
+                            match result {
+                                Ok(()) => self.message_complete(size),
+                                Err(e) => {
+                                    self.event(Event::MessageAborted);
+                                    self.transaction = None;
+                                    self.peer_error(replies::body_error(&e));
+                                }
+                            }
+                        }
+                    }
+                }
+                Phase::Bdat { decoder, mode, .. } => {
+                    let mut out = BytesMut::new();
+                    let progress = decoder.decode(&input[pos..], &mut out);
+                    let deliver = matches!(mode, BdatMode::Accept);
+                    if !out.is_empty() && deliver {
+                        self.event(Event::MessageData(out.freeze()));
+                    }
+                    match progress {
+                        BodyProgress::NeedMore => pos = input.len(),
+                        BodyProgress::Finished { consumed, .. } => {
+                            pos += consumed;
+                            self.bdat_chunk_done();
+                        }
+                    }
+                }
+                Phase::Command | Phase::AuthResponse(_) => {
+                    let mut framer = std::mem::replace(
+                        &mut self.framer,
+                        LineFramer::new(0, self.config.line_ending),
+                    );
+                    let (used, line) = framer.push(&input[pos..]);
+                    pos += used;
+                    if let Some(line) = line {
+                        match line {
+                            Ok(line) => self.line(line),
+                            Err(e) => {
+                                if matches!(self.phase, Phase::AuthResponse(_)) {
+                                    self.phase = Phase::Command;
+                                }
+                                let e = crate::CommandError::from(e);
+                                self.peer_error(e.fixed_reply());
+                            }
+                        }
+                        if self.out.len() >= self.config.limits.max_buffered_output {
+                            // A long pipelined batch: hand out what is ready.
+                            self.flush();
+                        }
+                    }
+                    if matches!(self.phase, Phase::AwaitTls) {
+                        // Everything after the STARTTLS line is dropped.
+                        framer.reset();
+                        self.framer = framer;
+                        return input.len();
+                    }
+                    self.framer = framer;
+                }
+            }
+        }
+        pos
+    }
+}
