@@ -184,9 +184,13 @@ pub struct Overflow {
     pub limit: usize,
 }
 
-/// Input a session holds unprocessed while a decision is pending, never
-/// more than its limit. Appending and consuming cost time linear in the
-/// bytes moved, however the input is split.
+/// Input a session holds unprocessed while a decision is pending. Reads
+/// added on top of held input never take it past its limit
+/// ([`Inbox::hold`]); the unprocessed rest of the one read that raised a
+/// decision is held whole ([`Inbox::hold_rest`]), as the caller chose that
+/// read's size. So it never holds more than the larger of its limit and one
+/// read. Appending and consuming cost time linear in the bytes moved,
+/// however the input is split.
 #[derive(Debug)]
 pub struct Inbox {
     buf: BytesMut,
@@ -225,6 +229,17 @@ impl Inbox {
         }
         self.buf.extend_from_slice(bytes);
         Ok(())
+    }
+
+    /// Holds the unprocessed rest of one read. Held whole when nothing else
+    /// is held (its size is the caller's read size); otherwise as
+    /// [`Inbox::hold`].
+    pub fn hold_rest(&mut self, bytes: &[u8]) -> Result<(), Overflow> {
+        if self.buf.is_empty() {
+            self.buf.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.hold(bytes)
     }
 
     /// Takes what is held, to process it; give the unprocessed rest back

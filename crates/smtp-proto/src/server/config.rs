@@ -87,11 +87,12 @@ pub struct Limits {
     /// Failed AUTH attempts before the session closes with 421. Default 3.
     pub max_auth_failures: u32,
     /// Unprocessed input held while the application decides (pipelined
-    /// commands, counting what is left of the read that raised the
-    /// decision); more closes the session with 421. Default 64 KiB. The
-    /// session stops wanting input ([`super::Session::wants_input`]) while
-    /// a decision is pending with input held, so an adapter that reads at
-    /// most this much at a time never reaches it with an honest client.
+    /// commands): a read on top of held input that would pass it closes the
+    /// session with 421. The rest of the one read that raised the decision
+    /// is held whole, so at most the larger of this and one read is held.
+    /// Default 64 KiB. The session stops wanting input
+    /// ([`super::Session::wants_input`]) while a decision is pending with
+    /// input held, so an adapter that honours it never reaches the limit.
     pub max_buffered_input: usize,
     /// Transmitted replies are handed out once this many bytes are
     /// buffered, even in the middle of a pipelined batch. Default 16 KiB.

@@ -19,12 +19,12 @@ impl Session {
         }
     }
 
-    /// Holds the unprocessed rest of one read, within the limit.
+    /// Holds the unprocessed rest of one read (see [`session_core::Inbox`]).
     pub(super) fn keep(&mut self, rest: &[u8]) {
         if rest.is_empty() || self.is_closed() || matches!(self.phase, Phase::AwaitTls) {
             return;
         }
-        if self.inbox.hold(rest).is_err() {
+        if self.inbox.hold_rest(rest).is_err() {
             self.overflow();
         }
     }
