@@ -11,7 +11,7 @@
 use bytes::BytesMut;
 use smtp_proto::{
     BareLineEnding, BodyProgress, Command, CommandError, CommandOptions, DataDecoder, EhloResponse,
-    BareLineEnding, LineFramer, Parsed, Reply, ReplyLimits,
+    LineFramer, Parsed, Reply, ReplyLimits,
 };
 
 /// Splits `data` into pieces whose lengths come from `seed`.

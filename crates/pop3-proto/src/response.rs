@@ -4,7 +4,8 @@
 use bytes::BytesMut;
 
 /// Extended response codes (RFC 2449 §8, RFC 3206, RFC 6856).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RespCode {
     /// `[IN-USE]`: the maildrop is locked by another session.
     InUse,
@@ -18,11 +19,47 @@ pub enum RespCode {
     Auth,
     /// `[UTF8]`
     Utf8,
-    /// Any other code (printable, no `]`).
-    Other(String),
+    /// Any other code, validated ([`RespCode::other`]).
+    Other(OtherCode),
+}
+
+/// A response code outside the known ones: levels of printable characters
+/// (no space, `/` or `]`) separated by `/` (RFC 2449 §8).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OtherCode(String);
+
+impl OtherCode {
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A response code or a status text that would not encode as one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid POP3 response code or text")]
+pub struct InvalidResponse;
+
+fn valid_code(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('/').all(|level| {
+            !level.is_empty()
+                && level
+                    .bytes()
+                    .all(|b| (0x21..=0x7e).contains(&b) && b != b']')
+        })
 }
 
 impl RespCode {
+    /// A code outside the known ones, validated (RFC 2449 §8 `resp-code`).
+    pub fn other(code: &str) -> Result<RespCode, InvalidResponse> {
+        if valid_code(code) {
+            Ok(RespCode::parse(code))
+        } else {
+            Err(InvalidResponse)
+        }
+    }
+
     fn as_str(&self) -> &str {
         match self {
             RespCode::InUse => "IN-USE",
@@ -31,10 +68,11 @@ impl RespCode {
             RespCode::SysPerm => "SYS/PERM",
             RespCode::Auth => "AUTH",
             RespCode::Utf8 => "UTF8",
-            RespCode::Other(s) => s,
+            RespCode::Other(s) => s.as_str(),
         }
     }
 
+    /// A code already checked by `valid_code`.
     fn parse(s: &str) -> RespCode {
         match s {
             "IN-USE" => RespCode::InUse,
@@ -43,20 +81,18 @@ impl RespCode {
             "SYS/PERM" => RespCode::SysPerm,
             "AUTH" => RespCode::Auth,
             "UTF8" => RespCode::Utf8,
-            other => RespCode::Other(other.to_owned()),
+            other => RespCode::Other(OtherCode(other.to_owned())),
         }
     }
 }
 
-/// A status line.
+/// A status line: `+OK` or `-ERR`, an optional response code, a text. No
+/// value of it can hold CR, LF or another control character.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
-    /// `+OK` (true) or `-ERR`.
-    pub ok: bool,
-    /// The response code, if any.
-    pub code: Option<RespCode>,
-    /// The text (no CR or LF).
-    pub text: String,
+    ok: bool,
+    code: Option<RespCode>,
+    text: String,
 }
 
 /// Why a server line could not be read (client side).
@@ -65,7 +101,36 @@ pub struct Status {
 pub struct ResponseError;
 
 impl Status {
-    /// `+OK text`.
+    /// A status line from its parts; fails if the text holds a control
+    /// character.
+    pub fn new(
+        ok: bool,
+        code: Option<RespCode>,
+        text: impl Into<String>,
+    ) -> Result<Status, InvalidResponse> {
+        let text = text.into();
+        if text.chars().any(char::is_control) {
+            return Err(InvalidResponse);
+        }
+        Ok(Status { ok, code, text })
+    }
+
+    /// Whether it is `+OK`.
+    pub fn is_ok(&self) -> bool {
+        self.ok
+    }
+
+    /// The response code, if any.
+    pub fn code(&self) -> Option<&RespCode> {
+        self.code.as_ref()
+    }
+
+    /// The text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// `+OK text` (control characters in `text` are dropped).
     pub fn ok(text: impl Into<String>) -> Status {
         Status {
             ok: true,
@@ -74,7 +139,7 @@ impl Status {
         }
     }
 
-    /// `-ERR text`.
+    /// `-ERR text` (control characters in `text` are dropped).
     pub fn err(text: impl Into<String>) -> Status {
         Status {
             ok: false,
@@ -83,7 +148,7 @@ impl Status {
         }
     }
 
-    /// `-ERR [CODE] text`.
+    /// `-ERR [CODE] text` (control characters in `text` are dropped).
     pub fn err_code(code: RespCode, text: impl Into<String>) -> Status {
         Status {
             ok: false,
@@ -123,11 +188,14 @@ impl Status {
             Some(_) => return Err(ResponseError),
         };
         let (code, text) = match rest.strip_prefix('[').and_then(|r| r.split_once(']')) {
-            Some((c, t)) if !c.is_empty() => {
+            Some((c, t)) if valid_code(c) => {
                 (Some(RespCode::parse(c)), t.strip_prefix(' ').unwrap_or(t))
             }
             _ => (None, rest),
         };
+        if text.chars().any(char::is_control) {
+            return Err(ResponseError);
+        }
         Ok(Status {
             ok,
             code,
@@ -148,34 +216,15 @@ fn clean(s: String) -> String {
 /// every line starting with `.` byte-stuffed, a final CRLF if missing, and
 /// the terminating `.` line.
 pub fn encode_multiline(body: &[u8], dst: &mut BytesMut) {
-    let mut enc = smtp_proto::DataEncoder::new();
+    let mut enc = session_core::DataEncoder::new();
     enc.encode(body, dst);
     enc.finish(dst);
 }
 
 /// The size in octets `encode_multiline` sends for `body`, before
 /// byte-stuffing and without the terminator (what LIST and STAT report,
-/// RFC 1939 §11).
-pub fn transfer_size(body: &[u8]) -> u64 {
-    let mut n = 0u64;
-    let mut i = 0;
-    while i < body.len() {
-        match body[i] {
-            b'\r' if body.get(i + 1) == Some(&b'\n') => {
-                n += 2;
-                i += 2;
-                continue;
-            }
-            b'\r' | b'\n' => n += 2,
-            _ => n += 1,
-        }
-        i += 1;
-    }
-    if !body.is_empty() && !body.ends_with(b"\n") && !body.ends_with(b"\r") {
-        n += 2;
-    }
-    n
-}
+/// RFC 1939 §11): [`session_core::crlf_size`].
+pub use session_core::crlf_size as transfer_size;
 
 /// TOP: the header section, the blank line, then `lines` body lines. A
 /// message without a blank line is all headers.

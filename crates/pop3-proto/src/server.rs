@@ -1,44 +1,111 @@
 //! The POP3 server side as a sans-IO state machine, with the session API
-//! of `smtp_proto::server::Session`: `handle_input`, `handle_eof`,
-//! `handle_timeout`, `poll_output`, `poll_timeout`, and decisions answered
-//! with tokens.
+//! every mailkit session shares ([`session_core::Session`]):
+//! `handle_input`, `handle_eof`, `handle_timeout`, `poll_output`,
+//! `poll_timeout`, and decisions answered with tokens (`accept`, `reject`
+//! and the POP3 answers [`Session::open_maildrop`],
+//! [`Session::send_message`], [`Session::scram_credentials`]).
+//!
+//! A decision cannot be lost: an answer that does not fit gives the token
+//! back in its [`AnswerError`], and a decision left pending past
+//! [`Timeouts::decision`] is answered by the session itself with
+//! `-ERR [SYS/TEMP]`.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use sasl::server::{ServerExchange, ServerStep};
 use sasl::{Identity, Mechanism, Response, ScramCredentials, Secret};
-use smtp_proto::{LineEnding, LineFramer};
+use session_core::{BareLineEnding, Decisions, Inbox, LineFramer};
+
+pub use session_core::{AnswerError, ApiMisuse, Token};
 
 use crate::command::{Command, CommandError, MAX_COMMAND_LINE};
 use crate::response::{RespCode, Status, encode_multiline, top};
 
-/// Server settings; share one between sessions with an `Arc`.
+/// What one session may cost. There is no "unlimited".
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Longest command line, CRLF included. Default 255 (RFC 2449 §4).
+    pub command_line: usize,
+    /// Errors the client may make (unknown or malformed commands, commands
+    /// out of state, missing messages) before the session closes. Default
+    /// 10.
+    pub max_errors: u32,
+    /// Failed logins before the session closes. Default 3.
+    pub max_auth_failures: u32,
+    /// Unprocessed input held while the application decides: a read on
+    /// top of held input that would pass it closes the session (the rest of
+    /// the one read that raised the decision is held whole). Default 64 KiB.
+    pub max_buffered_input: usize,
+    /// Responses are handed out once this many bytes are buffered, even in
+    /// the middle of a pipelined batch. Default 16 KiB.
+    pub max_buffered_output: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            command_line: MAX_COMMAND_LINE,
+            max_errors: 10,
+            max_auth_failures: 3,
+            max_buffered_input: 64 * 1024,
+            max_buffered_output: 16 * 1024,
+        }
+    }
+}
+
+/// How long the server waits for the client and for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// Inactivity autologout. Default 10 minutes (RFC 1939 §3: at least
+    /// 10 minutes).
+    pub command: Duration,
+    /// Waiting for the application to answer a decision; then the session
+    /// answers `-ERR [SYS/TEMP]` on its own and a late answer gets
+    /// [`ApiMisuse::Expired`]. Default 2 minutes.
+    pub decision: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            command: Duration::from_secs(600),
+            decision: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Server settings; share one between sessions with an `Arc`. Build it with
+/// [`Config::new`] and change the fields you need; the defaults are in each
+/// field's documentation.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
-    /// Host name for the APOP timestamp.
+    /// Host name for the APOP timestamp and SASL.
     pub hostname: String,
-    /// Whether the link is secure from the start (port 995).
+    /// Whether the link is secure from the start (port 995). Default false.
     pub implicit_tls: bool,
-    /// Whether STLS is offered.
+    /// Whether STLS is offered. Default true.
     pub stls: bool,
-    /// Whether USER/PASS and plaintext SASL work before TLS.
+    /// Whether USER/PASS and plaintext SASL work before TLS. Default false.
     pub allow_plaintext_auth: bool,
     /// Whether APOP is offered (needs the plain password on the server).
+    /// Default false.
     pub apop: bool,
-    /// SASL mechanisms for AUTH.
+    /// SASL mechanisms for AUTH. Default SCRAM-SHA-256 and PLAIN.
     pub auth_mechanisms: Vec<Mechanism>,
-    /// Longest command line (RFC 2449: 255).
-    pub max_line: usize,
-    /// Bad commands before the session closes.
-    pub max_errors: u32,
-    /// Failed logins before the session closes.
-    pub max_login_failures: u32,
-    /// Inactivity autologout (RFC 1939: at least 10 minutes).
-    pub autologout: Duration,
+    /// A command line ending in a bare LF. Default
+    /// [`BareLineEnding::Reject`].
+    pub line_ending: BareLineEnding,
+    /// Bounds. Default [`Limits::default`].
+    pub limits: Limits,
+    /// Timeouts. Default [`Timeouts::default`].
+    pub timeouts: Timeouts,
 }
 
 impl Config {
@@ -51,10 +118,9 @@ impl Config {
             allow_plaintext_auth: false,
             apop: false,
             auth_mechanisms: vec![Mechanism::ScramSha256, Mechanism::Plain],
-            max_line: MAX_COMMAND_LINE,
-            max_errors: 10,
-            max_login_failures: 3,
-            autologout: Duration::from_secs(600),
+            line_ending: BareLineEnding::Reject,
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -62,27 +128,41 @@ impl Config {
 /// A message of the maildrop, as the application lists it at login.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DropEntry {
-    /// Size as RETR sends it (CRLF line ends, before byte-stuffing).
-    pub size: u64,
-    /// The unique id for UIDL (printable ASCII 0x21–0x7E, 1–70 octets).
-    pub uidl: String,
+    size: u64,
+    uidl: String,
 }
 
-/// What the session hands out.
-#[derive(Debug)]
-pub enum Output {
-    /// Bytes to write.
-    Transmit(Bytes),
-    /// Something to act on.
-    Event(Event),
+/// A unique id that UIDL cannot send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a UIDL is 1-70 printable ASCII characters (0x21-0x7E)")]
+pub struct InvalidUidl;
+
+impl DropEntry {
+    /// A message of `size` octets as RETR sends it (CRLF line ends, before
+    /// byte-stuffing: [`crate::response::transfer_size`]) with the unique id
+    /// `uidl` (1–70 characters 0x21–0x7E, RFC 1939 §7).
+    pub fn new(size: u64, uidl: impl Into<String>) -> Result<DropEntry, InvalidUidl> {
+        let uidl = uidl.into();
+        if uidl.is_empty() || uidl.len() > 70 || !uidl.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            return Err(InvalidUidl);
+        }
+        Ok(DropEntry { size, uidl })
+    }
+
+    /// The size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The unique id.
+    pub fn uidl(&self) -> &str {
+        &self.uidl
+    }
 }
 
-/// A decision owed to the session.
-#[derive(Debug, PartialEq, Eq)]
-#[must_use = "a decision must be answered or the session waits forever"]
-pub struct Token {
-    id: u64,
-}
+/// What the session hands out: bytes, an [`Event`], or the transport steps
+/// [`Output::StartTls`] and [`Output::Closed`].
+pub type Output = session_core::Output<Event>;
 
 /// How the client proves who it is.
 #[derive(Debug)]
@@ -121,7 +201,8 @@ impl LoginCheck {
     }
 }
 
-/// Events, in order.
+/// Events, in order. Every one is a decision; [`Event::token`] reaches
+/// its token from a catch-all arm.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event {
@@ -160,22 +241,29 @@ pub enum Event {
         /// Indexes into the maildrop (0-based).
         deleted: Vec<usize>,
     },
-    /// Flush, start TLS, then call [`Session::tls_established`].
-    StartTls,
-    /// Flush and close.
-    Closed,
 }
 
-/// The caller used the session wrongly.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ApiMisuse {
-    /// Not the pending decision's token, or the wrong kind of answer.
-    #[error("token does not match the pending decision")]
-    WrongToken,
-    /// No STARTTLS in progress.
-    #[error("no STLS in progress")]
-    NoStartTls,
+impl Event {
+    /// The token of the decision.
+    pub fn token(&self) -> Option<&Token> {
+        match self {
+            Event::Login { token, .. }
+            | Event::ScramLookup { token, .. }
+            | Event::Retrieve { token, .. }
+            | Event::Commit { token, .. } => Some(token),
+        }
+    }
+
+    /// The token of the decision, taken out: a catch-all arm can still
+    /// answer what it does not know.
+    pub fn into_token(self) -> Option<Token> {
+        match self {
+            Event::Login { token, .. }
+            | Event::ScramLookup { token, .. }
+            | Event::Retrieve { token, .. }
+            | Event::Commit { token, .. } => Some(token),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -200,11 +288,11 @@ pub struct Session {
     state: State,
     auth: Option<Box<ServerExchange>>,
     framer: LineFramer,
-    inbox: BytesMut,
+    inbox: Inbox,
     out: BytesMut,
     queue: VecDeque<Output>,
-    pending: Option<(u64, Pending)>,
-    next_token: u64,
+    decisions: Decisions<Pending>,
+    nonces: u64,
     maildrop: Vec<(DropEntry, bool)>,
     identity: Option<Identity>,
     tls: bool,
@@ -222,28 +310,30 @@ impl fmt::Debug for Session {
         f.debug_struct("Session")
             .field("state", &self.state)
             .field("tls", &self.tls)
+            .field("pending", &self.decisions.is_pending())
             .finish_non_exhaustive()
     }
 }
 
 impl Session {
-    /// A new session; the greeting (with the APOP timestamp) is queued.
-    /// `entropy`: 16 random bytes (APOP timestamp, SASL nonces).
+    /// A new session; the greeting (with the APOP timestamp when APOP is
+    /// offered) is queued. `entropy`: 16 random bytes (APOP timestamp, SASL
+    /// nonces).
     pub fn new(config: Arc<Config>, now: Instant, entropy: [u8; 16]) -> Session {
         let stamp: String = entropy[..8].iter().map(|b| format!("{b:02x}")).collect();
         let timestamp = format!("<{stamp}@{}>", config.hostname);
         let mut s = Session {
             tls: config.implicit_tls,
-            framer: LineFramer::new(config.max_line, LineEnding::Strict),
-            deadline: now + config.autologout,
+            framer: LineFramer::new(config.limits.command_line, config.line_ending),
+            inbox: Inbox::new(config.limits.max_buffered_input),
+            deadline: now + config.timeouts.command,
             config,
             state: State::Authorization { user: None },
             auth: None,
-            inbox: BytesMut::new(),
             out: BytesMut::new(),
             queue: VecDeque::new(),
-            pending: None,
-            next_token: 1,
+            decisions: Decisions::new(),
+            nonces: 0,
             maildrop: Vec::new(),
             identity: None,
             utf8: false,
@@ -263,6 +353,13 @@ impl Session {
         s
     }
 
+    // ------------------------------------------------------------ getters
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Whether the link is secure.
     pub fn is_tls(&self) -> bool {
         self.tls
@@ -273,16 +370,34 @@ impl Session {
         self.identity.as_ref()
     }
 
-    /// Whether the session is over.
+    /// Whether the session is over (after [`Output::Closed`]).
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
     }
 
-    /// Whether to keep reading (false while a decision holds input back
-    /// beyond 64 KiB, or once closed).
+    /// Whether to read more from the peer: false once closed, while TLS is
+    /// being set up, and while a decision is pending with input held.
     pub fn wants_input(&self) -> bool {
-        !self.is_closed() && self.inbox.len() < 64 * 1024
+        !matches!(self.state, State::Closed | State::AwaitTls)
+            && !(self.decisions.is_pending() && !self.inbox.is_empty())
     }
+
+    /// Bytes of input held unprocessed (while a decision is pending).
+    pub fn buffered_input(&self) -> usize {
+        self.inbox.len()
+    }
+
+    /// Whether a decision is pending.
+    pub fn is_waiting_for_decision(&self) -> bool {
+        self.decisions.is_pending()
+    }
+
+    /// Errors counted against [`Limits::max_errors`] so far.
+    pub fn error_count(&self) -> u32 {
+        self.errors
+    }
+
+    // ------------------------------------------------------------- inputs
 
     /// Bytes read from the connection.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
@@ -290,9 +405,24 @@ impl Session {
         if matches!(self.state, State::Closed | State::AwaitTls) {
             return;
         }
-        self.deadline = now + self.config.autologout;
-        self.inbox.extend_from_slice(bytes);
-        self.run();
+        self.deadline = now + self.config.timeouts.command;
+        if self.decisions.is_pending() || !self.inbox.is_empty() {
+            if self.inbox.hold(bytes).is_err() {
+                self.overflow();
+            } else if !self.decisions.is_pending() {
+                self.run_inbox();
+            }
+        } else {
+            let used = self.run(bytes);
+            let rest = &bytes[used..];
+            if !rest.is_empty()
+                && !matches!(self.state, State::Closed | State::AwaitTls)
+                && self.inbox.hold_rest(rest).is_err()
+            {
+                self.overflow();
+            }
+        }
+        self.after_run();
     }
 
     /// The client went away: nothing is deleted (RFC 1939 §6).
@@ -303,34 +433,50 @@ impl Session {
         }
     }
 
-    /// Time passed.
+    /// Time passed: a decision past its deadline is answered with
+    /// `-ERR [SYS/TEMP]`; an idle client past its deadline is logged out
+    /// (nothing deleted).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
-        if self.is_closed() || self.pending.is_some() || now < self.deadline {
+        if self.is_closed() {
             return;
         }
-        // Autologout: no UPDATE state, nothing deleted.
-        self.status(Status::err("autologout; idle for too long"));
-        self.close();
+        if self.decisions.is_pending() {
+            if let Some(p) = self.decisions.expire(now) {
+                self.decision_timed_out(p);
+                self.resume();
+            }
+            return;
+        }
+        if now >= self.deadline {
+            // Autologout: no UPDATE state, nothing deleted.
+            self.status(Status::err("autologout; idle for too long"));
+            self.close();
+        }
     }
 
-    /// The next output.
+    /// The next output, until `None`.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.queue.pop_front()
     }
 
-    /// When to call `handle_timeout`.
+    /// When to call `handle_timeout`: the pending decision's deadline, or
+    /// the autologout.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.is_closed() && self.pending.is_none()).then_some(self.deadline)
+        if self.is_closed() {
+            return None;
+        }
+        Some(self.decisions.deadline().unwrap_or(self.deadline))
     }
 
-    /// TLS is up after [`Event::StartTls`].
+    /// TLS is up after [`Output::StartTls`].
     pub fn tls_established(&mut self, now: Instant) -> Result<(), ApiMisuse> {
         if !matches!(self.state, State::AwaitTls) {
             return Err(ApiMisuse::NoStartTls);
         }
         self.tls = true;
         self.now = now;
+        self.deadline = now + self.config.timeouts.command;
         self.state = State::Authorization { user: None };
         self.framer.reset();
         self.inbox.clear();
@@ -339,31 +485,18 @@ impl Session {
 
     // ---------------------------------------------------------- decisions
 
-    fn take(&mut self, token: &Token) -> Result<Pending, ApiMisuse> {
-        match self.pending.take() {
-            Some((id, p)) if id == token.id => Ok(p),
-            other => {
-                self.pending = other;
-                Err(ApiMisuse::WrongToken)
-            }
-        }
-    }
-
     /// Login accepted: the maildrop as it is now (a snapshot; later
     /// deliveries do not show).
     pub fn open_maildrop(
         &mut self,
         token: Token,
         maildrop: Vec<DropEntry>,
-    ) -> Result<(), ApiMisuse> {
-        let user = match self.take(&token)? {
-            Pending::Login(u) => u,
-            other => {
-                self.pending = Some((token.id, other));
-                return Err(ApiMisuse::WrongToken);
-            }
-        };
-        if !self.is_closed() {
+    ) -> Result<(), AnswerError> {
+        let pending = self.decisions.take_if(token, |p| match p {
+            Pending::Login(_) => Ok(()),
+            _ => Err(ApiMisuse::WrongAnswer),
+        })?;
+        if let (Pending::Login(user), false) = (pending, self.is_closed()) {
             let n = maildrop.len();
             let size: u64 = maildrop.iter().map(|m| m.size).sum();
             self.maildrop = maildrop.into_iter().map(|m| (m, false)).collect();
@@ -380,38 +513,32 @@ impl Session {
         Ok(())
     }
 
-    /// A positive answer to a [`Event::Commit`].
-    pub fn accept(&mut self, token: Token) -> Result<(), ApiMisuse> {
-        match self.take(&token)? {
-            Pending::Commit if self.is_closed() => Ok(()),
-            Pending::Commit => {
-                self.status(Status::ok("bye"));
-                self.close();
-                Ok(())
-            }
-            other => {
-                self.pending = Some((token.id, other));
-                Err(ApiMisuse::WrongToken)
-            }
+    /// The positive answer to [`Event::Commit`]: the deletions are done.
+    pub fn accept(&mut self, token: Token) -> Result<(), AnswerError> {
+        self.decisions.take_if(token, |p| match p {
+            Pending::Commit => Ok(()),
+            _ => Err(ApiMisuse::WrongAnswer),
+        })?;
+        if !self.is_closed() {
+            self.status(Status::ok("bye"));
+            self.close();
         }
+        Ok(())
     }
 
-    /// A negative answer to any decision: a failed login (`[AUTH]`), a
-    /// maildrop in use (`[IN-USE]`), a vanished message, a failed commit.
-    pub fn reject(
-        &mut self,
-        token: Token,
-        code: Option<RespCode>,
-        text: &str,
-    ) -> Result<(), ApiMisuse> {
-        let pending = self.take(&token)?;
+    /// The negative answer to any decision: a failed login (`[AUTH]`), a
+    /// maildrop in use (`[IN-USE]`), a vanished message, a failed commit
+    /// (the session then closes; nothing may be lost, RFC 1939 §6).
+    pub fn reject(&mut self, token: Token, status: Status) -> Result<(), AnswerError> {
+        let pending = self.decisions.take(token)?;
         if self.is_closed() {
             return Ok(());
         }
-        let status = Status {
-            ok: false,
-            code,
-            text: text.chars().filter(|c| !c.is_control()).collect(),
+        let status = if status.is_ok() {
+            Status::new(false, status.code().cloned(), status.text())
+                .unwrap_or_else(|_| Status::err(""))
+        } else {
+            status
         };
         match pending {
             Pending::Login(_) | Pending::Scram(..) => {
@@ -429,23 +556,19 @@ impl Session {
     }
 
     /// The bytes of the message asked for by [`Event::Retrieve`].
-    pub fn send_message(&mut self, token: Token, message: &[u8]) -> Result<(), ApiMisuse> {
-        let lines = match self.take(&token)? {
-            Pending::Retrieve(lines) => lines,
-            other => {
-                self.pending = Some((token.id, other));
-                return Err(ApiMisuse::WrongToken);
-            }
-        };
-        if self.is_closed() {
-            return Ok(());
+    pub fn send_message(&mut self, token: Token, message: &[u8]) -> Result<(), AnswerError> {
+        let pending = self.decisions.take_if(token, |p| match p {
+            Pending::Retrieve(_) => Ok(()),
+            _ => Err(ApiMisuse::WrongAnswer),
+        })?;
+        if let (Pending::Retrieve(lines), false) = (pending, self.is_closed()) {
+            let body = match lines {
+                Some(n) => top(message, n),
+                None => message,
+            };
+            self.status(Status::ok("message follows"));
+            encode_multiline(body, &mut self.out);
         }
-        let body = match lines {
-            Some(n) => top(message, n),
-            None => message,
-        };
-        self.status(Status::ok("message follows"));
-        encode_multiline(body, &mut self.out);
         self.resume();
         Ok(())
     }
@@ -455,38 +578,69 @@ impl Session {
         &mut self,
         token: Token,
         creds: Option<ScramCredentials>,
-    ) -> Result<(), ApiMisuse> {
-        let mut exchange = match self.take(&token)? {
-            Pending::Scram(e) => e,
-            other => {
-                self.pending = Some((token.id, other));
-                return Err(ApiMisuse::WrongToken);
-            }
-        };
-        if self.is_closed() {
-            return Ok(());
+    ) -> Result<(), AnswerError> {
+        let pending = self.decisions.take_if(token, |p| match p {
+            Pending::Scram(_) => Ok(()),
+            _ => Err(ApiMisuse::WrongAnswer),
+        })?;
+        if let (Pending::Scram(mut exchange), false) = (pending, self.is_closed()) {
+            let step = exchange.scram_credentials(creds);
+            self.sasl_step(exchange, step);
         }
-        let step = exchange.scram_credentials(creds);
-        self.sasl_step(exchange, step);
         self.resume();
         Ok(())
     }
 
     // ---------------------------------------------------------- internals
 
-    fn resume(&mut self) {
-        if self.pending.is_none() && !self.is_closed() {
-            self.run();
+    fn decision_timed_out(&mut self, pending: Pending) {
+        let busy = Status::err_code(RespCode::SysTemp, "server busy, try again later");
+        match pending {
+            Pending::Login(_) | Pending::Scram(_) | Pending::Retrieve(_) => self.status(busy),
+            Pending::Commit => {
+                self.status(busy);
+                self.close();
+            }
+        }
+    }
+
+    fn run_inbox(&mut self) {
+        let held = self.inbox.take();
+        let used = self.run(&held);
+        if matches!(self.state, State::Closed | State::AwaitTls) {
+            self.inbox.clear();
         } else {
+            self.inbox.put_back(held, used);
+        }
+    }
+
+    fn overflow(&mut self) {
+        self.inbox.clear();
+        self.status(Status::err("too much pipelined input"));
+        self.close();
+    }
+
+    fn resume(&mut self) {
+        if !self.decisions.is_pending() && !self.is_closed() && !self.inbox.is_empty() {
+            self.run_inbox();
+        }
+        self.after_run();
+    }
+
+    fn after_run(&mut self) {
+        if !self.decisions.is_pending() || self.out.len() >= self.config.limits.max_buffered_output
+        {
             self.flush();
         }
     }
 
     fn token(&mut self, p: Pending) -> Token {
-        let id = self.next_token;
-        self.next_token += 1;
-        self.pending = Some((id, p));
-        Token { id }
+        self.decisions
+            .issue(self.now, self.config.timeouts.decision, p)
+    }
+
+    fn event(&mut self, e: Event) {
+        self.queue.push_back(Output::Event(e));
     }
 
     fn status(&mut self, s: Status) {
@@ -502,15 +656,22 @@ impl Session {
 
     fn close(&mut self) {
         self.state = State::Closed;
-        self.inbox = BytesMut::new();
+        self.inbox.clear();
+        self.decisions.clear();
         self.flush();
-        self.queue.push_back(Output::Event(Event::Closed));
+        self.queue.push_back(Output::Closed);
     }
 
-    fn bad(&mut self, text: &str) {
+    /// Every error the client makes goes through here: the response, then
+    /// the count against [`Limits::max_errors`].
+    fn peer_error(&mut self, text: &str) {
         self.status(Status::err(text));
+        self.count_error();
+    }
+
+    fn count_error(&mut self) {
         self.errors += 1;
-        if self.errors >= self.config.max_errors {
+        if self.errors >= self.config.limits.max_errors && !self.is_closed() {
             self.status(Status::err("too many errors"));
             self.close();
         }
@@ -518,25 +679,27 @@ impl Session {
 
     fn login_failed(&mut self) {
         self.login_failures += 1;
-        if self.login_failures >= self.config.max_login_failures {
+        if self.login_failures >= self.config.limits.max_auth_failures {
             self.status(Status::err_code(RespCode::Auth, "too many failed logins"));
             self.close();
+            return;
         }
+        self.count_error();
     }
 
     fn plaintext_ok(&self) -> bool {
         self.tls || self.config.allow_plaintext_auth
     }
 
-    fn run(&mut self) {
-        let input = std::mem::take(&mut self.inbox);
+    /// Processes as much of `input` as possible; returns bytes consumed.
+    fn run(&mut self, input: &[u8]) -> usize {
         let mut pos = 0;
         while pos < input.len()
-            && self.pending.is_none()
+            && !self.decisions.is_pending()
             && !matches!(self.state, State::Closed | State::AwaitTls)
         {
             let mut framer =
-                std::mem::replace(&mut self.framer, LineFramer::new(2, LineEnding::Strict));
+                std::mem::replace(&mut self.framer, LineFramer::new(2, BareLineEnding::Reject));
             let (used, line) = framer.push(&input[pos..]);
             pos += used;
             if let Some(line) = line {
@@ -544,11 +707,14 @@ impl Session {
                     Ok(l) => self.line(l),
                     Err(e) => {
                         self.auth = None;
-                        self.bad(match CommandError::from(e) {
+                        self.peer_error(match CommandError::from(e) {
                             CommandError::LineTooLong => "line too long",
                             _ => "invalid characters in command",
                         });
                     }
+                }
+                if self.out.len() >= self.config.limits.max_buffered_output {
+                    self.flush();
                 }
             }
             self.framer = framer;
@@ -557,19 +723,14 @@ impl Session {
             self.framer.reset();
             pos = input.len();
         }
-        if !self.is_closed() && !matches!(self.state, State::AwaitTls) {
-            self.inbox = BytesMut::from(&input[pos..]);
-        }
-        if self.pending.is_none() || self.out.len() > 16 * 1024 {
-            self.flush();
-        }
+        pos
     }
 
     fn line(&mut self, line: &[u8]) {
         if let Some(mut exchange) = self.auth.take() {
             match sasl::decode_response(line) {
-                Ok(Response::Cancel) => self.status(Status::err("authentication cancelled")),
-                Err(_) => self.status(Status::err("invalid base64")),
+                Ok(Response::Cancel) => self.peer_error("authentication cancelled"),
+                Err(_) => self.peer_error("invalid base64"),
                 Ok(Response::Data(d)) => {
                     let step = exchange.respond(&d);
                     self.sasl_step(exchange, step);
@@ -579,12 +740,12 @@ impl Session {
         }
         match Command::parse_line(line) {
             Ok(cmd) => self.command(cmd),
-            Err(CommandError::Unknown) => self.bad("unknown command"),
-            Err(_) => self.bad("syntax error"),
+            Err(CommandError::Unknown) => self.peer_error("unknown command"),
+            Err(_) => self.peer_error("syntax error"),
         }
     }
 
-    fn command(&mut self, cmd: Command) {
+    fn command(&mut self, cmd: Command<'_>) {
         let authorization = matches!(self.state, State::Authorization { .. });
         match cmd {
             Command::Capa => {
@@ -634,19 +795,19 @@ impl Session {
                     self.close();
                 } else {
                     let token = self.token(Pending::Commit);
-                    self.queue
-                        .push_back(Output::Event(Event::Commit { token, deleted }));
+                    self.event(Event::Commit { token, deleted });
                 }
             }
             Command::Stls => {
                 if !authorization || self.tls || !self.config.stls {
-                    self.status(Status::err("STLS not available now"));
+                    self.peer_error("STLS not available now");
                     return;
                 }
                 self.status(Status::ok("begin TLS negotiation"));
                 self.flush();
                 self.state = State::AwaitTls;
-                self.queue.push_back(Output::Event(Event::StartTls));
+                self.inbox.clear();
+                self.queue.push_back(Output::StartTls);
             }
             Command::Utf8 => {
                 self.utf8 = true;
@@ -654,43 +815,52 @@ impl Session {
             }
             Command::User(name) if authorization => {
                 if !self.plaintext_ok() {
-                    self.status(Status::err("USER/PASS need TLS; use STLS first"));
+                    self.peer_error("USER/PASS need TLS; use STLS first");
                     return;
                 }
-                self.state = State::Authorization { user: Some(name) };
+                self.state = State::Authorization {
+                    user: Some(name.as_str().to_owned()),
+                };
                 self.status(Status::ok("send PASS"));
             }
             Command::Pass(pw) if authorization => {
                 let State::Authorization { user: Some(user) } =
                     std::mem::replace(&mut self.state, State::Authorization { user: None })
                 else {
-                    self.bad("USER first");
+                    self.peer_error("USER first");
                     return;
                 };
                 let token = self.token(Pending::Login(user.clone()));
-                self.queue.push_back(Output::Event(Event::Login {
+                self.event(Event::Login {
                     token,
                     username: user,
-                    check: LoginCheck::Password(Secret::new(pw)),
-                }));
+                    check: LoginCheck::Password(Secret::new(pw.expose().as_str().to_owned())),
+                });
             }
             Command::Apop { name, digest } if authorization => {
                 if !self.config.apop {
-                    self.bad("APOP not available");
+                    self.peer_error("APOP not available");
                     return;
                 }
+                let name = name.as_str().to_owned();
                 let token = self.token(Pending::Login(name.clone()));
                 let timestamp = self.timestamp.clone();
-                self.queue.push_back(Output::Event(Event::Login {
+                self.event(Event::Login {
                     token,
                     username: name,
-                    check: LoginCheck::Apop { timestamp, digest },
-                }));
+                    check: LoginCheck::Apop {
+                        timestamp,
+                        digest: digest.as_str().to_owned(),
+                    },
+                });
             }
             Command::Auth {
                 mechanism,
                 initial_response,
-            } if authorization => self.auth_command(mechanism, initial_response),
+            } if authorization => self.auth_command(
+                mechanism.as_ref().map(|m| m.as_str()),
+                initial_response.as_ref().map(|ir| ir.expose().as_str()),
+            ),
             Command::Stat if !authorization => {
                 let live: Vec<&DropEntry> = self
                     .maildrop
@@ -716,7 +886,7 @@ impl Session {
                             let text = show(i, &self.maildrop[i].0);
                             self.status(Status::ok(text));
                         }
-                        None => self.status(Status::err("no such message")),
+                        None => self.peer_error("no such message"),
                     },
                     None => {
                         let lines: Vec<String> = self
@@ -740,10 +910,9 @@ impl Session {
                 match self.message(n) {
                     Some(index) => {
                         let token = self.token(Pending::Retrieve(lines));
-                        self.queue
-                            .push_back(Output::Event(Event::Retrieve { token, index }));
+                        self.event(Event::Retrieve { token, index });
                     }
-                    None => self.status(Status::err("no such message")),
+                    None => self.peer_error("no such message"),
                 }
             }
             Command::Dele(n) if !authorization => match self.message(n) {
@@ -751,7 +920,7 @@ impl Session {
                     self.maildrop[i].1 = true;
                     self.status(Status::ok(format!("message {n} deleted")));
                 }
-                None => self.status(Status::err("no such message")),
+                None => self.peer_error("no such message"),
             },
             Command::Rset if !authorization => {
                 for m in &mut self.maildrop {
@@ -762,7 +931,7 @@ impl Session {
                     self.maildrop.len()
                 )));
             }
-            _ => self.bad("command not valid in this state"),
+            _ => self.peer_error("command not valid in this state"),
         }
     }
 
@@ -772,7 +941,7 @@ impl Session {
         self.maildrop.get(i).filter(|(_, d)| !*d).map(|_| i)
     }
 
-    fn auth_command(&mut self, mechanism: Option<String>, initial: Option<String>) {
+    fn auth_command(&mut self, mechanism: Option<&str>, initial: Option<&str>) {
         let Some(name) = mechanism else {
             self.status(Status::ok("mechanisms follow"));
             let names: Vec<&str> = self
@@ -785,29 +954,29 @@ impl Session {
             return;
         };
         let Some(mech) =
-            Mechanism::from_name(&name).filter(|m| self.config.auth_mechanisms.contains(m))
+            Mechanism::from_name(name).filter(|m| self.config.auth_mechanisms.contains(m))
         else {
-            self.status(Status::err("unsupported mechanism"));
+            self.peer_error("unsupported mechanism");
             return;
         };
         if mech.is_plaintext() && !self.plaintext_ok() {
-            self.status(Status::err("mechanism needs TLS; use STLS first"));
+            self.peer_error("mechanism needs TLS; use STLS first");
             return;
         }
-        let initial = match initial.as_deref() {
+        let initial = match initial {
             None => None,
             Some("=") => Some(Vec::new()),
             Some(t) => match sasl::decode_base64(t) {
                 Ok(v) => Some(v),
                 Err(_) => {
-                    self.status(Status::err("invalid base64"));
+                    self.peer_error("invalid base64");
                     return;
                 }
             },
         };
         let mut nonce = self.entropy.to_vec();
-        nonce.extend_from_slice(&self.next_token.to_be_bytes());
-        self.next_token += 1;
+        nonce.extend_from_slice(&self.nonces.to_be_bytes());
+        self.nonces += 1;
         let mut exchange = Box::new(ServerExchange::new(mech, &nonce, &self.config.hostname));
         let step = exchange.start(initial.as_deref());
         self.sasl_step(exchange, step);
@@ -834,29 +1003,57 @@ impl Session {
                     }
                 };
                 let token = self.token(Pending::Login(username.clone()));
-                self.queue.push_back(Output::Event(Event::Login {
+                self.event(Event::Login {
                     token,
                     username,
                     check,
-                }));
+                });
             }
             ServerStep::LookupScram { username, .. } => {
                 let token = self.token(Pending::Scram(exchange));
-                self.queue
-                    .push_back(Output::Event(Event::ScramLookup { token, username }));
+                self.event(Event::ScramLookup { token, username });
             }
             ServerStep::Success(id) => {
                 let token = self.token(Pending::Login(id.username.clone()));
-                self.queue.push_back(Output::Event(Event::Login {
+                self.event(Event::Login {
                     token,
                     username: id.username,
                     check: LoginCheck::Verified,
-                }));
+                });
             }
             _ => {
                 self.status(Status::err_code(RespCode::Auth, "authentication failed"));
                 self.login_failed();
             }
         }
+    }
+}
+
+impl session_core::Session for Session {
+    type Event = Event;
+
+    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        Session::handle_input(self, now, bytes);
+    }
+    fn handle_eof(&mut self, now: Instant) {
+        Session::handle_eof(self, now);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Session::handle_timeout(self, now);
+    }
+    fn poll_output(&mut self) -> Option<Output> {
+        Session::poll_output(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Session::poll_timeout(self)
+    }
+    fn wants_input(&self) -> bool {
+        Session::wants_input(self)
+    }
+    fn is_closed(&self) -> bool {
+        Session::is_closed(self)
+    }
+    fn tls_established(&mut self, now: Instant) -> Result<(), ApiMisuse> {
+        Session::tls_established(self, now)
     }
 }

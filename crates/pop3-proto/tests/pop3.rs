@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use pop3_proto::client::{self, Reply};
+use pop3_proto::client::{self, Event as Reply};
 use pop3_proto::response::{RespCode, Status, top, transfer_size};
 use pop3_proto::server::{Config, DropEntry, Event, LoginCheck, Output, Session};
 use pop3_proto::{Command, CommandError};
@@ -76,15 +76,14 @@ impl Driver {
                         let drop = MSGS
                             .iter()
                             .enumerate()
-                            .map(|(i, m)| DropEntry {
-                                size: transfer_size(m),
-                                uidl: format!("uid-{i}"),
+                            .map(|(i, m)| {
+                                DropEntry::new(transfer_size(m), format!("uid-{i}")).unwrap()
                             })
                             .collect();
                         self.s.open_maildrop(token, drop).unwrap();
                     } else {
                         self.s
-                            .reject(token, Some(RespCode::Auth), "bad credentials")
+                            .reject(token, Status::err_code(RespCode::Auth, "bad credentials"))
                             .unwrap();
                     }
                 }
@@ -105,14 +104,16 @@ impl Driver {
                         self.s
                             .reject(
                                 token,
-                                Some(RespCode::SysTemp),
-                                "some deleted messages not removed",
+                                Status::err_code(
+                                    RespCode::SysTemp,
+                                    "some deleted messages not removed",
+                                ),
                             )
                             .unwrap();
                     }
                 }
-                Output::Event(Event::StartTls) => self.log.push("starttls".into()),
-                Output::Event(Event::Closed) => self.log.push("closed".into()),
+                Output::StartTls => self.log.push("starttls".into()),
+                Output::Closed => self.log.push("closed".into()),
                 Output::Event(e) => panic!("{e:?}"),
             }
         }
@@ -149,12 +150,14 @@ fn apop_known_answer_rfc1939() {
 
 #[test]
 fn command_known_answers() {
-    let p = |s: &[u8]| Command::parse_line(s);
+    fn p(s: &[u8]) -> Result<Command<'_>, CommandError> {
+        Command::parse_line(s)
+    }
     assert_eq!(
         p(b"PASS my secret words"),
-        Ok(Command::Pass("my secret words".into()))
+        Ok(Command::pass("my secret words").unwrap())
     );
-    assert_eq!(p(b"user bob"), Ok(Command::User("bob".into())));
+    assert_eq!(p(b"user bob"), Ok(Command::user("bob").unwrap()));
     assert_eq!(p(b"TOP 1 10"), Ok(Command::Top(1, 10)));
     assert_eq!(p(b"LIST"), Ok(Command::List(None)));
     assert_eq!(p(b"LIST 0"), Ok(Command::List(Some(0))));
@@ -170,10 +173,10 @@ fn command_known_answers() {
             .map(|c| matches!(c, Command::Apop { .. })),
         Ok(true)
     );
-    assert!(!format!("{:?}", Command::Pass("hunter2".into())).contains("hunter2"));
+    assert!(!format!("{:?}", Command::pass("hunter2").unwrap()).contains("hunter2"));
     assert_eq!(
-        Status::parse(b"-ERR [IN-USE] locked").unwrap().code,
-        Some(RespCode::InUse)
+        Status::parse(b"-ERR [IN-USE] locked").unwrap().code(),
+        Some(&RespCode::InUse)
     );
     assert_eq!(Status::parse(b"+OK").unwrap(), Status::ok(""));
 }
@@ -184,11 +187,11 @@ fn multiline_sizes_match_and_top_cuts() {
         let mut out = BytesMut::new();
         pop3_proto::response::encode_multiline(m, &mut out);
         // Un-stuff and compare sizes: LIST size == bytes RETR sends.
-        let mut dec = smtp_proto::DataDecoder::new();
+        let mut dec = session_core::DataDecoder::new();
         let mut back = BytesMut::new();
         assert!(matches!(
             dec.decode(&out, &mut back),
-            smtp_proto::BodyProgress::Finished { result: Ok(()), .. }
+            session_core::BodyProgress::Finished { result: Ok(()), .. }
         ));
         assert_eq!(back.len() as u64, transfer_size(m), "{m:?}");
     }
@@ -308,7 +311,7 @@ fn tls_rules() {
 #[test]
 fn sasl_logins_and_failures() {
     let mut c = plain_config();
-    c.max_login_failures = 2;
+    c.limits.max_auth_failures = 2;
     let mut d = Driver::new(c.clone());
     assert_eq!(
         d.send(b"AUTH PLAIN AGJvYgB0YW5zdGFhZg==\r\n"),
@@ -396,8 +399,12 @@ proptest! {
 
     #[test]
     fn command_round_trip(cmd in prop_oneof![
-        "[a-z0-9.@]{1,20}".prop_map(Command::User),
-        "[ -~]{1,40}".prop_filter("no leading space", |s| !s.starts_with(' ')).prop_map(Command::Pass),
+        "[a-z0-9.@]{1,20}".prop_map(|u| Command::user(u).unwrap()),
+        "[ -~]{1,40}".prop_filter("no leading space", |s| !s.starts_with(' ')).prop_map(|p| Command::pass(p).unwrap()),
+        ("[a-z0-9.@]{1,20}", "[0-9a-f]{32}").prop_map(|(n, d)| Command::apop(n, &d).unwrap()),
+        ("[A-Z0-9-]{1,20}", proptest::option::of("[A-Za-z0-9+/]{1,40}={0,2}|="))
+            .prop_map(|(m, ir)| Command::auth(&m, ir.as_deref()).unwrap()),
+        Just(Command::Auth { mechanism: None, initial_response: None }),
         any::<Option<u32>>().prop_map(Command::List),
         any::<u32>().prop_map(Command::Retr),
         any::<u32>().prop_map(Command::Dele),
@@ -414,24 +421,47 @@ proptest! {
 
     #[test]
     fn status_round_trip(ok in any::<bool>(), code in proptest::option::of(prop_oneof![
-        Just(RespCode::InUse), Just(RespCode::Auth), Just(RespCode::SysTemp), Just(RespCode::SysPerm)
+        Just(RespCode::InUse), Just(RespCode::Auth), Just(RespCode::SysTemp), Just(RespCode::SysPerm),
+        Just(RespCode::LoginDelay), Just(RespCode::Utf8),
+        "[!-.0-\\\\^-~]{1,8}(/[!-.0-\\\\^-~]{1,8}){0,2}".prop_map(|c| RespCode::other(&c).unwrap()),
     ]), text in "([!-~][ -~]{0,30})?") {
-        let s = Status { ok, code, text };
+        let s = Status::new(ok, code, text).unwrap();
         let mut b = BytesMut::new();
         s.encode(&mut b);
         prop_assert_eq!(Status::parse(&b[..b.len() - 2]), Ok(s));
     }
 }
 
+/// Drains a client session: bytes it would write, and its events.
+fn drain_client(c: &mut client::Session) -> (Vec<u8>, Vec<Reply>) {
+    let mut wire = Vec::new();
+    let mut events = Vec::new();
+    while let Some(o) = c.poll_output() {
+        match o {
+            client::Output::Transmit(b) => wire.extend_from_slice(&b),
+            client::Output::Event(e) => events.push(e),
+            client::Output::StartTls => events.push(Reply::Continue("<starttls>".into())),
+            client::Output::Closed => events.push(Reply::Continue("<closed>".into())),
+        }
+    }
+    (wire, events)
+}
+
+fn new_client(now: Instant) -> client::Session {
+    client::Session::new(Arc::new(client::Config::default()), now)
+}
+
 #[test]
 fn paired_client_and_server() {
     let mut server = Driver::new(plain_config());
-    let mut c = client::Session::default();
-    c.handle_input(&server.wire);
-    assert!(matches!(c.poll_reply(), Some(Ok(Reply::Greeting(s))) if s.ok));
+    let now = server.now;
+    let mut c = new_client(now);
+    c.handle_input(now, &server.wire);
+    let (_, greeting) = drain_client(&mut c);
+    assert!(matches!(&greeting[..], [Reply::Greeting(s)] if s.is_ok()));
     for cmd in [
-        Command::User("bob".into()),
-        Command::Pass("tanstaaf".into()),
+        Command::user("bob").unwrap(),
+        Command::pass("tanstaaf").unwrap(),
         Command::Stat,
         Command::Uidl(None),
         Command::Retr(2),
@@ -440,17 +470,15 @@ fn paired_client_and_server() {
         Command::List(None),
         Command::Quit,
     ] {
-        c.send(&cmd);
+        c.send(now, &cmd);
     }
     // Everything pipelined in one write; the replies byte by byte.
-    let bytes = c.poll_transmit().unwrap();
+    let (bytes, _) = drain_client(&mut c);
     let out = server.send(&bytes);
-    for b in out.as_bytes() {
-        c.handle_input(std::slice::from_ref(b));
-    }
     let mut replies = Vec::new();
-    while let Some(r) = c.poll_reply() {
-        replies.push(r.unwrap());
+    for b in out.as_bytes() {
+        c.handle_input(now, std::slice::from_ref(b));
+        replies.extend(drain_client(&mut c).1);
     }
     assert_eq!(replies.len(), 9, "{replies:?}");
     let body = |i: usize| match &replies[i] {
@@ -465,32 +493,195 @@ fn paired_client_and_server() {
     assert_eq!(body(5), "Subject: one\r\n\r\n");
     assert_eq!(body(7), "1 28\r\n2 45\r\n");
     assert!(server.log.contains(&"commit [2]".to_owned()));
+    assert_eq!(c.outstanding(), 0);
 }
 
 /// RFC 2449 §5: the CAPA example, read by the client.
 #[test]
 fn rfc2449_capa_example_client_side() {
-    let mut c = client::Session::default();
-    c.handle_input(b"+OK POP3 server ready\r\n");
-    assert!(matches!(c.poll_reply(), Some(Ok(Reply::Greeting(_)))));
-    c.send(&Command::Capa);
-    assert_eq!(&c.poll_transmit().unwrap()[..], b"CAPA\r\n");
+    let now = Instant::now();
+    let mut c = new_client(now);
+    c.handle_input(now, b"+OK POP3 server ready\r\n");
+    assert!(matches!(&drain_client(&mut c).1[..], [Reply::Greeting(_)]));
+    c.send(now, &Command::Capa);
+    assert_eq!(drain_client(&mut c).0, b"CAPA\r\n");
     let server = b"+OK Capability list follows\r\nTOP\r\nUSER\r\nSASL CRAM-MD5 KERBEROS_V4\r\nRESP-CODES\r\n\
 LOGIN-DELAY 900\r\nPIPELINING\r\nEXPIRE 60\r\nUIDL\r\nIMPLEMENTATION Shlemazle-Plotz-v302\r\n.\r\n";
+    let mut events = Vec::new();
     for chunk in server.chunks(7) {
-        c.handle_input(chunk);
+        c.handle_input(now, chunk);
+        events.extend(drain_client(&mut c).1);
     }
-    let Some(Ok(Reply::Response {
-        status,
-        body: Some(body),
-    })) = c.poll_reply()
+    let [
+        Reply::Response {
+            status,
+            body: Some(body),
+        },
+    ] = &events[..]
     else {
-        panic!()
+        panic!("{events:?}")
     };
-    assert!(status.ok);
-    let caps: Vec<&str> = std::str::from_utf8(&body).unwrap().lines().collect();
+    assert!(status.is_ok());
+    let caps: Vec<&str> = std::str::from_utf8(body).unwrap().lines().collect();
     assert_eq!(caps.len(), 9);
     assert_eq!(caps[2], "SASL CRAM-MD5 KERBEROS_V4");
     assert_eq!(caps[8], "IMPLEMENTATION Shlemazle-Plotz-v302");
-    assert!(c.poll_reply().is_none());
+}
+
+#[test]
+fn client_times_out_and_closes_on_garbage() {
+    let now = Instant::now();
+    let mut c = new_client(now);
+    let t = c.poll_timeout().expect("waiting for the greeting");
+    assert_eq!(t, now + Duration::from_secs(300));
+    c.handle_timeout(t);
+    let (_, events) = drain_client(&mut c);
+    assert_eq!(events[0], Reply::Error(client::ClientError::TimedOut));
+    assert!(c.is_closed() && c.poll_timeout().is_none());
+
+    let mut c = new_client(now);
+    c.handle_input(now, b"+OK hi\r\n");
+    assert_eq!(c.poll_timeout(), None, "nothing asked, nothing awaited");
+    c.send(now, &Command::Noop);
+    assert!(c.poll_timeout().is_some());
+    c.handle_input(now, b"what is this\r\n+OK\r\n");
+    let (_, events) = drain_client(&mut c);
+    assert!(
+        events.contains(&Reply::Error(client::ClientError::Malformed)),
+        "{events:?}"
+    );
+    assert!(c.is_closed());
+}
+
+#[test]
+fn client_stls_is_a_clean_cut() {
+    let now = Instant::now();
+    let mut c = new_client(now);
+    c.handle_input(now, b"+OK hi\r\n");
+    c.send(now, &Command::Stls);
+    drain_client(&mut c);
+    // A hostile server pipelines a fake response after +OK.
+    c.handle_input(now, b"+OK begin\r\n+OK injected\r\n");
+    let (_, events) = drain_client(&mut c);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1], Reply::Continue("<starttls>".into()));
+    assert!(!c.wants_input());
+    c.tls_established(now).unwrap();
+    assert!(c.is_tls());
+    c.send(now, &Command::Stat);
+    c.handle_input(now, b"+OK 0 0\r\n");
+    let (_, events) = drain_client(&mut c);
+    assert!(matches!(&events[..], [Reply::Response { status, .. }] if status.text() == "0 0"));
+}
+
+/// Defect 4: unvalidated fields let a caller put a second line on the wire.
+#[test]
+fn no_injection_through_pop3_types() {
+    assert!(Command::user("a\r\nDELE 1").is_err());
+    assert!(Command::user("a b").is_err());
+    assert!(Command::pass("x\r\nDELE 1").is_err());
+    assert!(Command::pass("x\0y").is_err());
+    assert!(Command::apop("bob", "not-a-digest").is_err());
+    assert!(Command::auth("PLAIN", Some("AA==\r\nDELE 1")).is_err());
+    assert!(pop3_proto::Word::new("a\nb").is_err());
+    assert!(pop3_proto::Text::new("a\rb").is_err());
+    assert!(RespCode::other("IN-USE] x").is_err());
+    assert!(RespCode::other("A\r\n").is_err());
+    assert!(RespCode::other("").is_err());
+    assert!(RespCode::other("A//B").is_err());
+    assert_eq!(RespCode::other("IN-USE"), Ok(RespCode::InUse));
+    assert!(Status::new(true, None, "ok\r\n-ERR forged").is_err());
+    // The sanitising constructors drop control characters.
+    let mut b = BytesMut::new();
+    Status::ok("a\r\n+OK b").encode(&mut b);
+    assert_eq!(&b[..], b"+OK a+OK b\r\n");
+    assert!(DropEntry::new(1, "u1\r\n.").is_err());
+    assert!(DropEntry::new(1, "with space").is_err());
+    assert!(DropEntry::new(1, "").is_err());
+    assert!(DropEntry::new(1, "x".repeat(71)).is_err());
+    assert_eq!(DropEntry::new(7, "x".repeat(70)).unwrap().size(), 7);
+}
+
+/// Defect 3: input held behind a pending decision had no bound and was
+/// copied whole on every read.
+#[test]
+fn held_input_is_bounded_behind_a_decision() {
+    let mut cfg = plain_config();
+    cfg.limits.max_buffered_input = 64 * 1024;
+    let now = Instant::now();
+    let mut s = Session::new(Arc::new(cfg), now, [1; 16]);
+    s.handle_input(now, b"USER bob\r\nPASS x\r\n");
+    let mut token = None;
+    while let Some(o) = s.poll_output() {
+        if let Output::Event(e) = o {
+            token = e.into_token();
+        }
+    }
+    assert!(token.is_some() && s.is_waiting_for_decision());
+    // 36 MB in 16 KiB reads while the login is pending: the session closes
+    // at the limit and never holds more.
+    let chunk = b"NOOP\r\n".repeat(16 * 1024 / 6);
+    let mut fed = 0usize;
+    let mut closed = false;
+    while fed < 36 * 1024 * 1024 && !closed {
+        s.handle_input(now, &chunk);
+        fed += chunk.len();
+        assert!(s.buffered_input() <= 64 * 1024);
+        while let Some(o) = s.poll_output() {
+            if let Output::Closed = o {
+                closed = true;
+            }
+        }
+    }
+    assert!(closed, "closed after {fed} bytes");
+    assert!(
+        fed <= 128 * 1024,
+        "closed at the limit, not after {fed} bytes"
+    );
+}
+
+/// Defect 1, POP3 side: a dropped decision is answered at its deadline.
+#[test]
+fn a_dropped_pop3_decision_times_out() {
+    let now = Instant::now();
+    let mut s = Session::new(Arc::new(plain_config()), now, [1; 16]);
+    s.handle_input(now, b"USER bob\r\nPASS x\r\nNOOP\r\n");
+    let mut wire = Vec::new();
+    while let Some(o) = s.poll_output() {
+        match o {
+            Output::Transmit(b) => wire.extend_from_slice(&b),
+            Output::Event(e) => {
+                // The wrong answer gives the token back ...
+                let err = s.accept(e.into_token().unwrap()).unwrap_err();
+                assert_eq!(err.error, pop3_proto::server::ApiMisuse::WrongAnswer);
+                // ... and the caller drops it.
+            }
+            _ => {}
+        }
+    }
+    let t = s.poll_timeout().expect("a pending decision has a deadline");
+    assert_eq!(t, now + Duration::from_secs(120));
+    s.handle_timeout(t);
+    while let Some(o) = s.poll_output() {
+        if let Output::Transmit(b) = o {
+            wire.extend_from_slice(&b);
+        }
+    }
+    let wire = String::from_utf8(wire).unwrap();
+    assert!(
+        wire.ends_with("-ERR [SYS/TEMP] server busy, try again later\r\n-ERR command not valid in this state\r\n"),
+        "{wire}"
+    );
+}
+
+#[test]
+fn pop3_errors_reach_the_limit() {
+    let mut d = Driver::new(config());
+    let mut n = 0;
+    while !d.log.contains(&"closed".to_owned()) && n < 1000 {
+        d.send(b"STAT\r\n");
+        n += 1;
+    }
+    assert_eq!(n, 10);
+    assert!(String::from_utf8_lossy(&d.wire).ends_with("-ERR too many errors\r\n"));
 }

@@ -79,7 +79,10 @@
 //! `smtp_proto::server`, `pop3_proto::server`, `pop3_proto::client`.
 
 #![forbid(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod body;
 mod crlf;

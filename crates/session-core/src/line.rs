@@ -126,10 +126,7 @@ impl LineFramer {
     /// within them, that line without its line end (or the error for it).
     /// Call again with the unconsumed rest until it is empty.
     #[allow(clippy::type_complexity)]
-    pub fn push<'s>(
-        &'s mut self,
-        input: &'s [u8],
-    ) -> (usize, Option<Result<&'s [u8], LineError>>) {
+    pub fn push<'s>(&'s mut self, input: &'s [u8]) -> (usize, Option<Result<&'s [u8], LineError>>) {
         if self.clear_on_next {
             self.buf.clear();
             self.clear_on_next = false;

@@ -147,8 +147,16 @@ fn size_limit_reads_to_the_end() {
         end,
         Some((input.len() - 6, Err(BodyError::TooLarge { limit: 50 })))
     );
-    assert_eq!(replies::body_error(&BodyError::TooLarge { limit: 50 }).code().get(), 552);
-    assert_eq!(replies::body_error(&BodyError::BareLineEnding).code().get(), 550);
+    assert_eq!(
+        replies::body_error(&BodyError::TooLarge { limit: 50 })
+            .code()
+            .get(),
+        552
+    );
+    assert_eq!(
+        replies::body_error(&BodyError::BareLineEnding).code().get(),
+        550
+    );
     // Exactly at the limit is fine.
     let dec = DataDecoder::with_policy(BareLineEnding::Reject, Some(102));
     let (_, end) = decode_in_steps(dec, &input, 9);

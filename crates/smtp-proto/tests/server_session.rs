@@ -555,7 +555,10 @@ fn respond_each_in_smtp_mode_does_not_hang_the_session() {
     // The application drops the token (a catch-all arm). The decision
     // still has a deadline, and passing it answers with 451.
     drop(e);
-    let deadline = d.session.poll_timeout().expect("a pending decision has a deadline");
+    let deadline = d
+        .session
+        .poll_timeout()
+        .expect("a pending decision has a deadline");
     assert_eq!(deadline, d.now + Duration::from_secs(120));
     d.take_wire();
     d.advance(Duration::from_secs(120));
@@ -595,7 +598,10 @@ fn a_late_answer_after_the_decision_timeout_is_refused() {
 fn sequencing_errors_reach_the_error_limit() {
     for (setup, bad) in [
         (&b""[..], &b"MAIL FROM:<a@b.c>\r\n"[..]),
-        (b"EHLO x.example\r\nMAIL FROM:<a@b.c>\r\n", b"MAIL FROM:<a@b.c>\r\n"),
+        (
+            b"EHLO x.example\r\nMAIL FROM:<a@b.c>\r\n",
+            b"MAIL FROM:<a@b.c>\r\n",
+        ),
         (b"EHLO x.example\r\n", b"RCPT TO:<a@b.c>\r\n"),
         (b"", b"AUTH PLAIN\r\n"),
         (b"EHLO x.example\r\n", b"DATA\r\n"),
@@ -615,7 +621,10 @@ fn sequencing_errors_reach_the_error_limit() {
         }
         assert!(d.closed, "{:?} never closed", String::from_utf8_lossy(bad));
         assert_eq!(replies, 10, "{:?}", String::from_utf8_lossy(bad));
-        assert!(d.take_wire().ends_with("421 4.7.0 mx.example.org Too many errors, closing connection\r\n"));
+        assert!(
+            d.take_wire()
+                .ends_with("421 4.7.0 mx.example.org Too many errors, closing connection\r\n")
+        );
     }
 }
 
