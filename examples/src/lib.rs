@@ -2,7 +2,8 @@
 //!
 //! [`drive`] is the one socket loop: read, `handle_input`, drain
 //! `poll_output`, write, timers, and the STARTTLS swap. It is generic over
-//! the session (anything implementing [`SansIo`]) and over
+//! the session (anything implementing [`session_core::Session`]: every
+//! mailkit session, server or client, of every protocol) and over
 //! `futures::io::{AsyncRead, AsyncWrite}`, with a [`Timer`] supplied by the
 //! caller, so it runs on tokio (as the `mailserver` binary does) or any other
 //! runtime.
@@ -16,82 +17,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-/// What a session asks of the loop.
-#[derive(Debug)]
-pub enum Step<E> {
-    /// Write these bytes.
-    Transmit(Bytes),
-    /// Flush, then switch the connection to TLS.
-    StartTls,
-    /// Flush, then close.
-    Close,
-    /// Something for the application.
-    Event(E),
-}
-
-/// The session API every mailkit protocol shares.
-pub trait SansIo {
-    /// Application events.
-    type Event;
-    /// Bytes arrived.
-    fn handle_input(&mut self, now: Instant, bytes: &[u8]);
-    /// The peer closed.
-    fn handle_eof(&mut self, now: Instant);
-    /// A timer fired.
-    fn handle_timeout(&mut self, now: Instant);
-    /// The next output.
-    fn poll_step(&mut self) -> Option<Step<Self::Event>>;
-    /// When to call `handle_timeout`.
-    fn poll_timeout(&self) -> Option<Instant>;
-    /// Whether to keep reading.
-    fn wants_input(&self) -> bool;
-    /// TLS is up.
-    fn tls_established(&mut self, now: Instant);
-}
-
-/// Both protocol crates give their sessions the same verbs; one macro
-/// adapts them.
-macro_rules! sans_io {
-    ($proto:ident) => {
-        impl SansIo for $proto::server::Session {
-            type Event = $proto::server::Event;
-            fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-                $proto::server::Session::handle_input(self, now, bytes)
-            }
-            fn handle_eof(&mut self, now: Instant) {
-                $proto::server::Session::handle_eof(self, now)
-            }
-            fn handle_timeout(&mut self, now: Instant) {
-                $proto::server::Session::handle_timeout(self, now)
-            }
-            fn poll_step(&mut self) -> Option<Step<Self::Event>> {
-                use $proto::server::{Event, Output};
-                Some(match self.poll_output()? {
-                    Output::Transmit(b) => Step::Transmit(b),
-                    Output::Event(Event::StartTls) => Step::StartTls,
-                    Output::Event(Event::Closed) => Step::Close,
-                    Output::Event(e) => Step::Event(e),
-                })
-            }
-            fn poll_timeout(&self) -> Option<Instant> {
-                $proto::server::Session::poll_timeout(self)
-            }
-            fn wants_input(&self) -> bool {
-                $proto::server::Session::wants_input(self)
-            }
-            fn tls_established(&mut self, now: Instant) {
-                // Only called after the session asked for TLS.
-                let _ = $proto::server::Session::tls_established(self, now);
-            }
-        }
-    };
-}
-
-sans_io!(smtp_proto);
-sans_io!(pop3_proto);
+use session_core::{Output, Session};
 
 /// Sleeping, from whatever runtime the caller uses.
 pub trait Timer {
@@ -200,7 +127,7 @@ impl<IO> MaybeTls<IO> {
 }
 
 /// Answers a session's events; may await (a database, the disk).
-pub trait Handler<S: SansIo> {
+pub trait Handler<S: Session> {
     /// Handles one event; decisions are answered on `session` before
     /// returning (or later: the session waits).
     fn handle(
@@ -220,7 +147,7 @@ pub async fn drive<S, IO, H>(
     handler: &mut H,
 ) -> io::Result<()>
 where
-    S: SansIo,
+    S: Session,
     IO: AsyncRead + AsyncWrite + Unpin,
     H: Handler<S>,
 {
@@ -230,14 +157,14 @@ where
     loop {
         // Drain everything the session has to say.
         let mut wrote = false;
-        while let Some(step) = session.poll_step() {
-            match step {
-                Step::Transmit(b) => {
+        while let Some(output) = session.poll_output() {
+            match output {
+                Output::Transmit(b) => {
                     io.write_all(&b).await?;
                     wrote = true;
                 }
-                Step::Event(e) => handler.handle(session, tls_text.as_deref(), e).await,
-                Step::StartTls => {
+                Output::Event(e) => handler.handle(session, tls_text.as_deref(), e).await,
+                Output::StartTls => {
                     io.flush().await?;
                     let Some(cfg) = tls.clone() else {
                         return Err(io::Error::other("STARTTLS without a TLS configuration"));
@@ -249,10 +176,11 @@ where
                     let stream = futures_rustls::TlsAcceptor::from(cfg).accept(plain).await?;
                     io = MaybeTls::Tls(Box::new(stream));
                     tls_text = io.tls_description();
-                    session.tls_established(Instant::now());
+                    // The session asked for TLS, so this cannot be refused.
+                    let _ = session.tls_established(Instant::now());
                     wrote = false;
                 }
-                Step::Close => {
+                Output::Closed => {
                     io.flush().await?;
                     let _ = io.close().await;
                     return Ok(());
@@ -292,7 +220,7 @@ where
             Some(Ok(n)) => session.handle_input(now, &buf[..n]),
             Some(Err(e)) => {
                 session.handle_eof(now);
-                while session.poll_step().is_some() {}
+                while session.poll_output().is_some() {}
                 return Err(e);
             }
         }

@@ -29,7 +29,10 @@ fn frame(chunks: &[&[u8]], opts: &CommandOptions) -> Vec<Result<Command<'static>
             let (used, line) = framer.push(rest);
             rest = &rest[used..];
             if let Some(line) = line {
-                out.push(line.and_then(|l| Command::parse_line(l, opts).map(Command::into_owned)));
+                out.push(
+                    line.map_err(CommandError::from)
+                        .and_then(|l| Command::parse_line(l, opts).map(Command::into_owned)),
+                );
             }
             assert!(framer.buffered() <= opts.max_line, "framer over its limit");
         }
@@ -312,6 +315,12 @@ pub fn smtp_server_session(data: &[u8]) {
                     assert!(!closed, "transmitted after close");
                     assert!(!b.is_empty());
                 }
+                Output::StartTls => starttls = true,
+                Output::Closed => {
+                    assert!(!closed, "closed twice");
+                    closed = true;
+                    starttls = false;
+                }
                 Output::Event(e) => match e {
                     Event::Mail(m) => tokens.push_back(m.token),
                     Event::Rcpt(r) => tokens.push_back(r.token),
@@ -322,18 +331,14 @@ pub fn smtp_server_session(data: &[u8]) {
                         tokens.push_back(m.token);
                     }
                     Event::MessageData(d) => assert!(d.len() as u64 <= limits.max_message_size),
-                    Event::StartTls => starttls = true,
-                    Event::Closed => {
-                        assert!(!closed, "closed twice");
-                        closed = true;
-                        starttls = false;
-                    }
                     _ => {}
                 },
             }
         }
-        // Held input never exceeds the limit plus one read.
-        assert!(session.buffered_input() <= limits.max_buffered_input + largest_read);
+        // Held input never exceeds the larger of the limit and one read.
+        assert!(session.buffered_input() <= limits.max_buffered_input.max(largest_read));
+        // A pending decision always has a deadline.
+        assert!(!session.is_waiting_for_decision() || session.poll_timeout().is_some());
     }
 }
 
@@ -356,6 +361,7 @@ pub fn pop3_command(data: &[u8]) {
 /// The POP3 server session driven by input chunks and decisions: no
 /// panic, nothing sent after the close, bounded held input.
 pub fn pop3_server_session(data: &[u8]) {
+    use pop3_proto::response::Status;
     use pop3_proto::server::{Config, DropEntry, Event, Output, Session};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
@@ -390,10 +396,14 @@ pub fn pop3_server_session(data: &[u8]) {
     let mut s = Session::new(Arc::new(config), now, [5; 16]);
     let mut closed = false;
     let mut starttls = false;
+    let mut largest_read = 64;
     let mut pending = std::collections::VecDeque::new();
     for step in script.steps {
         match step {
-            SessionStep::Input(b) => s.handle_input(now, &b),
+            SessionStep::Input(b) => {
+                largest_read = largest_read.max(b.len());
+                s.handle_input(now, &b)
+            }
             SessionStep::Phrase(i) => s.handle_input(now, POP[usize::from(i) % POP.len()]),
             SessionStep::Decide(d) => {
                 if let Some(ev) = pending.pop_front() {
@@ -401,10 +411,7 @@ pub fn pop3_server_session(data: &[u8]) {
                         (Event::Login { token, .. }, Decision::Accept) => s.open_maildrop(
                             token,
                             (0..3)
-                                .map(|i| DropEntry {
-                                    size: 10,
-                                    uidl: format!("u{i}"),
-                                })
+                                .filter_map(|i| DropEntry::new(10, format!("u{i}")).ok())
                                 .collect(),
                         ),
                         (
@@ -417,14 +424,12 @@ pub fn pop3_server_session(data: &[u8]) {
                                 token,
                                 some.then(|| sasl::ScramCredentials::derive("pw", b"s", 1)),
                             ),
-                        (
-                            Event::Login { token, .. }
-                            | Event::Retrieve { token, .. }
-                            | Event::Commit { token, .. }
-                            | Event::ScramLookup { token, .. },
-                            _,
-                        ) => s.reject(token, None, "no"),
-                        _ => Ok(()),
+                        // Anything else is refused (misused answers above
+                        // give the token back; a dropped one times out).
+                        (other, _) => match other.into_token() {
+                            Some(token) => s.reject(token, Status::err("no")),
+                            None => Ok(()),
+                        },
                     };
                 }
             }
@@ -443,15 +448,92 @@ pub fn pop3_server_session(data: &[u8]) {
         while let Some(out) = s.poll_output() {
             match out {
                 Output::Transmit(_) => assert!(!closed, "transmitted after close"),
-                Output::Event(Event::Closed) => {
+                Output::Closed => {
                     assert!(!closed, "closed twice");
                     closed = true;
                     starttls = false;
                 }
-                Output::Event(Event::StartTls) => starttls = true,
+                Output::StartTls => starttls = true,
                 Output::Event(e) => pending.push_back(e),
             }
         }
+        assert!(s.buffered_input() <= 64 * 1024_usize.max(largest_read));
+        assert!(!s.is_waiting_for_decision() || s.poll_timeout().is_some());
+    }
+}
+
+/// The POP3 client session fed what a (hostile) server might send, with
+/// commands and time in between: no panic, nothing after the close, and
+/// every response accounted for.
+pub fn pop3_client_session(data: &[u8]) {
+    use pop3_proto::Command;
+    use pop3_proto::client::{Config, Output, Session};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let mut u = arbitrary::Unstructured::new(data);
+    let Ok(script) = <SessionScript as arbitrary::Arbitrary>::arbitrary(&mut u) else {
+        return;
+    };
+    const SERVER: &[&[u8]] = &[
+        b"+OK ready\r\n",
+        b"+OK 2 320\r\n",
+        b"-ERR [IN-USE] locked\r\n",
+        b"+OK\r\n1 120\r\n2 200\r\n.\r\n",
+        b"+OK follows\r\n..dot\r\nline\n.\r\n",
+        b"+ c2VydmVy\r\n",
+        b"+OK begin TLS\r\n",
+    ];
+    let commands = [
+        Command::Stat,
+        Command::List(None),
+        Command::Retr(1),
+        Command::Capa,
+        Command::Stls,
+        Command::Noop,
+        Command::Quit,
+    ];
+    let mut now = Instant::now();
+    let mut c = Session::new(Arc::new(Config::default()), now);
+    let mut closed = false;
+    let mut starttls = false;
+    for step in script.steps {
+        match step {
+            SessionStep::Input(b) => c.handle_input(now, &b),
+            SessionStep::Phrase(i) => c.handle_input(now, SERVER[usize::from(i) % SERVER.len()]),
+            SessionStep::Decide(d) => {
+                let i = match d {
+                    Decision::Each(n) => usize::from(n),
+                    Decision::Scram(b) => usize::from(b),
+                    _ => 2,
+                };
+                c.send(now, &commands[i % commands.len()]);
+            }
+            SessionStep::Wait(secs) => {
+                now += Duration::from_secs(u64::from(secs));
+                c.handle_timeout(now);
+            }
+            SessionStep::TlsDone => {
+                if starttls {
+                    starttls = false;
+                    assert!(c.tls_established(now).is_ok());
+                }
+            }
+            SessionStep::Eof => c.handle_eof(now),
+        }
+        while let Some(out) = c.poll_output() {
+            match out {
+                Output::Transmit(_) => assert!(!closed, "transmitted after close"),
+                Output::Closed => {
+                    assert!(!closed, "closed twice");
+                    closed = true;
+                    starttls = false;
+                }
+                Output::StartTls => starttls = true,
+                Output::Event(_) => assert!(!closed, "event after close"),
+            }
+        }
+        assert!(!closed || c.poll_timeout().is_none());
     }
 }
 

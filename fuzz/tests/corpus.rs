@@ -57,3 +57,8 @@ fn imap_command_corpus() {
 fn imap_response_corpus() {
     replay("imap_response", mailkit_fuzz::imap_response);
 }
+
+#[test]
+fn pop3_client_session_corpus() {
+    replay("pop3_client_session", mailkit_fuzz::pop3_client_session);
+}

@@ -20,7 +20,8 @@ use mailkit_examples::{Handler, TokioTimer, drive};
 use mailstore::queue::{Envelope, Notify};
 use mailstore::{Store, UserName};
 use sasl::{Mechanism, ScramCredentials};
-use smtp_proto::server::{AuthCheck, Config, Event, Mode, Session, TraceInfo, replies};
+use smtp_proto::replies;
+use smtp_proto::server::{AuthCheck, Config, Event, Mode, Session, TraceInfo};
 use smtp_proto::{Domain, ForwardPath, Host, Reply, ReplyCode, ReversePath};
 use tokio::net::TcpListener;
 use tokio_util::compat::TokioAsyncReadCompatExt;
@@ -370,7 +371,7 @@ impl Handler<Session> for Conn {
                     if owned {
                         s.accept(m.token)
                     } else {
-                        s.reject(m.token, replies::sender_not_owned())
+                        s.reject(m.token, replies::SENDER_NOT_OWNED)
                     }
                 } else {
                     s.accept(m.token)
@@ -378,9 +379,9 @@ impl Handler<Session> for Conn {
             }
             Event::Rcpt(r) => match (ctx.local_user(&r.to), self.role) {
                 (Ok(Some(_)), _) => s.accept(r.token),
-                (Ok(None), _) | (Err(()), Role::Lmtp) => s.reject(r.token, replies::no_such_user()),
+                (Ok(None), _) | (Err(()), Role::Lmtp) => s.reject(r.token, replies::NO_SUCH_USER),
                 (Err(()), Role::Submission) => s.accept(r.token),
-                (Err(()), Role::Mx) => s.reject(r.token, replies::relay_denied()),
+                (Err(()), Role::Mx) => s.reject(r.token, replies::RELAY_DENIED),
             },
             Event::Auth(a) => {
                 let ok = match &a.check {
@@ -413,7 +414,7 @@ impl Handler<Session> for Conn {
                 if ok {
                     s.accept(a.token)
                 } else {
-                    s.reject(a.token, replies::auth_failed())
+                    s.reject(a.token, replies::AUTH_FAILED)
                 }
             }
             Event::ScramLookup(l) => {
@@ -498,7 +499,7 @@ impl Handler<Session> for Conn {
                             if *ok {
                                 reply(250, "2.0.0 Delivered")
                             } else {
-                                replies::local_error()
+                                replies::LOCAL_ERROR.into()
                             }
                         })
                         .collect();
@@ -506,16 +507,18 @@ impl Handler<Session> for Conn {
                 } else if results.iter().all(|ok| *ok) {
                     s.accept_with(m.token, reply(250, &format!("2.0.0 Ok: queued as {id}")))
                 } else {
-                    s.reject(m.token, replies::local_error())
+                    s.reject(m.token, replies::LOCAL_ERROR)
                 }
             }
-            other => {
-                tracing::debug!(?other, "ignored event");
-                Ok(())
-            }
+            // A decision this handler does not know: refuse it, never drop
+            // its token.
+            other => match other.into_token() {
+                Some(token) => s.reject(token, replies::LOCAL_ERROR),
+                None => Ok(()),
+            },
         };
         if let Err(e) = r {
-            tracing::warn!(%e, "decision refused");
+            tracing::warn!(error = %e.error, "decision refused");
         }
     }
 }
@@ -746,7 +749,7 @@ impl Handler<pop3_proto::server::Session> for Pop3Conn {
         _tls: Option<&str>,
         event: pop3_proto::server::Event,
     ) {
-        use pop3_proto::response::RespCode;
+        use pop3_proto::response::{RespCode, Status};
         use pop3_proto::server::{DropEntry, Event as E, LoginCheck};
         let ctx = self.ctx.clone();
         let r = match event {
@@ -783,19 +786,32 @@ impl Handler<pop3_proto::server::Session> for Pop3Conn {
                     .and_then(|u| ctx.store.pop3_snapshot(&u).ok().map(|snap| (u, snap)));
                 match snapshot {
                     Some((user, snap)) => {
-                        let drop = snap
+                        let drop: Result<Vec<DropEntry>, _> = snap
                             .messages
                             .iter()
-                            .map(|(_, size, uidl)| DropEntry {
-                                size: *size,
-                                uidl: uidl.clone(),
+                            .enumerate()
+                            .map(|(i, (_, size, uidl))| {
+                                // A stored id UIDL cannot send gets a stable stand-in.
+                                DropEntry::new(*size, uidl.clone())
+                                    .or_else(|_| DropEntry::new(*size, format!("x{i}")))
                             })
                             .collect();
-                        self.user = Some(user);
-                        self.snapshot = Some(snap);
-                        s.open_maildrop(token, drop)
+                        match drop {
+                            Ok(drop) => {
+                                self.user = Some(user);
+                                self.snapshot = Some(snap);
+                                s.open_maildrop(token, drop)
+                            }
+                            Err(_) => s.reject(
+                                token,
+                                Status::err_code(RespCode::SysTemp, "maildrop unreadable"),
+                            ),
+                        }
                     }
-                    None => s.reject(token, Some(RespCode::Auth), "invalid credentials"),
+                    None => s.reject(
+                        token,
+                        Status::err_code(RespCode::Auth, "invalid credentials"),
+                    ),
                 }
             }
             E::ScramLookup { token, username } => {
@@ -831,7 +847,7 @@ impl Handler<pop3_proto::server::Session> for Pop3Conn {
                 };
                 match bytes {
                     Some(b) => s.send_message(token, &b),
-                    None => s.reject(token, None, "message was deleted by another session"),
+                    None => s.reject(token, Status::err("message was deleted by another session")),
                 }
             }
             E::Commit { token, deleted } => {
@@ -854,15 +870,20 @@ impl Handler<pop3_proto::server::Session> for Pop3Conn {
                 } else {
                     s.reject(
                         token,
-                        Some(RespCode::SysTemp),
-                        "some deleted messages not removed",
+                        Status::err_code(RespCode::SysTemp, "some deleted messages not removed"),
                     )
                 }
             }
-            _ => Ok(()),
+            // A decision this handler does not know: refuse it.
+            other => match other.into_token() {
+                Some(token) => {
+                    s.reject(token, Status::err_code(RespCode::SysTemp, "not available"))
+                }
+                None => Ok(()),
+            },
         };
         if let Err(e) = r {
-            tracing::warn!(%e, "pop3 decision refused");
+            tracing::warn!(error = %e.error, "pop3 decision refused");
         }
     }
 }

@@ -49,8 +49,14 @@ async fn connection(mut socket: TcpStream, config: Arc<Config>) -> std::io::Resu
                     message.clear();
                     session.accept(m.token).expect("pending");
                 }
-                Output::Event(Event::Closed) => return Ok(()),
-                Output::Event(_) => {}
+                Output::Closed => return Ok(()),
+                // Refuse any other decision, never leave it pending.
+                Output::Event(other) => {
+                    if let Some(token) = other.into_token() {
+                        let _ = session.reject(token, smtp_proto::replies::LOCAL_ERROR);
+                    }
+                }
+                Output::StartTls => return Ok(()), // not offered: cannot happen
             }
         }
         // Wait for the client, or for the session's timeout.
