@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use session_core::CrlfSize;
 
 use crate::Error;
 use crate::fs::{Fs, MemFs, RealFs};
@@ -129,41 +130,6 @@ impl std::fmt::Debug for Store {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Counts the octets a message has once every line end is CRLF and a
-/// missing final line end is added: what POP3 LIST reports and RETR sends
-/// (before byte-stuffing).
-#[derive(Default)]
-struct CrlfSize {
-    size: u64,
-    extra: u64,
-    prev: Option<u8>,
-}
-
-impl CrlfSize {
-    fn feed(&mut self, data: &[u8]) {
-        for &b in data {
-            match (self.prev, b) {
-                (Some(b'\r'), b'\n') => {}
-                (Some(b'\r'), _) => self.extra += 1, // bare CR becomes CRLF
-                (_, b'\n') => self.extra += 1,       // bare LF becomes CRLF
-                _ => {}
-            }
-            self.prev = Some(b);
-        }
-        self.size += data.len() as u64;
-    }
-
-    /// (size as stored, size with CRLF line ends).
-    fn finish(self) -> (u64, u64) {
-        let tail = match self.prev {
-            None | Some(b'\n') => 0,
-            Some(b'\r') => 1,
-            Some(_) => 2,
-        };
-        (self.size, self.size + self.extra + tail)
-    }
 }
 
 impl Store {
@@ -662,7 +628,7 @@ impl Store {
     fn write_file(&self, path: &Path, message: &mut dyn Read) -> Result<(u64, u64), Error> {
         let mut file = self.inner.fs.create_new(path)?;
         let mut buf = vec![0u8; 64 * 1024];
-        let mut count = CrlfSize::default();
+        let mut count = CrlfSize::new();
         loop {
             let n = match message.read(&mut buf) {
                 Ok(0) => break,
@@ -674,7 +640,7 @@ impl Store {
             count.feed(&buf[..n]);
         }
         file.sync_all()?;
-        Ok(count.finish())
+        Ok((count.stored(), count.finish()))
     }
 
     /// Commits every queued delivery: one fsync per directory, one index
@@ -1206,7 +1172,7 @@ impl Store {
                     format!("new/{unique}")
                 };
                 let mut reader = self.inner.fs.open(&folder.join(&rel))?;
-                let mut count = CrlfSize::default();
+                let mut count = CrlfSize::new();
                 let mut buf = vec![0u8; 64 * 1024];
                 loop {
                     let n = reader.read(&mut buf)?;
@@ -1215,7 +1181,7 @@ impl Store {
                     }
                     count.feed(&buf[..n]);
                 }
-                let (size, size_crlf) = count.finish();
+                let (size, size_crlf) = (count.stored(), count.finish());
                 let date = unique
                     .split('.')
                     .next()

@@ -379,7 +379,7 @@ impl Session {
     /// being set up, and while a decision is pending with input held.
     pub fn wants_input(&self) -> bool {
         !matches!(self.state, State::Closed | State::AwaitTls)
-            && !(self.decisions.is_pending() && !self.inbox.is_empty())
+            && (!self.decisions.is_pending() || self.inbox.is_empty())
     }
 
     /// Bytes of input held unprocessed (while a decision is pending).

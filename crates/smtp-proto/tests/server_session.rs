@@ -9,7 +9,7 @@ use common::*;
 use proptest::prelude::*;
 use sasl::client::ClientExchange;
 use sasl::{Mechanism, Secret};
-use smtp_proto::server::{ApiMisuse, Event};
+use smtp_proto::server::{ApiMisuse, Event, Token};
 
 fn ehlo(d: &mut Driver) {
     d.send(b"EHLO client.example\r\n");
@@ -554,7 +554,7 @@ fn respond_each_in_smtp_mode_does_not_hang_the_session() {
     assert_eq!(e.error, ApiMisuse::WrongAnswer);
     // The application drops the token (a catch-all arm). The decision
     // still has a deadline, and passing it answers with 451.
-    drop(e);
+    let _forgotten: Token = e.into_token();
     let deadline = d
         .session
         .poll_timeout()

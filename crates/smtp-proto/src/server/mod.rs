@@ -272,7 +272,7 @@ impl Session {
     pub fn wants_input(&self) -> bool {
         !self.is_closed()
             && !matches!(self.phase, Phase::AwaitTls)
-            && !(self.decisions.is_pending() && !self.inbox.is_empty())
+            && (!self.decisions.is_pending() || self.inbox.is_empty())
     }
 
     /// Bytes of input held unprocessed (while a decision is pending), never
