@@ -685,3 +685,134 @@ fn pop3_errors_reach_the_limit() {
     assert_eq!(n, 10);
     assert!(String::from_utf8_lossy(&d.wire).ends_with("-ERR too many errors\r\n"));
 }
+
+/// How the test application answers the n-th POP3 decision.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    Right,
+    Reject,
+    MisuseThenRight,
+    Forget,
+}
+
+/// The server under random splits and random answers: held input within
+/// bounds, pending decisions resolved at their deadline, the same output for
+/// every split.
+fn pop3_random_run(cuts: &[usize], answers: &[Answer]) -> Vec<u8> {
+    let input: &[u8] = b"CAPA\r\nUSER bob\r\nPASS tanstaaf\r\nSTAT\r\nRETR 2\r\nTOP 1 0\r\nDELE 2\r\nBOGUS\r\nUIDL\r\nRETR 1\r\nQUIT\r\n";
+    let mut cfg = plain_config();
+    cfg.limits.max_buffered_input = 64;
+    let mut now = Instant::now();
+    let mut s = Session::new(Arc::new(cfg), now, [3; 16]);
+    let mut wire = Vec::new();
+    let mut n = 0;
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    cuts.sort_unstable();
+    cuts.push(input.len());
+    let mut last = 0;
+    let mut pump = |s: &mut Session, wire: &mut Vec<u8>| {
+        while let Some(o) = s.poll_output() {
+            let e = match o {
+                Output::Transmit(b) => {
+                    wire.extend_from_slice(&b);
+                    continue;
+                }
+                Output::Event(e) => e,
+                _ => continue,
+            };
+            let a = answers.get(n).copied().unwrap_or(Answer::Right);
+            n += 1;
+            let right = |s: &mut Session, e: Event| match e {
+                Event::Login { token, .. } => {
+                    s.open_maildrop(token, vec![DropEntry::new(28, "a").unwrap(); 2])
+                }
+                Event::Retrieve { token, .. } => s.send_message(token, MSGS[0]),
+                Event::Commit { token, .. } => s.accept(token),
+                other => s.reject(other.into_token().unwrap(), Status::err("no")),
+            };
+            let r = match a {
+                Answer::Right => right(s, e),
+                Answer::Reject => s.reject(e.into_token().unwrap(), Status::err("no")),
+                Answer::MisuseThenRight => {
+                    let is_commit = matches!(e, Event::Commit { .. });
+                    if is_commit {
+                        right(s, e)
+                    } else {
+                        let token = e.into_token().unwrap();
+                        let back = s.accept(token).unwrap_err();
+                        assert_eq!(back.error, pop3_proto::server::ApiMisuse::WrongAnswer);
+                        s.reject(back.into_token(), Status::err("no"))
+                    }
+                }
+                Answer::Forget => Ok(()),
+            };
+            r.expect("a fitting answer is taken");
+        }
+    };
+    for c in cuts {
+        if c > last {
+            s.handle_input(now, &input[last..c]);
+            pump(&mut s, &mut wire);
+            assert!(s.buffered_input() <= 64usize.max(c - last));
+            last = c;
+        }
+        for _ in 0..16 {
+            if !s.is_waiting_for_decision() {
+                break;
+            }
+            now = s.poll_timeout().expect("a pending decision has a deadline");
+            s.handle_timeout(now);
+            pump(&mut s, &mut wire);
+        }
+        assert!(!s.is_waiting_for_decision(), "resolved by its deadline");
+    }
+    wire
+}
+
+/// The client under random splits of a server's output: the same events.
+fn client_events(cuts: &[usize]) -> Vec<Reply> {
+    let server: &[u8] = b"+OK hi\r\n+OK 2 99\r\n+OK\r\n1 a\r\n2 b\r\n.\r\n-ERR [SYS/TEMP] busy\r\n+OK\r\nbody\r\n..dot\r\n.\r\n+ Y2hhbA==\r\n+OK bye\r\n";
+    let now = Instant::now();
+    let mut c = new_client(now);
+    for cmd in [
+        Command::Stat,
+        Command::Uidl(None),
+        Command::Retr(1),
+        Command::Top(1, 1),
+        Command::auth("PLAIN", None).unwrap(),
+    ] {
+        c.send(now, &cmd);
+    }
+    c.send(now, &Command::Quit);
+    drain_client(&mut c);
+    let mut cuts: Vec<usize> = cuts.iter().map(|x| x % (server.len() + 1)).collect();
+    cuts.sort_unstable();
+    cuts.push(server.len());
+    let mut last = 0;
+    let mut events = Vec::new();
+    for x in cuts {
+        c.handle_input(now, &server[last..x.max(last)]);
+        last = x.max(last);
+        events.extend(drain_client(&mut c).1);
+    }
+    events
+}
+
+proptest! {
+    #[test]
+    fn server_survives_random_splits_and_answers(
+        cuts in proptest::collection::vec(0usize..200, 0..24),
+        answers in proptest::collection::vec(prop_oneof![
+            Just(Answer::Right), Just(Answer::Reject), Just(Answer::MisuseThenRight), Just(Answer::Forget)
+        ], 0..12),
+    ) {
+        prop_assert_eq!(pop3_random_run(&cuts, &answers), pop3_random_run(&[], &answers));
+    }
+
+    #[test]
+    fn client_same_events_for_every_split(cuts in proptest::collection::vec(0usize..200, 0..24)) {
+        let whole = client_events(&[]);
+        prop_assert_eq!(whole.len(), 7);
+        prop_assert_eq!(client_events(&cuts), whole);
+    }
+}
