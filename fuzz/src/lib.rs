@@ -222,9 +222,9 @@ const PHRASES: &[&[u8]] = &[
 /// Drives a server session through a script; checks that nothing panics,
 /// buffers stay within their limits, and nothing is sent after the close.
 pub fn smtp_server_session(data: &[u8]) {
-    use smtp_proto::server::{Config, Event, Mode, Output, Session};
+    use smtp_proto::server::{Config, Event, Mode, Session};
     use std::sync::Arc;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     let mut u = arbitrary::Unstructured::new(data);
     let Ok(script) = <SessionScript as arbitrary::Arbitrary>::arbitrary(&mut u) else {
@@ -255,90 +255,136 @@ pub fn smtp_server_session(data: &[u8]) {
     let mut now = Instant::now();
     let mut session = Session::new(Arc::new(config), now, [1; 16]);
     let mut tokens = std::collections::VecDeque::new();
-    let mut closed = false;
-    let mut starttls = false;
-    let mut largest_read = 64;
+    let mut t = Transport {
+        largest_read: 64,
+        ..Transport::default()
+    };
     for step in script.steps {
-        match step {
-            SessionStep::Input(bytes) => {
-                if session.wants_input() {
-                    session.handle_input(now, &bytes);
-                    largest_read = largest_read.max(bytes.len());
+        if let Some(d) = t.step(&mut session, &mut now, PHRASES, step)
+            && let Some(token) = tokens.pop_front()
+        {
+            let reply = |code: u16| {
+                smtp_proto::Reply::new(
+                    smtp_proto::ReplyCode::new(code).expect("valid"),
+                    None,
+                    "fuzz",
+                )
+                .expect("valid")
+            };
+            // A misused answer gives the token back: answer again.
+            let again = match d {
+                Decision::Accept => session.accept(token),
+                Decision::Reject => session.reject(token, reply(550)),
+                Decision::AcceptWith => session.accept_with(token, reply(250)),
+                Decision::Scram(some) => session.scram_credentials(
+                    token,
+                    some.then(|| sasl::ScramCredentials::derive("tanstaaf", b"s", 1)),
+                ),
+                Decision::Each(n) => {
+                    session.respond_each(token, (0..n % 5).map(|_| reply(250)).collect())
                 }
+            };
+            if let Err(e) = again {
+                tokens.push_front(e.into_token());
             }
-            SessionStep::Phrase(i) => {
-                if session.wants_input() {
-                    session.handle_input(now, PHRASES[usize::from(i) % PHRASES.len()]);
-                }
-            }
-            SessionStep::Decide(d) => {
-                if let Some(token) = tokens.pop_front() {
-                    let reply = |code: u16| {
-                        smtp_proto::Reply::new(
-                            smtp_proto::ReplyCode::new(code).expect("valid"),
-                            None,
-                            "fuzz",
-                        )
-                        .expect("valid")
-                    };
-                    let _ = match d {
-                        Decision::Accept => session.accept(token),
-                        Decision::Reject => session.reject(token, reply(550)),
-                        Decision::AcceptWith => session.accept_with(token, reply(250)),
-                        Decision::Scram(some) => session.scram_credentials(
-                            token,
-                            some.then(|| sasl::ScramCredentials::derive("tanstaaf", b"s", 1)),
-                        ),
-                        Decision::Each(n) => {
-                            session.respond_each(token, (0..n % 5).map(|_| reply(250)).collect())
-                        }
-                    };
-                }
-            }
-            SessionStep::Wait(secs) => {
-                now += Duration::from_secs(u64::from(secs));
-                if session.poll_timeout().is_some_and(|t| t <= now) {
-                    session.handle_timeout(now);
-                }
-            }
-            SessionStep::TlsDone => {
-                if starttls {
-                    starttls = false;
-                    assert!(session.tls_established(now).is_ok());
-                }
-            }
-            SessionStep::Eof => session.handle_eof(now),
         }
-        while let Some(out) = session.poll_output() {
-            match out {
-                Output::Transmit(b) => {
-                    assert!(!closed, "transmitted after close");
-                    assert!(!b.is_empty());
+        for e in t.drain(&mut session) {
+            match e {
+                Event::Message(m) => {
+                    assert!(m.size <= limits.max_message_size);
+                    tokens.push_back(m.token);
                 }
-                Output::StartTls => starttls = true,
-                Output::Closed => {
-                    assert!(!closed, "closed twice");
-                    closed = true;
-                    starttls = false;
-                }
-                Output::Event(e) => match e {
-                    Event::Mail(m) => tokens.push_back(m.token),
-                    Event::Rcpt(r) => tokens.push_back(r.token),
-                    Event::Auth(a) => tokens.push_back(a.token),
-                    Event::ScramLookup(l) => tokens.push_back(l.token),
-                    Event::Message(m) => {
-                        assert!(m.size <= limits.max_message_size);
-                        tokens.push_back(m.token);
-                    }
-                    Event::MessageData(d) => assert!(d.len() as u64 <= limits.max_message_size),
-                    _ => {}
-                },
+                Event::MessageData(d) => assert!(d.len() as u64 <= limits.max_message_size),
+                other => tokens.extend(other.into_token()),
             }
         }
         // Held input never exceeds the larger of the limit and one read.
-        assert!(session.buffered_input() <= limits.max_buffered_input.max(largest_read));
-        // A pending decision always has a deadline.
+        assert!(session.buffered_input() <= limits.max_buffered_input.max(t.largest_read));
+        // A pending decision always has a deadline, so it cannot hang.
         assert!(!session.is_waiting_for_decision() || session.poll_timeout().is_some());
+    }
+}
+
+/// What a fuzz driver tracks of any session's transport outputs, and the
+/// steps every session script shares (time, the TLS handshake, the end of
+/// the stream).
+#[derive(Debug, Default)]
+struct Transport {
+    closed: bool,
+    starttls: bool,
+    largest_read: usize,
+}
+
+impl Transport {
+    /// Runs a step every session takes the same way; returns the decision
+    /// of a `Decide` step, which the target makes itself.
+    fn step<S: session_core::Session>(
+        &mut self,
+        s: &mut S,
+        now: &mut std::time::Instant,
+        phrases: &[&[u8]],
+        step: SessionStep,
+    ) -> Option<Decision> {
+        match step {
+            SessionStep::Phrase(i) => {
+                if s.wants_input() {
+                    s.handle_input(*now, phrases[usize::from(i) % phrases.len()]);
+                }
+            }
+            SessionStep::Input(b) => {
+                self.largest_read = self.largest_read.max(b.len());
+                if s.wants_input() {
+                    s.handle_input(*now, &b);
+                }
+            }
+            SessionStep::Wait(secs) => {
+                *now += std::time::Duration::from_secs(u64::from(secs));
+                if s.poll_timeout().is_some_and(|t| t <= *now) {
+                    s.handle_timeout(*now);
+                }
+            }
+            SessionStep::TlsDone => {
+                if self.starttls {
+                    self.starttls = false;
+                    assert!(s.tls_established(*now).is_ok());
+                }
+            }
+            SessionStep::Eof => s.handle_eof(*now),
+            SessionStep::Decide(d) => return Some(d),
+        }
+        None
+    }
+
+    /// Drains `s`: nothing may follow the close, and the close comes once.
+    /// Returns the events.
+    fn drain<S: session_core::Session>(&mut self, s: &mut S) -> Vec<S::Event> {
+        let mut events = Vec::new();
+        while let Some(out) = s.poll_output() {
+            match out {
+                session_core::Output::Transmit(b) => {
+                    assert!(!self.closed, "transmitted after close");
+                    assert!(!b.is_empty());
+                }
+                session_core::Output::Closed => {
+                    assert!(!self.closed, "closed twice");
+                    self.closed = true;
+                    self.starttls = false;
+                }
+                session_core::Output::StartTls => self.starttls = true,
+                session_core::Output::Event(e) => {
+                    assert!(!self.closed, "event after close");
+                    events.push(e);
+                }
+            }
+        }
+        assert_eq!(
+            s.is_closed(),
+            self.closed,
+            "is_closed agrees with the outputs"
+        );
+        // A closed session has no deadline.
+        assert!(!self.closed || s.poll_timeout().is_none());
+        events
     }
 }
 
@@ -362,9 +408,9 @@ pub fn pop3_command(data: &[u8]) {
 /// panic, nothing sent after the close, bounded held input.
 pub fn pop3_server_session(data: &[u8]) {
     use pop3_proto::response::Status;
-    use pop3_proto::server::{Config, DropEntry, Event, Output, Session};
+    use pop3_proto::server::{Config, DropEntry, Event, Session};
     use std::sync::Arc;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     let mut u = arbitrary::Unstructured::new(data);
     let Ok(script) = <SessionScript as arbitrary::Arbitrary>::arbitrary(&mut u) else {
@@ -394,70 +440,42 @@ pub fn pop3_server_session(data: &[u8]) {
     config.implicit_tls = script.switches & 4 != 0;
     let mut now = Instant::now();
     let mut s = Session::new(Arc::new(config), now, [5; 16]);
-    let mut closed = false;
-    let mut starttls = false;
-    let mut largest_read = 64;
+    let mut t = Transport {
+        largest_read: 64,
+        ..Transport::default()
+    };
     let mut pending = std::collections::VecDeque::new();
     for step in script.steps {
-        match step {
-            SessionStep::Input(b) => {
-                largest_read = largest_read.max(b.len());
-                s.handle_input(now, &b)
-            }
-            SessionStep::Phrase(i) => s.handle_input(now, POP[usize::from(i) % POP.len()]),
-            SessionStep::Decide(d) => {
-                if let Some(ev) = pending.pop_front() {
-                    let _ = match (ev, d) {
-                        (Event::Login { token, .. }, Decision::Accept) => s.open_maildrop(
-                            token,
-                            (0..3)
-                                .filter_map(|i| DropEntry::new(10, format!("u{i}")).ok())
-                                .collect(),
-                        ),
-                        (
-                            Event::Retrieve { token, .. },
-                            Decision::Accept | Decision::AcceptWith,
-                        ) => s.send_message(token, b"Subject: x\n\n.body\nline"),
-                        (Event::Commit { token, .. }, Decision::Accept) => s.accept(token),
-                        (Event::ScramLookup { token, .. }, Decision::Scram(some)) => s
-                            .scram_credentials(
-                                token,
-                                some.then(|| sasl::ScramCredentials::derive("pw", b"s", 1)),
-                            ),
-                        // Anything else is refused (misused answers above
-                        // give the token back; a dropped one times out).
-                        (other, _) => match other.into_token() {
-                            Some(token) => s.reject(token, Status::err("no")),
-                            None => Ok(()),
-                        },
-                    };
+        if let Some(d) = t.step(&mut s, &mut now, POP, step)
+            && let Some(ev) = pending.pop_front()
+        {
+            let _ = match (ev, d) {
+                (Event::Login { token, .. }, Decision::Accept) => s.open_maildrop(
+                    token,
+                    (0..3)
+                        .filter_map(|i| DropEntry::new(10, format!("u{i}")).ok())
+                        .collect(),
+                ),
+                (Event::Retrieve { token, .. }, Decision::Accept | Decision::AcceptWith) => {
+                    s.send_message(token, b"Subject: x\n\n.body\nline")
                 }
-            }
-            SessionStep::Wait(secs) => {
-                now += Duration::from_secs(u64::from(secs));
-                s.handle_timeout(now);
-            }
-            SessionStep::TlsDone => {
-                if starttls {
-                    starttls = false;
-                    assert!(s.tls_established(now).is_ok());
-                }
-            }
-            SessionStep::Eof => s.handle_eof(now),
+                (Event::Commit { token, .. }, Decision::Accept) => s.accept(token),
+                (Event::ScramLookup { token, .. }, Decision::Scram(some)) => s.scram_credentials(
+                    token,
+                    some.then(|| sasl::ScramCredentials::derive("pw", b"s", 1)),
+                ),
+                // A wrong answer: the token comes back and is
+                // dropped; the decision timeout answers it.
+                (Event::Login { token, .. }, Decision::Each(_)) => s.accept(token),
+                // Anything else is refused.
+                (other, _) => match other.into_token() {
+                    Some(token) => s.reject(token, Status::err("no")),
+                    None => Ok(()),
+                },
+            };
         }
-        while let Some(out) = s.poll_output() {
-            match out {
-                Output::Transmit(_) => assert!(!closed, "transmitted after close"),
-                Output::Closed => {
-                    assert!(!closed, "closed twice");
-                    closed = true;
-                    starttls = false;
-                }
-                Output::StartTls => starttls = true,
-                Output::Event(e) => pending.push_back(e),
-            }
-        }
-        assert!(s.buffered_input() <= 64 * 1024_usize.max(largest_read));
+        pending.extend(t.drain(&mut s));
+        assert!(s.buffered_input() <= (64 * 1024_usize).max(t.largest_read));
         assert!(!s.is_waiting_for_decision() || s.poll_timeout().is_some());
     }
 }
@@ -467,9 +485,9 @@ pub fn pop3_server_session(data: &[u8]) {
 /// every response accounted for.
 pub fn pop3_client_session(data: &[u8]) {
     use pop3_proto::Command;
-    use pop3_proto::client::{Config, Output, Session};
+    use pop3_proto::client::{Config, Event, Session};
     use std::sync::Arc;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     let mut u = arbitrary::Unstructured::new(data);
     let Ok(script) = <SessionScript as arbitrary::Arbitrary>::arbitrary(&mut u) else {
@@ -495,45 +513,21 @@ pub fn pop3_client_session(data: &[u8]) {
     ];
     let mut now = Instant::now();
     let mut c = Session::new(Arc::new(Config::default()), now);
-    let mut closed = false;
-    let mut starttls = false;
+    let mut t = Transport::default();
     for step in script.steps {
-        match step {
-            SessionStep::Input(b) => c.handle_input(now, &b),
-            SessionStep::Phrase(i) => c.handle_input(now, SERVER[usize::from(i) % SERVER.len()]),
-            SessionStep::Decide(d) => {
-                let i = match d {
-                    Decision::Each(n) => usize::from(n),
-                    Decision::Scram(b) => usize::from(b),
-                    _ => 2,
-                };
-                c.send(now, &commands[i % commands.len()]);
-            }
-            SessionStep::Wait(secs) => {
-                now += Duration::from_secs(u64::from(secs));
-                c.handle_timeout(now);
-            }
-            SessionStep::TlsDone => {
-                if starttls {
-                    starttls = false;
-                    assert!(c.tls_established(now).is_ok());
-                }
-            }
-            SessionStep::Eof => c.handle_eof(now),
+        if let Some(d) = t.step(&mut c, &mut now, SERVER, step) {
+            let i = match d {
+                Decision::Each(n) => usize::from(n),
+                Decision::Scram(b) => usize::from(b),
+                _ => 2,
+            };
+            c.send(now, &commands[i % commands.len()]);
         }
-        while let Some(out) = c.poll_output() {
-            match out {
-                Output::Transmit(_) => assert!(!closed, "transmitted after close"),
-                Output::Closed => {
-                    assert!(!closed, "closed twice");
-                    closed = true;
-                    starttls = false;
-                }
-                Output::StartTls => starttls = true,
-                Output::Event(_) => assert!(!closed, "event after close"),
+        for e in t.drain(&mut c) {
+            if let Event::Error(_) = e {
+                assert!(c.is_closed(), "an unreadable server closes the session");
             }
         }
-        assert!(!closed || c.poll_timeout().is_none());
     }
 }
 

@@ -298,3 +298,47 @@ pub trait Session {
     /// The TLS handshake asked for by [`Output::StartTls`] completed.
     fn tls_established(&mut self, now: Instant) -> Result<(), ApiMisuse>;
 }
+
+/// Implements [`Session`] for a session type by forwarding to its inherent
+/// methods of the same names (every mailkit session has them, so callers
+/// need no trait import), for the event type given.
+///
+/// ```ignore
+/// session_core::forward_session!(Session, Event);
+/// ```
+#[macro_export]
+macro_rules! forward_session {
+    ($session:ty, $event:ty) => {
+        impl $crate::Session for $session {
+            type Event = $event;
+
+            fn handle_input(&mut self, now: ::std::time::Instant, bytes: &[u8]) {
+                <$session>::handle_input(self, now, bytes);
+            }
+            fn handle_eof(&mut self, now: ::std::time::Instant) {
+                <$session>::handle_eof(self, now);
+            }
+            fn handle_timeout(&mut self, now: ::std::time::Instant) {
+                <$session>::handle_timeout(self, now);
+            }
+            fn poll_output(&mut self) -> Option<$crate::Output<$event>> {
+                <$session>::poll_output(self)
+            }
+            fn poll_timeout(&self) -> Option<::std::time::Instant> {
+                <$session>::poll_timeout(self)
+            }
+            fn wants_input(&self) -> bool {
+                <$session>::wants_input(self)
+            }
+            fn is_closed(&self) -> bool {
+                <$session>::is_closed(self)
+            }
+            fn tls_established(
+                &mut self,
+                now: ::std::time::Instant,
+            ) -> Result<(), $crate::ApiMisuse> {
+                <$session>::tls_established(self, now)
+            }
+        }
+    };
+}

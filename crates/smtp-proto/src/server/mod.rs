@@ -656,31 +656,4 @@ impl Session {
     }
 }
 
-impl session_core::Session for Session {
-    type Event = Event;
-
-    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-        Session::handle_input(self, now, bytes);
-    }
-    fn handle_eof(&mut self, now: Instant) {
-        Session::handle_eof(self, now);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Session::handle_timeout(self, now);
-    }
-    fn poll_output(&mut self) -> Option<Output> {
-        Session::poll_output(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Session::poll_timeout(self)
-    }
-    fn wants_input(&self) -> bool {
-        Session::wants_input(self)
-    }
-    fn is_closed(&self) -> bool {
-        Session::is_closed(self)
-    }
-    fn tls_established(&mut self, now: Instant) -> Result<(), ApiMisuse> {
-        Session::tls_established(self, now)
-    }
-}
+session_core::forward_session!(Session, Event);
