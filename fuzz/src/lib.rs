@@ -536,10 +536,7 @@ pub fn pop3_client_session(data: &[u8]) {
 /// splitting the input differently yields the same frames.
 fn imap_frames(data: &[u8], seed: u8) -> Vec<Vec<u8>> {
     use imap_proto::{Frame, Framer, FramerLimits};
-    let limits = FramerLimits {
-        max_command: 256,
-        max_literal: 64,
-    };
+    let limits = FramerLimits::new(256, 64);
     let run = |chunks: &[&[u8]]| {
         let mut f = Framer::new(limits);
         let mut out = Vec::new();

@@ -10,13 +10,26 @@ use crate::core::{LiteralMode, Tag, tag, trailing_literal};
 /// Longest tag reported back in a refusal.
 const MAX_TAG: usize = 64;
 
-/// Limits of the framer.
+/// Limits of the framer: [`FramerLimits::new`], or the defaults and change
+/// the fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FramerLimits {
-    /// Longest command, literals excluded.
+    /// Longest command, literals excluded. Default 64 KiB.
     pub max_command: usize,
-    /// Largest single literal.
+    /// Largest single literal. Default 64 MiB.
     pub max_literal: u64,
+}
+
+impl FramerLimits {
+    /// Limits of `max_command` octets of command text (literals excluded)
+    /// and `max_literal` octets per literal.
+    pub fn new(max_command: usize, max_literal: u64) -> Self {
+        FramerLimits {
+            max_command,
+            max_literal,
+        }
+    }
 }
 
 impl Default for FramerLimits {

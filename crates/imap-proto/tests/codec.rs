@@ -295,10 +295,7 @@ fn sequence_sets_never_expand() {
 
 #[test]
 fn framer_literals_continuations_and_limits() {
-    let mut f = Framer::new(FramerLimits {
-        max_command: 100,
-        max_literal: 20,
-    });
+    let mut f = Framer::new(FramerLimits::new(100, 20));
     // A non-synchronising literal: no continuation.
     let fr = frames(&mut f, b"a1 LOGIN {5+}\r\nalice pw\r\nb NOOP\r\n");
     assert_eq!(fr.len(), 2);
@@ -352,10 +349,7 @@ fn framer_literals_continuations_and_limits() {
     long.extend(std::iter::repeat_n(b'x', 5000));
     long.extend_from_slice(b"\r\nj NOOP\r\n");
     for step in [1, 7, 64, long.len()] {
-        let mut f = Framer::new(FramerLimits {
-            max_command: 100,
-            max_literal: 20,
-        });
+        let mut f = Framer::new(FramerLimits::new(100, 20));
         let mut out = Vec::new();
         for c in long.chunks(step) {
             out.extend(frames(&mut f, c));
@@ -677,7 +671,7 @@ proptest! {
 
     #[test]
     fn framer_and_parser_never_panic(input in proptest::collection::vec(any::<u8>(), 0..300)) {
-        let mut f = Framer::new(FramerLimits { max_command: 64, max_literal: 16 });
+        let mut f = Framer::new(FramerLimits::new(64, 16));
         for fr in frames(&mut f, &input) {
             if let Frame::Command(c) = fr {
                 let _ = Command::parse(&c, false);
@@ -920,10 +914,7 @@ fn refused_line_with_split_literal_header_skips_the_literal() {
     input.extend(std::iter::repeat_n(b'x', 300));
     input.extend_from_slice(b" {3+}\r\nabc {0+}\r\n\r\nb NOOP\r\n");
     for step in [1, 2, 3, 5, input.len()] {
-        let mut f = Framer::new(FramerLimits {
-            max_command: 256,
-            max_literal: 64,
-        });
+        let mut f = Framer::new(FramerLimits::new(256, 64));
         let mut out = Vec::new();
         for c in input.chunks(step) {
             out.extend(frames(&mut f, c));

@@ -86,6 +86,7 @@ impl<T> From<T> for Secret<T> {
 
 /// The SASL mechanisms this crate implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Mechanism {
     /// `PLAIN` (RFC 4616): identity and password in one message.
     Plain,
