@@ -544,6 +544,24 @@ impl FixedReply {
         dst.extend_from_slice(b"\r\n");
     }
 
+    /// This reply with `detail` after its text and a space (a queue id, a
+    /// count). Control characters in `detail` are dropped, so the result is
+    /// always one valid line.
+    ///
+    /// ```
+    /// use smtp_proto::FixedReply;
+    ///
+    /// const QUEUED: FixedReply = FixedReply::new(250, Some((2, 0, 0)), "Ok: queued as");
+    /// assert_eq!(QUEUED.with_detail("4F2A\r\n").to_string(), "250 2.0.0 Ok: queued as 4F2A\r\n");
+    /// ```
+    pub fn with_detail(&self, detail: &str) -> Reply<'static> {
+        let detail: String = detail
+            .chars()
+            .filter(|c| *c == '\t' || !c.is_control())
+            .collect();
+        Reply::trusted(self.code, self.enhanced, format!("{} {detail}", self.text))
+    }
+
     /// This reply with `prefix` and a space before its text (a server's
     /// validated host name).
     pub(crate) fn after(&self, prefix: &str) -> Reply<'static> {

@@ -22,7 +22,7 @@ use mailstore::{Store, UserName};
 use sasl::{Mechanism, ScramCredentials};
 use smtp_proto::replies;
 use smtp_proto::server::{AuthCheck, Config, Event, Mode, Session, TraceInfo};
-use smtp_proto::{Domain, ForwardPath, Host, Reply, ReplyCode, ReversePath};
+use smtp_proto::{Domain, FixedReply, ForwardPath, Host, ReversePath};
 use tokio::net::TcpListener;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
@@ -338,14 +338,10 @@ fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn reply(code: u16, text: &str) -> Reply<'static> {
-    Reply::new(
-        ReplyCode::new(code).unwrap_or_else(|| unreachable!()),
-        None,
-        text.to_owned(),
-    )
-    .unwrap_or_else(|_| unreachable!())
-}
+/// LMTP's answer for a recipient whose copy is stored.
+const DELIVERED: FixedReply = FixedReply::new(250, Some((2, 0, 0)), "Delivered");
+/// SMTP's answer for a stored message, followed by its queue id.
+const QUEUED: FixedReply = FixedReply::new(250, Some((2, 0, 0)), "Ok: queued as");
 
 struct Conn {
     ctx: Arc<Ctx>,
@@ -497,7 +493,7 @@ impl Handler<Session> for Conn {
                         .iter()
                         .map(|ok| {
                             if *ok {
-                                reply(250, "2.0.0 Delivered")
+                                DELIVERED.into()
                             } else {
                                 replies::LOCAL_ERROR.into()
                             }
@@ -505,7 +501,7 @@ impl Handler<Session> for Conn {
                         .collect();
                     s.respond_each(m.token, each)
                 } else if results.iter().all(|ok| *ok) {
-                    s.accept_with(m.token, reply(250, &format!("2.0.0 Ok: queued as {id}")))
+                    s.accept_with(m.token, QUEUED.with_detail(&id.to_string()))
                 } else {
                     s.reject(m.token, replies::LOCAL_ERROR)
                 }

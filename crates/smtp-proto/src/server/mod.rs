@@ -229,10 +229,17 @@ impl Session {
             now,
             deadline,
         };
+        // The configured text cannot break the line.
+        let text: String = s
+            .config
+            .greeting
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
         let greeting = Reply::trusted(
             crate::ReplyCode::GREETING,
             None,
-            format!("{} {}", s.config.hostname, s.config.greeting),
+            format!("{} {text}", s.config.hostname),
         );
         s.say_reply(&greeting);
         s.flush();
