@@ -34,6 +34,8 @@ pub enum Output<E> {
 #[derive(Debug, PartialEq, Eq, Hash)]
 #[must_use = "a decision must be answered (or the session answers it on its own at the decision timeout)"]
 pub struct Token {
+    /// Which session's [`Decisions`] issued it.
+    tag: u64,
     id: u64,
 }
 
@@ -83,6 +85,7 @@ impl AnswerError {
 /// Sessions use it; applications only see its [`Token`]s.
 #[derive(Debug)]
 pub struct Decisions<P> {
+    tag: u64,
     next_id: u64,
     expired_id: Option<u64>,
     pending: Option<(u64, Instant, P)>,
@@ -90,14 +93,17 @@ pub struct Decisions<P> {
 
 impl<P> Default for Decisions<P> {
     fn default() -> Self {
-        Self::new()
+        Self::new(0)
     }
 }
 
 impl<P> Decisions<P> {
-    /// No decision pending.
-    pub fn new() -> Self {
+    /// No decision pending. `tag` (a session's random bytes) marks its
+    /// tokens, so a token of another session does not fit here even when
+    /// the two count their decisions alike.
+    pub fn new(tag: u64) -> Self {
         Decisions {
+            tag,
             next_id: 1,
             expired_id: None,
             pending: None,
@@ -111,7 +117,7 @@ impl<P> Decisions<P> {
         self.next_id += 1;
         let deadline = now.checked_add(timeout).unwrap_or(now);
         self.pending = Some((id, deadline, payload));
-        Token { id }
+        Token { tag: self.tag, id }
     }
 
     /// Whether a decision is pending.
@@ -126,6 +132,9 @@ impl<P> Decisions<P> {
 
     /// The pending decision, if `token` is its token.
     pub fn get(&self, token: &Token) -> Result<&P, ApiMisuse> {
+        if token.tag != self.tag {
+            return Err(ApiMisuse::UnknownToken);
+        }
         match &self.pending {
             Some((id, _, p)) if *id == token.id => Ok(p),
             _ if self.expired_id == Some(token.id) => Err(ApiMisuse::Expired),
@@ -341,4 +350,70 @@ macro_rules! forward_session {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrong_answer_gives_the_token_back_and_keeps_the_decision() {
+        let now = Instant::now();
+        let mut d: Decisions<&str> = Decisions::new(7);
+        let t = d.issue(now, Duration::from_secs(5), "mail");
+        let e = d.take_if(t, |_| Err(ApiMisuse::WrongAnswer)).unwrap_err();
+        assert_eq!(e.error, ApiMisuse::WrongAnswer);
+        assert!(d.is_pending());
+        assert_eq!(d.take(e.into_token()), Ok("mail"));
+        assert!(!d.is_pending() && d.deadline().is_none());
+    }
+
+    #[test]
+    fn tokens_of_other_decisions_do_not_fit() {
+        let now = Instant::now();
+        let mut a: Decisions<u8> = Decisions::new(1);
+        let mut b: Decisions<u8> = Decisions::new(2);
+        let ta = a.issue(now, Duration::from_secs(1), 1);
+        let tb = b.issue(now, Duration::from_secs(1), 2);
+        // Both are the first decision of their session, yet do not mix.
+        let e = a.take(tb).unwrap_err();
+        assert_eq!(e.error, ApiMisuse::UnknownToken);
+        let e2 = b.take(ta).unwrap_err();
+        assert_eq!(a.take(e2.token), Ok(1));
+        assert_eq!(b.take(e.token), Ok(2));
+    }
+
+    #[test]
+    fn decisions_expire_at_their_deadline() {
+        let now = Instant::now();
+        let mut d: Decisions<&str> = Decisions::new(3);
+        let t = d.issue(now, Duration::from_secs(10), "rcpt");
+        assert_eq!(d.deadline(), Some(now + Duration::from_secs(10)));
+        assert_eq!(d.expire(now + Duration::from_secs(9)), None);
+        assert_eq!(d.expire(now + Duration::from_secs(10)), Some("rcpt"));
+        assert_eq!(d.take(t).unwrap_err().error, ApiMisuse::Expired);
+        // A huge timeout does not overflow.
+        let _t = d.issue(now, Duration::MAX, "x");
+        assert!(d.deadline().is_some());
+    }
+
+    #[test]
+    fn the_inbox_is_bounded_but_holds_one_read_whole() {
+        let mut i = Inbox::new(8);
+        assert_eq!(i.hold(b"0123456789"), Err(Overflow { limit: 8 }));
+        assert!(i.is_empty());
+        i.hold_rest(b"0123456789").unwrap();
+        assert_eq!(i.len(), 10);
+        assert!(
+            i.hold(b"x").is_err(),
+            "nothing on top of an over-full inbox"
+        );
+        let buf = i.take();
+        i.put_back(buf, 7);
+        assert_eq!(i.len(), 3);
+        i.hold(b"abcde").unwrap();
+        assert_eq!(&i.take()[..], b"789abcde");
+        i.clear();
+        assert!(i.is_empty() && i.limit() == 8);
+    }
 }
