@@ -63,7 +63,9 @@ impl Session {
             match &mut self.phase {
                 Phase::Closed | Phase::AwaitTls => return input.len(),
                 Phase::Data(decoder) => {
-                    let mut out = BytesMut::new();
+                    // Unstuffing never grows the body (only normalising a
+                    // bare line end does): one allocation, no regrowth.
+                    let mut out = BytesMut::with_capacity(input.len() - pos);
                     let progress = decoder.decode(&input[pos..], &mut out);
                     let size = decoder.size();
                     if !out.is_empty() {
@@ -87,7 +89,13 @@ impl Session {
                     }
                 }
                 Phase::Bdat { decoder, mode, .. } => {
-                    let mut out = BytesMut::new();
+                    let take = usize::try_from(decoder.remaining()).unwrap_or(usize::MAX);
+                    let want = if matches!(mode, BdatMode::Accept) {
+                        take.min(input.len() - pos)
+                    } else {
+                        0
+                    };
+                    let mut out = BytesMut::with_capacity(want);
                     let progress = decoder.decode(&input[pos..], &mut out);
                     let deliver = matches!(mode, BdatMode::Accept);
                     if !out.is_empty() && deliver {
