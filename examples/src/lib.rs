@@ -15,7 +15,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use session_core::{Output, Session};
@@ -110,19 +110,72 @@ impl<IO> MaybeTls<IO> {
         matches!(self, MaybeTls::Tls(_))
     }
 
-    /// The negotiated protocol version and cipher suite, for trace headers.
+    /// The negotiated protocol version and cipher suite as mail people read
+    /// them in trace headers: `TLSv1.3 with cipher TLS_AES_256_GCM_SHA384`.
     pub fn tls_description(&self) -> Option<String> {
         match self {
             MaybeTls::Tls(t) => {
                 let (_, conn) = t.get_ref();
+                let version = match conn.protocol_version()? {
+                    rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
+                    rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
+                    other => format!("{other:?}"),
+                };
                 Some(format!(
-                    "{:?} cipher {:?}",
-                    conn.protocol_version()?,
-                    conn.negotiated_cipher_suite()?.suite()
+                    "{version} with cipher {}",
+                    cipher_name(conn.negotiated_cipher_suite()?.suite())
                 ))
             }
             _ => None,
         }
+    }
+}
+
+/// The IANA name of a cipher suite (rustls names TLS 1.3 suites
+/// `TLS13_…`; the registry calls them `TLS_…`).
+pub fn cipher_name(suite: rustls::CipherSuite) -> String {
+    let name = format!("{suite:?}");
+    match name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => name,
+    }
+}
+
+/// How long the socket loop waits on the peer for what the session cannot
+/// time itself: the TLS handshake, and a write the peer does not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoTimeouts {
+    /// The whole TLS handshake after STARTTLS/STLS. Default 30 s.
+    pub handshake: Duration,
+    /// One write (with its flush) to a peer that stopped reading. Default
+    /// 2 minutes.
+    pub write: Duration,
+}
+
+impl Default for IoTimeouts {
+    fn default() -> Self {
+        IoTimeouts {
+            handshake: Duration::from_secs(30),
+            write: Duration::from_secs(120),
+        }
+    }
+}
+
+/// `fut`, or `TimedOut` after `limit`.
+async fn within<T>(
+    timer: &impl Timer,
+    limit: Duration,
+    what: &str,
+    fut: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    let sleep = timer.sleep_until(Instant::now() + limit);
+    futures::pin_mut!(fut);
+    match futures::future::select(fut, sleep).await {
+        futures::future::Either::Left((r, _)) => r,
+        futures::future::Either::Right(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{what} timed out after {limit:?}"),
+        )),
     }
 }
 
@@ -138,12 +191,15 @@ pub trait Handler<S: Session> {
     ) -> impl Future<Output = ()>;
 }
 
-/// Runs one connection to its end: the socket loop.
+/// Runs one connection to its end: the socket loop. The session times the
+/// peer's commands; `timeouts` bound the TLS handshake and every write, so a
+/// peer that stalls either cannot hold the connection for ever.
 pub async fn drive<S, IO, H>(
     session: &mut S,
     io: IO,
     tls: Option<Arc<rustls::ServerConfig>>,
     timer: &impl Timer,
+    timeouts: IoTimeouts,
     handler: &mut H,
 ) -> io::Result<()>
 where
@@ -160,12 +216,12 @@ where
         while let Some(output) = session.poll_output() {
             match output {
                 Output::Transmit(b) => {
-                    io.write_all(&b).await?;
+                    within(timer, timeouts.write, "write", io.write_all(&b)).await?;
                     wrote = true;
                 }
                 Output::Event(e) => handler.handle(session, tls_text.as_deref(), e).await,
                 Output::StartTls => {
-                    io.flush().await?;
+                    within(timer, timeouts.write, "write", io.flush()).await?;
                     let Some(cfg) = tls.clone() else {
                         return Err(io::Error::other("STARTTLS without a TLS configuration"));
                     };
@@ -173,7 +229,8 @@ where
                     else {
                         return Err(io::Error::other("STARTTLS twice"));
                     };
-                    let stream = futures_rustls::TlsAcceptor::from(cfg).accept(plain).await?;
+                    let accept = futures_rustls::TlsAcceptor::from(cfg).accept(plain);
+                    let stream = within(timer, timeouts.handshake, "TLS handshake", accept).await?;
                     io = MaybeTls::Tls(Box::new(stream));
                     tls_text = io.tls_description();
                     // The session asked for TLS, so this cannot be refused.
@@ -181,14 +238,14 @@ where
                     wrote = false;
                 }
                 Output::Closed => {
-                    io.flush().await?;
-                    let _ = io.close().await;
+                    within(timer, timeouts.write, "write", io.flush()).await?;
+                    let _ = within(timer, timeouts.write, "close", io.close()).await;
                     return Ok(());
                 }
             }
         }
         if wrote {
-            io.flush().await?;
+            within(timer, timeouts.write, "write", io.flush()).await?;
         }
         // Wait for input or the session's deadline.
         let deadline = session.poll_timeout();

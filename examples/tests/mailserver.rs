@@ -25,6 +25,16 @@ impl Drop for Server {
 }
 
 fn start_in(data: &Path, dir: Option<tempfile::TempDir>, password: Option<String>) -> Server {
+    start_with(data, dir, password, &[])
+}
+
+/// [`start_in`] with more `serve` options.
+fn start_with(
+    data: &Path,
+    dir: Option<tempfile::TempDir>,
+    password: Option<String>,
+    extra: &[&str],
+) -> Server {
     // Port 0 everywhere: the server binds free ports itself and prints
     // them, so no other process can take one between a probe and the bind.
     let (mut smtp, mut submission, mut lmtp, mut pop3) = (0, 0, 0, 0);
@@ -36,6 +46,7 @@ fn start_in(data: &Path, dir: Option<tempfile::TempDir>, password: Option<String
         .args(["--submission", "127.0.0.1:0"])
         .args(["--lmtp", "127.0.0.1:0"])
         .args(["--pop3", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -201,6 +212,23 @@ c.quit()
         .find(|m| m.contains("Subject: submitted"))
         .unwrap();
     assert!(sub.contains("with ESMTPSA"), "{sub}");
+    // The TLS part as mail readers know it, not Rust debug names.
+    let received: String = sub
+        .split("\r\n")
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        .replace("\r\n\t", " ")
+        .replace("\r\n ", " ");
+    assert!(
+        received.contains("(using TLSv1.3 with cipher TLS_AES_")
+            || received.contains("(using TLSv1.3 with cipher TLS_CHACHA20_"),
+        "{received}"
+    );
+    assert!(
+        !received.contains("TLSv1_3") && !received.contains("TLS13_"),
+        "{received}"
+    );
     assert!(
         msgs.iter()
             .any(|m| m.ends_with("üñí\r\n") && m.contains("UTF8SMTP"))
@@ -534,5 +562,76 @@ p.quit()
     assert!(
         text.contains("Subject: pop 1") && text.contains("Received: from"),
         "{text}"
+    );
+}
+
+/// A peer that stalls the TLS handshake, and one that stops reading, are
+/// cut off by the socket loop's timeouts instead of holding a slot (with
+/// the timeouts at 1000 s both checks fail: the connections stay open).
+#[test]
+fn stalled_handshakes_and_writes_are_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mail-data");
+    let s = start_with(
+        &data,
+        Some(dir),
+        None,
+        &["--handshake-timeout", "1", "--write-timeout", "1"],
+    );
+    let out = python(
+        &s,
+        &format!(
+            r#"{PRELUDE}
+# STARTTLS, then no ClientHello: the server gives up after 1 s.
+c = socket.create_connection(("127.0.0.1", SUB), timeout=10); c.recv(1000)
+c.sendall(b"EHLO x\r\n"); time.sleep(0.2); c.recv(4096)
+c.sendall(b"STARTTLS\r\n"); time.sleep(0.2); print("starttls", c.recv(4096).decode().strip())
+t0 = time.time()
+try:
+    d = c.recv(4096)
+except (ConnectionResetError, socket.timeout) as e:
+    d = repr(e).encode()
+print("handshake-cut", d == b"", round(time.time() - t0) <= 5)
+c.close()
+# Pipelined NOOPs, never read: replies pile up until the write blocks.
+w = socket.create_connection(("127.0.0.1", SMTP), timeout=10); w.recv(1000)
+w.settimeout(3)
+sent = 0
+try:
+    for _ in range(400):
+        w.sendall(b"NOOP\r\n" * 10000)
+        sent += 60000
+except (socket.timeout, BrokenPipeError, ConnectionResetError):
+    pass
+time.sleep(3)
+# Now read: the server closed the connection while we were not reading.
+w.settimeout(10); got = 0; end = "open"
+t0 = time.time()
+try:
+    while time.time() - t0 < 20:
+        d = w.recv(1 << 20)
+        if not d:
+            end = "eof"; break
+        got += len(d)
+except socket.timeout:
+    end = "open"
+except ConnectionResetError:
+    end = "reset"
+print("write-cut", end, got < sent // 6 * 14)
+"#
+        ),
+    );
+    assert!(
+        out.contains("starttls 220 2.0.0 Ready to start TLS"),
+        "{out}"
+    );
+    assert!(out.contains("handshake-cut True True"), "{out}");
+    let cut = out
+        .lines()
+        .find(|l| l.starts_with("write-cut"))
+        .unwrap_or("");
+    assert!(
+        cut == "write-cut eof True" || cut == "write-cut reset True",
+        "{out}"
     );
 }

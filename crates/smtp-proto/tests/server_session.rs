@@ -677,7 +677,7 @@ fn accept_with_custom_reply_and_received_header() {
         remote_ip: Some("192.0.2.7".parse().unwrap()),
         remote_name: Some("client.example"),
         id: Some("ABC123"),
-        tls: Some("TLSv1.3 cipher TLS_AES_256_GCM_SHA384"),
+        tls: Some("TLSv1.3 with cipher TLS_AES_256_GCM_SHA384"),
         recipient: Some(&to),
         date: "Thu, 26 Nov 2026 08:04:12 +0000",
     });
@@ -686,6 +686,11 @@ fn accept_with_custom_reply_and_received_header() {
         "{header}"
     );
     assert!(header.contains("with ESMTPS id ABC123"), "{header}");
+    let unfolded = header.replace("\r\n\t", " ").replace("\r\n ", " ");
+    assert!(
+        unfolded.contains("(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)"),
+        "{header}"
+    );
     assert!(header.contains("for <c@d.example>;"), "{header}");
     assert!(
         header.ends_with("Thu, 26 Nov 2026 08:04:12 +0000\r\n"),

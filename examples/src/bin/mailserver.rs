@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use clap::{ArgAction, Parser, Subcommand};
-use mailkit_examples::{Handler, TokioTimer, drive};
+use mailkit_examples::{Handler, IoTimeouts, TokioTimer, drive};
 use mailstore::queue::{Envelope, Notify};
 use mailstore::{Store, UserName};
 use sasl::{Mechanism, ScramCredentials};
@@ -100,6 +100,12 @@ struct ServeArgs {
     /// Largest message in octets.
     #[arg(long, default_value_t = 50 * 1024 * 1024)]
     max_message_size: u64,
+    /// Seconds a peer has to finish the TLS handshake after STARTTLS/STLS.
+    #[arg(long, default_value_t = 30)]
+    handshake_timeout: u64,
+    /// Seconds one write may wait for a peer that stopped reading.
+    #[arg(long, default_value_t = 120)]
+    write_timeout: u64,
 }
 
 impl Default for ServeArgs {
@@ -578,6 +584,10 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         tracker: tokio_util::task::TaskTracker::new(),
         max_per_ip: args.max_per_ip,
     };
+    let io_timeouts = IoTimeouts {
+        handshake: Duration::from_secs(args.handshake_timeout.max(1)),
+        write: Duration::from_secs(args.write_timeout.max(1)),
+    };
     let mut listeners = Vec::new();
     for (role, addr) in [
         (Role::Mx, args.smtp),
@@ -601,6 +611,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
                     sock.compat(),
                     Some(tls),
                     &TokioTimer,
+                    io_timeouts,
                     &mut conn,
                 )
                 .await
@@ -633,6 +644,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
                 sock.compat(),
                 Some(tls),
                 &TokioTimer,
+                io_timeouts,
                 &mut conn,
             )
             .await

@@ -16,7 +16,8 @@ pub struct TraceInfo<'a> {
     pub remote_name: Option<&'a str>,
     /// The local message id.
     pub id: Option<&'a str>,
-    /// TLS details, e.g. `"TLSv1.3 cipher TLS_AES_256_GCM_SHA384"`.
+    /// TLS details as mail readers know them, e.g. `"TLSv1.3 with cipher
+    /// TLS_AES_256_GCM_SHA384"`; the header says `(using …)`.
     pub tls: Option<&'a str>,
     /// The single recipient, when there is one to name.
     pub recipient: Option<&'a ForwardPath<'a>>,
@@ -74,7 +75,7 @@ pub(super) fn received(session: &Session, info: &TraceInfo<'_>) -> String {
     }
     parts.push(format!("by {}", session.config.hostname));
     if let Some(tls) = info.tls {
-        parts.push(format!("({})", clean_spaces(tls)));
+        parts.push(format!("(using {})", clean_spaces(tls)));
     }
     parts.push(format!("with {with}"));
     if let Some(user) = session.identity.as_ref() {
