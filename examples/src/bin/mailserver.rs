@@ -50,7 +50,7 @@ enum Cmd {
         action: UserCmd,
     },
     /// Run the server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -968,7 +968,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match &cli.cmd {
         Some(Cmd::User { action }) => user_cmd(&cli, action),
-        Some(Cmd::Serve(args)) => run_serve(&cli, args.clone()),
+        Some(Cmd::Serve(args)) => run_serve(&cli, (**args).clone()),
         None => run_serve(&cli, ServeArgs::default()),
     };
     if let Err(e) = result {
