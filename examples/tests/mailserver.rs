@@ -338,7 +338,13 @@ print("load", len(ok), round(time.time() - t0, 1))
     };
     assert_eq!(line("smuggle-start"), "smuggle-start 3 True", "{out}");
     let smuggle = line("smuggle ");
-    assert!(smuggle.contains("550 5.5.2"), "{smuggle}");
+    // Bare line ends are normalised by default: one message, whose body
+    // holds the would-be second transaction as text.
+    assert_eq!(
+        smuggle.matches("250 2.0.0 Ok: queued as").count(),
+        1,
+        "{smuggle}"
+    );
     assert!(
         !smuggle.contains("2.1.0"),
         "the forged MAIL was never a command: {smuggle}"
@@ -366,12 +372,20 @@ print("load", len(ok), round(time.time() - t0, 1))
     assert!(load.starts_with("load 200 "), "{load}\n{out}");
     let msgs = maildir(&s, "demo");
     assert!(
-        !msgs.iter().any(|m| m.contains("forged")),
+        !msgs.iter().any(|m| m
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .contains("Subject: forged")),
         "smuggled message stored"
     );
+    let one = msgs
+        .iter()
+        .find(|m| m.contains("Subject: one"))
+        .expect("stored");
     assert!(
-        !msgs.iter().any(|m| m.contains("Subject: one")),
-        "message with bare LF stored"
+        !one.replace("\r\n", "").contains('\n') && one.contains("body\r\n.\r\nMAIL FROM"),
+        "bare LF stored, or the dot lost: {one:?}"
     );
     assert_eq!(
         msgs.iter().filter(|m| m.contains("Subject: load ")).count(),
@@ -634,4 +648,100 @@ print("write-cut", end, got < sent // 6 * 14)
         cut == "write-cut eof True" || cut == "write-cut reset True",
         "{out}"
     );
+}
+
+/// Hand-typed sessions (bare LF line ends) work by default; bodies are
+/// normalised, or refused with `--bare-newline reject`; and under either
+/// setting no variant of a bare-line-end "end of data" ends the message or
+/// starts a second transaction.
+#[test]
+fn bare_newlines_hand_typed_sessions_and_no_smuggling() {
+    for mode in ["normalize", "reject"] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("mail-data");
+        let s = start_with(&data, Some(dir), None, &["--bare-newline", mode]);
+        let out = python(
+            &s,
+            &format!(
+                r#"{PRELUDE}
+print("typed", raw(SMTP, b"EHLO x\nNOOP\nQUIT\n").replace("\r\n", "|"))
+print("typed-pop", raw(POP, b"CAPA\nQUIT\n").replace("\r\n", "|"))
+c = socket.create_connection(("127.0.0.1", SMTP), timeout=10); c.recv(1000)
+c.sendall(b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<demo@example.test>\r\nDATA\r\n"); time.sleep(0.3); c.recv(4096)
+c.sendall(b"Subject: lf\n\nline one\nline two\r\n.\r\nQUIT\r\n"); time.sleep(0.3)
+print("lf-reply", c.recv(4096).decode().replace("\r\n", "|")); c.close()
+variants = [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r.\n", b"\r\n.\n", b"\n.\r", b"\r\n.\r", b"\r.\r\n"]
+for i, v in enumerate(variants):
+    c = socket.create_connection(("127.0.0.1", SMTP), timeout=10); c.recv(1000)
+    c.sendall(b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<demo@example.test>\r\nDATA\r\n"); time.sleep(0.2); c.recv(4096)
+    c.sendall(b"Subject: sm%d\r\n\r\nbody\r\n" % i + v + b"MAIL FROM:<evil@x.example>\r\nRCPT TO:<demo@example.test>\r\nDATA\r\nSubject: forged\r\n\r\n.\r\nQUIT\r\n")
+    time.sleep(0.3)
+    c.settimeout(2); r = b""
+    try:
+        while True:
+            d = c.recv(4096)
+            if not d: break
+            r += d
+    except socket.timeout:
+        pass
+    print("variant", i, r.decode().replace("\r\n", "|"))
+    c.close()
+"#
+            ),
+        );
+        let line = |p: &str| {
+            out.lines()
+                .find(|l| l.starts_with(p))
+                .unwrap_or_else(|| panic!("{p} missing in {out}"))
+                .to_owned()
+        };
+        let typed = line("typed ");
+        let typed_pop = line("typed-pop");
+        let lf = line("lf-reply");
+        if mode == "normalize" {
+            assert!(typed.contains("|250 2.0.0 OK|221 2.0.0"), "{typed}");
+            assert!(typed_pop.contains("+OK bye"), "{typed_pop}");
+            assert!(lf.starts_with("lf-reply 250 2.0.0"), "{lf}");
+        } else {
+            assert_eq!(typed.matches("500 5.5.2 Bare LF").count(), 3, "{typed}");
+            assert!(!typed_pop.contains("+OK bye"), "{typed_pop}");
+            assert!(lf.starts_with("lf-reply 550 5.5.2"), "{lf}");
+        }
+        for l in out.lines().filter(|l| l.starts_with("variant")) {
+            // One transaction: the evil MAIL is never a command.
+            assert!(
+                !l.contains("Sender OK|250 2.1.5 Recipient OK|354"),
+                "{mode} {l}"
+            );
+            assert_eq!(l.matches("354 ").count(), 0, "{mode} {l}");
+            let verdict = if mode == "normalize" {
+                "250 2.0.0"
+            } else {
+                "550 5.5.2"
+            };
+            assert_eq!(l.matches(verdict).count(), 1, "{mode} {l}");
+        }
+        let msgs = maildir(&s, "demo");
+        for m in &msgs {
+            let headers = m.split("\r\n\r\n").next().unwrap_or("");
+            assert!(!headers.contains("Subject: forged"), "smuggled: {m}");
+            assert!(
+                !m.replace("\r\n", "").contains('\n'),
+                "bare LF stored: {m:?}"
+            );
+            assert!(
+                !m.replace("\r\n", "").contains('\r'),
+                "bare CR stored: {m:?}"
+            );
+        }
+        let expected = if mode == "normalize" { 9 } else { 0 };
+        assert_eq!(msgs.len(), expected, "{mode}: {msgs:?}");
+        if mode == "normalize" {
+            let lf = msgs.iter().find(|m| m.contains("Subject: lf")).unwrap();
+            assert!(
+                lf.ends_with("Subject: lf\r\n\r\nline one\r\nline two\r\n"),
+                "{lf:?}"
+            );
+        }
+    }
 }

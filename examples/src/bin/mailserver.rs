@@ -100,12 +100,35 @@ struct ServeArgs {
     /// Largest message in octets.
     #[arg(long, default_value_t = 50 * 1024 * 1024)]
     max_message_size: u64,
+    /// A CR or LF not part of CRLF, in command lines and message bodies:
+    /// `normalize` (the default, as Postfix does) takes a bare LF as a line
+    /// end in commands and turns bare CR/LF in bodies into CRLF; `reject`
+    /// refuses them (500 for a command, 550 for a message). Either way the
+    /// end of data is only ever CRLF . CRLF.
+    #[arg(long, value_enum, default_value_t = BareNewline::Normalize)]
+    bare_newline: BareNewline,
     /// Seconds a peer has to finish the TLS handshake after STARTTLS/STLS.
     #[arg(long, default_value_t = 30)]
     handshake_timeout: u64,
     /// Seconds one write may wait for a peer that stopped reading.
     #[arg(long, default_value_t = 120)]
     write_timeout: u64,
+}
+
+/// `--bare-newline`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum BareNewline {
+    Reject,
+    Normalize,
+}
+
+impl BareNewline {
+    fn policy(self) -> smtp_proto::BareLineEnding {
+        match self {
+            BareNewline::Reject => smtp_proto::BareLineEnding::Reject,
+            BareNewline::Normalize => smtp_proto::BareLineEnding::Normalize,
+        }
+    }
 }
 
 impl Default for ServeArgs {
@@ -530,6 +553,8 @@ fn session_config(ctx: &Ctx, role: Role, args: &ServeArgs) -> Config {
         .unwrap_or_else(|_| Domain::new("localhost").unwrap_or_else(|_| unreachable!()));
     let mut c = Config::new(hostname);
     c.limits.max_message_size = args.max_message_size;
+    c.line_ending = args.bare_newline.policy();
+    c.body_line_ending = args.bare_newline.policy();
     match role {
         Role::Mx => {}
         Role::Submission => {
@@ -625,6 +650,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
     }
     let pop3_config = Arc::new({
         let mut c = pop3_proto::server::Config::new(ctx.hostname.clone());
+        c.line_ending = args.bare_newline.policy();
         c.apop = true;
         c.auth_mechanisms = vec![Mechanism::ScramSha256, Mechanism::Plain, Mechanism::Login];
         c
