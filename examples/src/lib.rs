@@ -10,6 +10,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accounts;
+pub mod listen;
+pub mod pop3;
+pub mod routing;
+pub mod smtp;
+pub mod tls;
+
 use std::future::Future;
 use std::io;
 use std::pin::Pin;

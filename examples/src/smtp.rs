@@ -1,0 +1,267 @@
+//! The SMTP, submission and LMTP handler: glue between a
+//! `smtp_proto::server::Session` and the store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mailstore::queue::{Envelope, Notify};
+use sasl::Mechanism;
+use smtp_proto::replies;
+use smtp_proto::server::{AuthCheck, Config, Event, Mode, Session, TraceInfo};
+use smtp_proto::{BareLineEnding, Domain, FixedReply, Host, ReversePath};
+
+use crate::Handler;
+use crate::accounts::verify_password;
+use crate::routing::{Ctx, Route};
+
+/// Which SMTP service a listener offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// MX: mail for local users from anyone, no AUTH, no relaying.
+    Mx,
+    /// Submission (RFC 6409): AUTH after STARTTLS, then any recipient.
+    Submission,
+    /// LMTP (RFC 2033): final delivery, one reply per recipient.
+    Lmtp,
+}
+
+impl Role {
+    /// Its name in logs and in the `listening` line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Mx => "smtp",
+            Role::Submission => "submission",
+            Role::Lmtp => "lmtp",
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// LMTP's answer for a recipient whose copy is stored.
+const DELIVERED: FixedReply = FixedReply::new(250, Some((2, 0, 0)), "Delivered");
+/// SMTP's answer for a stored message, followed by its queue id.
+const QUEUED: FixedReply = FixedReply::new(250, Some((2, 0, 0)), "Ok: queued as");
+
+/// One SMTP, submission or LMTP connection: the glue between its session
+/// and the store.
+#[derive(Debug)]
+pub struct SmtpConn {
+    /// The server.
+    pub ctx: Arc<Ctx>,
+    /// Which service.
+    pub role: Role,
+    /// The peer.
+    pub peer: SocketAddr,
+    /// The message being received.
+    pub body: Vec<u8>,
+}
+
+impl Handler<Session> for SmtpConn {
+    async fn handle(&mut self, s: &mut Session, tls: Option<&str>, event: Event) {
+        let ctx = self.ctx.clone();
+        let r = match event {
+            Event::Mail(m) => {
+                if self.role == Role::Submission {
+                    let who = s.identity().map(|i| i.username.clone()).unwrap_or_default();
+                    let owned = match &m.from {
+                        ReversePath::Mailbox(b) => {
+                            b.local_part.as_str().eq_ignore_ascii_case(&who)
+                                && matches!(&b.host, Host::Domain(d) if ctx.is_local_domain(d.as_str()))
+                        }
+                        ReversePath::Null => false,
+                    };
+                    if owned {
+                        s.accept(m.token)
+                    } else {
+                        s.reject(m.token, replies::SENDER_NOT_OWNED)
+                    }
+                } else {
+                    s.accept(m.token)
+                }
+            }
+            Event::Rcpt(r) => match (ctx.route(&r.to), self.role) {
+                (Route::Local(_), _) => s.accept(r.token),
+                (Route::UnknownLocal, _) | (Route::Foreign, Role::Lmtp) => {
+                    s.reject(r.token, replies::NO_SUCH_USER)
+                }
+                (Route::Foreign, Role::Submission) => s.accept(r.token),
+                (Route::Foreign, Role::Mx) => s.reject(r.token, replies::RELAY_DENIED),
+            },
+            Event::Auth(a) => {
+                let ok = match &a.check {
+                    AuthCheck::Credentials(sasl::server::Credentials::Password {
+                        username,
+                        password,
+                        ..
+                    }) => {
+                        let hash = ctx
+                            .accounts
+                            .read()
+                            .ok()
+                            .and_then(|acc| acc.map.get(username).map(|a| a.hash.clone()));
+                        let pw = password.expose().clone();
+                        match hash {
+                            Some(h) => {
+                                tokio::task::spawn_blocking(move || verify_password(&h, &pw))
+                                    .await
+                                    .unwrap_or(false)
+                            }
+                            None => false,
+                        }
+                    }
+                    AuthCheck::Verified(id) => ctx
+                        .accounts
+                        .read()
+                        .is_ok_and(|acc| acc.map.contains_key(&id.username)),
+                    _ => false,
+                };
+                if ok {
+                    s.accept(a.token)
+                } else {
+                    s.reject(a.token, replies::AUTH_FAILED)
+                }
+            }
+            Event::ScramLookup(l) => {
+                let creds = ctx
+                    .accounts
+                    .read()
+                    .ok()
+                    .and_then(|acc| acc.map.get(&l.username).map(|a| a.scram.clone()));
+                s.scram_credentials(l.token, creds)
+            }
+            Event::MessageData(chunk) => {
+                self.body.extend_from_slice(&chunk);
+                Ok(())
+            }
+            Event::MessageAborted => {
+                self.body.clear();
+                Ok(())
+            }
+            Event::Message(m) => {
+                let body = std::mem::take(&mut self.body);
+                let id = format!("{:x}{:x}", now_secs(), self.peer.port());
+                let date = mailstore::queue::rfc5322_date(now_secs());
+                let single = (m.recipients.len() == 1).then(|| &m.recipients[0]);
+                let header = s.received_header(&TraceInfo {
+                    remote_ip: Some(self.peer.ip()),
+                    remote_name: None,
+                    id: Some(&id),
+                    tls,
+                    recipient: single,
+                    date: &date,
+                });
+                let mut full = header.into_bytes();
+                full.extend_from_slice(&body);
+                let full = Arc::new(full);
+                let mut results = Vec::new();
+                let mut remote = Vec::new();
+                for rcpt in &m.recipients {
+                    match ctx.route(rcpt) {
+                        Route::Local(user) => {
+                            let (store, msg) = (ctx.store.clone(), full.clone());
+                            let r = tokio::task::spawn_blocking(move || {
+                                store.deliver(&user, &msg, now_secs())
+                            })
+                            .await;
+                            results.push(matches!(r, Ok(Ok(_))));
+                        }
+                        _ => {
+                            let mut b = bytes::BytesMut::new();
+                            rcpt.encode(&mut b);
+                            let addr = String::from_utf8_lossy(&b)
+                                .trim_matches(['<', '>'])
+                                .to_owned();
+                            remote.push((addr, Notify::default(), None));
+                            results.push(true);
+                        }
+                    }
+                }
+                if !remote.is_empty() {
+                    let from = match &m.from {
+                        ReversePath::Null => String::new(),
+                        ReversePath::Mailbox(b) => b.to_string(),
+                    };
+                    let env = Envelope {
+                        from,
+                        recipients: remote,
+                        envid: None,
+                        ret: None,
+                    };
+                    let (store, msg) = (ctx.store.clone(), full.clone());
+                    let q = tokio::task::spawn_blocking(move || {
+                        store.queue_add(env, &mut &msg[..], now_secs())
+                    })
+                    .await;
+                    if !matches!(q, Ok(Ok(_))) {
+                        results.iter_mut().for_each(|r| *r = false);
+                    }
+                }
+                if self.role == Role::Lmtp {
+                    let each = results
+                        .iter()
+                        .map(|ok| {
+                            if *ok {
+                                DELIVERED.into()
+                            } else {
+                                replies::LOCAL_ERROR.into()
+                            }
+                        })
+                        .collect();
+                    s.respond_each(m.token, each)
+                } else if results.iter().all(|ok| *ok) {
+                    s.accept_with(m.token, QUEUED.with_detail(&id.to_string()))
+                } else {
+                    s.reject(m.token, replies::LOCAL_ERROR)
+                }
+            }
+            // A decision this handler does not know: refuse it, never drop
+            // its token.
+            other => match other.into_token() {
+                Some(token) => s.reject(token, replies::LOCAL_ERROR),
+                None => Ok(()),
+            },
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e.error, "decision refused");
+        }
+    }
+}
+
+/// What the command line sets for every SMTP service.
+#[derive(Debug, Clone, Copy)]
+pub struct SmtpOptions {
+    /// Largest message in octets.
+    pub max_message_size: u64,
+    /// Bare CR/LF in command lines and bodies.
+    pub bare_newline: BareLineEnding,
+}
+
+/// The session configuration of one SMTP service.
+pub fn session_config(hostname: Domain<'static>, role: Role, opts: &SmtpOptions) -> Config {
+    let mut c = Config::new(hostname);
+    c.limits.max_message_size = opts.max_message_size;
+    c.line_ending = opts.bare_newline;
+    c.body_line_ending = opts.bare_newline;
+    match role {
+        Role::Mx => {}
+        Role::Submission => {
+            c.require_auth = true;
+            c.require_tls_for_auth = true;
+            c.auth_mechanisms = vec![Mechanism::ScramSha256, Mechanism::Plain, Mechanism::Login];
+            c.greeting = "ESMTP mailkit submission".into();
+        }
+        Role::Lmtp => {
+            c.mode = Mode::Lmtp;
+            c.extensions.starttls = false;
+            c.greeting = "LMTP mailkit".into();
+        }
+    }
+    c
+}
