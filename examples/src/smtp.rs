@@ -160,12 +160,19 @@ impl Handler<Session> for SmtpConn {
                 let mut full = header.into_bytes();
                 full.extend_from_slice(&body);
                 let full = Arc::new(full);
+                // Final delivery records the envelope sender (RFC 5321
+                // §4.4); mail relayed on gets it where it is delivered.
+                let local = Arc::new({
+                    let mut v = return_path(&m.from).into_bytes();
+                    v.extend_from_slice(&full);
+                    v
+                });
                 let mut results = Vec::new();
                 let mut remote = Vec::new();
                 for rcpt in &m.recipients {
                     match ctx.route(rcpt) {
                         Route::Local(user) => {
-                            let (store, msg) = (ctx.store.clone(), full.clone());
+                            let (store, msg) = (ctx.store.clone(), local.clone());
                             let r = tokio::task::spawn_blocking(move || {
                                 store.deliver(&user, &msg, now_secs())
                             })
@@ -232,6 +239,14 @@ impl Handler<Session> for SmtpConn {
             tracing::warn!(error = %e.error, "decision refused");
         }
     }
+}
+
+/// The `Return-Path:` header for final delivery: the reverse path, `<>`
+/// for the null sender.
+pub fn return_path(from: &ReversePath<'_>) -> String {
+    let mut b = bytes::BytesMut::new();
+    from.encode(&mut b);
+    format!("Return-Path: {}\r\n", String::from_utf8_lossy(&b))
 }
 
 /// What the command line sets for every SMTP service.

@@ -184,6 +184,7 @@ print('lmtp', l.sendmail('x@y.example', ['demo@example.test', 'nobody@example.te
 l.quit()
 c = smtplib.SMTP('127.0.0.1', SMTP, timeout=10)
 print('utf8', c.sendmail('jöran@bücher.example', ['demo@example.test'], 'Subject: utf8\\r\\n\\r\\nüñí\\r\\n'.encode(), mail_options=['SMTPUTF8']))
+print('null', c.sendmail('', ['demo@example.test'], 'Subject: null sender\\r\\n\\r\\nbounce\\r\\n'))
 c.quit()
 "
         ),
@@ -200,9 +201,23 @@ c.quit()
         "{out}"
     );
     let msgs = maildir(&s, "demo");
-    assert_eq!(msgs.len(), 4, "{msgs:?}");
+    assert!(out.contains("null {}"), "{out}");
+    assert_eq!(msgs.len(), 5, "{msgs:?}");
+    // Final delivery records the envelope sender (RFC 5321 §4.4), over
+    // SMTP and LMTP, `<>` for the null sender.
+    let starts = |subject: &str, rp: &str| {
+        let m = msgs.iter().find(|m| m.contains(subject)).unwrap();
+        assert!(
+            m.starts_with(&format!("Return-Path: {rp}\r\nReceived: from ")),
+            "{m}"
+        );
+    };
+    starts("Subject: plain", "<alice@example.org>");
+    starts("Subject: lmtp2", "<x@y.example>");
+    starts("Subject: submitted", "<demo@example.test>");
+    starts("Subject: null sender", "<>");
     let plain = msgs.iter().find(|m| m.contains("Subject: plain")).unwrap();
-    assert!(plain.starts_with("Received: from "), "{plain}");
+    assert!(plain.contains("\r\nReceived: from "), "{plain}");
     assert!(
         plain.ends_with("Subject: plain\r\n\r\nplain body\r\n"),
         "{plain:?}"
