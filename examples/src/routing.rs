@@ -9,6 +9,7 @@ use mailstore::{Store, UserName};
 use smtp_proto::{ForwardPath, Host};
 
 use crate::accounts::Accounts;
+use crate::aliases::Aliases;
 
 /// Where mail for one recipient goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,8 @@ pub struct Ctx {
     pub store: Store,
     /// The accounts.
     pub accounts: RwLock<Accounts>,
+    /// The aliases (read again when the file changes).
+    pub aliases: Mutex<Aliases>,
     /// The mail domains served (the first is the host name).
     pub domains: Vec<String>,
     /// This server's name.
@@ -42,20 +45,26 @@ impl Ctx {
         self.domains.iter().any(|x| x.eq_ignore_ascii_case(domain))
     }
 
-    /// Where mail for `to` goes. `<Postmaster>` (RFC 5321 §4.5.1) is the
-    /// user `postmaster`, else the first-start user `demo`.
+    /// Where mail for `to` goes: a user of that name, else the user an
+    /// alias names. `<Postmaster>` is `postmaster` at any of our domains
+    /// (RFC 5321 §4.5.1).
     pub fn route(&self, to: &ForwardPath<'_>) -> Route {
-        let user = |name: &str| UserName::new(name).ok().filter(|u| self.store.has_user(u));
-        match to {
-            ForwardPath::Postmaster => user("postmaster")
-                .or_else(|| user("demo"))
-                .map_or(Route::UnknownLocal, Route::Local),
+        let local = match to {
+            ForwardPath::Postmaster => "postmaster",
             ForwardPath::Mailbox(m) => match &m.host {
-                Host::Domain(d) if self.is_local_domain(d.as_str()) => {
-                    user(m.local_part.as_str()).map_or(Route::UnknownLocal, Route::Local)
-                }
-                _ => Route::Foreign,
+                Host::Domain(d) if self.is_local_domain(d.as_str()) => m.local_part.as_str(),
+                _ => return Route::Foreign,
             },
-        }
+        };
+        self.local(local).map_or(Route::UnknownLocal, Route::Local)
+    }
+
+    fn local(&self, local_part: &str) -> Option<UserName> {
+        let user = |name: &str| UserName::new(name).ok().filter(|u| self.store.has_user(u));
+        user(local_part).or_else(|| {
+            let mut aliases = self.aliases.lock().unwrap_or_else(|p| p.into_inner());
+            aliases.refresh();
+            aliases.resolve(local_part).and_then(user)
+        })
     }
 }

@@ -760,3 +760,85 @@ for i, v in enumerate(variants):
         }
     }
 }
+
+/// Runs `mailserver --data DATA ARGS…` to its end: (success, stdout+stderr).
+fn cli(data: &Path, args: &[&str]) -> (bool, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_mailserver"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("mailserver runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text)
+}
+
+/// RFC 5321 §4.5.1: `<Postmaster>` and `postmaster@DOMAIN` are accepted;
+/// `abuse` too; aliases managed from the command line while the server
+/// runs take effect at once.
+#[test]
+fn postmaster_abuse_and_aliases_while_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mail-data");
+    let s = start_in(&data, None, None);
+    let rcpt = |who: &str| {
+        python(
+            &s,
+            &format!(
+                "{PRELUDE}
+c = smtplib.SMTP('127.0.0.1', SMTP, timeout=10)
+c.ehlo('x'); c.mail('a@b.example')
+print('rcpt', c.rcpt('{who}')[0])
+c.quit()
+"
+            ),
+        )
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(rcpt("<Postmaster>"), "rcpt 250");
+    assert_eq!(rcpt("postmaster@example.test"), "rcpt 250");
+    assert_eq!(rcpt("PostMaster@localhost"), "rcpt 250");
+    assert_eq!(rcpt("abuse@example.test"), "rcpt 250");
+    assert_eq!(rcpt("sales@example.test"), "rcpt 550");
+    let (ok, out) = cli(&data, &["alias", "add", "sales", "demo"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        rcpt("sales@example.test"),
+        "rcpt 250",
+        "takes effect at once"
+    );
+    let (ok, out) = cli(&data, &["alias", "list"]);
+    assert!(
+        ok && out.contains("sales\tdemo") && out.contains("postmaster\tdemo"),
+        "{out}"
+    );
+    let (ok, out) = cli(&data, &["alias", "add", "x", "nobody"]);
+    assert!(!ok && out.contains("no user nobody"), "{out}");
+    let (ok, out) = cli(&data, &["alias", "del", "sales"]);
+    assert!(ok, "{out}");
+    assert_eq!(rcpt("sales@example.test"), "rcpt 550");
+    // Mail to postmaster lands in the administrator's mailbox.
+    python(
+        &s,
+        &format!(
+            "{PRELUDE}
+c = smtplib.SMTP('127.0.0.1', SMTP, timeout=10)
+c.sendmail('a@b.example', ['<Postmaster>'], 'Subject: to postmaster\\r\\n\\r\\nhi\\r\\n')
+c.quit()
+"
+        ),
+    );
+    assert!(
+        maildir(&s, "demo")
+            .iter()
+            .any(|m| m.contains("Subject: to postmaster"))
+    );
+    drop(s);
+    drop(dir);
+}

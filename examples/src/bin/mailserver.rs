@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::{ArgAction, Parser, Subcommand};
 use mailkit_examples::accounts::{Accounts, random_password};
+use mailkit_examples::aliases::{self, Aliases};
 use mailkit_examples::listen::{Limits, RunFn, entropy, listen};
 use mailkit_examples::pop3::Pop3Conn;
 use mailkit_examples::routing::Ctx;
@@ -50,8 +51,23 @@ enum Cmd {
         #[command(subcommand)]
         action: UserCmd,
     },
+    /// Manage aliases (local part to user); works while the server runs.
+    Alias {
+        #[command(subcommand)]
+        action: AliasCmd,
+    },
     /// Run the server (the default).
     Serve(Box<ServeArgs>),
+}
+
+#[derive(Subcommand, Debug)]
+enum AliasCmd {
+    /// Deliver mail for ALIAS@<any served domain> to USER.
+    Add { alias: String, user: String },
+    /// List aliases.
+    List,
+    /// Remove an alias.
+    Del { alias: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -175,9 +191,30 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         _ => None,
     };
     let tls = mailkit_examples::tls::server_config(data, cert_and_key, &domains)?;
+    let mut aliases = Aliases::load(data).map_err(|e| format!("{}: {e}", data.display()))?;
+    if !aliases.exists() {
+        // postmaster and abuse reach the administrator: the first-start
+        // user, or else the first account.
+        let admin = if accounts.map.contains_key("demo") {
+            Some("demo".to_owned())
+        } else {
+            let mut names: Vec<&String> = accounts.map.keys().collect();
+            names.sort();
+            names.first().map(|n| (*n).clone())
+        };
+        if let Some(admin) = admin {
+            for a in aliases::REQUIRED {
+                aliases.set(a, &admin)?;
+            }
+            aliases
+                .save()
+                .map_err(|e| format!("{}: {e}", data.join("aliases").display()))?;
+        }
+    }
     let ctx = Arc::new(Ctx {
         store,
         accounts: RwLock::new(accounts),
+        aliases: Mutex::new(aliases),
         hostname: domains[0].clone(),
         domains,
         per_ip: Mutex::new(HashMap::new()),
@@ -298,6 +335,51 @@ async fn shutdown_signal() {
     }
 }
 
+/// Aliases live in their own file, not in the store, so they can be
+/// managed while the server runs; it reads the file again when it changes.
+fn alias_cmd(cli: &Cli, action: &AliasCmd) -> Result<(), String> {
+    let data = &cli.data;
+    if !data.join("accounts").exists() {
+        return Err(format!(
+            "{}: no mail data here (start the server once, or pass --data)",
+            data.display()
+        ));
+    }
+    let file = data.join("aliases");
+    let mut aliases = Aliases::load(data).map_err(|e| format!("{}: {e}", file.display()))?;
+    match action {
+        AliasCmd::Add { alias, user } => {
+            let accounts = Accounts::load(data).map_err(|e| e.to_string())?;
+            let name = UserName::new(user).map_err(|e| format!("user {user:?}: {e}"))?;
+            if !accounts.map.contains_key(name.as_str()) {
+                return Err(format!(
+                    "no user {name}: add it first with `user add {name}`"
+                ));
+            }
+            aliases.set(alias, name.as_str())?;
+            aliases
+                .save()
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            println!("alias {alias} -> {name}");
+        }
+        AliasCmd::List => {
+            for (a, u) in aliases.iter() {
+                println!("{a}\t{u}");
+            }
+        }
+        AliasCmd::Del { alias } => {
+            if !aliases.remove(alias) {
+                return Err(format!("no alias {alias}"));
+            }
+            aliases
+                .save()
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            println!("deleted alias {alias}");
+        }
+    }
+    Ok(())
+}
+
 fn user_cmd(cli: &Cli, action: &UserCmd) -> Result<(), String> {
     std::fs::create_dir_all(&cli.data).map_err(|e| e.to_string())?;
     let store = Store::open(cli.data.join("store")).map_err(|e| e.to_string())?;
@@ -347,6 +429,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match &cli.cmd {
         Some(Cmd::User { action }) => user_cmd(&cli, action),
+        Some(Cmd::Alias { action }) => alias_cmd(&cli, action),
         Some(Cmd::Serve(args)) => run_serve(&cli, (**args).clone()),
         None => run_serve(&cli, ServeArgs::default()),
     };
