@@ -256,6 +256,9 @@ pub struct SmtpOptions {
     pub max_message_size: u64,
     /// Bare CR/LF in command lines and bodies.
     pub bare_newline: BareLineEnding,
+    /// Whether AUTH PLAIN/LOGIN work before STARTTLS on submission (for
+    /// setups whose clients cannot do TLS; off by default).
+    pub allow_plaintext_auth: bool,
 }
 
 /// The session configuration of one SMTP service.
@@ -268,7 +271,8 @@ pub fn session_config(hostname: Domain<'static>, role: Role, opts: &SmtpOptions)
         Role::Mx => {}
         Role::Submission => {
             c.require_auth = true;
-            c.require_tls_for_auth = true;
+            c.require_tls_for_auth = !opts.allow_plaintext_auth;
+            c.allow_plaintext_auth = opts.allow_plaintext_auth;
             c.auth_mechanisms = vec![Mechanism::ScramSha256, Mechanism::Plain, Mechanism::Login];
             c.greeting = "ESMTP mailkit submission".into();
         }

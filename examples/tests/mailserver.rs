@@ -842,3 +842,76 @@ c.quit()
     drop(s);
     drop(dir);
 }
+
+/// `--allow-plaintext-auth` lets PLAIN and USER/PASS work before TLS; APOP
+/// is offered only while every account can use it, so curl (which prefers
+/// APOP when the greeting has a timestamp) logs in either way.
+#[test]
+fn plaintext_auth_switch_and_apop_only_where_it_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mail-data");
+    let s = start_with(&data, None, None, &["--allow-plaintext-auth"]);
+    let password = s.password.clone();
+    let out = python(
+        &s,
+        &format!(
+            r#"{PRELUDE}
+import poplib
+c = smtplib.SMTP("127.0.0.1", SUB, timeout=10)
+c.login("demo", PW)
+print("plain-sub", c.sendmail("demo@example.test", ["demo@localhost"], "Subject: clear\r\n\r\nx\r\n"))
+c.quit()
+p = poplib.POP3("127.0.0.1", POP, timeout=10)
+print("greeting", p.getwelcome().decode())
+p.user("demo"); p.pass_(PW); print("plain-pop", p.stat()[0]); p.quit()
+"#
+        ),
+    );
+    assert!(out.contains("plain-sub {}"), "{out}");
+    assert!(out.contains("plain-pop 1"), "{out}");
+    // Only demo (with an APOP secret): the greeting offers APOP.
+    let greeting = out.lines().find(|l| l.starts_with("greeting")).unwrap();
+    assert!(
+        greeting.contains('<') && greeting.ends_with('>'),
+        "{greeting}"
+    );
+    drop(s);
+    // A user without an APOP secret: no timestamp, and curl logs in.
+    let add = Command::new(env!("CARGO_BIN_EXE_mailserver"))
+        .arg("--data")
+        .arg(&data)
+        .args(["user", "add", "bob"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        add.stdin
+            .as_ref()
+            .unwrap()
+            .write_all(b"bob-secret\n")
+            .unwrap();
+    }
+    assert!(add.wait_with_output().unwrap().status.success());
+    let s = start_with(&data, Some(dir), Some(password), &[]);
+    let out = python(
+        &s,
+        &format!(
+            r#"{PRELUDE}
+import poplib
+p = poplib.POP3("127.0.0.1", POP, timeout=10)
+print("greeting", p.getwelcome().decode()); p.quit()
+"#
+        ),
+    );
+    let greeting = out.lines().find(|l| l.starts_with("greeting")).unwrap();
+    assert_eq!(greeting, "greeting +OK POP3 server ready", "{out}");
+    let o = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "20", "--ssl-reqd", "-k"])
+        .arg(format!("pop3://127.0.0.1:{}/", s.pop3))
+        .args(["--user", "bob:bob-secret"])
+        .output()
+        .expect("curl runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -124,6 +124,11 @@ struct ServeArgs {
     /// end of data is only ever CRLF . CRLF.
     #[arg(long, value_enum, default_value_t = BareNewline::Normalize)]
     bare_newline: BareNewline,
+    /// Let PLAIN/LOGIN (SMTP submission) and USER/PASS (POP3) work before
+    /// STARTTLS/STLS, for clients that cannot do TLS. Passwords then cross
+    /// the network in the clear: off by default.
+    #[arg(long)]
+    allow_plaintext_auth: bool,
     /// Seconds a peer has to finish the TLS handshake after STARTTLS/STLS.
     #[arg(long, default_value_t = 30)]
     handshake_timeout: u64,
@@ -242,6 +247,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         let opts = SmtpOptions {
             max_message_size: args.max_message_size,
             bare_newline: args.bare_newline.policy(),
+            allow_plaintext_auth: args.allow_plaintext_auth,
         };
         let config = Arc::new(session_config(hostname, role, &opts));
         let (c, tls) = (ctx.clone(), tls.clone());
@@ -272,16 +278,26 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         let busy = b"421 4.7.0 Too many connections, try again later\r\n";
         listeners.push(listen(role.name(), addr, &ctx, &limits, busy, run).await?);
     }
-    let pop3_config = Arc::new({
+    // APOP is offered (a timestamp in the greeting, which clients such as
+    // curl then prefer) only while every account can use it.
+    let pop3_config = |apop: bool| {
         let mut c = pop3_proto::server::Config::new(ctx.hostname.clone());
         c.line_ending = args.bare_newline.policy();
-        c.apop = true;
+        c.apop = apop;
+        c.allow_plaintext_auth = args.allow_plaintext_auth;
         c.auth_mechanisms = vec![Mechanism::ScramSha256, Mechanism::Plain, Mechanism::Login];
-        c
-    });
+        Arc::new(c)
+    };
+    let (with_apop, without_apop) = (pop3_config(true), pop3_config(false));
     let (c, t) = (ctx.clone(), tls.clone());
     let run: RunFn = Arc::new(move |sock, peer| {
-        let (ctx, tls, config) = (c.clone(), t.clone(), pop3_config.clone());
+        let all_apop = c
+            .accounts
+            .read()
+            .map(|a| !a.map.is_empty() && a.map.values().all(|acc| acc.apop.is_some()))
+            .unwrap_or(false);
+        let config = if all_apop { &with_apop } else { &without_apop }.clone();
+        let (ctx, tls) = (c.clone(), t.clone());
         Box::pin(async move {
             let mut session = pop3_proto::server::Session::new(config, Instant::now(), entropy());
             let mut conn = Pop3Conn::new(ctx);
