@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mailstore::queue::{Envelope, Notify};
+use mailstore::queue::{Envelope, Notify, Return};
 use sasl::Mechanism;
+use smtp_proto::params::Ret;
 use smtp_proto::replies;
-use smtp_proto::server::{AuthCheck, Config, Event, Mode, Session, TraceInfo};
+use smtp_proto::server::{AuthCheck, Config, Event, Mode, Recipient, Session, TraceInfo};
 use smtp_proto::{BareLineEnding, Domain, FixedReply, Host, ReversePath};
 
 use crate::Handler;
@@ -146,9 +147,9 @@ impl Handler<Session> for SmtpConn {
             }
             Event::Message(m) => {
                 let body = std::mem::take(&mut self.body);
-                let id = format!("{:x}{:x}", now_secs(), self.peer.port());
+                let id = queue_id();
                 let date = mailstore::queue::rfc5322_date(now_secs());
-                let single = (m.recipients.len() == 1).then(|| &m.recipients[0]);
+                let single = (m.recipients.len() == 1).then(|| &m.recipients[0].to);
                 let header = s.received_header(&TraceInfo {
                     remote_ip: Some(self.peer.ip()),
                     remote_name: None,
@@ -167,48 +168,53 @@ impl Handler<Session> for SmtpConn {
                     v.extend_from_slice(&full);
                     v
                 });
-                let mut results = Vec::new();
-                let mut remote = Vec::new();
-                for rcpt in &m.recipients {
-                    match ctx.route(rcpt) {
-                        Route::Local(user) => {
-                            let (store, msg) = (ctx.store.clone(), local.clone());
-                            let r = tokio::task::spawn_blocking(move || {
-                                store.deliver(&user, &msg, now_secs())
-                            })
-                            .await;
-                            results.push(matches!(r, Ok(Ok(_))));
-                        }
-                        _ => {
-                            let mut b = bytes::BytesMut::new();
-                            rcpt.encode(&mut b);
-                            let addr = String::from_utf8_lossy(&b)
-                                .trim_matches(['<', '>'])
-                                .to_owned();
-                            remote.push((addr, Notify::default(), None));
-                            results.push(true);
-                        }
-                    }
-                }
+                let routes: Vec<Route> = m.recipients.iter().map(|r| ctx.route(&r.to)).collect();
+                // Mail for other domains is queued first, with its DSN
+                // parameters: if that fails, nothing was delivered yet and
+                // the client's retry duplicates nothing.
+                let remote: Vec<(String, Notify, Option<String>)> = m
+                    .recipients
+                    .iter()
+                    .zip(&routes)
+                    .filter(|(_, route)| !matches!(route, Route::Local(_)))
+                    .map(|(r, _)| queue_recipient(r))
+                    .collect();
+                let mut queued = true;
                 if !remote.is_empty() {
-                    let from = match &m.from {
-                        ReversePath::Null => String::new(),
-                        ReversePath::Mailbox(b) => b.to_string(),
-                    };
                     let env = Envelope {
-                        from,
+                        from: match &m.from {
+                            ReversePath::Null => String::new(),
+                            ReversePath::Mailbox(b) => b.to_string(),
+                        },
                         recipients: remote,
-                        envid: None,
-                        ret: None,
+                        envid: m.params.envid.as_ref().map(|e| e.as_str().to_owned()),
+                        ret: m.params.ret.map(|r| match r {
+                            Ret::Full => Return::Full,
+                            Ret::Headers => Return::Headers,
+                        }),
                     };
                     let (store, msg) = (ctx.store.clone(), full.clone());
                     let q = tokio::task::spawn_blocking(move || {
                         store.queue_add(env, &mut &msg[..], now_secs())
                     })
                     .await;
-                    if !matches!(q, Ok(Ok(_))) {
-                        results.iter_mut().for_each(|r| *r = false);
-                    }
+                    queued = matches!(q, Ok(Ok(_)));
+                }
+                let mut results = Vec::new();
+                for route in routes {
+                    let ok = match route {
+                        Route::Local(user) if queued => {
+                            let (store, msg) = (ctx.store.clone(), local.clone());
+                            let r = tokio::task::spawn_blocking(move || {
+                                store.deliver(&user, &msg, now_secs())
+                            })
+                            .await;
+                            matches!(r, Ok(Ok(_)))
+                        }
+                        Route::Local(_) => false,
+                        _ => queued,
+                    };
+                    results.push(ok);
                 }
                 if self.role == Role::Lmtp {
                     let each = results
@@ -223,7 +229,7 @@ impl Handler<Session> for SmtpConn {
                         .collect();
                     s.respond_each(m.token, each)
                 } else if results.iter().all(|ok| *ok) {
-                    s.accept_with(m.token, QUEUED.with_detail(&id.to_string()))
+                    s.accept_with(m.token, QUEUED.with_detail(&id))
                 } else {
                     s.reject(m.token, replies::LOCAL_ERROR)
                 }
@@ -247,6 +253,40 @@ pub fn return_path(from: &ReversePath<'_>) -> String {
     let mut b = bytes::BytesMut::new();
     from.encode(&mut b);
     format!("Return-Path: {}\r\n", String::from_utf8_lossy(&b))
+}
+
+/// A queue id unique in this process and across restarts: the time and a
+/// counter, so two messages of one connection in one second differ.
+pub fn queue_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{:X}{:05X}{:X}", now_secs(), nanos >> 12, n)
+}
+
+/// A recipient as the queue keeps it: address, DSN `NOTIFY`, `ORCPT`.
+fn queue_recipient(r: &Recipient) -> (String, Notify, Option<String>) {
+    let mut b = bytes::BytesMut::new();
+    r.to.encode(&mut b);
+    let address = String::from_utf8_lossy(&b)
+        .trim_matches(['<', '>'])
+        .to_owned();
+    let notify = match r.params.notify {
+        Some(n) => Notify {
+            success: n.success,
+            failure: n.failure,
+            delay: n.delay,
+        },
+        None => Notify::default(),
+    };
+    let orcpt = r
+        .params
+        .orcpt
+        .as_ref()
+        .map(|o| o.address.as_str().to_owned());
+    (address, notify, orcpt)
 }
 
 /// What the command line sets for every SMTP service.

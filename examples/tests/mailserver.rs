@@ -915,3 +915,61 @@ print("greeting", p.getwelcome().decode()); p.quit()
         .expect("curl runs");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Submission keeps DSN parameters (RET, ENVID, NOTIFY, ORCPT) on queued
+/// mail, and two messages of one connection in one second get different
+/// queue ids.
+#[test]
+fn submission_keeps_dsn_parameters_and_unique_queue_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mail-data");
+    let s = start_in(&data, None, None);
+    let out = python(
+        &s,
+        &format!(
+            r#"{PRELUDE}
+c = smtplib.SMTP("127.0.0.1", SUB, timeout=10)
+c.starttls(context=ctx); c.login("demo", PW)
+ids = []
+for i in range(3):
+    c.mail("demo@example.test", ["RET=HDRS", "ENVID=env-%d" % i])
+    c.rcpt("far@elsewhere.example", ["NOTIFY=SUCCESS,DELAY", "ORCPT=rfc822;orig@example.org"])
+    c.rcpt("near@other.example")
+    code, msg = c.data("Subject: dsn %d\r\n\r\nx\r\n" % i)
+    ids.append(msg.decode().split()[-1])
+print("ids", len(set(ids)), ids)
+c.quit()
+"#
+        ),
+    );
+    assert!(out.contains("ids 3 "), "{out}");
+    drop(s);
+    let store = mailstore::Store::open(data.join("store")).unwrap();
+    let queued = store.queue_list();
+    assert_eq!(queued.len(), 3, "{queued:?}");
+    for m in &queued {
+        assert_eq!(m.ret, Some(mailstore::queue::Return::Headers), "{m:?}");
+        assert!(
+            m.envid.as_deref().is_some_and(|e| e.starts_with("env-")),
+            "{m:?}"
+        );
+        let far = m
+            .recipients
+            .iter()
+            .find(|r| r.address == "far@elsewhere.example")
+            .unwrap();
+        assert!(
+            far.notify.success && far.notify.delay && !far.notify.failure,
+            "{far:?}"
+        );
+        assert_eq!(far.orcpt.as_deref(), Some("orig@example.org"));
+        let near = m
+            .recipients
+            .iter()
+            .find(|r| r.address == "near@other.example")
+            .unwrap();
+        assert_eq!(near.notify, mailstore::queue::Notify::default());
+        assert_eq!(near.orcpt, None);
+    }
+    drop(dir);
+}

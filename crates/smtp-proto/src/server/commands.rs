@@ -14,7 +14,7 @@ use session_core::DataDecoder;
 
 use super::{
     BdatMode, Event, HeloKind, MailRequest, MessageRequest, Mode, Pending, Phase, RcptRequest,
-    Session,
+    Recipient, Session,
 };
 
 impl Session {
@@ -234,12 +234,12 @@ impl Session {
             return;
         }
         let to = to.into_owned();
-        let token = self.token(Pending::Rcpt(to.clone()));
-        self.event(Event::Rcpt(Box::new(RcptRequest {
-            token,
-            to,
-            params: params.into_owned(),
+        let params = params.into_owned();
+        let token = self.token(Pending::Rcpt(Box::new(Recipient {
+            to: to.clone(),
+            params: params.clone(),
         })));
+        self.event(Event::Rcpt(Box::new(RcptRequest { token, to, params })));
     }
 
     /// Whether a message may start now, or the reply why not.

@@ -117,6 +117,15 @@ pub struct ScramLookup {
     pub authzid: Option<String>,
 }
 
+/// An accepted recipient of the transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The forward path.
+    pub to: ForwardPath<'static>,
+    /// Its parameters.
+    pub params: RcptParameters<'static>,
+}
+
 /// A complete message awaiting its verdict.
 #[derive(Debug)]
 pub struct MessageRequest {
@@ -126,8 +135,9 @@ pub struct MessageRequest {
     pub from: ReversePath<'static>,
     /// The sender's parameters.
     pub params: MailParameters<'static>,
-    /// The accepted recipients, in RCPT order.
-    pub recipients: Vec<ForwardPath<'static>>,
+    /// The accepted recipients with their parameters (DSN `NOTIFY`,
+    /// `ORCPT`), in RCPT order.
+    pub recipients: Vec<Recipient>,
     /// Octets received.
     pub size: u64,
 }

@@ -91,7 +91,7 @@ use sasl::server::ServerExchange;
 use sasl::{Identity, ScramCredentials};
 use session_core::{Decisions, Inbox, LineFramer};
 
-use crate::address::{ForwardPath, Host, ReversePath};
+use crate::address::{Host, ReversePath};
 use crate::bdat::BdatDecoder;
 use crate::params::MailParameters;
 use crate::replies;
@@ -107,7 +107,7 @@ mod trace;
 
 pub use config::{Config, Extensions, Limits, Mode, Timeouts};
 pub use events::{
-    AuthCheck, AuthRequest, Event, MailRequest, MessageRequest, RcptRequest, ScramLookup,
+    AuthCheck, AuthRequest, Event, MailRequest, MessageRequest, RcptRequest, Recipient, ScramLookup,
 };
 pub use session_core::{AnswerError, ApiMisuse, Token};
 pub use trace::TraceInfo;
@@ -127,7 +127,7 @@ enum HeloKind {
 struct Transaction {
     from: ReversePath<'static>,
     params: MailParameters<'static>,
-    rcpts: Vec<ForwardPath<'static>>,
+    rcpts: Vec<Recipient>,
     size: u64,
     /// BDAT chunks were accepted into this transaction.
     bdat_started: bool,
@@ -161,7 +161,7 @@ enum Phase {
 #[derive(Debug)]
 enum Pending {
     Mail(Box<(ReversePath<'static>, MailParameters<'static>)>),
-    Rcpt(ForwardPath<'static>),
+    Rcpt(Box<Recipient>),
     Auth(Identity),
     Scram(Box<ServerExchange>),
     Message,
@@ -449,9 +449,9 @@ impl Session {
                 }));
                 say(self, replies::SENDER_OK);
             }
-            Pending::Rcpt(to) => {
+            Pending::Rcpt(r) => {
                 if let Some(t) = self.transaction.as_mut() {
-                    t.rcpts.push(to);
+                    t.rcpts.push(*r);
                 }
                 say(self, replies::RECIPIENT_OK);
             }
