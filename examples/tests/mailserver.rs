@@ -973,3 +973,75 @@ c.quit()
     }
     drop(dir);
 }
+
+/// Command-line mistakes name what could not be used and stop before any
+/// state is created.
+#[test]
+fn cli_errors_are_clear_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("never-created");
+    let (ok, out) = cli(&data, &["serve", "--cert", "/nonexistent/cert.pem"]);
+    assert!(!ok && out.contains("--key"), "{out}");
+    let (ok, out) = cli(&data, &["serve", "--key", "/nonexistent/key.pem"]);
+    assert!(!ok && out.contains("--cert"), "{out}");
+    let (ok, out) = cli(
+        &data,
+        &[
+            "serve",
+            "--cert",
+            "/nonexistent/cert.pem",
+            "--key",
+            "/nonexistent/key.pem",
+        ],
+    );
+    assert!(!ok && out.contains("/nonexistent/cert.pem"), "{out}");
+    assert!(!out.contains("created user"), "{out}");
+    let (ok, out) = cli(&data, &["user", "list"]);
+    assert!(
+        !ok && out.contains("never-created") && out.contains("no mail data"),
+        "{out}"
+    );
+    let (ok, out) = cli(&data, &["user", "del", "x"]);
+    assert!(!ok, "{out}");
+    let (ok, out) = cli(&data, &["alias", "list"]);
+    assert!(!ok && out.contains("no mail data"), "{out}");
+    let (ok, out) = cli(&data, &["serve", "--smtp", "no-such-host.invalid:25"]);
+    assert!(!ok && out.contains("no-such-host.invalid:25"), "{out}");
+    assert!(!data.exists(), "state was created by a failing command");
+    // A data folder that cannot be made: the error names it.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let under = file.join("data");
+    let (ok, out) = cli(&under, &["serve"]);
+    assert!(!ok && out.contains(&under.display().to_string()), "{out}");
+    let (ok, out) = cli(&data, &["--version"]);
+    assert!(ok && out.starts_with("mailserver "), "{out}");
+    // Host names work where addresses are asked for.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailserver"))
+        .arg("--data")
+        .arg(&data)
+        .args([
+            "serve",
+            "--smtp",
+            "localhost:0",
+            "--submission",
+            "127.0.0.1:0",
+        ])
+        .args(["--lmtp", "127.0.0.1:0", "--pop3", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let smtp = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("listening smtp "));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        smtp.as_deref()
+            .is_some_and(|l| l.starts_with("listening smtp 127.0.0.1:")),
+        "{smtp:?}"
+    );
+}

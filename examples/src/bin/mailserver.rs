@@ -31,6 +31,7 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 #[derive(Parser, Debug)]
 #[command(
     name = "mailserver",
+    version,
     about = "A mail server built from the mailkit crates"
 )]
 struct Cli {
@@ -88,25 +89,25 @@ enum UserCmd {
 #[derive(clap::Args, Debug, Clone)]
 struct ServeArgs {
     /// SMTP (MX) listener.
-    #[arg(long, default_value = "127.0.0.1:2525")]
+    #[arg(long, default_value = "127.0.0.1:2525", value_parser = parse_addr)]
     smtp: SocketAddr,
     /// Submission listener (AUTH required, after STARTTLS).
-    #[arg(long, default_value = "127.0.0.1:5870")]
+    #[arg(long, default_value = "127.0.0.1:5870", value_parser = parse_addr)]
     submission: SocketAddr,
     /// LMTP listener.
-    #[arg(long, default_value = "127.0.0.1:2424")]
+    #[arg(long, default_value = "127.0.0.1:2424", value_parser = parse_addr)]
     lmtp: SocketAddr,
     /// POP3 listener.
-    #[arg(long, default_value = "127.0.0.1:1110")]
+    #[arg(long, default_value = "127.0.0.1:1110", value_parser = parse_addr)]
     pop3: SocketAddr,
     /// IMAP listener (not served yet).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_addr)]
     imap: Option<SocketAddr>,
     /// TLS certificate chain (PEM); a self-signed one is made if absent.
-    #[arg(long)]
+    #[arg(long, requires = "key")]
     cert: Option<PathBuf>,
     /// TLS private key (PEM).
-    #[arg(long)]
+    #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
     /// Connections at once, in total.
     #[arg(long, default_value_t = 1000)]
@@ -135,6 +136,22 @@ struct ServeArgs {
     /// Seconds one write may wait for a peer that stopped reading.
     #[arg(long, default_value_t = 120)]
     write_timeout: u64,
+}
+
+/// A listening address: `IP:PORT` or `HOST:PORT` (resolved now; IPv4
+/// preferred, as for `localhost`).
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| format!("{s}: {e} (expected HOST:PORT or IP:PORT)"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{s}: no address"))
 }
 
 /// `--bare-newline`.
@@ -172,9 +189,32 @@ impl ServeArgs {
 
 async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
     let data = &cli.data;
+    let domains = if cli.domains.is_empty() {
+        vec!["localhost".to_owned()]
+    } else {
+        cli.domains.clone()
+    };
+    // Everything the command line names is checked before any state is
+    // made: a bad certificate must not leave a half-created data folder.
+    for d in &domains {
+        Domain::new(d.clone()).map_err(|e| format!("--domain {d}: {e}"))?;
+    }
+    let given_tls = match (&args.cert, &args.key) {
+        (Some(c), Some(k)) => Some(mailkit_examples::tls::server_config(
+            data,
+            Some((c.as_path(), k.as_path())),
+            &domains,
+        )?),
+        _ => None,
+    };
     let first_start = !data.join("accounts").exists();
     std::fs::create_dir_all(data).map_err(|e| format!("{}: {e}", data.display()))?;
-    let store = Store::open(data.join("store")).map_err(|e| e.to_string())?;
+    let store_dir = data.join("store");
+    let store = Store::open(&store_dir).map_err(|e| format!("{}: {e}", store_dir.display()))?;
+    let tls = match given_tls {
+        Some(t) => t,
+        None => mailkit_examples::tls::server_config(data, None, &domains)?,
+    };
     let mut accounts = Accounts::load(data).map_err(|e| e.to_string())?;
     if first_start {
         let demo = UserName::new("demo").map_err(|e| e.to_string())?;
@@ -186,16 +226,6 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         }
         println!("created user demo with password {password}");
     }
-    let domains = if cli.domains.is_empty() {
-        vec!["localhost".to_owned()]
-    } else {
-        cli.domains.clone()
-    };
-    let cert_and_key = match (&args.cert, &args.key) {
-        (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
-        _ => None,
-    };
-    let tls = mailkit_examples::tls::server_config(data, cert_and_key, &domains)?;
     let mut aliases = Aliases::load(data).map_err(|e| format!("{}: {e}", data.display()))?;
     if !aliases.exists() {
         // postmaster and abuse reach the administrator: the first-start
@@ -397,8 +427,15 @@ fn alias_cmd(cli: &Cli, action: &AliasCmd) -> Result<(), String> {
 }
 
 fn user_cmd(cli: &Cli, action: &UserCmd) -> Result<(), String> {
-    std::fs::create_dir_all(&cli.data).map_err(|e| e.to_string())?;
-    let store = Store::open(cli.data.join("store")).map_err(|e| e.to_string())?;
+    let store_dir = cli.data.join("store");
+    if !matches!(action, UserCmd::Add { .. }) && !store_dir.exists() {
+        return Err(format!(
+            "{}: no mail data here (start the server once, or pass --data)",
+            cli.data.display()
+        ));
+    }
+    std::fs::create_dir_all(&cli.data).map_err(|e| format!("{}: {e}", cli.data.display()))?;
+    let store = Store::open(&store_dir).map_err(|e| format!("{}: {e}", store_dir.display()))?;
     let mut accounts = Accounts::load(&cli.data).map_err(|e| e.to_string())?;
     match action {
         UserCmd::Add { name, apop } => {
