@@ -241,6 +241,7 @@ where
                     let stream = within(timer, timeouts.handshake, "TLS handshake", accept).await?;
                     io = MaybeTls::Tls(Box::new(stream));
                     tls_text = io.tls_description();
+                    tracing::info!(tls = tls_text.as_deref().unwrap_or("?"), "tls established");
                     // The session asked for TLS, so this cannot be refused.
                     let _ = session.tls_established(Instant::now());
                     wrote = false;

@@ -51,6 +51,14 @@ pub async fn listen(
         .map_err(|e| format!("{addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening {proto} {local}");
+    let proto: &'static str = match proto {
+        "smtp" => "smtp",
+        "submission" => "submission",
+        "lmtp" => "lmtp",
+        "pop3" => "pop3",
+        "imap" => "imap",
+        _ => "other",
+    };
     let (ctx, total, tracker, max_ip) = (
         ctx.clone(),
         limits.total.clone(),
@@ -71,13 +79,22 @@ pub async fn listen(
                 *n <= max_ip
             };
             let (ctx, run) = (ctx.clone(), run.clone());
-            tracker.spawn(async move {
+            // Every line logged for this connection carries these fields.
+            let span = tracing::info_span!("conn", proto, %peer);
+            let task = async move {
                 if permit.is_none() || !ip_ok {
                     use tokio::io::AsyncWriteExt;
+                    tracing::warn!(reason = "connection limit", "connection refused");
                     let mut sock = sock;
                     let _ = sock.write_all(busy).await;
                 } else {
+                    tracing::info!("connection opened");
+                    let started = std::time::Instant::now();
                     run(sock, peer).await;
+                    tracing::info!(
+                        seconds = started.elapsed().as_secs_f64(),
+                        "connection closed"
+                    );
                 }
                 drop(permit);
                 let mut m = ctx.per_ip.lock().unwrap_or_else(|p| p.into_inner());
@@ -87,7 +104,8 @@ pub async fn listen(
                         m.remove(&peer.ip());
                     }
                 }
-            });
+            };
+            tracker.spawn(tracing::Instrument::instrument(task, span));
         }
     }))
 }

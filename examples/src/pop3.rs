@@ -67,6 +67,11 @@ impl Handler<pop3_proto::server::Session> for Pop3Conn {
                     (Some(_), LoginCheck::Verified) => true,
                     _ => false,
                 };
+                if ok {
+                    tracing::info!(user = %username, "authenticated");
+                } else {
+                    tracing::info!(user = %username, reason = "invalid credentials", "authentication refused");
+                }
                 let snapshot = UserName::new(&username)
                     .ok()
                     .filter(|_| ok)

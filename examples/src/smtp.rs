@@ -90,10 +90,14 @@ impl Handler<Session> for SmtpConn {
             Event::Rcpt(r) => match (ctx.route(&r.to), self.role) {
                 (Route::Local(_), _) => s.accept(r.token),
                 (Route::UnknownLocal, _) | (Route::Foreign, Role::Lmtp) => {
+                    tracing::info!(rcpt = %r.to, code = 550, reason = "no such user", "recipient refused");
                     s.reject(r.token, replies::NO_SUCH_USER)
                 }
                 (Route::Foreign, Role::Submission) => s.accept(r.token),
-                (Route::Foreign, Role::Mx) => s.reject(r.token, replies::RELAY_DENIED),
+                (Route::Foreign, Role::Mx) => {
+                    tracing::info!(rcpt = %r.to, code = 550, reason = "relaying denied", "recipient refused");
+                    s.reject(r.token, replies::RELAY_DENIED)
+                }
             },
             Event::Auth(a) => {
                 let ok = match &a.check {
@@ -123,9 +127,12 @@ impl Handler<Session> for SmtpConn {
                         .is_ok_and(|acc| acc.map.contains_key(&id.username)),
                     _ => false,
                 };
+                let user = auth_user(&a.check);
                 if ok {
+                    tracing::info!(user, mechanism = %a.mechanism, "authenticated");
                     s.accept(a.token)
                 } else {
+                    tracing::info!(user, mechanism = %a.mechanism, code = 535, "authentication refused");
                     s.reject(a.token, replies::AUTH_FAILED)
                 }
             }
@@ -216,6 +223,26 @@ impl Handler<Session> for SmtpConn {
                     };
                     results.push(ok);
                 }
+                let delivered = results.iter().filter(|ok| **ok).count();
+                if delivered == results.len() {
+                    tracing::info!(
+                        id,
+                        size = m.size,
+                        recipients = results.len(),
+                        from = %m.from,
+                        "message accepted"
+                    );
+                } else {
+                    tracing::warn!(
+                        id,
+                        size = m.size,
+                        recipients = results.len(),
+                        delivered,
+                        code = 451,
+                        reason = "store or queue write failed",
+                        "message refused"
+                    );
+                }
                 if self.role == Role::Lmtp {
                     let each = results
                         .iter()
@@ -287,6 +314,15 @@ fn queue_recipient(r: &Recipient) -> (String, Notify, Option<String>) {
         .as_ref()
         .map(|o| o.address.as_str().to_owned());
     (address, notify, orcpt)
+}
+
+/// The user name an AUTH attempt claims (never its secret), for logs.
+fn auth_user(check: &AuthCheck) -> String {
+    match check {
+        AuthCheck::Credentials(c) => c.username().to_owned(),
+        AuthCheck::Verified(id) => id.username.clone(),
+        _ => String::new(),
+    }
 }
 
 /// What the command line sets for every SMTP service.

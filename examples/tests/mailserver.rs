@@ -35,6 +35,21 @@ fn start_with(
     password: Option<String>,
     extra: &[&str],
 ) -> Server {
+    start_full(data, dir, password, extra, None)
+}
+
+/// [`start_with`], the server's log (standard error) going to `log`.
+fn start_full(
+    data: &Path,
+    dir: Option<tempfile::TempDir>,
+    password: Option<String>,
+    extra: &[&str],
+    log: Option<&Path>,
+) -> Server {
+    let stderr = match log {
+        Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+        None => Stdio::null(),
+    };
     // Port 0 everywhere: the server binds free ports itself and prints
     // them, so no other process can take one between a probe and the bind.
     let (mut smtp, mut submission, mut lmtp, mut pop3) = (0, 0, 0, 0);
@@ -48,7 +63,7 @@ fn start_with(
         .args(["--pop3", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("mailserver starts");
     let out = child.stdout.take().unwrap();
@@ -1044,4 +1059,62 @@ fn cli_errors_are_clear_and_create_nothing() {
             .is_some_and(|l| l.starts_with("listening smtp 127.0.0.1:")),
         "{smtp:?}"
     );
+}
+
+/// A log line per connection (peer, TLS), authentication (user, never the
+/// secret), accepted message (id, size, recipients) and refusal (code,
+/// reason); no colours in a file; `--log-format json` for collectors.
+#[test]
+fn logs_say_what_happened_without_secrets() {
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("mail-data");
+        let log = dir.path().join("server.log");
+        let s = start_full(&data, None, None, &["--log-format", format], Some(&log));
+        let password = s.password.clone();
+        python(
+            &s,
+            &format!(
+                r#"{PRELUDE}
+import poplib
+c = smtplib.SMTP("127.0.0.1", SMTP, timeout=10)
+c.sendmail("a@b.example", ["demo@example.test"], "Subject: logged\r\n\r\nx\r\n")
+try:
+    c.sendmail("a@b.example", ["nobody@example.test"], "Subject: refused\r\n\r\nx\r\n")
+except smtplib.SMTPRecipientsRefused:
+    pass
+c.quit()
+c = smtplib.SMTP("127.0.0.1", SUB, timeout=10)
+c.starttls(context=ctx); c.login("demo", PW); c.quit()
+p = poplib.POP3("127.0.0.1", POP, timeout=10); p.stls(context=ctx)
+p.user("demo"); p.pass_(PW); p.quit()
+"#
+            ),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        drop(s);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(!text.contains('\u{1b}'), "ANSI escapes in a log file");
+        assert!(!text.contains(&password), "a password in the log");
+        let has = |words: &[&str]| text.lines().any(|l| words.iter().all(|w| l.contains(w)));
+        assert!(has(&["connection opened", "127.0.0.1", "smtp"]), "{text}");
+        assert!(has(&["connection closed", "pop3"]), "{text}");
+        assert!(has(&["tls established", "TLSv1.3 with cipher"]), "{text}");
+        assert!(has(&["authenticated", "demo", "submission"]), "{text}");
+        assert!(has(&["authenticated", "demo", "pop3"]), "{text}");
+        assert!(has(&["message accepted", "size", "recipients"]), "{text}");
+        assert!(has(&["recipient refused", "550", "no such user"]), "{text}");
+        if format == "json" {
+            let check = Command::new("python3")
+                .args([
+                    "-c",
+                    "import json,sys\nfor l in open(sys.argv[1]):\n    json.loads(l)\nprint('ok')",
+                ])
+                .arg(&log)
+                .output()
+                .unwrap();
+            assert!(check.status.success(), "not JSON lines: {text}");
+        }
+        drop(dir);
+    }
 }

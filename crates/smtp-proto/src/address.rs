@@ -615,3 +615,23 @@ pub(crate) fn forward_path(i: &str) -> Res<'_, ForwardPath<'_>> {
     let (rest, m) = path(i)?;
     Ok((rest, ForwardPath::Mailbox(m)))
 }
+
+impl fmt::Display for ReversePath<'_> {
+    /// The path as on the wire: `<local@domain>`, or `<>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReversePath::Null => f.write_str("<>"),
+            ReversePath::Mailbox(m) => write!(f, "<{m}>"),
+        }
+    }
+}
+
+impl fmt::Display for ForwardPath<'_> {
+    /// The path as on the wire: `<local@domain>`, or `<Postmaster>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForwardPath::Postmaster => f.write_str("<Postmaster>"),
+            ForwardPath::Mailbox(m) => write!(f, "<{m}>"),
+        }
+    }
+}

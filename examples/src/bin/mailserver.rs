@@ -41,8 +41,18 @@ struct Cli {
     /// Mail domains served (repeat for several).
     #[arg(long = "domain", global = true, action = ArgAction::Append)]
     domains: Vec<String>,
+    /// Log lines as text (for people) or JSON (for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Option<Cmd>,
+}
+
+/// `--log-format`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -473,13 +483,20 @@ fn user_cmd(cli: &Cli, action: &UserCmd) -> Result<(), String> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            // Colours only for a person at a terminal, never in a file.
+            logs.with_ansi(std::io::stderr().is_terminal()).init();
+        }
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
     let result = match &cli.cmd {
         Some(Cmd::User { action }) => user_cmd(&cli, action),
         Some(Cmd::Alias { action }) => alias_cmd(&cli, action),
