@@ -74,7 +74,7 @@ pub use fs::{Fs, FsFile, MemFs, RealFs};
 pub use names::{
     MAX_MAILBOX_LEVEL, MAX_MAILBOX_NAME, MAX_USER_NAME, MailboxName, SEPARATOR, UserName,
 };
-pub use store::{ChangeFeed, Delivery, EXPUNGE_LOG_LIMIT, Store};
+pub use store::{ChangeFeed, Delivery, EXPUNGE_LOG_LIMIT, Incoming, Store};
 pub use types::{
     Change, FlagOp, Flags, MAX_KEYWORD, MailboxInfo, MessageMeta, ModSeq, Pop3Snapshot, SpecialUse,
     StoreResult, SystemFlag, Uid, Vanished,

@@ -580,6 +580,55 @@ impl Store {
         internal_date: i64,
         flags: &Flags,
     ) -> Result<Delivery, Error> {
+        let slot = self.stage(user, name, message, internal_date, flags)?;
+        self.finish(&[slot])
+            .pop()
+            .unwrap_or_else(|| Err(Error::Index("delivery lost in group commit".into())))
+    }
+
+    /// Appends one message to several mailboxes with one group commit: each
+    /// target gets its own file from `message()` (a fresh reader each time,
+    /// streamed to disk), and its own result.
+    pub fn append_many(
+        &self,
+        targets: &[(UserName, MailboxName)],
+        message: &mut dyn FnMut() -> Result<Box<dyn Read + Send>, Error>,
+        internal_date: i64,
+        flags: &Flags,
+    ) -> Vec<Result<Delivery, Error>> {
+        let staged: Vec<Result<Arc<Slot>, Error>> = targets
+            .iter()
+            .map(|(user, name)| {
+                let mut reader = message()?;
+                self.stage(user, name, &mut reader, internal_date, flags)
+            })
+            .collect();
+        let slots: Vec<Arc<Slot>> = staged
+            .iter()
+            .filter_map(|s| s.as_ref().ok().cloned())
+            .collect();
+        let mut done = self.finish(&slots).into_iter();
+        staged
+            .into_iter()
+            .map(|s| match s {
+                Ok(_) => done
+                    .next()
+                    .unwrap_or_else(|| Err(Error::Index("delivery lost in group commit".into()))),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+
+    /// Writes a message file (tmp, fsync, rename into the folder) and
+    /// queues it for the group commit.
+    fn stage(
+        &self,
+        user: &UserName,
+        name: &MailboxName,
+        message: &mut dyn Read,
+        internal_date: i64,
+        flags: &Flags,
+    ) -> Result<Arc<Slot>, Error> {
         self.check()?;
         let mailbox = lock(&self.inner.model).mailbox_id(user, name)?;
         let folder = self.folder(user, name);
@@ -615,14 +664,24 @@ impl Store {
             result: Mutex::new(None),
         });
         lock(&self.inner.pending).push(slot.clone());
+        Ok(slot)
+    }
+
+    /// Waits for the group commit that makes `slots` durable (running it
+    /// when no other thread does); their results, in order.
+    fn finish(&self, slots: &[Arc<Slot>]) -> Vec<Result<Delivery, Error>> {
         let _c = lock(&self.inner.commit);
-        if let Some(r) = lock(&slot.result).take() {
-            return r;
+        if slots.iter().any(|s| lock(&s.result).is_none()) {
+            self.group_commit();
         }
-        self.group_commit();
-        lock(&slot.result)
-            .take()
-            .unwrap_or_else(|| Err(Error::Index("delivery lost in group commit".into())))
+        slots
+            .iter()
+            .map(|s| {
+                lock(&s.result)
+                    .take()
+                    .unwrap_or_else(|| Err(Error::Index("delivery lost in group commit".into())))
+            })
+            .collect()
     }
 
     fn write_file(&self, path: &Path, message: &mut dyn Read) -> Result<(u64, u64), Error> {
@@ -1481,5 +1540,135 @@ impl Store {
             let _ = self.inner.fs.remove_file(&self.queue_path(id));
         }
         Ok(bounce_id)
+    }
+}
+
+/// A message being received, written to the store's spool folder as its
+/// pieces arrive, so a message of any size costs a small buffer of memory.
+/// Nothing of it is visible until [`Incoming::deliver`]; dropped without
+/// delivering, it is removed.
+///
+/// ```
+/// use mailstore::{Store, UserName, MailboxName};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::open(dir.path()).unwrap();
+/// let (bob, eve) = (UserName::new("bob").unwrap(), UserName::new("eve").unwrap());
+/// store.create_user(&bob).unwrap();
+/// store.create_user(&eve).unwrap();
+/// let mut m = store.incoming(1_700_000_000).unwrap();
+/// m.write(b"Subject: hi\r\n\r\n").unwrap();
+/// m.write(b"Hello\r\n").unwrap();
+/// let results = m.deliver(b"Return-Path: <a@b.example>\r\n", &[bob.clone(), eve]);
+/// assert!(results.iter().all(|r| r.is_ok()));
+/// let list = store.messages(&bob, &MailboxName::inbox()).unwrap();
+/// assert_eq!(list[0].size, 50); // prefix and both pieces, in one file
+/// ```
+pub struct Incoming {
+    store: Store,
+    path: PathBuf,
+    file: Option<Box<dyn crate::fs::FsFile>>,
+    size: u64,
+    internal_date: i64,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("path", &self.path)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    fn spool(&self) -> PathBuf {
+        self.inner.root.join("spool")
+    }
+
+    /// Starts receiving a message in pieces (see [`Incoming`]).
+    pub fn incoming(&self, internal_date: i64) -> Result<Incoming, Error> {
+        self.check()?;
+        let dir = self.spool();
+        self.inner.fs.create_dir_all(&dir)?;
+        let path = dir.join(self.new_unique_id(internal_date));
+        let file = self.inner.fs.create_new(&path)?;
+        Ok(Incoming {
+            store: self.clone(),
+            path,
+            file: Some(file),
+            size: 0,
+            internal_date,
+        })
+    }
+
+    /// Removes what a crash left in the spool (messages never delivered,
+    /// so never acknowledged).
+    pub fn clear_spool(&self) -> Result<usize, Error> {
+        let dir = self.spool();
+        let names = self.inner.fs.read_dir(&dir)?;
+        for n in &names {
+            self.inner.fs.remove_file(&dir.join(n))?;
+        }
+        Ok(names.len())
+    }
+}
+
+impl Incoming {
+    /// Appends the next piece.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), Error> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(Error::Io(io::Error::other("message already finished")));
+        };
+        file.write_all(chunk)?;
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Octets written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The whole message as delivered: `prefix` (trace headers), then what
+    /// was written. Call after the last [`Incoming::write`].
+    pub fn reader(&mut self, prefix: &[u8]) -> Result<Box<dyn Read + Send>, Error> {
+        if let Some(mut f) = self.file.take() {
+            f.flush()?;
+        }
+        let body = self.store.inner.fs.open(&self.path)?;
+        Ok(Box::new(io::Cursor::new(prefix.to_vec()).chain(body)))
+    }
+
+    /// Delivers `prefix` + the message to each user's INBOX, with one
+    /// durable commit for all; each user's result on its own.
+    pub fn deliver(mut self, prefix: &[u8], users: &[UserName]) -> Vec<Result<Delivery, Error>> {
+        if let Some(mut f) = self.file.take()
+            && let Err(e) = f.flush()
+        {
+            let msg = e.to_string();
+            return users
+                .iter()
+                .map(|_| Err(Error::Io(io::Error::other(msg.clone()))))
+                .collect();
+        }
+        let targets: Vec<(UserName, MailboxName)> = users
+            .iter()
+            .map(|u| (u.clone(), MailboxName::inbox()))
+            .collect();
+        let (store, path) = (self.store.clone(), self.path.clone());
+        let mut open = || -> Result<Box<dyn Read + Send>, Error> {
+            let body = store.inner.fs.open(&path)?;
+            Ok(Box::new(io::Cursor::new(prefix.to_vec()).chain(body)))
+        };
+        self.store
+            .append_many(&targets, &mut open, self.internal_date, &Flags::new())
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        self.file = None;
+        let _ = self.store.inner.fs.remove_file(&self.path);
     }
 }

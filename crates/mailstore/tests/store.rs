@@ -472,3 +472,58 @@ fn one_session_expunges_while_another_reads() {
         assert_eq!(gone, odd);
     });
 }
+
+/// A message received in pieces goes to every user with one commit, the
+/// spool file goes away, and an abandoned one leaves nothing.
+#[test]
+fn incoming_messages_stream_to_every_recipient() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let users: Vec<UserName> = ["u1", "u2", "u3"]
+        .iter()
+        .map(|n| UserName::new(n).unwrap())
+        .collect();
+    for u in &users {
+        store.create_user(u).unwrap();
+    }
+    let mut m = store.incoming(1_700_000_000).unwrap();
+    let chunk = vec![b'x'; 1000];
+    for _ in 0..100 {
+        m.write(&chunk).unwrap();
+        m.write(b"\r\n").unwrap();
+    }
+    assert_eq!(m.size(), 100_200);
+    let mut whole = Vec::new();
+    m.reader(b"P: 1\r\n")
+        .unwrap()
+        .read_to_end(&mut whole)
+        .unwrap();
+    assert_eq!(whole.len(), 100_206);
+    let results = m.deliver(b"P: 1\r\n", &users);
+    assert_eq!(results.len(), 3);
+    for (u, r) in users.iter().zip(&results) {
+        let d = r.as_ref().unwrap();
+        let mut body = Vec::new();
+        store
+            .open_message(u, &MailboxName::inbox(), d.uid)
+            .unwrap()
+            .read_to_end(&mut body)
+            .unwrap();
+        assert_eq!(body, whole);
+    }
+    let spool = dir.path().join("spool");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    // An unknown user fails alone.
+    let mut m = store.incoming(1).unwrap();
+    m.write(b"Subject: x\r\n\r\n").unwrap();
+    let nobody = UserName::new("nobody").unwrap();
+    let r = m.deliver(b"", &[users[0].clone(), nobody]);
+    assert!(r[0].is_ok() && r[1].is_err());
+    // Abandoned: nothing stays.
+    let mut m = store.incoming(2).unwrap();
+    m.write(b"half a message").unwrap();
+    drop(m);
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    assert_eq!(store.clear_spool().unwrap(), 0);
+}
