@@ -15,6 +15,7 @@ use smtp_proto::{BareLineEnding, Domain, FixedReply, Host, ReversePath};
 use crate::Handler;
 use crate::accounts::verify_password;
 use crate::routing::{Ctx, Route};
+use mailstore::{Incoming, UserName};
 
 /// Which SMTP service a listener offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,18 +51,65 @@ const DELIVERED: FixedReply = FixedReply::new(250, Some((2, 0, 0)), "Delivered")
 /// SMTP's answer for a stored message, followed by its queue id.
 const QUEUED: FixedReply = FixedReply::new(250, Some((2, 0, 0)), "Ok: queued as");
 
+/// Bytes of a message held in memory before they go to the store's spool.
+const SPOOL_BUFFER: usize = 128 * 1024;
+
 /// One SMTP, submission or LMTP connection: the glue between its session
-/// and the store.
+/// and the store. A message streams to the store's spool as it arrives;
+/// memory holds at most [`SPOOL_BUFFER`] bytes of it.
 #[derive(Debug)]
 pub struct SmtpConn {
-    /// The server.
-    pub ctx: Arc<Ctx>,
-    /// Which service.
-    pub role: Role,
-    /// The peer.
-    pub peer: SocketAddr,
-    /// The message being received.
-    pub body: Vec<u8>,
+    ctx: Arc<Ctx>,
+    role: Role,
+    peer: SocketAddr,
+    /// The message being received, on disk.
+    incoming: Option<Incoming>,
+    /// Its bytes not written yet.
+    buffer: Vec<u8>,
+    /// Writing it failed: the message is refused at its end.
+    failed: bool,
+}
+
+impl SmtpConn {
+    /// A connection from `peer` to the `role` service.
+    pub fn new(ctx: Arc<Ctx>, role: Role, peer: SocketAddr) -> Self {
+        SmtpConn {
+            ctx,
+            role,
+            peer,
+            incoming: None,
+            buffer: Vec::new(),
+            failed: false,
+        }
+    }
+
+    /// Writes the buffered bytes to the spool, off the async workers.
+    async fn spool(&mut self) {
+        if self.failed {
+            self.buffer.clear();
+            return;
+        }
+        let store = self.ctx.store.clone();
+        let incoming = self.incoming.take();
+        let buffer = std::mem::take(&mut self.buffer);
+        let r = tokio::task::spawn_blocking(move || {
+            let mut m = match incoming {
+                Some(m) => m,
+                None => store.incoming(now_secs())?,
+            };
+            m.write(&buffer)?;
+            Ok::<_, mailstore::Error>((m, buffer))
+        })
+        .await;
+        match r {
+            Ok(Ok((m, mut buffer))) => {
+                self.incoming = Some(m);
+                buffer.clear();
+                self.buffer = buffer;
+            }
+            _ => self.failed = true,
+        }
+    }
 }
 
 impl Handler<Session> for SmtpConn {
@@ -145,15 +193,28 @@ impl Handler<Session> for SmtpConn {
                 s.scram_credentials(l.token, creds)
             }
             Event::MessageData(chunk) => {
-                self.body.extend_from_slice(&chunk);
+                self.buffer.extend_from_slice(&chunk);
+                if self.buffer.len() >= SPOOL_BUFFER {
+                    self.spool().await;
+                }
                 Ok(())
             }
             Event::MessageAborted => {
-                self.body.clear();
+                self.buffer = Vec::new();
+                self.failed = false;
+                if let Some(m) = self.incoming.take() {
+                    // Removing the spool file is a file-system call.
+                    let _ = tokio::task::spawn_blocking(move || drop(m)).await;
+                }
                 Ok(())
             }
             Event::Message(m) => {
-                let body = std::mem::take(&mut self.body);
+                self.spool().await;
+                self.buffer = Vec::new();
+                let spooled = self
+                    .incoming
+                    .take()
+                    .filter(|_| !std::mem::take(&mut self.failed));
                 let id = queue_id();
                 let date = mailstore::queue::rfc5322_date(now_secs());
                 let single = (m.recipients.len() == 1).then(|| &m.recipients[0].to);
@@ -165,16 +226,10 @@ impl Handler<Session> for SmtpConn {
                     recipient: single,
                     date: &date,
                 });
-                let mut full = header.into_bytes();
-                full.extend_from_slice(&body);
-                let full = Arc::new(full);
                 // Final delivery records the envelope sender (RFC 5321
                 // §4.4); mail relayed on gets it where it is delivered.
-                let local = Arc::new({
-                    let mut v = return_path(&m.from).into_bytes();
-                    v.extend_from_slice(&full);
-                    v
-                });
+                let local_prefix = format!("{}{header}", return_path(&m.from)).into_bytes();
+                let queue_prefix = header.into_bytes();
                 let routes: Vec<Route> = m.recipients.iter().map(|r| ctx.route(&r.to)).collect();
                 // Mail for other domains is queued first, with its DSN
                 // parameters: if that fails, nothing was delivered yet and
@@ -186,8 +241,9 @@ impl Handler<Session> for SmtpConn {
                     .filter(|(_, route)| !matches!(route, Route::Local(_)))
                     .map(|(r, _)| queue_recipient(r))
                     .collect();
-                let mut queued = true;
-                if !remote.is_empty() {
+                let mut queued = spooled.is_some();
+                let mut spooled = spooled;
+                if queued && !remote.is_empty() {
                     let env = Envelope {
                         from: match &m.from {
                             ReversePath::Null => String::new(),
@@ -200,23 +256,46 @@ impl Handler<Session> for SmtpConn {
                             Ret::Headers => Return::Headers,
                         }),
                     };
-                    let (store, msg) = (ctx.store.clone(), full.clone());
+                    let store = ctx.store.clone();
+                    let m = spooled.take();
                     let q = tokio::task::spawn_blocking(move || {
-                        store.queue_add(env, &mut &msg[..], now_secs())
+                        let mut m = m.ok_or(mailstore::Error::Poisoned)?;
+                        let mut reader = m.reader(&queue_prefix)?;
+                        store.queue_add(env, &mut reader, now_secs())?;
+                        Ok::<_, mailstore::Error>(m)
                     })
                     .await;
-                    queued = matches!(q, Ok(Ok(_)));
+                    match q {
+                        Ok(Ok(m)) => spooled = Some(m),
+                        _ => queued = false,
+                    }
                 }
+                // Every local recipient with one durable commit.
+                let users: Vec<UserName> = routes
+                    .iter()
+                    .filter_map(|r| match r {
+                        Route::Local(u) => Some(u.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let mut local_results = match spooled.take() {
+                    Some(m) if queued && !users.is_empty() => {
+                        tokio::task::spawn_blocking(move || m.deliver(&local_prefix, &users))
+                            .await
+                            .unwrap_or_default()
+                    }
+                    Some(m) => {
+                        let _ = tokio::task::spawn_blocking(move || drop(m)).await;
+                        Vec::new()
+                    }
+                    None => Vec::new(),
+                }
+                .into_iter();
                 let mut results = Vec::new();
-                for route in routes {
+                for route in &routes {
                     let ok = match route {
-                        Route::Local(user) if queued => {
-                            let (store, msg) = (ctx.store.clone(), local.clone());
-                            let r = tokio::task::spawn_blocking(move || {
-                                store.deliver(&user, &msg, now_secs())
-                            })
-                            .await;
-                            matches!(r, Ok(Ok(_)))
+                        Route::Local(_) if queued => {
+                            matches!(local_results.next(), Some(Ok(_)))
                         }
                         Route::Local(_) => false,
                         _ => queued,

@@ -221,6 +221,13 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
     std::fs::create_dir_all(data).map_err(|e| format!("{}: {e}", data.display()))?;
     let store_dir = data.join("store");
     let store = Store::open(&store_dir).map_err(|e| format!("{}: {e}", store_dir.display()))?;
+    // Messages a crash interrupted were never acknowledged: drop them.
+    let stale = store
+        .clear_spool()
+        .map_err(|e| format!("{}: {e}", store_dir.join("spool").display()))?;
+    if stale > 0 {
+        tracing::info!(stale, "removed unfinished messages from the spool");
+    }
     let tls = match given_tls {
         Some(t) => t,
         None => mailkit_examples::tls::server_config(data, None, &domains)?,
@@ -295,12 +302,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
             let (ctx, tls, config) = (c.clone(), tls.clone(), config.clone());
             Box::pin(async move {
                 let mut session = Session::new(config, Instant::now(), entropy());
-                let mut conn = SmtpConn {
-                    ctx,
-                    role,
-                    peer,
-                    body: Vec::new(),
-                };
+                let mut conn = SmtpConn::new(ctx, role, peer);
                 if let Err(e) = drive(
                     &mut session,
                     sock.compat(),
