@@ -72,10 +72,17 @@ impl Handler<pop3_proto::server::Session> for Pop3Conn {
                 } else {
                     tracing::info!(user = %username, reason = "invalid credentials", "authentication refused");
                 }
-                let snapshot = UserName::new(&username)
-                    .ok()
-                    .filter(|_| ok)
-                    .and_then(|u| ctx.store.pop3_snapshot(&u).ok().map(|snap| (u, snap)));
+                let store = ctx.store.clone();
+                let name = username.clone();
+                let snapshot = tokio::task::spawn_blocking(move || {
+                    UserName::new(&name)
+                        .ok()
+                        .filter(|_| ok)
+                        .and_then(|u| store.pop3_snapshot(&u).ok().map(|snap| (u, snap)))
+                })
+                .await
+                .ok()
+                .flatten();
                 match snapshot {
                     Some((user, snap)) => {
                         let drop: Result<Vec<DropEntry>, _> = snap

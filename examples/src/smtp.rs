@@ -10,7 +10,7 @@ use sasl::Mechanism;
 use smtp_proto::params::Ret;
 use smtp_proto::replies;
 use smtp_proto::server::{AuthCheck, Config, Event, Mode, Recipient, Session, TraceInfo};
-use smtp_proto::{BareLineEnding, Domain, FixedReply, Host, ReversePath};
+use smtp_proto::{BareLineEnding, Domain, FixedReply, ForwardPath, Host, ReversePath};
 
 use crate::Handler;
 use crate::accounts::verify_password;
@@ -135,7 +135,7 @@ impl Handler<Session> for SmtpConn {
                     s.accept(m.token)
                 }
             }
-            Event::Rcpt(r) => match (ctx.route(&r.to), self.role) {
+            Event::Rcpt(r) => match (route(&ctx, vec![r.to.clone()]).await.remove(0), self.role) {
                 (Route::Local(_), _) => s.accept(r.token),
                 (Route::UnknownLocal, _) | (Route::Foreign, Role::Lmtp) => {
                     tracing::info!(rcpt = %r.to, code = 550, reason = "no such user", "recipient refused");
@@ -230,7 +230,7 @@ impl Handler<Session> for SmtpConn {
                 // §4.4); mail relayed on gets it where it is delivered.
                 let local_prefix = format!("{}{header}", return_path(&m.from)).into_bytes();
                 let queue_prefix = header.into_bytes();
-                let routes: Vec<Route> = m.recipients.iter().map(|r| ctx.route(&r.to)).collect();
+                let routes = route(&ctx, m.recipients.iter().map(|r| r.to.clone()).collect()).await;
                 // Mail for other domains is queued first, with its DSN
                 // parameters: if that fails, nothing was delivered yet and
                 // the client's retry duplicates nothing.
@@ -393,6 +393,16 @@ fn queue_recipient(r: &Recipient) -> (String, Notify, Option<String>) {
         .as_ref()
         .map(|o| o.address.as_str().to_owned());
     (address, notify, orcpt)
+}
+
+/// Routes recipients off the async workers (the store's user list is
+/// behind a lock that deliveries hold).
+async fn route(ctx: &Arc<Ctx>, to: Vec<ForwardPath<'static>>) -> Vec<Route> {
+    let n = to.len();
+    let c = ctx.clone();
+    tokio::task::spawn_blocking(move || to.iter().map(|t| c.route(t)).collect())
+        .await
+        .unwrap_or_else(|_| vec![Route::UnknownLocal; n])
 }
 
 /// The user name an AUTH attempt claims (never its secret), for logs.

@@ -948,19 +948,32 @@ impl Store {
         folder: &Path,
         id: u64,
         uids: &[Uid],
-        mut model: MutexGuard<'_, Model>,
+        model: MutexGuard<'_, Model>,
     ) -> Result<Vec<Uid>, Error> {
-        let mb = model
-            .mailboxes
-            .get_mut(&id)
-            .ok_or_else(|| Error::NoSuchMailbox(String::new()))?;
-        for uid in uids {
-            let path = folder.join(mb.messages[uid].rel_path());
-            match self.inner.fs.remove_file(&path) {
+        // Called with the commit lock held, which every change to a
+        // mailbox takes: the files can go without holding up readers.
+        let paths: Vec<PathBuf> = {
+            let mb = model
+                .mailboxes
+                .get(&id)
+                .ok_or_else(|| Error::NoSuchMailbox(String::new()))?;
+            uids.iter()
+                .filter_map(|uid| mb.messages.get(uid))
+                .map(|m| folder.join(m.rel_path()))
+                .collect()
+        };
+        drop(model);
+        for path in &paths {
+            match self.inner.fs.remove_file(path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
             }
         }
+        let mut model = lock(&self.inner.model);
+        let mb = model
+            .mailboxes
+            .get_mut(&id)
+            .ok_or_else(|| Error::NoSuchMailbox(String::new()))?;
         let mut puts = Vec::new();
         let mut changes = Vec::new();
         for uid in uids {
@@ -1375,18 +1388,11 @@ impl Store {
                 "a queued message needs recipients".into(),
             ));
         }
-        let _c = lock(&self.inner.commit);
-        let id = {
-            let mut model = lock(&self.inner.model);
-            let id = model.queue.next_id.max(1);
-            model.queue.next_id = id + 1;
-            id
-        };
+        // The message is written and fsynced before the commit lock is
+        // taken, so deliveries' group commits never wait behind it.
         let qdir = self.inner.root.join("queue");
         self.inner.fs.create_dir_all(&qdir.join("tmp"))?;
-        let tmp = qdir
-            .join("tmp")
-            .join(format!("{id}.{}", self.new_unique_id(now)));
+        let tmp = qdir.join("tmp").join(self.new_unique_id(now));
         let (size, _) = match self.write_file(&tmp, message) {
             Ok(s) => s,
             Err(e) => {
@@ -1394,7 +1400,17 @@ impl Store {
                 return Err(e);
             }
         };
-        self.inner.fs.rename(&tmp, &self.queue_path(id))?;
+        let _c = lock(&self.inner.commit);
+        let id = {
+            let mut model = lock(&self.inner.model);
+            let id = model.queue.next_id.max(1);
+            model.queue.next_id = id + 1;
+            id
+        };
+        if let Err(e) = self.inner.fs.rename(&tmp, &self.queue_path(id)) {
+            let _ = self.inner.fs.remove_file(&tmp);
+            return Err(e.into());
+        }
         self.inner.fs.sync_dir(&qdir)?;
         let m = QueuedMessage {
             id,
