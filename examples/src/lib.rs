@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod admin;
 pub mod aliases;
 pub mod listen;
 pub mod pop3;

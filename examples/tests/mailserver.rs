@@ -1118,3 +1118,98 @@ p.user("demo"); p.pass_(PW); p.quit()
         drop(dir);
     }
 }
+
+/// Runs `mailserver --data DATA ARGS…` with `stdin` as its input.
+fn cli_input(data: &Path, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailserver"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mailserver runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text)
+}
+
+/// Users are managed while the server runs, taking effect at once; adding
+/// an existing user (in any case) is refused; `user passwd` changes a
+/// password.
+#[test]
+fn users_are_managed_while_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mail-data");
+    let s = start_in(&data, None, None);
+    let (ok, out) = cli_input(&data, &["user", "add", "bob"], "first-pw\n");
+    assert!(ok && out.contains("added bob"), "{out}");
+    let (ok, out) = cli_input(&data, &["user", "add", "BOB"], "other\n");
+    assert!(
+        !ok && out.contains("exists") && out.contains("user passwd"),
+        "{out}"
+    );
+    let (ok, out) = cli(&data, &["user", "list"]);
+    assert!(
+        ok && out.lines().any(|l| l == "bob") && out.lines().any(|l| l == "demo"),
+        "{out}"
+    );
+    let pop = |pw: &str| {
+        python(
+            &s,
+            &format!(
+                r#"{PRELUDE}
+import poplib
+c = smtplib.SMTP("127.0.0.1", SMTP, timeout=10)
+try:
+    c.sendmail("a@b.example", ["bob@example.test"], "Subject: to bob\r\n\r\nx\r\n"); print("rcpt ok")
+except smtplib.SMTPRecipientsRefused:
+    print("rcpt refused")
+c.quit()
+p = poplib.POP3("127.0.0.1", POP, timeout=10); p.stls(context=ctx)
+try:
+    p.user("bob"); p.pass_("{pw}"); print("login", p.stat()[0]); p.quit()
+except poplib.error_proto as e:
+    print("login refused")
+"#
+            ),
+        )
+    };
+    let out = pop("first-pw");
+    assert!(out.contains("rcpt ok") && out.contains("login 1"), "{out}");
+    let (ok, out) = cli_input(&data, &["user", "passwd", "bob"], "second-pw\n");
+    assert!(ok, "{out}");
+    let out = pop("first-pw");
+    assert!(out.contains("login refused"), "{out}");
+    // (Each call delivers one message to bob first.)
+    let out = pop("second-pw");
+    assert!(out.contains("login 3"), "{out}");
+    let (ok, out) = cli_input(&data, &["user", "passwd", "nobody"], "x\n");
+    assert!(!ok && out.contains("no user nobody"), "{out}");
+    let (ok, out) = cli(&data, &["user", "del", "bob"]);
+    assert!(ok && out.contains("deleted bob"), "{out}");
+    let out = pop("second-pw");
+    assert!(
+        out.contains("rcpt refused") && out.contains("login refused"),
+        "{out}"
+    );
+    drop(s);
+    // Without a server, the same commands work on the store directly.
+    let (ok, out) = cli_input(&data, &["user", "add", "carol"], "pw\n");
+    assert!(ok && out.contains("added carol"), "{out}");
+    let (ok, out) = cli(&data, &["user", "list"]);
+    assert!(ok && out.contains("carol"), "{out}");
+    drop(dir);
+}

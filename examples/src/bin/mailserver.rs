@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::{ArgAction, Parser, Subcommand};
 use mailkit_examples::accounts::{Accounts, random_password};
+use mailkit_examples::admin;
 use mailkit_examples::aliases::{self, Aliases};
 use mailkit_examples::listen::{Limits, RunFn, entropy, listen};
 use mailkit_examples::pop3::Pop3Conn;
@@ -90,6 +91,8 @@ enum UserCmd {
         #[arg(long)]
         apop: bool,
     },
+    /// Give a user a new password, read from one line of standard input.
+    Passwd { name: String },
     /// List users.
     List,
     /// Delete a user and their mail.
@@ -271,6 +274,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         domains,
         per_ip: Mutex::new(HashMap::new()),
     });
+    admin::listen(data, ctx.store.clone(), ctx.clone())?;
     if args.imap.is_some() {
         tracing::warn!("IMAP is not served yet");
     }
@@ -438,48 +442,58 @@ fn alias_cmd(cli: &Cli, action: &AliasCmd) -> Result<(), String> {
     Ok(())
 }
 
+/// User administration: through the running server's admin socket when a
+/// server holds the store (taking effect at once), else on the store
+/// directly.
 fn user_cmd(cli: &Cli, action: &UserCmd) -> Result<(), String> {
+    let action = match action {
+        UserCmd::Add { name, apop } => admin::Action::Add {
+            name: name.clone(),
+            apop: *apop,
+        },
+        UserCmd::Passwd { name } => admin::Action::Passwd { name: name.clone() },
+        UserCmd::Del { name } => admin::Action::Del { name: name.clone() },
+        UserCmd::List => admin::Action::List,
+    };
     let store_dir = cli.data.join("store");
-    if !matches!(action, UserCmd::Add { .. }) && !store_dir.exists() {
+    if !matches!(action, admin::Action::Add { .. }) && !store_dir.exists() {
         return Err(format!(
             "{}: no mail data here (start the server once, or pass --data)",
             cli.data.display()
         ));
     }
-    std::fs::create_dir_all(&cli.data).map_err(|e| format!("{}: {e}", cli.data.display()))?;
-    let store = Store::open(&store_dir).map_err(|e| format!("{}: {e}", store_dir.display()))?;
-    let mut accounts = Accounts::load(&cli.data).map_err(|e| e.to_string())?;
-    match action {
-        UserCmd::Add { name, apop } => {
-            let user = UserName::new(name).map_err(|e| e.to_string())?;
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .map_err(|e| e.to_string())?;
-            let password = line.trim_end_matches(['\r', '\n']);
-            if password.is_empty() {
-                return Err("empty password".into());
-            }
-            accounts.add(user.as_str(), password, *apop)?;
-            accounts.save().map_err(|e| e.to_string())?;
-            if !store.has_user(&user) {
-                store.create_user(&user).map_err(|e| e.to_string())?;
-            }
-            println!("added {user}");
+    let password = if action.needs_password() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("reading the password from standard input: {e}"))?;
+        let p = line.trim_end_matches(['\r', '\n']).to_owned();
+        if p.is_empty() {
+            return Err("empty password (give it on standard input)".into());
         }
-        UserCmd::List => {
-            for u in store.users() {
-                println!("{u}");
-            }
+        Some(p)
+    } else {
+        None
+    };
+    let text = match admin::send(&cli.data, &action, password.as_deref()) {
+        Some(r) => r?,
+        None => {
+            std::fs::create_dir_all(&cli.data)
+                .map_err(|e| format!("{}: {e}", cli.data.display()))?;
+            let store = Store::open(&store_dir).map_err(|e| {
+                format!(
+                    "{}: {e} (a server that holds it should answer on {}; is it running?)",
+                    store_dir.display(),
+                    admin::socket_path(&cli.data).display()
+                )
+            })?;
+            let accounts = Accounts::load(&cli.data).map_err(|e| e.to_string())?;
+            admin::apply(&store, &RwLock::new(accounts), &action, password.as_deref())?
         }
-        UserCmd::Del { name } => {
-            let user = UserName::new(name).map_err(|e| e.to_string())?;
-            accounts.map.remove(user.as_str());
-            accounts.save().map_err(|e| e.to_string())?;
-            store.delete_user(&user).map_err(|e| e.to_string())?;
-            println!("deleted {user}");
-        }
+    };
+    if !text.is_empty() {
+        println!("{text}");
     }
     Ok(())
 }
