@@ -778,19 +778,7 @@ for i, v in enumerate(variants):
 
 /// Runs `mailserver --data DATA ARGS…` to its end: (success, stdout+stderr).
 fn cli(data: &Path, args: &[&str]) -> (bool, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_mailserver"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("mailserver runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.success(), text)
+    cli_input(data, args, "")
 }
 
 /// RFC 5321 §4.5.1: `<Postmaster>` and `postmaster@DOMAIN` are accepted;
