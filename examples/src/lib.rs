@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod admin;
 pub mod aliases;
 pub mod listen;
+pub mod metrics;
 pub mod pop3;
 pub mod routing;
 pub mod smtp;

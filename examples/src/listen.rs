@@ -89,6 +89,7 @@ pub async fn listen(
                     let _ = sock.write_all(busy).await;
                 } else {
                     tracing::info!("connection opened");
+                    let _open = ctx.metrics.connection(proto);
                     let started = std::time::Instant::now();
                     run(sock, peer).await;
                     tracing::info!(

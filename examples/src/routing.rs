@@ -37,6 +37,8 @@ pub struct Ctx {
     pub hostname: String,
     /// Connections open per peer address.
     pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// The metrics.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl Ctx {

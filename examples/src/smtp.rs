@@ -209,6 +209,7 @@ impl Handler<Session> for SmtpConn {
                 Ok(())
             }
             Event::Message(m) => {
+                let started = std::time::Instant::now();
                 self.spool().await;
                 self.buffer = Vec::new();
                 let spooled = self
@@ -258,6 +259,7 @@ impl Handler<Session> for SmtpConn {
                     };
                     let store = ctx.store.clone();
                     let m = spooled.take();
+                    let t = std::time::Instant::now();
                     let q = tokio::task::spawn_blocking(move || {
                         let mut m = m.ok_or(mailstore::Error::Poisoned)?;
                         let mut reader = m.reader(&queue_prefix)?;
@@ -265,6 +267,7 @@ impl Handler<Session> for SmtpConn {
                         Ok::<_, mailstore::Error>(m)
                     })
                     .await;
+                    ctx.metrics.commit(t.elapsed());
                     match q {
                         Ok(Ok(m)) => spooled = Some(m),
                         _ => queued = false,
@@ -280,9 +283,13 @@ impl Handler<Session> for SmtpConn {
                     .collect();
                 let mut local_results = match spooled.take() {
                     Some(m) if queued && !users.is_empty() => {
-                        tokio::task::spawn_blocking(move || m.deliver(&local_prefix, &users))
-                            .await
-                            .unwrap_or_default()
+                        let t = std::time::Instant::now();
+                        let r =
+                            tokio::task::spawn_blocking(move || m.deliver(&local_prefix, &users))
+                                .await
+                                .unwrap_or_default();
+                        ctx.metrics.commit(t.elapsed());
+                        r
                     }
                     Some(m) => {
                         let _ = tokio::task::spawn_blocking(move || drop(m)).await;
@@ -303,6 +310,15 @@ impl Handler<Session> for SmtpConn {
                     results.push(ok);
                 }
                 let delivered = results.iter().filter(|ok| **ok).count();
+                ctx.metrics.message(
+                    delivered == results.len(),
+                    if delivered == results.len() {
+                        ""
+                    } else {
+                        "store"
+                    },
+                    started.elapsed(),
+                );
                 if delivered == results.len() {
                     tracing::info!(
                         id,

@@ -13,6 +13,8 @@ struct Server {
     submission: u16,
     lmtp: u16,
     pop3: u16,
+    /// The metrics listener, when `--metrics` was given.
+    metrics: u16,
     password: String,
     _dir: Option<tempfile::TempDir>,
 }
@@ -52,7 +54,8 @@ fn start_full(
     };
     // Port 0 everywhere: the server binds free ports itself and prints
     // them, so no other process can take one between a probe and the bind.
-    let (mut smtp, mut submission, mut lmtp, mut pop3) = (0, 0, 0, 0);
+    let (mut smtp, mut submission, mut lmtp, mut pop3, mut metrics) = (0, 0, 0, 0, 0);
+    let want = if extra.contains(&"--metrics") { 5 } else { 4 };
     let mut child = Command::new(env!("CARGO_BIN_EXE_mailserver"))
         .arg("--data")
         .arg(data)
@@ -71,7 +74,7 @@ fn start_full(
     let mut password = password;
     let mut listening = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while listening < 4 {
+    while listening < want {
         assert!(Instant::now() < deadline, "server did not start");
         let line = lines.next().expect("server output").unwrap();
         if let Some(p) = line.strip_prefix("created user demo with password ") {
@@ -85,6 +88,7 @@ fn start_full(
                 "submission" => submission = port,
                 "lmtp" => lmtp = port,
                 "pop3" => pop3 = port,
+                "metrics" => metrics = port,
                 other => panic!("unexpected listener {other}"),
             }
             listening += 1;
@@ -98,6 +102,7 @@ fn start_full(
         submission,
         lmtp,
         pop3,
+        metrics,
         password: password.expect("demo password printed on first start"),
         _dir: dir,
     }
@@ -1200,4 +1205,62 @@ except poplib.error_proto as e:
     let (ok, out) = cli(&data, &["user", "list"]);
     assert!(ok && out.contains("carol"), "{out}");
     drop(dir);
+}
+
+/// `--metrics ADDR` serves Prometheus metrics: connections per protocol,
+/// messages by outcome, latency histograms, the queue.
+#[test]
+fn prometheus_metrics_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mail-data");
+    let s = start_with(&data, Some(dir), None, &["--metrics", "127.0.0.1:0"]);
+    python(
+        &s,
+        &format!(
+            r#"{PRELUDE}
+c = smtplib.SMTP("127.0.0.1", SMTP, timeout=10)
+c.sendmail("a@b.example", ["demo@example.test"], "Subject: m\r\n\r\nx\r\n")
+c.quit()
+c = smtplib.SMTP("127.0.0.1", SUB, timeout=10)
+c.starttls(context=ctx); c.login("demo", PW)
+c.sendmail("demo@example.test", ["far@elsewhere.example"], "Subject: q\r\n\r\nx\r\n")
+c.quit()
+"#
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let o = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "10"])
+        .arg(format!("http://127.0.0.1:{}/metrics", s.metrics))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for want in [
+        "mailkit_connections_total{proto=\"smtp\"} 1",
+        "mailkit_connections_total{proto=\"submission\"} 1",
+        "mailkit_connections_open{proto=\"smtp\"} 0",
+        "mailkit_messages_total{outcome=\"accepted\",reason=\"\"} 2",
+        "mailkit_delivery_seconds_count 2",
+        "mailkit_store_commit_seconds_count",
+        "mailkit_queue_messages 1",
+        "mailkit_queue_oldest_seconds",
+        "# EOF",
+    ] {
+        assert!(text.contains(want), "{want} missing in\n{text}");
+    }
+    let o = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .arg(format!("http://127.0.0.1:{}/other", s.metrics))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "404");
 }

@@ -113,6 +113,9 @@ struct ServeArgs {
     /// POP3 listener.
     #[arg(long, default_value = "127.0.0.1:1110", value_parser = parse_addr)]
     pop3: SocketAddr,
+    /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics.
+    #[arg(long, value_parser = parse_addr)]
+    metrics: Option<SocketAddr>,
     /// IMAP listener (not served yet).
     #[arg(long, value_parser = parse_addr)]
     imap: Option<SocketAddr>,
@@ -273,8 +276,13 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         hostname: domains[0].clone(),
         domains,
         per_ip: Mutex::new(HashMap::new()),
+        metrics: Arc::new(mailkit_examples::metrics::Metrics::new()),
     });
     admin::listen(data, ctx.store.clone(), ctx.clone())?;
+    let metrics = match args.metrics {
+        Some(addr) => Some(mailkit_examples::metrics::serve(addr, ctx.clone()).await?),
+        None => None,
+    };
     if args.imap.is_some() {
         tracing::warn!("IMAP is not served yet");
     }
@@ -366,7 +374,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
     let tracker = limits.tracker.clone();
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections, waiting for sessions in progress");
-    for l in listeners {
+    for l in listeners.into_iter().chain(metrics) {
         l.abort();
     }
     tracker.close();
