@@ -56,7 +56,7 @@ const SPOOL_BUFFER: usize = 128 * 1024;
 
 /// One SMTP, submission or LMTP connection: the glue between its session
 /// and the store. A message streams to the store's spool as it arrives;
-/// memory holds at most [`SPOOL_BUFFER`] bytes of it.
+/// memory holds at most 128 KiB of it.
 #[derive(Debug)]
 pub struct SmtpConn {
     ctx: Arc<Ctx>,
