@@ -74,7 +74,7 @@ enum Cmd {
 
 #[derive(Subcommand, Debug)]
 enum AliasCmd {
-    /// Deliver mail for ALIAS@<any served domain> to USER.
+    /// Deliver mail for ALIAS at any served domain to USER.
     Add { alias: String, user: String },
     /// List aliases.
     List,
