@@ -184,6 +184,7 @@ pub fn listen(
                 if let Err(e) = handle(conn, &store, &ctx.accounts) {
                     tracing::warn!(%e, "admin request failed");
                 }
+                ctx.refresh_users();
             }
         })
         .map_err(|e| e.to_string())?;

@@ -15,6 +15,7 @@ pub struct Aliases {
     path: PathBuf,
     map: BTreeMap<String, String>,
     seen: Option<SystemTime>,
+    checked: Option<std::time::Instant>,
 }
 
 /// The aliases every server has: RFC 5321 §4.5.1 requires `postmaster`,
@@ -28,6 +29,7 @@ impl Aliases {
             path: data.join("aliases"),
             map: BTreeMap::new(),
             seen: None,
+            checked: None,
         };
         a.reload()?;
         Ok(a)
@@ -60,8 +62,17 @@ impl Aliases {
         Ok(())
     }
 
-    /// Reads the file again if it changed since it was last read.
+    /// Reads the file again if it changed since it was last read (looked
+    /// at no more than every 200 ms).
     pub fn refresh(&mut self) {
+        let now = std::time::Instant::now();
+        if self
+            .checked
+            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_millis(200))
+        {
+            return;
+        }
+        self.checked = Some(now);
         if self.modified() != self.seen {
             let _ = self.reload();
         }

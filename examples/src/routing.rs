@@ -39,6 +39,9 @@ pub struct Ctx {
     pub per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// The metrics.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// The store's users, kept here so that routing never waits on the
+    /// store's lock (refreshed by [`Ctx::refresh_users`]).
+    pub users: RwLock<std::collections::HashSet<UserName>>,
 }
 
 impl Ctx {
@@ -61,8 +64,22 @@ impl Ctx {
         self.local(local).map_or(Route::UnknownLocal, Route::Local)
     }
 
+    /// Reads the user list from the store again (after an administrative
+    /// change; blocking).
+    pub fn refresh_users(&self) {
+        let users = self.store.users().into_iter().collect();
+        *self.users.write().unwrap_or_else(|p| p.into_inner()) = users;
+    }
+
     fn local(&self, local_part: &str) -> Option<UserName> {
-        let user = |name: &str| UserName::new(name).ok().filter(|u| self.store.has_user(u));
+        let user = |name: &str| {
+            UserName::new(name).ok().filter(|u| {
+                self.users
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(u)
+            })
+        };
         user(local_part).or_else(|| {
             let mut aliases = self.aliases.lock().unwrap_or_else(|p| p.into_inner());
             aliases.refresh();

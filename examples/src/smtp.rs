@@ -1,6 +1,7 @@
 //! The SMTP, submission and LMTP handler: glue between a
 //! `smtp_proto::server::Session` and the store.
 
+use std::io::{Cursor, Read};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,7 +11,7 @@ use sasl::Mechanism;
 use smtp_proto::params::Ret;
 use smtp_proto::replies;
 use smtp_proto::server::{AuthCheck, Config, Event, Mode, Recipient, Session, TraceInfo};
-use smtp_proto::{BareLineEnding, Domain, FixedReply, ForwardPath, Host, ReversePath};
+use smtp_proto::{BareLineEnding, Domain, FixedReply, Host, ReversePath};
 
 use crate::Handler;
 use crate::accounts::verify_password;
@@ -68,6 +69,52 @@ pub struct SmtpConn {
     buffer: Vec<u8>,
     /// Writing it failed: the message is refused at its end.
     failed: bool,
+    /// Where each accepted recipient of the transaction goes.
+    routes: Vec<Route>,
+}
+
+/// A received message: in memory when it fit in the buffer, else in the
+/// store's spool.
+enum Body {
+    Memory(Arc<[u8]>),
+    Spool(Incoming),
+}
+
+impl Body {
+    /// `prefix`, then the message.
+    fn reader(&mut self, prefix: &[u8]) -> Result<Box<dyn Read + Send>, mailstore::Error> {
+        match self {
+            Body::Memory(b) => Ok(Box::new(
+                Cursor::new(prefix.to_vec()).chain(Cursor::new(b.clone())),
+            )),
+            Body::Spool(m) => m.reader(prefix),
+        }
+    }
+
+    /// `prefix` + the message to every user's INBOX, one commit for all.
+    fn deliver(
+        self,
+        store: &mailstore::Store,
+        prefix: &[u8],
+        users: &[UserName],
+    ) -> Vec<Result<mailstore::Delivery, mailstore::Error>> {
+        match self {
+            Body::Spool(m) => m.deliver(prefix, users),
+            Body::Memory(b) => {
+                let targets: Vec<(UserName, mailstore::MailboxName)> = users
+                    .iter()
+                    .map(|u| (u.clone(), mailstore::MailboxName::inbox()))
+                    .collect();
+                let prefix: Arc<[u8]> = prefix.into();
+                let mut open = || -> Result<Box<dyn Read + Send>, mailstore::Error> {
+                    Ok(Box::new(
+                        Cursor::new(prefix.clone()).chain(Cursor::new(b.clone())),
+                    ))
+                };
+                store.append_many(&targets, &mut open, now_secs(), &mailstore::Flags::new())
+            }
+        }
+    }
 }
 
 impl SmtpConn {
@@ -80,6 +127,7 @@ impl SmtpConn {
             incoming: None,
             buffer: Vec::new(),
             failed: false,
+            routes: Vec::new(),
         }
     }
 
@@ -117,6 +165,7 @@ impl Handler<Session> for SmtpConn {
         let ctx = self.ctx.clone();
         let r = match event {
             Event::Mail(m) => {
+                self.routes.clear();
                 if self.role == Role::Submission {
                     let who = s.identity().map(|i| i.username.clone()).unwrap_or_default();
                     let owned = match &m.from {
@@ -135,13 +184,20 @@ impl Handler<Session> for SmtpConn {
                     s.accept(m.token)
                 }
             }
-            Event::Rcpt(r) => match (route(&ctx, vec![r.to.clone()]).await.remove(0), self.role) {
-                (Route::Local(_), _) => s.accept(r.token),
+            // Routing reads in-memory tables only: no store lock, no I/O.
+            Event::Rcpt(r) => match (ctx.route(&r.to), self.role) {
+                (route @ Route::Local(_), _) => {
+                    self.routes.push(route);
+                    s.accept(r.token)
+                }
                 (Route::UnknownLocal, _) | (Route::Foreign, Role::Lmtp) => {
                     tracing::info!(rcpt = %r.to, code = 550, reason = "no such user", "recipient refused");
                     s.reject(r.token, replies::NO_SUCH_USER)
                 }
-                (Route::Foreign, Role::Submission) => s.accept(r.token),
+                (Route::Foreign, Role::Submission) => {
+                    self.routes.push(Route::Foreign);
+                    s.accept(r.token)
+                }
                 (Route::Foreign, Role::Mx) => {
                     tracing::info!(rcpt = %r.to, code = 550, reason = "relaying denied", "recipient refused");
                     s.reject(r.token, replies::RELAY_DENIED)
@@ -210,12 +266,20 @@ impl Handler<Session> for SmtpConn {
             }
             Event::Message(m) => {
                 let started = std::time::Instant::now();
-                self.spool().await;
+                // A message that fit in the buffer is delivered from
+                // memory; a larger one is already in the spool.
+                let spooled = if self.incoming.is_some() {
+                    self.spool().await;
+                    self.incoming
+                        .take()
+                        .filter(|_| !std::mem::take(&mut self.failed))
+                        .map(Body::Spool)
+                } else if std::mem::take(&mut self.failed) {
+                    None
+                } else {
+                    Some(Body::Memory(std::mem::take(&mut self.buffer).into()))
+                };
                 self.buffer = Vec::new();
-                let spooled = self
-                    .incoming
-                    .take()
-                    .filter(|_| !std::mem::take(&mut self.failed));
                 let id = queue_id();
                 let date = mailstore::queue::rfc5322_date(now_secs());
                 let single = (m.recipients.len() == 1).then(|| &m.recipients[0].to);
@@ -231,7 +295,12 @@ impl Handler<Session> for SmtpConn {
                 // §4.4); mail relayed on gets it where it is delivered.
                 let local_prefix = format!("{}{header}", return_path(&m.from)).into_bytes();
                 let queue_prefix = header.into_bytes();
-                let routes = route(&ctx, m.recipients.iter().map(|r| r.to.clone()).collect()).await;
+                let routes = if self.routes.len() == m.recipients.len() {
+                    std::mem::take(&mut self.routes)
+                } else {
+                    m.recipients.iter().map(|r| ctx.route(&r.to)).collect()
+                };
+                self.routes.clear();
                 // Mail for other domains is queued first, with its DSN
                 // parameters: if that fails, nothing was delivered yet and
                 // the client's retry duplicates nothing.
@@ -284,10 +353,12 @@ impl Handler<Session> for SmtpConn {
                 let mut local_results = match spooled.take() {
                     Some(m) if queued && !users.is_empty() => {
                         let t = std::time::Instant::now();
-                        let r =
-                            tokio::task::spawn_blocking(move || m.deliver(&local_prefix, &users))
-                                .await
-                                .unwrap_or_default();
+                        let store = ctx.store.clone();
+                        let r = tokio::task::spawn_blocking(move || {
+                            m.deliver(&store, &local_prefix, &users)
+                        })
+                        .await
+                        .unwrap_or_default();
                         ctx.metrics.commit(t.elapsed());
                         r
                     }
@@ -409,16 +480,6 @@ fn queue_recipient(r: &Recipient) -> (String, Notify, Option<String>) {
         .as_ref()
         .map(|o| o.address.as_str().to_owned());
     (address, notify, orcpt)
-}
-
-/// Routes recipients off the async workers (the store's user list is
-/// behind a lock that deliveries hold).
-async fn route(ctx: &Arc<Ctx>, to: Vec<ForwardPath<'static>>) -> Vec<Route> {
-    let n = to.len();
-    let c = ctx.clone();
-    tokio::task::spawn_blocking(move || to.iter().map(|t| c.route(t)).collect())
-        .await
-        .unwrap_or_else(|_| vec![Route::UnknownLocal; n])
 }
 
 /// The user name an AUTH attempt claims (never its secret), for logs.

@@ -277,7 +277,9 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         domains,
         per_ip: Mutex::new(HashMap::new()),
         metrics: Arc::new(mailkit_examples::metrics::Metrics::new()),
+        users: RwLock::new(Default::default()),
     });
+    ctx.refresh_users();
     admin::listen(data, ctx.store.clone(), ctx.clone())?;
     let metrics = match args.metrics {
         Some(addr) => Some(mailkit_examples::metrics::serve(addr, ctx.clone()).await?),
