@@ -1264,3 +1264,92 @@ c.quit()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "404");
 }
+
+/// Real clients beyond Python and curl: swaks (SMTP and submission with
+/// STARTTLS and AUTH), Postfix's smtp-source, and fetchmail over POP3
+/// with STLS. `.ci/run` installs them; a missing one fails this test.
+#[test]
+fn swaks_smtp_source_and_fetchmail() {
+    for tool in ["swaks", "smtp-source", "fetchmail"] {
+        let found = Command::new("sh")
+            .args([
+                "-c",
+                &format!("command -v {tool} || test -x /usr/sbin/{tool}"),
+            ])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(
+            found,
+            "{tool} is not installed (.ci/run installs it: apt-get install swaks postfix fetchmail)"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mail-data");
+    let s = start_in(&data, None, None);
+    let run = |cmd: &mut Command| {
+        let o = cmd.output().expect("runs");
+        (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    };
+    let (ok, out) = run(Command::new("swaks")
+        .args(["--server", &format!("127.0.0.1:{}", s.smtp)])
+        .args(["--from", "a@b.example", "--to", "demo@example.test"])
+        .args(["--header", "Subject: from swaks", "--body", "plain swaks"])
+        .args(["--timeout", "20"]));
+    assert!(ok, "{out}");
+    let (ok, out) = run(Command::new("swaks")
+        .args(["--server", &format!("127.0.0.1:{}", s.submission)])
+        .args(["--tls", "--auth", "PLAIN", "--auth-user", "demo"])
+        .args(["--auth-password", &s.password])
+        .args(["--from", "demo@example.test", "--to", "demo@localhost"])
+        .args(["--header", "Subject: swaks submitted", "--timeout", "20"]));
+    assert!(ok, "{out}");
+    let smtp_source = if Path::new("/usr/sbin/smtp-source").exists() {
+        "/usr/sbin/smtp-source"
+    } else {
+        "smtp-source"
+    };
+    let (ok, out) = run(Command::new(smtp_source)
+        .args(["-s", "5", "-m", "50", "-l", "1024"])
+        .args(["-f", "a@b.example", "-t", "demo@example.test"])
+        .arg(format!("127.0.0.1:{}", s.smtp)));
+    assert!(ok, "{out}");
+    // fetchmail over STLS, delivering each message to a file.
+    let mbox = dir.path().join("fetched");
+    let rc = dir.path().join("fetchmailrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "poll 127.0.0.1 service {} protocol pop3 timeout 20\n  user \"demo\" password \"{}\" keep\n  sslproto \"tls1.2+\" no sslcertck\n  mda \"cat >> {}\"\n",
+            s.pop3,
+            s.password,
+            mbox.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let (ok, out) = run(Command::new("fetchmail")
+        .arg("--fetchmailrc")
+        .arg(&rc)
+        .args(["--nodetach", "--nosyslog", "-v"])
+        .env("HOME", dir.path()));
+    assert!(ok, "{out}");
+    assert!(out.contains("STLS") || out.contains("TLS"), "no TLS: {out}");
+    let fetched = std::fs::read_to_string(&mbox).unwrap_or_default();
+    assert!(fetched.contains("Subject: from swaks"), "{out}\n{fetched}");
+    assert!(fetched.contains("Subject: swaks submitted"), "{out}");
+    let msgs = maildir(&s, "demo");
+    assert_eq!(msgs.len(), 52, "two from swaks, fifty from smtp-source");
+    drop(s);
+    drop(dir);
+}
