@@ -1353,3 +1353,39 @@ fn swaks_smtp_source_and_fetchmail() {
     drop(s);
     drop(dir);
 }
+
+/// When the queue cannot take the remote part of a message, the client gets
+/// 451 and no local recipient has a copy yet, so its retry duplicates
+/// nothing.
+#[test]
+fn a_failed_queue_write_delivers_nothing_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mail-data");
+    let s = start_in(&data, None, None);
+    // Break the queue: its temporary folder becomes a file.
+    let qtmp = data.join("store/queue/tmp");
+    let _ = std::fs::remove_dir_all(&qtmp);
+    std::fs::write(&qtmp, b"not a folder").unwrap();
+    let out = python(
+        &s,
+        &format!(
+            r#"{PRELUDE}
+c = smtplib.SMTP("127.0.0.1", SUB, timeout=10)
+c.starttls(context=ctx); c.login("demo", PW)
+try:
+    c.sendmail("demo@example.test", ["demo@localhost", "far@elsewhere.example"], "Subject: both\r\n\r\nx\r\n")
+    print("accepted")
+except smtplib.SMTPDataError as e:
+    print("refused", e.smtp_code)
+c.quit()
+"#
+        ),
+    );
+    assert!(out.contains("refused 451"), "{out}");
+    assert!(
+        !maildir(&s, "demo")
+            .iter()
+            .any(|m| m.contains("Subject: both")),
+        "a local copy was stored for a message the client will send again"
+    );
+}
