@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use sasl::server::{ServerExchange, ServerStep};
 use sasl::{Identity, Mechanism, Response, ScramCredentials, Secret};
-use session_core::{BareLineEnding, Decisions, Inbox, LineFramer};
+use session_core::{BareLineEnding, Consumed, Decisions, Inbox, LineFramer};
 
 pub use session_core::{AnswerError, ApiMisuse, Token};
 
@@ -415,21 +415,12 @@ impl Session {
             return;
         }
         self.deadline = now + self.config.timeouts.command;
-        if self.decisions.is_pending() || !self.inbox.is_empty() {
-            if self.inbox.hold(bytes).is_err() {
-                self.overflow();
-            } else if !self.decisions.is_pending() {
-                self.run_inbox();
-            }
-        } else {
-            let used = self.run(bytes);
-            let rest = &bytes[used..];
-            if !rest.is_empty()
-                && !matches!(self.state, State::Closed | State::AwaitTls)
-                && self.inbox.hold_rest(rest).is_err()
-            {
-                self.overflow();
-            }
+        let waiting = self.decisions.is_pending();
+        let mut inbox = std::mem::replace(&mut self.inbox, Inbox::new(0));
+        let held = inbox.feed(bytes, waiting, |b| self.consume(b));
+        self.inbox = inbox;
+        if held.is_err() {
+            self.overflow();
         }
         self.after_run();
     }
@@ -614,12 +605,16 @@ impl Session {
     }
 
     fn run_inbox(&mut self) {
-        let held = self.inbox.take();
-        let used = self.run(&held);
-        if matches!(self.state, State::Closed | State::AwaitTls) {
-            self.inbox.clear();
-        } else {
-            self.inbox.put_back(held, used);
+        let mut inbox = std::mem::replace(&mut self.inbox, Inbox::new(0));
+        inbox.drain(|b| self.consume(b));
+        self.inbox = inbox;
+    }
+
+    fn consume(&mut self, input: &[u8]) -> Consumed {
+        let used = self.run(input);
+        Consumed {
+            used,
+            keep: !matches!(self.state, State::Closed | State::AwaitTls),
         }
     }
 

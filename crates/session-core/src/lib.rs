@@ -92,4 +92,6 @@ mod session;
 pub use body::{BodyError, BodyProgress, DataDecoder, DataEncoder};
 pub use crlf::{CrlfSize, crlf_size};
 pub use line::{BareLineEnding, LineError, LineFramer, line_content};
-pub use session::{AnswerError, ApiMisuse, Decisions, Inbox, Output, Overflow, Session, Token};
+pub use session::{
+    AnswerError, ApiMisuse, Consumed, Decisions, Inbox, Output, Overflow, Session, Token,
+};

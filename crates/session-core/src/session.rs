@@ -275,6 +275,57 @@ impl Inbox {
     pub fn clear(&mut self) {
         self.buf = BytesMut::new();
     }
+
+    /// The one input path of a session: new `bytes` go to `run` directly
+    /// when nothing is held and no decision is `waiting`, else after what is
+    /// held; what `run` leaves is held (within the limits). `run` processes
+    /// what it can and says how much it used.
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        waiting: bool,
+        run: impl FnOnce(&[u8]) -> Consumed,
+    ) -> Result<(), Overflow> {
+        if waiting || !self.is_empty() {
+            self.hold(bytes)?;
+            if !waiting {
+                self.drain(run);
+            }
+            return Ok(());
+        }
+        let done = run(bytes);
+        let rest = &bytes[done.used.min(bytes.len())..];
+        if done.keep && !rest.is_empty() {
+            self.hold_rest(rest)?;
+        }
+        Ok(())
+    }
+
+    /// Runs what is held through `run` (after a decision was answered),
+    /// keeping what it leaves.
+    pub fn drain(&mut self, run: impl FnOnce(&[u8]) -> Consumed) {
+        if self.is_empty() {
+            return;
+        }
+        let held = self.take();
+        let done = run(&held);
+        if done.keep {
+            self.put_back(held, done.used);
+        } else {
+            self.clear();
+        }
+    }
+}
+
+/// What a session's input processing reports to [`Inbox::feed`] and
+/// [`Inbox::drain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consumed {
+    /// Bytes processed (the rest waits for a decision).
+    pub used: usize,
+    /// Whether the rest is still input: false once the session closed or
+    /// started TLS, when it is thrown away.
+    pub keep: bool,
 }
 
 /// The verbs every mailkit session has, server or client, SMTP, LMTP, POP3

@@ -235,10 +235,10 @@ impl Session {
         }
         let to = to.into_owned();
         let params = params.into_owned();
-        let token = self.token(Pending::Rcpt(Box::new(Recipient {
+        let token = self.token(Pending::Rcpt(Recipient {
             to: to.clone(),
             params: params.clone(),
-        })));
+        }));
         self.event(Event::Rcpt(Box::new(RcptRequest { token, to, params })));
     }
 
@@ -357,18 +357,24 @@ impl Session {
     }
 
     pub(super) fn message_complete(&mut self, size: u64) {
-        let Some(t) = self.transaction.as_mut() else {
+        // The transaction ends with this message whatever the verdict:
+        // its parts move into the event, no copy.
+        let Some(t) = self.transaction.take() else {
             return;
         };
-        t.size = size;
-        t.bdat_started = false;
-        let (from, params, recipients) = (t.from.clone(), t.params.clone(), t.rcpts.clone());
-        let token = self.token(Pending::Message);
+        let t = *t;
+        self.message_smtputf8 = t.params.smtputf8;
+        let replies = if self.config.mode == Mode::Lmtp {
+            t.rcpts.len()
+        } else {
+            1
+        };
+        let token = self.token(Pending::Message(replies));
         self.event(Event::Message(Box::new(MessageRequest {
             token,
-            from,
-            params,
-            recipients,
+            from: t.from,
+            params: t.params,
+            recipients: t.rcpts,
             size,
         })));
     }

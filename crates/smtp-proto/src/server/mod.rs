@@ -161,10 +161,12 @@ enum Phase {
 #[derive(Debug)]
 enum Pending {
     Mail(Box<(ReversePath<'static>, MailParameters<'static>)>),
-    Rcpt(Box<Recipient>),
+    Rcpt(Recipient),
     Auth(Identity),
     Scram(Box<ServerExchange>),
-    Message,
+    /// The message; the number of replies it needs (LMTP: one per
+    /// recipient).
+    Message(usize),
 }
 
 /// One SMTP/LMTP server connection. See the [module docs](self).
@@ -179,6 +181,8 @@ pub struct Session {
     nonces: u64,
     helo: Option<(HeloKind, Host<'static>)>,
     transaction: Option<Box<Transaction>>,
+    /// Whether the message awaiting its verdict was SMTPUTF8.
+    message_smtputf8: bool,
     identity: Option<Identity>,
     tls: bool,
     errors: u32,
@@ -230,6 +234,7 @@ impl Session {
             nonces: 0,
             helo: None,
             transaction: None,
+            message_smtputf8: false,
             identity: None,
             tls,
             errors: 0,
@@ -317,16 +322,7 @@ impl Session {
             return;
         }
         self.touch();
-        if self.decisions.is_pending() || !self.inbox.is_empty() {
-            if self.inbox.hold(bytes).is_err() {
-                self.overflow();
-            } else if !self.decisions.is_pending() {
-                self.run_inbox();
-            }
-        } else {
-            let used = self.run(bytes);
-            self.keep(&bytes[used..]);
-        }
+        self.feed(bytes);
         self.after_run();
     }
 
@@ -451,7 +447,7 @@ impl Session {
             }
             Pending::Rcpt(r) => {
                 if let Some(t) = self.transaction.as_mut() {
-                    t.rcpts.push(*r);
+                    t.rcpts.push(r);
                 }
                 say(self, replies::RECIPIENT_OK);
             }
@@ -459,11 +455,10 @@ impl Session {
                 self.identity = Some(identity);
                 say(self, replies::AUTH_OK);
             }
-            Pending::Message => {
-                for _ in 0..self.lmtp_reply_count() {
+            Pending::Message(n) => {
+                for _ in 0..n {
                     say(self, replies::MESSAGE_ACCEPTED);
                 }
-                self.transaction = None;
             }
             Pending::Scram(exchange) => {
                 // Accepting a lookup without keys: an unknown user.
@@ -492,11 +487,10 @@ impl Session {
                 reply.encode(&mut self.out);
                 self.auth_failed();
             }
-            Pending::Message => {
-                for _ in 0..self.lmtp_reply_count() {
+            Pending::Message(n) => {
+                for _ in 0..n {
                     reply.encode(&mut self.out);
                 }
-                self.transaction = None;
             }
         }
         self.resume();
@@ -512,11 +506,10 @@ impl Session {
         replies: Vec<Reply<'static>>,
     ) -> Result<(), AnswerError> {
         let lmtp = self.config.mode == Mode::Lmtp;
-        let expected = self.lmtp_reply_count();
         self.decisions.take_if(token, |p| match p {
-            Pending::Message if !lmtp => Err(ApiMisuse::WrongAnswer),
-            Pending::Message if replies.len() != expected => Err(ApiMisuse::ReplyCount),
-            Pending::Message => Ok(()),
+            Pending::Message(_) if !lmtp => Err(ApiMisuse::WrongAnswer),
+            Pending::Message(n) if replies.len() != *n => Err(ApiMisuse::ReplyCount),
+            Pending::Message(_) => Ok(()),
             _ => Err(ApiMisuse::WrongAnswer),
         })?;
         if self.is_closed() {
@@ -566,20 +559,11 @@ impl Session {
         match pending {
             Pending::Mail(_) | Pending::Rcpt(_) => self.say(replies::LOCAL_ERROR),
             Pending::Auth(_) | Pending::Scram(_) => self.say(replies::AUTH_TEMPORARY),
-            Pending::Message => {
-                for _ in 0..self.lmtp_reply_count() {
+            Pending::Message(n) => {
+                for _ in 0..n {
                     self.say(replies::LOCAL_ERROR);
                 }
-                self.transaction = None;
             }
-        }
-    }
-
-    fn lmtp_reply_count(&self) -> usize {
-        if self.config.mode == Mode::Lmtp {
-            self.transaction.as_ref().map_or(0, |t| t.rcpts.len())
-        } else {
-            1
         }
     }
 

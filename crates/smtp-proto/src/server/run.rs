@@ -2,30 +2,35 @@
 //! and the command framer.
 
 use bytes::BytesMut;
-use session_core::{BodyProgress, LineFramer};
+use session_core::{BodyProgress, Consumed, Inbox, LineFramer};
 
 use super::{BdatMode, Event, Phase, Session};
 use crate::replies;
 
 impl Session {
-    /// Processes the held input after it grew or a decision was answered.
-    pub(super) fn run_inbox(&mut self) {
-        let held = self.inbox.take();
-        let used = self.run(&held);
-        if self.is_closed() || matches!(self.phase, Phase::AwaitTls) {
-            self.inbox.clear();
-        } else {
-            self.inbox.put_back(held, used);
+    /// New input, through the held input (see [`session_core::Inbox`]).
+    pub(super) fn feed(&mut self, bytes: &[u8]) {
+        let waiting = self.decisions.is_pending();
+        let mut inbox = std::mem::replace(&mut self.inbox, Inbox::new(0));
+        let held = inbox.feed(bytes, waiting, |b| self.consume(b));
+        self.inbox = inbox;
+        if held.is_err() {
+            self.overflow();
         }
     }
 
-    /// Holds the unprocessed rest of one read (see [`session_core::Inbox`]).
-    pub(super) fn keep(&mut self, rest: &[u8]) {
-        if rest.is_empty() || self.is_closed() || matches!(self.phase, Phase::AwaitTls) {
-            return;
-        }
-        if self.inbox.hold_rest(rest).is_err() {
-            self.overflow();
+    /// Processes the held input after a decision was answered.
+    pub(super) fn run_inbox(&mut self) {
+        let mut inbox = std::mem::replace(&mut self.inbox, Inbox::new(0));
+        inbox.drain(|b| self.consume(b));
+        self.inbox = inbox;
+    }
+
+    fn consume(&mut self, input: &[u8]) -> Consumed {
+        let used = self.run(input);
+        Consumed {
+            used,
+            keep: !self.is_closed() && !matches!(self.phase, Phase::AwaitTls),
         }
     }
 

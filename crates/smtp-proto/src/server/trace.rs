@@ -35,10 +35,12 @@ fn clean(s: &str) -> String {
 
 pub(super) fn received(session: &Session, info: &TraceInfo<'_>) -> String {
     let kind = session.helo.as_ref().map(|h| h.0);
+    // During the message's decision its transaction has moved into the
+    // event; the session keeps whether it was SMTPUTF8.
     let utf8 = session
         .transaction
         .as_ref()
-        .is_some_and(|t| t.params.smtputf8);
+        .map_or(session.message_smtputf8, |t| t.params.smtputf8);
     let base = match (kind, utf8) {
         (Some(HeloKind::Lhlo), true) => "UTF8LMTP",
         (Some(HeloKind::Lhlo), false) => "LMTP",
