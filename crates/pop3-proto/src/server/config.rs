@@ -49,7 +49,7 @@ pub struct Timeouts {
     pub command: Duration,
     /// Waiting for the application to answer a decision; then the session
     /// answers `-ERR [SYS/TEMP]` on its own and a late answer gets
-    /// [`ApiMisuse::Expired`]. Default 2 minutes.
+    /// [`super::ApiMisuse::Expired`]. Default 2 minutes.
     pub decision: Duration,
 }
 

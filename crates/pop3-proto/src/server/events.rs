@@ -39,7 +39,7 @@ impl DropEntry {
 }
 
 /// What the session hands out: bytes, an [`Event`], or the transport steps
-/// [`Output::StartTls`] and [`Output::Closed`].
+/// [`super::Output::StartTls`] and [`super::Output::Closed`].
 pub type Output = session_core::Output<Event>;
 
 /// How the client proves who it is.
@@ -84,8 +84,8 @@ impl LoginCheck {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event {
-    /// Check the login; answer with [`Session::open_maildrop`] (with the
-    /// snapshot of the maildrop) or [`Session::reject`].
+    /// Check the login; answer with [`super::Session::open_maildrop`] (with the
+    /// snapshot of the maildrop) or [`super::Session::reject`].
     Login {
         /// Answer with this.
         token: Token,
@@ -94,16 +94,16 @@ pub enum Event {
         /// What to check.
         check: LoginCheck,
     },
-    /// SCRAM: answer with [`Session::scram_credentials`].
+    /// SCRAM: answer with [`super::Session::scram_credentials`].
     ScramLookup {
         /// Answer with this.
         token: Token,
         /// The user name.
         username: String,
     },
-    /// RETR or TOP: answer with [`Session::send_message`] (the whole
+    /// RETR or TOP: answer with [`super::Session::send_message`] (the whole
     /// stored message; the session cuts TOP and byte-stuffs), or
-    /// [`Session::reject`] if it vanished.
+    /// [`super::Session::reject`] if it vanished.
     Retrieve {
         /// Answer with this.
         token: Token,
@@ -111,7 +111,7 @@ pub enum Event {
         index: usize,
     },
     /// QUIT in TRANSACTION with messages marked deleted: delete them, then
-    /// [`Session::accept`]; if that fails, [`Session::reject`] (nothing may
+    /// [`super::Session::accept`]; if that fails, [`super::Session::reject`] (nothing may
     /// be lost, RFC 1939 §6).
     Commit {
         /// Answer with this.
