@@ -581,9 +581,7 @@ impl Store {
         flags: &Flags,
     ) -> Result<Delivery, Error> {
         let slot = self.stage(user, name, message, internal_date, flags)?;
-        self.finish(&[slot])
-            .pop()
-            .unwrap_or_else(|| Err(Error::Index("delivery lost in group commit".into())))
+        self.finish(&[slot]).pop().unwrap_or_else(lost_in_commit)
     }
 
     /// Appends one message to several mailboxes with one group commit: each
@@ -611,9 +609,7 @@ impl Store {
         staged
             .into_iter()
             .map(|s| match s {
-                Ok(_) => done
-                    .next()
-                    .unwrap_or_else(|| Err(Error::Index("delivery lost in group commit".into()))),
+                Ok(_) => done.next().unwrap_or_else(lost_in_commit),
                 Err(e) => Err(e),
             })
             .collect()
@@ -676,11 +672,7 @@ impl Store {
         }
         slots
             .iter()
-            .map(|s| {
-                lock(&s.result)
-                    .take()
-                    .unwrap_or_else(|| Err(Error::Index("delivery lost in group commit".into())))
-            })
+            .map(|s| lock(&s.result).take().unwrap_or_else(lost_in_commit))
             .collect()
     }
 
@@ -1687,4 +1679,10 @@ impl Drop for Incoming {
         self.file = None;
         let _ = self.store.inner.fs.remove_file(&self.path);
     }
+}
+
+/// The result of a delivery the group commit did not report (a bug, never
+/// expected): an index error rather than a panic.
+fn lost_in_commit() -> Result<Delivery, Error> {
+    Err(Error::Index("delivery lost in group commit".into()))
 }
