@@ -199,7 +199,7 @@ impl Session {
     pub fn new(config: Arc<Config>, now: Instant) -> Session {
         Session {
             framer: LineFramer::new(config.limits.line, config.line_ending),
-            deadline: now + config.timeouts.response,
+            deadline: session_core::deadline_after(now, config.timeouts.response),
             config,
             phase: Phase::Line,
             greeted: false,
@@ -219,7 +219,7 @@ impl Session {
         }
         if self.expect.is_empty() && self.greeted {
             // The wait for this response starts now.
-            self.deadline = now + self.config.timeouts.response;
+            self.deadline = session_core::deadline_after(now, self.config.timeouts.response);
         }
         let expect = match cmd {
             Command::Stls => Expect::Stls,
@@ -299,7 +299,7 @@ impl Session {
         self.tls = true;
         self.phase = Phase::Line;
         self.framer.reset();
-        self.deadline = now + self.config.timeouts.response;
+        self.deadline = session_core::deadline_after(now, self.config.timeouts.response);
         Ok(())
     }
 
@@ -308,7 +308,7 @@ impl Session {
         if !self.wants_input() {
             return;
         }
-        self.deadline = now + self.config.timeouts.response;
+        self.deadline = session_core::deadline_after(now, self.config.timeouts.response);
         while !input.is_empty() {
             match &mut self.phase {
                 Phase::Closed | Phase::AwaitTls => return,

@@ -816,3 +816,20 @@ proptest! {
         prop_assert_eq!(client_events(&cuts), whole);
     }
 }
+
+#[test]
+fn huge_timeouts_do_not_panic() {
+    let mut cfg = plain_config();
+    cfg.timeouts.command = Duration::MAX;
+    cfg.timeouts.decision = Duration::MAX;
+    let now = Instant::now();
+    let mut s = Session::new(Arc::new(cfg), now, [1; 16]);
+    s.handle_input(now, b"USER bob\r\nPASS x\r\n");
+    assert!(s.poll_timeout().is_some_and(|t| t > now));
+    let mut cfg = client::Config::default();
+    cfg.timeouts.response = Duration::MAX;
+    let mut c = client::Session::new(Arc::new(cfg), now);
+    c.send(now, &Command::Noop);
+    c.handle_input(now, b"+OK hi\r\n");
+    assert!(c.poll_timeout().is_some_and(|t| t > now));
+}

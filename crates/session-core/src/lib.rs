@@ -94,4 +94,5 @@ pub use crlf::{CrlfSize, crlf_size};
 pub use line::{BareLineEnding, LineError, LineFramer, line_content};
 pub use session::{
     AnswerError, ApiMisuse, Consumed, Decisions, Inbox, Output, Overflow, Session, Token,
+    deadline_after,
 };

@@ -24,6 +24,16 @@ pub enum Output<E> {
     Closed,
 }
 
+/// `now + timeout`, or a deadline a century away when the sum does not fit
+/// (a timeout of `Duration::MAX` means "never" and must not panic, nor
+/// expire at once).
+pub fn deadline_after(now: Instant, timeout: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
+
 /// A decision the application owes the session, answered by value with the
 /// session's `accept`, `reject` or a decision-specific answer.
 ///
@@ -115,7 +125,7 @@ impl<P> Decisions<P> {
     pub fn issue(&mut self, now: Instant, timeout: Duration, payload: P) -> Token {
         let id = self.next_id;
         self.next_id += 1;
-        let deadline = now.checked_add(timeout).unwrap_or(now);
+        let deadline = deadline_after(now, timeout);
         self.pending = Some((id, deadline, payload));
         Token { tag: self.tag, id }
     }
@@ -258,12 +268,9 @@ impl Inbox {
     }
 
     /// Returns the buffer from [`Inbox::take`] after its first `used` bytes
-    /// were processed (and any bytes held meanwhile after it).
+    /// were processed.
     pub fn put_back(&mut self, mut buf: BytesMut, used: usize) {
         buf.advance(used.min(buf.len()));
-        if !self.buf.is_empty() {
-            buf.extend_from_slice(&self.buf);
-        }
         if buf.is_empty() {
             // Release the allocation of a drained buffer.
             buf = BytesMut::new();
@@ -443,9 +450,13 @@ mod tests {
         assert_eq!(d.expire(now + Duration::from_secs(9)), None);
         assert_eq!(d.expire(now + Duration::from_secs(10)), Some("rcpt"));
         assert_eq!(d.take(t).unwrap_err().error, ApiMisuse::Expired);
-        // A huge timeout does not overflow.
+        // A huge timeout neither panics nor expires at once.
         let _t = d.issue(now, Duration::MAX, "x");
-        assert!(d.deadline().is_some());
+        assert!(
+            d.deadline()
+                .is_some_and(|t| t > now + Duration::from_secs(3600))
+        );
+        assert_eq!(d.expire(now + Duration::from_secs(3600)), None);
     }
 
     #[test]

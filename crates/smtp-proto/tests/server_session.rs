@@ -779,3 +779,19 @@ fn idle_session_is_small() {
     // After the greeting has been taken, nothing is queued.
     assert!(d.session.poll_output().is_none());
 }
+
+/// A timeout of `Duration::MAX` means "never": no overflow panic.
+#[test]
+fn huge_timeouts_do_not_panic() {
+    let mut cfg = config();
+    cfg.timeouts.command = Duration::MAX;
+    cfg.timeouts.data = Duration::MAX;
+    cfg.timeouts.decision = Duration::MAX;
+    let policy: Policy = Box::new(|_| Answer::Hold);
+    let mut d = Driver::with_policy(cfg, policy);
+    ehlo(&mut d);
+    d.send(b"MAIL FROM:<a@b.c>\r\n");
+    assert!(d.session.poll_timeout().is_some_and(|t| t > d.now));
+    d.advance(Duration::from_secs(3600));
+    assert!(d.session.is_waiting_for_decision());
+}

@@ -92,7 +92,7 @@ impl Session {
             tls: config.implicit_tls,
             framer: LineFramer::new(config.limits.command_line, config.line_ending),
             inbox: Inbox::new(config.limits.max_buffered_input),
-            deadline: now + config.timeouts.command,
+            deadline: session_core::deadline_after(now, config.timeouts.command),
             config,
             state: State::Authorization { user: None },
             auth: None,
@@ -180,7 +180,7 @@ impl Session {
         if matches!(self.state, State::Closed | State::AwaitTls) {
             return;
         }
-        self.deadline = now + self.config.timeouts.command;
+        self.deadline = session_core::deadline_after(now, self.config.timeouts.command);
         let waiting = self.decisions.is_pending();
         let mut inbox = std::mem::replace(&mut self.inbox, Inbox::new(0));
         let held = inbox.feed(bytes, waiting, |b| self.consume(b));
@@ -242,7 +242,7 @@ impl Session {
         }
         self.tls = true;
         self.now = now;
-        self.deadline = now + self.config.timeouts.command;
+        self.deadline = session_core::deadline_after(now, self.config.timeouts.command);
         self.state = State::Authorization { user: None };
         self.framer.reset();
         self.inbox.clear();

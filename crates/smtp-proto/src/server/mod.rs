@@ -211,7 +211,7 @@ impl Session {
     /// random bytes from a CSPRNG) seeds the SASL nonces of this session.
     pub fn new(config: Arc<Config>, now: Instant, entropy: [u8; 16]) -> Session {
         let tls = config.implicit_tls;
-        let deadline = now + config.timeouts.command;
+        let deadline = session_core::deadline_after(now, config.timeouts.command);
         let framer = LineFramer::new(config.limits.command_line, config.line_ending);
         let inbox = Inbox::new(config.limits.max_buffered_input);
         let mut s = Session {
@@ -652,7 +652,7 @@ impl Session {
             Phase::Data(_) | Phase::Bdat { .. } => self.config.timeouts.data,
             _ => self.config.timeouts.command,
         };
-        self.deadline = self.now + t;
+        self.deadline = session_core::deadline_after(self.now, t);
     }
 }
 
