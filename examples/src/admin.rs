@@ -198,7 +198,10 @@ pub fn handle(
     store: &Store,
     accounts: &RwLock<Accounts>,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
+    // One request, bounded in size and time: a client that sends nothing
+    // (or too much) cannot hold the admin thread.
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(std::io::Read::take(stream.try_clone()?, 4096));
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let answer = match Action::from_line(line.trim_end_matches(['\r', '\n'])) {
