@@ -833,3 +833,14 @@ fn huge_timeouts_do_not_panic() {
     c.handle_input(now, b"+OK hi\r\n");
     assert!(c.poll_timeout().is_some_and(|t| t > now));
 }
+
+/// The conversation the server property runs is really served.
+#[test]
+fn the_random_run_conversation_is_served() {
+    let wire = String::from_utf8(pop3_random_run(&[], &[])).unwrap();
+    assert!(wire.contains("+OK maildrop has 2 messages"), "{wire}");
+    assert!(wire.contains("+OK message follows"), "{wire}");
+    assert!(wire.ends_with("+OK bye\r\n"), "{wire}");
+    let forgot = String::from_utf8(pop3_random_run(&[], &[Answer::Forget])).unwrap();
+    assert!(forgot.contains("-ERR [SYS/TEMP]"), "{forgot}");
+}

@@ -192,3 +192,28 @@ proptest! {
         }
     }
 }
+
+/// The conversation the properties run is really served (so "the same
+/// output for every split" compares something): with every decision
+/// accepted, both DATA messages and the BDAT one are accepted, AUTH
+/// succeeds, and QUIT closes.
+#[test]
+fn the_conversation_is_served() {
+    let (wire, closed) = run(&[], &[], &[]);
+    let wire = String::from_utf8(wire).unwrap();
+    assert_eq!(
+        wire.matches("250 2.0.0 Message accepted").count(),
+        3,
+        "{wire}"
+    );
+    assert!(wire.contains("235 2.7.0"), "{wire}");
+    assert!(wire.contains("500 5.5.1 Command unrecognized"), "{wire}");
+    assert!(
+        wire.ends_with("221 2.0.0 mx.example.org closing connection\r\n"),
+        "{wire}"
+    );
+    assert!(closed);
+    // A forgotten decision is answered by the session with 451.
+    let (wire, _) = run(&[], &[Answer::Forget], &[]);
+    assert!(String::from_utf8(wire).unwrap().contains("451 4.3.0"));
+}
