@@ -39,7 +39,7 @@ pub fn entropy() -> [u8; 16] {
 /// Binds, prints `listening <proto> <addr>`, and accepts connections with
 /// the total and per-IP limits; over-limit peers get `busy` and are closed.
 pub async fn listen(
-    proto: &str,
+    proto: &'static str,
     addr: SocketAddr,
     ctx: &Arc<Ctx>,
     limits: &Limits,
@@ -51,14 +51,6 @@ pub async fn listen(
         .map_err(|e| format!("{addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening {proto} {local}");
-    let proto: &'static str = match proto {
-        "smtp" => "smtp",
-        "submission" => "submission",
-        "lmtp" => "lmtp",
-        "pop3" => "pop3",
-        "imap" => "imap",
-        _ => "other",
-    };
     let (ctx, total, tracker, max_ip) = (
         ctx.clone(),
         limits.total.clone(),
