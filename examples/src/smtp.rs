@@ -308,7 +308,7 @@ impl Handler<Session> for SmtpConn {
                     .recipients
                     .iter()
                     .zip(&routes)
-                    .filter(|(_, route)| !matches!(route, Route::Local(_)))
+                    .filter(|(_, route)| matches!(route, Route::Foreign))
                     .map(|(r, _)| queue_recipient(r))
                     .collect();
                 let mut queued = spooled.is_some();
@@ -376,7 +376,9 @@ impl Handler<Session> for SmtpConn {
                             matches!(local_results.next(), Some(Ok(_)))
                         }
                         Route::Local(_) => false,
-                        _ => queued,
+                        Route::Foreign => queued,
+                        // A local user removed since RCPT: not relayed.
+                        Route::UnknownLocal => false,
                     };
                     results.push(ok);
                 }
