@@ -34,6 +34,9 @@ pub enum Action {
     },
     /// The users.
     List,
+    /// Read the aliases file again (sent to a running server after the
+    /// command line changed it).
+    ReloadAliases,
 }
 
 impl Action {
@@ -48,6 +51,7 @@ impl Action {
             Action::Passwd { name } => format!("passwd {name}"),
             Action::Del { name } => format!("del {name}"),
             Action::List => "list".to_owned(),
+            Action::ReloadAliases => "reload-aliases".to_owned(),
         }
     }
 
@@ -65,6 +69,7 @@ impl Action {
                 name: (*n).to_owned(),
             }),
             ["list"] => Some(Action::List),
+            ["reload-aliases"] => Some(Action::ReloadAliases),
             _ => None,
         }
     }
@@ -123,6 +128,8 @@ pub fn apply(
             store.delete_user(&u).map_err(|e| format!("store: {e}"))?;
             Ok(format!("deleted {u}"))
         }
+        // Only a running server keeps aliases in memory (see [`handle`]).
+        Action::ReloadAliases => Ok(String::new()),
         Action::List => Ok(store
             .users()
             .iter()
@@ -163,11 +170,7 @@ pub fn send(
 
 /// Binds the admin socket of a running server (owner only) and answers it
 /// on a thread of its own, so store work never runs on the async workers.
-pub fn listen(
-    data: &Path,
-    store: Store,
-    ctx: std::sync::Arc<crate::routing::Ctx>,
-) -> Result<(), String> {
+pub fn listen(data: &Path, ctx: std::sync::Arc<crate::routing::Ctx>) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let path = socket_path(data);
     // The store is ours (its lock is held): a socket file left here is a
@@ -181,7 +184,7 @@ pub fn listen(
         .name("admin".into())
         .spawn(move || {
             for conn in listener.incoming().flatten() {
-                if let Err(e) = handle(conn, &store, &ctx.accounts) {
+                if let Err(e) = handle(conn, &ctx) {
                     tracing::warn!(%e, "admin request failed");
                 }
                 ctx.refresh_users();
@@ -193,11 +196,7 @@ pub fn listen(
 
 /// One request from the admin socket: the action line, then the password
 /// line where the action needs one. Answers `ok\n…` or `err\n…`.
-pub fn handle(
-    stream: UnixStream,
-    store: &Store,
-    accounts: &RwLock<Accounts>,
-) -> std::io::Result<()> {
+pub fn handle(stream: UnixStream, ctx: &crate::routing::Ctx) -> std::io::Result<()> {
     // One request, bounded in size and time: a client that sends nothing
     // (or too much) cannot hold the admin thread.
     stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
@@ -206,6 +205,13 @@ pub fn handle(
     reader.read_line(&mut line)?;
     let answer = match Action::from_line(line.trim_end_matches(['\r', '\n'])) {
         None => Err(format!("unknown request {line:?}")),
+        Some(Action::ReloadAliases) => ctx
+            .aliases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reload_now()
+            .map(|()| "aliases reloaded".to_owned())
+            .map_err(|e| format!("aliases: {e}")),
         Some(action) => {
             let mut pw = String::new();
             if action.needs_password() {
@@ -213,8 +219,8 @@ pub fn handle(
             }
             let pw = pw.trim_end_matches(['\r', '\n']);
             apply(
-                store,
-                accounts,
+                &ctx.store,
+                &ctx.accounts,
                 &action,
                 action.needs_password().then_some(pw),
             )

@@ -62,6 +62,13 @@ impl Aliases {
         Ok(())
     }
 
+    /// Reads the file again now (the admin socket asks for this after
+    /// `mailserver alias add/del`, so the change takes effect at once).
+    pub fn reload_now(&mut self) -> std::io::Result<()> {
+        self.checked = Some(std::time::Instant::now());
+        self.reload()
+    }
+
     /// Reads the file again if it changed since it was last read (looked
     /// at no more than every 200 ms).
     pub fn refresh(&mut self) {

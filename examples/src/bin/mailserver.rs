@@ -280,7 +280,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         users: RwLock::new(Default::default()),
     });
     ctx.refresh_users();
-    admin::listen(data, ctx.store.clone(), ctx.clone())?;
+    admin::listen(data, ctx.clone())?;
     let metrics = match args.metrics {
         Some(addr) => Some(mailkit_examples::metrics::serve(addr, ctx.clone()).await?),
         None => None,
@@ -432,6 +432,8 @@ fn alias_cmd(cli: &Cli, action: &AliasCmd) -> Result<(), String> {
             aliases
                 .save()
                 .map_err(|e| format!("{}: {e}", file.display()))?;
+            // A running server reads the file at once.
+            let _ = admin::send(data, &admin::Action::ReloadAliases, None);
             println!("alias {alias} -> {name}");
         }
         AliasCmd::List => {
@@ -446,6 +448,7 @@ fn alias_cmd(cli: &Cli, action: &AliasCmd) -> Result<(), String> {
             aliases
                 .save()
                 .map_err(|e| format!("{}: {e}", file.display()))?;
+            let _ = admin::send(data, &admin::Action::ReloadAliases, None);
             println!("deleted alias {alias}");
         }
     }
