@@ -29,10 +29,33 @@ impl Mailbox {
         })
     }
 
+    /// The empty name: only in the `LIST` reply that tells the hierarchy
+    /// delimiter (`* LIST (\\Noselect) "/" ""`, RFC 9051 §6.3.9); no
+    /// command takes it.
+    pub fn list_root() -> Mailbox {
+        Mailbox(String::new())
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether this is [`Mailbox::list_root`].
+    pub fn is_list_root(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Whether `line` (CRLF included) is the `DONE` that ends IDLE (RFC 2177,
+/// RFC 9051 §6.3.13), in any case.
+///
+/// ```
+/// assert!(imap_proto::is_idle_done(b"done\r\n"));
+/// assert!(!imap_proto::is_idle_done(b"DONE \r\n"));
+/// ```
+pub fn is_idle_done(line: &[u8]) -> bool {
+    line.len() == 6 && line[..4].eq_ignore_ascii_case(b"DONE") && &line[4..] == b"\r\n"
 }
 
 /// `STATUS` data items.

@@ -103,7 +103,7 @@ pub mod utf7;
 
 pub use command::{
     AppendMessage, Command, CommandBody, CommandError, ListReturn, ListSelect, Mailbox, QResync,
-    SearchReturn, StatusItem, StoreOp,
+    SearchReturn, StatusItem, StoreOp, is_idle_done,
 };
 pub use core::{
     Chunk, Encoder, LiteralMode, SyntaxError, Tag, is_astring_char, is_atom_char, join,

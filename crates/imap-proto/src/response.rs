@@ -568,7 +568,10 @@ impl<'a> Response<'a> {
                     _ => return Err(SyntaxError::Invalid("delimiter")),
                 };
                 let (r, _) = sp(r)?;
-                let (r, m) = mailbox(r, utf8)?;
+                let (r, m) = match r.strip_prefix(b"\"\"") {
+                    Some(rest) => (rest, Mailbox::list_root()),
+                    None => mailbox(r, utf8)?,
+                };
                 end(r)?;
                 Ok(Response::List {
                     lsub: word == "LSUB",

@@ -1761,3 +1761,31 @@ fn number64_stops_at_2_pow_63() {
         }
     }
 }
+
+#[test]
+fn the_list_reply_with_the_empty_name_round_trips() {
+    // The reply to `LIST "" ""`, which nearly every client sends first.
+    let wire = b"* LIST (\\Noselect) \"/\" \"\"\r\n";
+    let r = Response::parse(wire, false).unwrap();
+    match &r {
+        Response::List {
+            mailbox, delimiter, ..
+        } => {
+            assert!(mailbox.is_list_root());
+            assert_eq!(*delimiter, Some('/'));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.encode(false), wire);
+    // No command takes the empty name.
+    assert!(Command::parse(b"a SELECT \"\"\r\n", false).is_err());
+}
+
+#[test]
+fn done_ends_idle_in_any_case_and_nothing_else_does() {
+    assert!(imap_proto::is_idle_done(b"DONE\r\n"));
+    assert!(imap_proto::is_idle_done(b"Done\r\n"));
+    assert!(!imap_proto::is_idle_done(b"DONE\n"));
+    assert!(!imap_proto::is_idle_done(b"a1 DONE\r\n"));
+    assert!(!imap_proto::is_idle_done(b"DONEX\r\n"));
+}
