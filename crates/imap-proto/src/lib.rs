@@ -99,6 +99,7 @@ mod framing;
 mod items;
 mod response;
 mod seq;
+pub mod server;
 pub mod utf7;
 
 pub use command::{

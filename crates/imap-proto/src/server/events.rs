@@ -1,0 +1,306 @@
+//! What the IMAP server session hands to the application, and what the
+//! application answers.
+
+use bytes::Bytes;
+use sasl::Secret;
+use session_core::Token;
+
+use super::view::Message;
+use crate::{
+    Code, FetchItem, Flag, ListReturn, ListSelect, Mailbox, SearchKey, SearchReturn, StatusItem,
+    StoreOp,
+};
+
+/// What the session hands out: bytes, an [`Event`], or the transport steps
+/// [`session_core::Output::StartTls`] and [`session_core::Output::Closed`].
+pub type Output = session_core::Output<Event>;
+
+/// How the client proves who it is.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LoginCheck {
+    /// LOGIN or AUTHENTICATE PLAIN: check this password.
+    Password(Secret<String>),
+    /// AUTHENTICATE SCRAM-SHA-256: the proof was checked against the keys
+    /// the application gave; just authorise.
+    Verified,
+}
+
+/// An event; those with a token wait for an answer on the session.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A login: answer [`super::Session::accept_login`] or
+    /// [`super::Session::reject`].
+    Login {
+        /// Answer with it.
+        token: Token,
+        /// Who.
+        username: String,
+        /// The proof.
+        check: LoginCheck,
+    },
+    /// SCRAM needs the user's stored keys: answer
+    /// [`super::Session::scram_credentials`].
+    ScramLookup {
+        /// Answer with it.
+        token: Token,
+        /// Who.
+        username: String,
+    },
+    /// A command that needs the store: see [`Request`] for the answers.
+    Request {
+        /// Answer with it.
+        token: Token,
+        /// What.
+        request: Request,
+    },
+    /// Bytes of the APPEND message accepted last, in order; no answer.
+    AppendData(Bytes),
+    /// The APPEND command is complete (every message accepted and
+    /// streamed): store them all, then [`super::Session::complete`] with
+    /// `APPENDUID`, or [`super::Session::reject`].
+    AppendCommit {
+        /// Answer with it.
+        token: Token,
+    },
+    /// The APPEND under way failed (a syntax error after a message, the
+    /// connection closing): drop what was staged; no answer.
+    AppendAbort,
+}
+
+/// Commands the application carries out against its store. Answers: data
+/// with [`super::Session::untagged`], [`super::Session::fetched`] (FETCH,
+/// STORE), then [`super::Session::complete`] or [`super::Session::reject`];
+/// SELECT with [`super::Session::selected`], SEARCH with
+/// [`super::Session::searched`], EXPUNGE, CLOSE and MOVE with
+/// [`super::Session::expunged`] before completing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Request {
+    /// SELECT (`read_only` false) or EXAMINE: answer
+    /// [`super::Session::selected`].
+    Select {
+        /// Which.
+        mailbox: Mailbox,
+        /// EXAMINE.
+        read_only: bool,
+    },
+    /// CREATE.
+    Create(Mailbox),
+    /// DELETE.
+    Delete(Mailbox),
+    /// RENAME.
+    Rename {
+        /// From.
+        from: Mailbox,
+        /// To.
+        to: Mailbox,
+    },
+    /// SUBSCRIBE (`on`) or UNSUBSCRIBE.
+    Subscribe {
+        /// Which.
+        mailbox: Mailbox,
+        /// Subscribe or not.
+        on: bool,
+    },
+    /// LIST or LSUB: answer with `Response::List` (and, for LIST-STATUS,
+    /// `Response::MailboxStatus`) through [`super::Session::untagged`].
+    List {
+        /// LSUB.
+        lsub: bool,
+        /// The reference name.
+        reference: String,
+        /// The patterns (`*`, `%` wildcards); an empty pattern asks for the
+        /// delimiter.
+        patterns: Vec<String>,
+        /// LIST-EXTENDED selection options.
+        select: Vec<ListSelect>,
+        /// LIST-EXTENDED return options.
+        ret: Vec<ListReturn>,
+    },
+    /// STATUS: answer with `Response::MailboxStatus`.
+    Status {
+        /// Which.
+        mailbox: Mailbox,
+        /// What.
+        items: Vec<StatusItem>,
+    },
+    /// APPEND of one message, before its data: accept with
+    /// [`super::Session::accept`] (then [`Event::AppendData`] follows), or
+    /// refuse with [`super::Session::reject`] (`TRYCREATE`, `TOOBIG`).
+    Append {
+        /// Where.
+        mailbox: Mailbox,
+        /// Initial flags.
+        flags: Vec<Flag>,
+        /// Internal date as sent (`dd-Mon-yyyy hh:mm:ss +zzzz`).
+        date: Option<String>,
+        /// Octets that follow.
+        size: u64,
+        /// 0 for the first message, then 1, 2… (MULTIAPPEND).
+        index: usize,
+    },
+    /// FETCH: for each message found, [`super::Session::fetched`] with its
+    /// values (UID is added by the session when needed); `\Seen` is set
+    /// by the application for non-peek body sections.
+    Fetch {
+        /// The messages, ascending.
+        messages: Vec<Message>,
+        /// The items asked.
+        items: Vec<FetchItem<'static>>,
+        /// UID FETCH.
+        uid: bool,
+        /// CHANGEDSINCE.
+        changed_since: Option<u64>,
+    },
+    /// STORE: report each message's new flags with
+    /// [`super::Session::fetched`] (the session drops them for `.SILENT`).
+    Store {
+        /// The messages, ascending.
+        messages: Vec<Message>,
+        /// Replace, add or remove.
+        op: StoreOp,
+        /// The flags.
+        flags: Vec<Flag>,
+        /// UID STORE.
+        uid: bool,
+        /// UNCHANGEDSINCE.
+        unchanged_since: Option<u64>,
+    },
+    /// SEARCH: the matching UIDs through [`super::Session::searched`]. The
+    /// keys may name sequence numbers: evaluate them with
+    /// [`crate::search`] against [`super::Session::view`].
+    Search {
+        /// The criteria (all must match).
+        keys: Vec<SearchKey<'static>>,
+        /// UID SEARCH.
+        uid: bool,
+        /// ESEARCH `RETURN` options (`None`: plain SEARCH).
+        ret: Option<Vec<SearchReturn>>,
+    },
+    /// COPY or MOVE: complete with `COPYUID`; for MOVE, first
+    /// [`super::Session::expunged`] with the moved UIDs.
+    Copy {
+        /// The messages, ascending.
+        messages: Vec<Message>,
+        /// Where to.
+        mailbox: Mailbox,
+        /// MOVE.
+        moving: bool,
+        /// UID COPY / UID MOVE.
+        uid: bool,
+    },
+    /// EXPUNGE (`uids` None) or UID EXPUNGE: remove `\Deleted` messages
+    /// (among `uids`), report them with [`super::Session::expunged`].
+    Expunge {
+        /// Only these (UID EXPUNGE).
+        uids: Option<Vec<u32>>,
+    },
+    /// CLOSE: remove `\Deleted` messages without telling (skip that for a
+    /// read-only mailbox), then complete.
+    Close,
+}
+
+/// The mailbox as SELECT opens it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Selected {
+    /// UIDVALIDITY.
+    pub uid_validity: u32,
+    /// UIDNEXT.
+    pub uid_next: u32,
+    /// The messages' UIDs (any order).
+    pub uids: Vec<u32>,
+    /// Flags defined in the mailbox (FLAGS).
+    pub flags: Vec<Flag>,
+    /// Flags the client may set (PERMANENTFLAGS); `\*` is added when new
+    /// keywords may be created.
+    pub permanent_flags: Vec<Flag>,
+    /// New keywords may be created.
+    pub new_keywords: bool,
+    /// The first message without `\Seen`, as a UID.
+    pub first_unseen: Option<u32>,
+    /// HIGHESTMODSEQ.
+    pub highest_modseq: Option<u64>,
+    /// Opened read-only (EXAMINE, or no write rights).
+    pub read_only: bool,
+}
+
+impl Selected {
+    /// A mailbox with these UIDs; the system flags, new keywords allowed.
+    pub fn new(uid_validity: u32, uid_next: u32, uids: Vec<u32>) -> Selected {
+        let system = vec![
+            Flag::Answered,
+            Flag::Flagged,
+            Flag::Deleted,
+            Flag::Seen,
+            Flag::Draft,
+        ];
+        Selected {
+            uid_validity,
+            uid_next,
+            uids,
+            flags: system.clone(),
+            permanent_flags: system,
+            new_keywords: true,
+            first_unseen: None,
+            highest_modseq: None,
+            read_only: false,
+        }
+    }
+}
+
+/// How a command ends: `OK`, `NO` or `BAD` with an optional code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub(crate) kind: crate::StatusKind,
+    pub(crate) code: Option<Code>,
+    pub(crate) text: String,
+}
+
+impl Completion {
+    /// `OK`.
+    pub fn ok(text: impl Into<String>) -> Completion {
+        Completion::new(crate::StatusKind::Ok, None, text)
+    }
+
+    /// `OK [code]`.
+    pub fn ok_code(code: Code, text: impl Into<String>) -> Completion {
+        Completion::new(crate::StatusKind::Ok, Some(code), text)
+    }
+
+    /// `NO`.
+    pub fn no(text: impl Into<String>) -> Completion {
+        Completion::new(crate::StatusKind::No, None, text)
+    }
+
+    /// `NO [code]`.
+    pub fn no_code(code: Code, text: impl Into<String>) -> Completion {
+        Completion::new(crate::StatusKind::No, Some(code), text)
+    }
+
+    /// `BAD` (the arguments were wrong).
+    pub fn bad(text: impl Into<String>) -> Completion {
+        Completion::new(crate::StatusKind::Bad, None, text)
+    }
+
+    fn new(kind: crate::StatusKind, code: Option<Code>, text: impl Into<String>) -> Completion {
+        // Text cannot break the line: control characters become spaces.
+        let text: String = text
+            .into()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        Completion {
+            kind,
+            code,
+            text: if text.is_empty() { "done".into() } else { text },
+        }
+    }
+
+    /// Whether this is `OK`.
+    pub fn is_ok(&self) -> bool {
+        self.kind == crate::StatusKind::Ok
+    }
+}

@@ -1,0 +1,1643 @@
+//! The IMAP server side as a sans-IO state machine, with the session API
+//! every mailkit session shares ([`session_core::Session`]).
+//!
+//! The session owns the protocol: states (not authenticated,
+//! authenticated, selected, logout), pipelined commands executed strictly
+//! in order, literals (a synchronising literal gets its `+` from the
+//! session, an APPEND message only after the application accepted it, and
+//! then streams out in chunks), STARTTLS as a clean cut, LOGIN and
+//! AUTHENTICATE through the `sasl` crate, IDLE with keepalives, and the
+//! selected mailbox's [`View`] (sequence numbers, and changes announced by
+//! the RFC's rules). The application owns the mail: each command that needs
+//! the store is an [`Event::Request`] with a [`Token`], answered on the
+//! session.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//! use imap_proto::server::{Config, Event, LoginCheck, Output, Request, Selected, Session};
+//!
+//! let mut config = Config::new("mx.example.org");
+//! config.allow_plaintext_auth = true; // a test over loopback
+//! let now = Instant::now();
+//! let mut s = Session::new(Arc::new(config), now, [7; 16]);
+//! s.handle_input(now, b"a LOGIN alice secret\r\nb SELECT INBOX\r\n");
+//! let mut wire = Vec::new();
+//! while let Some(out) = s.poll_output() {
+//!     match out {
+//!         Output::Transmit(bytes) => wire.extend_from_slice(&bytes),
+//!         Output::Event(Event::Login { token, check: LoginCheck::Password(p), .. }) => {
+//!             assert_eq!(p.expose(), "secret");
+//!             s.accept_login(token).unwrap();
+//!         }
+//!         Output::Event(Event::Request { token, request: Request::Select { .. } }) => {
+//!             s.selected(token, Selected::new(42, 4, vec![1, 2, 3])).unwrap();
+//!         }
+//!         other => panic!("{other:?}"),
+//!     }
+//! }
+//! let wire = String::from_utf8(wire).unwrap();
+//! assert!(wire.contains("a OK [CAPABILITY IMAP4rev1"));
+//! assert!(wire.contains("* 3 EXISTS\r\n"));
+//! assert!(wire.contains("b OK [READ-WRITE] SELECT completed\r\n"));
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use sasl::server::{Credentials, ServerExchange, ServerStep};
+use sasl::{Identity, Mechanism, ScramCredentials};
+use session_core::{Consumed, Decisions, Inbox};
+
+pub use session_core::{AnswerError, ApiMisuse, Token};
+
+use crate::{
+    Code, Command, CommandBody, FetchValue, Flag, Mailbox, NamespaceEntry, Response, SearchReturn,
+    SeqNumber, SequenceSet, StatusKind, Tag,
+};
+
+mod config;
+mod events;
+mod reader;
+mod view;
+
+pub use config::{Config, Limits, Timeouts};
+pub use events::{Completion, Event, LoginCheck, Output, Request, Selected};
+pub use view::{Message, View};
+
+use reader::{Item, Reader};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    NotAuthenticated,
+    Authenticated,
+    Selected { read_only: bool },
+    AwaitTls,
+    Closed,
+}
+
+/// What a pending request was, to check answers and apply the flush rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Select {
+        read_only: bool,
+    },
+    Fetch {
+        uid: bool,
+        expunge_issued: bool,
+    },
+    Store {
+        uid: bool,
+        silent: bool,
+    },
+    Search {
+        uid: bool,
+        ret: Option<Vec<SearchReturn>>,
+    },
+    Copy {
+        moving: bool,
+    },
+    Expunge,
+    Close,
+    Other,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Login(Tag, String),
+    Scram(Tag, Box<ServerExchange>),
+    Request(Tag, Kind),
+    Append(Tag),
+    AppendCommit(Tag),
+}
+
+/// An APPEND under way.
+#[derive(Debug)]
+struct Append {
+    tag: Tag,
+    mailbox: Mailbox,
+    index: usize,
+    /// A NUL in a message: refused at the end (CHAR8 excludes NUL).
+    nul: bool,
+}
+
+/// One IMAP server connection.
+pub struct Session {
+    config: Arc<Config>,
+    state: State,
+    reader: Reader,
+    inbox: Inbox,
+    out: BytesMut,
+    queue: VecDeque<Output>,
+    decisions: Decisions<Pending>,
+    auth: Option<(Tag, Box<ServerExchange>)>,
+    append: Option<Append>,
+    idle: Option<Tag>,
+    view: View,
+    identity: Option<Identity>,
+    tls: bool,
+    utf8: bool,
+    errors: u32,
+    login_failures: u32,
+    nonces: u64,
+    entropy: [u8; 16],
+    now: Instant,
+    deadline: Instant,
+    keepalive: Option<Instant>,
+    idle_until: Option<Instant>,
+    penalty: Option<Instant>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("state", &self.state)
+            .field("tls", &self.tls)
+            .field("idle", &self.idle.is_some())
+            .field("pending", &self.decisions.is_pending())
+            .finish_non_exhaustive()
+    }
+}
+
+fn tag_u64(e: &[u8; 16]) -> u64 {
+    u64::from_le_bytes([e[8], e[9], e[10], e[11], e[12], e[13], e[14], e[15]])
+}
+
+impl Session {
+    /// A new session; the greeting with the capabilities is queued.
+    /// `entropy`: 16 random bytes (SASL nonces, decision tokens).
+    pub fn new(config: Arc<Config>, now: Instant, entropy: [u8; 16]) -> Session {
+        let mut s = Session {
+            tls: config.implicit_tls,
+            reader: Reader::new(config.limits.max_command, config.limits.max_literal),
+            inbox: Inbox::new(config.limits.max_buffered_input),
+            deadline: session_core::deadline_after(now, config.timeouts.login),
+            decisions: Decisions::new(tag_u64(&entropy)),
+            config,
+            state: State::NotAuthenticated,
+            out: BytesMut::new(),
+            queue: VecDeque::new(),
+            auth: None,
+            append: None,
+            idle: None,
+            view: View::default(),
+            identity: None,
+            utf8: false,
+            errors: 0,
+            login_failures: 0,
+            nonces: 0,
+            entropy,
+            now,
+            keepalive: None,
+            idle_until: None,
+            penalty: None,
+        };
+        let caps = s.capabilities();
+        s.status(
+            None,
+            StatusKind::Ok,
+            Some(Code::Capability(caps)),
+            &format!("{} IMAP server ready", s.config.hostname),
+        );
+        s.flush();
+        s
+    }
+
+    // ------------------------------------------------------------ getters
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the link is secure.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Who logged in.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    /// Whether a mailbox is selected.
+    pub fn is_selected(&self) -> bool {
+        matches!(self.state, State::Selected { .. })
+    }
+
+    /// Whether the client is idling (IDLE): pushed changes go out at once.
+    pub fn is_idle(&self) -> bool {
+        self.idle.is_some()
+    }
+
+    /// Whether UTF8=ACCEPT is enabled.
+    pub fn utf8(&self) -> bool {
+        self.utf8
+    }
+
+    /// The selected mailbox's view (sequence numbers, for SEARCH).
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// Whether the session is over (after [`session_core::Output::Closed`]).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Whether to read more from the peer: false once closed, while TLS is
+    /// set up, while a failed login is being slowed down, and while a
+    /// decision is pending with input held.
+    pub fn wants_input(&self) -> bool {
+        !matches!(self.state, State::Closed | State::AwaitTls)
+            && self.penalty.is_none()
+            && (!self.decisions.is_pending() || self.inbox.is_empty())
+    }
+
+    /// Bytes of input held unprocessed.
+    pub fn buffered_input(&self) -> usize {
+        self.inbox.len() + self.reader.buffered()
+    }
+
+    /// Whether a decision is pending.
+    pub fn is_waiting_for_decision(&self) -> bool {
+        self.decisions.is_pending()
+    }
+
+    /// The capabilities as the client sees them now.
+    pub fn capabilities(&self) -> Vec<String> {
+        let mut c: Vec<String> = [
+            "IMAP4rev1",
+            "LITERAL+",
+            "SASL-IR",
+            "ID",
+            "ENABLE",
+            "IDLE",
+            "NAMESPACE",
+            "UNSELECT",
+            "UTF8=ACCEPT",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        c.push(format!("APPENDLIMIT={}", self.config.limits.max_append));
+        if self.state == State::NotAuthenticated {
+            if self.config.starttls && !self.tls {
+                c.push("STARTTLS".into());
+            }
+            if !self.plaintext_ok() {
+                c.push("LOGINDISABLED".into());
+            }
+            for m in self.mechanisms() {
+                c.push(format!("AUTH={}", m.name()));
+            }
+        } else {
+            c.extend(self.config.capabilities.iter().cloned());
+        }
+        c
+    }
+
+    fn mechanisms(&self) -> impl Iterator<Item = Mechanism> + '_ {
+        let plain_ok = self.plaintext_ok();
+        self.config
+            .mechanisms
+            .iter()
+            .copied()
+            .filter(move |m| plain_ok || !m.is_plaintext())
+    }
+
+    fn plaintext_ok(&self) -> bool {
+        self.tls || self.config.allow_plaintext_auth
+    }
+
+    // ------------------------------------------------------------- inputs
+
+    /// Bytes read from the connection.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        self.now = now;
+        if matches!(self.state, State::Closed | State::AwaitTls) {
+            return;
+        }
+        self.touch();
+        let waiting = self.decisions.is_pending() || self.penalty.is_some();
+        let mut inbox = std::mem::replace(&mut self.inbox, Inbox::new(0));
+        let held = inbox.feed(bytes, waiting, |b| self.consume(b));
+        self.inbox = inbox;
+        if held.is_err() {
+            self.inbox.clear();
+            self.bye("too much pipelined input");
+        }
+        self.after_run();
+    }
+
+    /// The client went away.
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.now = now;
+        if !self.is_closed() {
+            self.abort_append();
+            self.close();
+        }
+    }
+
+    /// Time passed: a slowed failed login is answered; a decision past its
+    /// deadline is answered `NO [UNAVAILABLE]`; IDLE gets its keepalive or
+    /// ends; an idle client past its deadline is logged out.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if self.is_closed() {
+            return;
+        }
+        if self.penalty.is_some_and(|p| now >= p) {
+            self.penalty = None;
+            self.flush();
+            self.resume();
+            return;
+        }
+        if self.decisions.is_pending() {
+            if let Some(p) = self.decisions.expire(now) {
+                self.decision_timed_out(p);
+                self.resume();
+            }
+            return;
+        }
+        if self.idle.is_some() {
+            if self.idle_until.is_some_and(|d| now >= d) {
+                self.bye("IDLE for too long");
+                return;
+            }
+            if self.keepalive.is_some_and(|k| now >= k) {
+                self.untagged_status(StatusKind::Ok, None, "Still here");
+                self.keepalive = Some(session_core::deadline_after(
+                    now,
+                    self.config.timeouts.idle_keepalive,
+                ));
+                self.flush();
+            }
+            return;
+        }
+        if now >= self.deadline && self.penalty.is_none() {
+            self.bye("Autologout; idle for too long");
+        }
+    }
+
+    /// The next output, until `None`.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.queue.pop_front()
+    }
+
+    /// When to call `handle_timeout`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_closed() {
+            return None;
+        }
+        if let Some(p) = self.penalty {
+            return Some(p);
+        }
+        if let Some(d) = self.decisions.deadline() {
+            return Some(d);
+        }
+        if self.idle.is_some() {
+            return [self.keepalive, self.idle_until]
+                .into_iter()
+                .flatten()
+                .min();
+        }
+        Some(self.deadline)
+    }
+
+    /// TLS is up after [`session_core::Output::StartTls`].
+    pub fn tls_established(&mut self, now: Instant) -> Result<(), ApiMisuse> {
+        if self.state != State::AwaitTls {
+            return Err(ApiMisuse::NoStartTls);
+        }
+        self.tls = true;
+        self.now = now;
+        self.touch();
+        self.state = State::NotAuthenticated;
+        self.reader.reset();
+        self.inbox.clear();
+        Ok(())
+    }
+
+    // ------------------------------------------------- the selected view
+
+    /// A message arrived in the selected mailbox (any time; announced by
+    /// the RFC's rules, at once during IDLE).
+    pub fn push_new(&mut self, uid: u32) {
+        self.view.push_new(uid);
+        self.flush_idle();
+    }
+
+    /// A message's flags changed in the selected mailbox (by another
+    /// session: a change this session made is already answered).
+    pub fn push_flags(&mut self, uid: u32, flags: Vec<Flag>) {
+        self.view.push_flags(uid, flags);
+        self.flush_idle();
+    }
+
+    /// A message was expunged from the selected mailbox by someone else.
+    pub fn push_expunge(&mut self, uid: u32) {
+        self.view.push_expunge(uid);
+        self.flush_idle();
+    }
+
+    /// The selected mailbox is gone (deleted or renamed by another
+    /// session): the client is told and the session closes.
+    pub fn mailbox_gone(&mut self) {
+        if self.is_selected() {
+            self.bye("the selected mailbox was removed");
+        }
+    }
+
+    fn flush_idle(&mut self) {
+        if self.idle.is_some() && !self.decisions.is_pending() {
+            self.flush_view(true, false);
+            self.flush();
+        }
+    }
+
+    // ---------------------------------------------------------- decisions
+
+    /// The login is accepted.
+    pub fn accept_login(&mut self, token: Token) -> Result<(), AnswerError> {
+        let pending = self.decisions.take_if(token, |p| match p {
+            Pending::Login(..) => Ok(()),
+            _ => Err(ApiMisuse::WrongAnswer),
+        })?;
+        if let (Pending::Login(tag, user), false) = (pending, self.is_closed()) {
+            self.identity = Some(Identity {
+                username: user,
+                authzid: None,
+            });
+            self.state = State::Authenticated;
+            self.touch();
+            // K-9 and others read the capabilities from this OK only.
+            let caps = self.capabilities();
+            self.tagged(
+                &tag,
+                StatusKind::Ok,
+                Some(Code::Capability(caps)),
+                "Logged in",
+            );
+        }
+        self.resume();
+        Ok(())
+    }
+
+    /// The stored keys for [`Event::ScramLookup`] (`None`: no such user;
+    /// the exchange goes on with decoy keys and fails at the end).
+    pub fn scram_credentials(
+        &mut self,
+        token: Token,
+        creds: Option<ScramCredentials>,
+    ) -> Result<(), AnswerError> {
+        let pending = self.decisions.take_if(token, |p| match p {
+            Pending::Scram(..) => Ok(()),
+            _ => Err(ApiMisuse::WrongAnswer),
+        })?;
+        if let (Pending::Scram(tag, mut exchange), false) = (pending, self.is_closed()) {
+            let step = exchange.scram_credentials(creds);
+            self.sasl_step(tag, exchange, step);
+        }
+        self.resume();
+        Ok(())
+    }
+
+    /// SELECT or EXAMINE succeeded: the mailbox as it is now.
+    pub fn selected(&mut self, token: Token, mailbox: Selected) -> Result<(), AnswerError> {
+        let pending = self.decisions.take_if(token, |p| match p {
+            Pending::Request(_, Kind::Select { .. }) => Ok(()),
+            _ => Err(ApiMisuse::WrongAnswer),
+        })?;
+        let Pending::Request(tag, Kind::Select { read_only }) = pending else {
+            return Ok(());
+        };
+        if self.is_closed() {
+            return Ok(());
+        }
+        let read_only = read_only || mailbox.read_only;
+        self.view = View::new(mailbox.uids);
+        self.state = State::Selected { read_only };
+        self.untagged(&Response::Flags(mailbox.flags));
+        self.untagged(&Response::Exists(self.view.exists()));
+        self.untagged(&Response::Recent(0));
+        if let Some(seq) = mailbox.first_unseen.and_then(|u| self.view.seq_of(u)) {
+            self.untagged_status(StatusKind::Ok, Some(Code::Unseen(seq)), "First unseen");
+        }
+        self.untagged_status(
+            StatusKind::Ok,
+            Some(Code::UidValidity(mailbox.uid_validity)),
+            "UIDs valid",
+        );
+        self.untagged_status(
+            StatusKind::Ok,
+            Some(Code::UidNext(mailbox.uid_next)),
+            "Predicted next UID",
+        );
+        let mut permanent = if read_only {
+            Vec::new()
+        } else {
+            mailbox.permanent_flags
+        };
+        if mailbox.new_keywords && !read_only {
+            permanent.push(Flag::Extension("*".into()));
+        }
+        self.untagged_status(
+            StatusKind::Ok,
+            Some(Code::PermanentFlags(permanent)),
+            "Flags permitted",
+        );
+        if let Some(m) = mailbox.highest_modseq {
+            self.untagged_status(StatusKind::Ok, Some(Code::HighestModSeq(m)), "Highest");
+        }
+        let (code, verb) = if read_only {
+            (Code::ReadOnly, "EXAMINE")
+        } else {
+            (Code::ReadWrite, "SELECT")
+        };
+        self.tagged(
+            &tag,
+            StatusKind::Ok,
+            Some(code),
+            &format!("{verb} completed"),
+        );
+        self.resume();
+        Ok(())
+    }
+
+    /// An untagged response of the pending request (LIST, STATUS, the
+    /// `COPYUID` of a MOVE…). Sequence numbers in it are the caller's
+    /// business; prefer [`Session::fetched`] for FETCH data.
+    pub fn untagged(&mut self, response: &Response<'_>) {
+        let bytes = response.encode(self.utf8);
+        self.out.extend_from_slice(&bytes);
+        self.maybe_flush();
+    }
+
+    /// The new state of one message for the pending FETCH or STORE, by UID;
+    /// the session numbers it (and adds the UID when the command needs it).
+    /// A UID the client does not know is skipped.
+    pub fn fetched(
+        &mut self,
+        token: &Token,
+        uid: u32,
+        mut values: Vec<FetchValue<'_>>,
+    ) -> Result<(), ApiMisuse> {
+        let (with_uid, silent) = match self.decisions.get(token)? {
+            Pending::Request(_, Kind::Fetch { uid, .. }) => (*uid, false),
+            Pending::Request(_, Kind::Store { uid, silent }) => (*uid, *silent),
+            _ => return Err(ApiMisuse::WrongAnswer),
+        };
+        let Some(seq) = self.view.seq_of(uid) else {
+            return Ok(());
+        };
+        if values.iter().any(|v| matches!(v, FetchValue::Flags(_))) {
+            self.view.forget_flags(uid);
+        }
+        if silent {
+            return Ok(());
+        }
+        if with_uid && !values.iter().any(|v| matches!(v, FetchValue::Uid(_))) {
+            values.insert(0, FetchValue::Uid(uid));
+        }
+        self.untagged(&Response::Fetch(seq, values));
+        Ok(())
+    }
+
+    /// The UIDs that matched the pending SEARCH (any order).
+    pub fn searched(&mut self, token: Token, mut uids: Vec<u32>) -> Result<(), AnswerError> {
+        let pending = self.decisions.take_if(token, |p| match p {
+            Pending::Request(_, Kind::Search { .. }) => Ok(()),
+            _ => Err(ApiMisuse::WrongAnswer),
+        })?;
+        let Pending::Request(tag, Kind::Search { uid, ret }) = pending else {
+            return Ok(());
+        };
+        if self.is_closed() {
+            return Ok(());
+        }
+        uids.sort_unstable();
+        uids.dedup();
+        let numbers: Vec<u32> = if uid {
+            uids.into_iter()
+                .filter(|u| self.view.seq_of(*u).is_some())
+                .collect()
+        } else {
+            uids.into_iter()
+                .filter_map(|u| self.view.seq_of(u))
+                .collect()
+        };
+        match ret {
+            None => self.untagged(&Response::Search(numbers, None)),
+            Some(ret) => {
+                let ret = if ret.is_empty() {
+                    vec![SearchReturn::All]
+                } else {
+                    ret
+                };
+                let mut items = Vec::new();
+                for r in &ret {
+                    match r {
+                        SearchReturn::Min => {
+                            if let Some(m) = numbers.first() {
+                                items.push(("MIN".to_owned(), m.to_string()));
+                            }
+                        }
+                        SearchReturn::Max => {
+                            if let Some(m) = numbers.last() {
+                                items.push(("MAX".to_owned(), m.to_string()));
+                            }
+                        }
+                        SearchReturn::All => {
+                            if !numbers.is_empty() {
+                                items.push(("ALL".to_owned(), compact(&numbers)));
+                            }
+                        }
+                        SearchReturn::Count => {
+                            items.push(("COUNT".to_owned(), numbers.len().to_string()))
+                        }
+                        SearchReturn::Save => {}
+                    }
+                }
+                self.untagged(&Response::ESearch {
+                    tag: Some(tag.as_str().as_bytes().to_vec().into()),
+                    uid,
+                    items,
+                });
+            }
+        }
+        self.finish(
+            &tag,
+            Kind::Search { uid, ret: None },
+            Completion::ok("SEARCH completed"),
+        );
+        self.resume();
+        Ok(())
+    }
+
+    /// Messages the pending EXPUNGE, UID EXPUNGE or MOVE removed: the
+    /// session sends their EXPUNGE responses (numbered as the client
+    /// renumbers). For CLOSE, nothing is sent.
+    pub fn expunged(&mut self, token: &Token, uids: &[u32]) -> Result<(), ApiMisuse> {
+        let kind = match self.decisions.get(token)? {
+            Pending::Request(
+                _,
+                k @ (Kind::Expunge | Kind::Close | Kind::Copy { moving: true }),
+            ) => k.clone(),
+            _ => return Err(ApiMisuse::WrongAnswer),
+        };
+        let seqs = self.view.expunge_now(uids);
+        if kind != Kind::Close {
+            for seq in seqs {
+                self.untagged(&Response::Expunge(seq));
+            }
+        }
+        Ok(())
+    }
+
+    /// Accepts the announced APPEND message: its bytes follow as
+    /// [`Event::AppendData`].
+    pub fn accept(&mut self, token: Token) -> Result<(), AnswerError> {
+        let pending = self.decisions.take_if(token, |p| match p {
+            Pending::Append(_) => Ok(()),
+            _ => Err(ApiMisuse::WrongAnswer),
+        })?;
+        if self.is_closed() {
+            return Ok(());
+        }
+        if let Pending::Append(_) = pending {
+            let sync = self.reader.accept_append();
+            if sync {
+                self.out.extend_from_slice(b"+ Ready for literal data\r\n");
+                self.flush();
+            }
+        }
+        self.resume();
+        Ok(())
+    }
+
+    /// Completes the pending request (or the APPEND commit) with `OK`, `NO`
+    /// or `BAD`, after its data was given.
+    pub fn complete(&mut self, token: Token, completion: Completion) -> Result<(), AnswerError> {
+        let pending = self.decisions.take_if(token, |p| match p {
+            Pending::Request(..) | Pending::AppendCommit(_) => Ok(()),
+            _ => Err(ApiMisuse::WrongAnswer),
+        })?;
+        if self.is_closed() {
+            return Ok(());
+        }
+        match pending {
+            Pending::Request(tag, kind) => self.finish(&tag, kind, completion),
+            Pending::AppendCommit(tag) => self.finish(&tag, Kind::Other, completion),
+            _ => {}
+        }
+        self.resume();
+        Ok(())
+    }
+
+    /// The negative answer to any decision: a failed login (answered
+    /// `NO [AUTHENTICATIONFAILED]`, slowed, and counted), a refused APPEND
+    /// message (`TRYCREATE`, `TOOBIG`: the literal is not read), a failed
+    /// request.
+    pub fn reject(&mut self, token: Token, completion: Completion) -> Result<(), AnswerError> {
+        let pending = self.decisions.take(token)?;
+        if self.is_closed() {
+            return Ok(());
+        }
+        let completion = if completion.is_ok() {
+            Completion::no(completion.text)
+        } else {
+            completion
+        };
+        match pending {
+            Pending::Login(tag, _) | Pending::Scram(tag, _) => self.login_failed(&tag, completion),
+            Pending::Append(tag) => {
+                self.reader.refuse_append();
+                let index = self.append.take().map_or(0, |a| a.index);
+                if index > 0 {
+                    self.event(Event::AppendAbort);
+                }
+                self.finish(&tag, Kind::Other, completion);
+            }
+            Pending::AppendCommit(tag) => self.finish(&tag, Kind::Other, completion),
+            Pending::Request(tag, Kind::Select { .. }) => {
+                self.state = State::Authenticated;
+                self.finish(&tag, Kind::Other, completion);
+            }
+            Pending::Request(tag, kind) => self.finish(&tag, kind, completion),
+        }
+        self.resume();
+        Ok(())
+    }
+
+    // ---------------------------------------------------------- internals
+
+    fn touch(&mut self) {
+        let t = if self.identity.is_some() {
+            self.config.timeouts.autologout
+        } else {
+            self.config.timeouts.login
+        };
+        self.deadline = session_core::deadline_after(self.now, t);
+    }
+
+    fn finish(&mut self, tag: &Tag, kind: Kind, completion: Completion) {
+        let (allow_expunge, with_uid) = match &kind {
+            Kind::Fetch { uid, .. } | Kind::Store { uid, .. } | Kind::Search { uid, .. } => {
+                (*uid, *uid)
+            }
+            _ => (true, false),
+        };
+        let completion = match kind {
+            Kind::Fetch {
+                uid: false,
+                expunge_issued: true,
+            } if completion.is_ok() => Completion::no_code(
+                Code::Other("EXPUNGEISSUED".into(), None),
+                "Some of the requested messages no longer exist",
+            ),
+            Kind::Close if completion.is_ok() => {
+                self.state = State::Authenticated;
+                self.view = View::default();
+                completion
+            }
+            _ => completion,
+        };
+        if self.is_selected() {
+            self.flush_view(allow_expunge, with_uid);
+        }
+        self.tagged(tag, completion.kind, completion.code, &completion.text);
+    }
+
+    fn flush_view(&mut self, allow_expunge: bool, with_uid: bool) {
+        for r in self.view.flush(allow_expunge, with_uid) {
+            self.untagged(&r);
+        }
+    }
+
+    fn decision_timed_out(&mut self, pending: Pending) {
+        let busy = || Completion::no_code(Code::Other("UNAVAILABLE".into(), None), "server busy");
+        match pending {
+            Pending::Login(tag, _) | Pending::Scram(tag, _) => {
+                self.finish(&tag, Kind::Other, busy())
+            }
+            Pending::Append(tag) => {
+                self.reader.refuse_append();
+                if self.append.take().is_some_and(|a| a.index > 0) {
+                    self.event(Event::AppendAbort);
+                }
+                self.finish(&tag, Kind::Other, busy());
+            }
+            Pending::AppendCommit(tag) => self.finish(&tag, Kind::Other, busy()),
+            Pending::Request(tag, Kind::Select { .. }) => {
+                self.state = State::Authenticated;
+                self.finish(&tag, Kind::Other, busy());
+            }
+            Pending::Request(tag, kind) => self.finish(&tag, kind, busy()),
+        }
+    }
+
+    fn run_inbox(&mut self) {
+        let mut inbox = std::mem::replace(&mut self.inbox, Inbox::new(0));
+        inbox.drain(|b| self.consume(b));
+        self.inbox = inbox;
+    }
+
+    fn consume(&mut self, input: &[u8]) -> Consumed {
+        let used = self.run(input);
+        Consumed {
+            used,
+            keep: !matches!(self.state, State::Closed | State::AwaitTls),
+        }
+    }
+
+    fn resume(&mut self) {
+        if !self.decisions.is_pending()
+            && self.penalty.is_none()
+            && !self.is_closed()
+            && !self.inbox.is_empty()
+        {
+            self.run_inbox();
+        }
+        self.after_run();
+    }
+
+    fn after_run(&mut self) {
+        if self.penalty.is_none()
+            && (!self.decisions.is_pending()
+                || self.out.len() >= self.config.limits.max_buffered_output)
+        {
+            self.flush();
+        }
+    }
+
+    fn maybe_flush(&mut self) {
+        if self.out.len() >= self.config.limits.max_buffered_output && self.penalty.is_none() {
+            self.flush();
+        }
+    }
+
+    fn token(&mut self, p: Pending) -> Token {
+        self.decisions
+            .issue(self.now, self.config.timeouts.decision, p)
+    }
+
+    fn event(&mut self, e: Event) {
+        self.flush();
+        self.queue.push_back(Output::Event(e));
+    }
+
+    fn request(&mut self, tag: Tag, kind: Kind, request: Request) {
+        let token = self.token(Pending::Request(tag, kind));
+        self.event(Event::Request { token, request });
+    }
+
+    fn status(&mut self, tag: Option<&Tag>, kind: StatusKind, code: Option<Code>, text: &str) {
+        let r = Response::Status {
+            tag: tag.cloned(),
+            kind,
+            code,
+            text: text.to_owned(),
+        };
+        self.untagged(&r);
+    }
+
+    fn tagged(&mut self, tag: &Tag, kind: StatusKind, code: Option<Code>, text: &str) {
+        self.status(Some(tag), kind, code, text);
+    }
+
+    fn untagged_status(&mut self, kind: StatusKind, code: Option<Code>, text: &str) {
+        self.status(None, kind, code, text);
+    }
+
+    fn flush(&mut self) {
+        if !self.out.is_empty() {
+            let b = std::mem::take(&mut self.out).freeze();
+            self.queue.push_back(Output::Transmit(b));
+        }
+    }
+
+    fn close(&mut self) {
+        self.state = State::Closed;
+        self.inbox.clear();
+        self.decisions.clear();
+        self.idle = None;
+        self.penalty = None;
+        self.flush();
+        self.queue.push_back(Output::Closed);
+    }
+
+    fn bye(&mut self, text: &str) {
+        self.abort_append();
+        self.untagged_status(StatusKind::Bye, None, text);
+        self.close();
+    }
+
+    fn abort_append(&mut self) {
+        if self.append.take().is_some() {
+            self.event(Event::AppendAbort);
+        }
+    }
+
+    /// A bad command: BAD, and before login, counted towards BYE.
+    fn bad(&mut self, tag: Option<&Tag>, text: &str) {
+        self.status(tag, StatusKind::Bad, None, text);
+        if self.identity.is_none() {
+            self.errors += 1;
+            if self.errors >= self.config.limits.max_errors {
+                self.bye("Too many invalid commands");
+            }
+        }
+    }
+
+    fn login_failed(&mut self, tag: &Tag, completion: Completion) {
+        self.login_failures += 1;
+        let code = completion
+            .code
+            .or(Some(Code::Other("AUTHENTICATIONFAILED".into(), None)));
+        self.tagged(tag, StatusKind::No, code, &completion.text);
+        if self.login_failures >= self.config.limits.max_auth_failures {
+            self.bye("Too many failed logins");
+            return;
+        }
+        // Slowed: the NO goes out after a delay that grows per failure.
+        let delay = self
+            .config
+            .timeouts
+            .auth_failure_delay
+            .saturating_mul(self.login_failures);
+        if !delay.is_zero() {
+            self.penalty = Some(session_core::deadline_after(self.now, delay));
+        }
+    }
+
+    /// Processes as much of `input` as possible; returns bytes consumed.
+    fn run(&mut self, input: &[u8]) -> usize {
+        let mut pos = 0;
+        while pos < input.len()
+            && !self.decisions.is_pending()
+            && self.penalty.is_none()
+            && !matches!(self.state, State::Closed | State::AwaitTls)
+        {
+            let (used, item) = self.reader.push(&input[pos..]);
+            pos += used;
+            match item {
+                Some(Item::Command(line)) => self.command(&line),
+                Some(Item::Continue) => {
+                    self.out.extend_from_slice(b"+ Ready for literal data\r\n");
+                    self.flush();
+                }
+                Some(Item::Refused { tag, reason }) => {
+                    self.auth = None;
+                    self.bad(tag.as_ref(), reason)
+                }
+                Some(Item::AppendMessage {
+                    args,
+                    size,
+                    sync,
+                    first,
+                }) => self.append_message(&args, size, sync, first),
+                Some(Item::AppendData(chunk)) => {
+                    if let Some(a) = self.append.as_mut() {
+                        a.nul |= memchr::memchr(0, chunk).is_some();
+                    }
+                    self.queue
+                        .push_back(Output::Event(Event::AppendData(Bytes::copy_from_slice(
+                            chunk,
+                        ))));
+                }
+                Some(Item::AppendEnd) => {
+                    if let Some(a) = self.append.take() {
+                        if a.nul {
+                            self.event(Event::AppendAbort);
+                            self.bad(Some(&a.tag), "NUL is not allowed in a message");
+                        } else {
+                            let token = self.token(Pending::AppendCommit(a.tag));
+                            self.event(Event::AppendCommit { token });
+                        }
+                    }
+                }
+                Some(Item::AppendSyntax) => {
+                    if let Some(a) = self.append.take() {
+                        self.event(Event::AppendAbort);
+                        self.bad(Some(&a.tag), "invalid APPEND arguments");
+                    }
+                }
+                None => {
+                    if used == 0 {
+                        break;
+                    }
+                }
+            }
+            self.maybe_flush();
+        }
+        if self.state == State::AwaitTls {
+            // A clean cut: nothing sent with STARTTLS in plaintext counts.
+            self.reader.reset();
+            pos = input.len();
+        }
+        pos
+    }
+
+    fn append_message(&mut self, args: &[u8], size: u64, sync: bool, first: bool) {
+        // Flags and date parsed through the APPEND grammar itself.
+        let mut probe = if first {
+            args.to_vec()
+        } else {
+            b"x APPEND INBOX".to_vec()
+        };
+        if !first {
+            probe.extend_from_slice(args);
+        }
+        probe.extend_from_slice(b"{0}\r\n\r\n");
+        let parsed = Command::parse(&probe, self.utf8);
+        let (tag, mailbox, msg) = match parsed {
+            Ok(Command {
+                tag,
+                body: CommandBody::Append { mailbox, messages },
+            }) if !messages.is_empty() => {
+                let m = messages.into_iter().next();
+                match (first, self.append.as_ref()) {
+                    (true, _) => (tag, mailbox, m),
+                    (false, Some(a)) => (a.tag.clone(), a.mailbox.clone(), m),
+                    (false, None) => (tag, mailbox, None),
+                }
+            }
+            _ => {
+                self.reader.refuse_append();
+                match self.append.take() {
+                    Some(a) => {
+                        self.event(Event::AppendAbort);
+                        self.bad(Some(&a.tag), "invalid APPEND arguments");
+                    }
+                    None => self.bad(None, "invalid APPEND arguments"),
+                }
+                return;
+            }
+        };
+        let Some(msg) = msg else {
+            self.reader.refuse_append();
+            return;
+        };
+        if !self.can_use_mailboxes() {
+            self.reader.refuse_append();
+            self.bad(Some(&tag), "APPEND needs a login");
+            return;
+        }
+        let index = if first {
+            0
+        } else {
+            self.append.as_ref().map_or(0, |a| a.index + 1)
+        };
+        if size > self.config.limits.max_append {
+            self.reader.refuse_append();
+            if self.append.take().is_some() {
+                self.event(Event::AppendAbort);
+            }
+            self.finish(
+                &tag,
+                Kind::Other,
+                Completion::no_code(Code::Other("TOOBIG".into(), None), "message too large"),
+            );
+            return;
+        }
+        let _ = sync;
+        self.append = Some(Append {
+            tag: tag.clone(),
+            mailbox: mailbox.clone(),
+            index,
+            nul: self.append.as_ref().is_some_and(|a| a.nul),
+        });
+        let token = self.token(Pending::Append(tag));
+        self.event(Event::Request {
+            token,
+            request: Request::Append {
+                mailbox,
+                flags: msg.flags,
+                date: msg.date,
+                size,
+                index,
+            },
+        });
+    }
+
+    fn can_use_mailboxes(&self) -> bool {
+        matches!(self.state, State::Authenticated | State::Selected { .. })
+    }
+
+    fn command(&mut self, line: &[u8]) {
+        if let Some((tag, exchange)) = self.auth.take() {
+            return self.sasl_response(tag, exchange, line);
+        }
+        if let Some(tag) = self.idle.take() {
+            self.keepalive = None;
+            self.idle_until = None;
+            if crate::is_idle_done(line) {
+                self.finish(&tag, Kind::Other, Completion::ok("IDLE terminated"));
+            } else {
+                self.bad(Some(&tag), "expected DONE");
+            }
+            return;
+        }
+        let cmd = match Command::parse(line, self.utf8) {
+            Ok(c) => c,
+            Err(e) => {
+                let text = format!("{}", e.error);
+                // Only a whole tag is echoed: `a+b` is not answered as `a`.
+                let tag = e.tag.filter(|t| line.get(t.as_str().len()) == Some(&b' '));
+                return self.bad(tag.as_ref(), &text);
+            }
+        };
+        let tag = cmd.tag;
+        let state = self.state;
+        let authed = self.can_use_mailboxes();
+        let selected = matches!(state, State::Selected { .. });
+        let read_only = matches!(state, State::Selected { read_only: true });
+        use CommandBody as C;
+        match cmd.body {
+            C::Capability => {
+                let caps = self.capabilities();
+                self.untagged(&Response::Capability(caps));
+                self.finish(&tag, Kind::Other, Completion::ok("CAPABILITY completed"));
+            }
+            C::Noop | C::Check => {
+                self.finish(&tag, Kind::Other, Completion::ok("NOOP completed"));
+            }
+            C::Logout => {
+                self.abort_append();
+                self.untagged_status(StatusKind::Bye, None, "Logging out");
+                self.tagged(&tag, StatusKind::Ok, None, "LOGOUT completed");
+                self.close();
+            }
+            C::Id(_) => {
+                let fields = self
+                    .config
+                    .id
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_bytes().to_vec().into(),
+                            Some(v.as_bytes().to_vec().into()),
+                        )
+                    })
+                    .collect();
+                self.untagged(&Response::Id(Some(fields)));
+                self.finish(&tag, Kind::Other, Completion::ok("ID completed"));
+            }
+            C::StartTls => {
+                if state != State::NotAuthenticated || !self.config.starttls || self.tls {
+                    return self.bad(Some(&tag), "STARTTLS not available");
+                }
+                self.tagged(&tag, StatusKind::Ok, None, "Begin TLS negotiation now");
+                self.state = State::AwaitTls;
+                self.flush();
+                self.queue.push_back(Output::StartTls);
+            }
+            C::Login { username, password } => {
+                if state != State::NotAuthenticated {
+                    return self.bad(Some(&tag), "already logged in");
+                }
+                if !self.plaintext_ok() {
+                    return self.tagged(
+                        &tag,
+                        StatusKind::No,
+                        Some(Code::Other("PRIVACYREQUIRED".into(), None)),
+                        "LOGIN needs TLS (STARTTLS first)",
+                    );
+                }
+                let (Ok(user), Ok(pass)) = (
+                    String::from_utf8(username.into_owned()),
+                    String::from_utf8(password.into_owned()),
+                ) else {
+                    return self
+                        .login_failed(&tag, Completion::no("user name and password are UTF-8"));
+                };
+                let token = self.token(Pending::Login(tag, user.clone()));
+                self.event(Event::Login {
+                    token,
+                    username: user,
+                    check: LoginCheck::Password(sasl::Secret::new(pass)),
+                });
+            }
+            C::Authenticate {
+                mechanism,
+                initial_response,
+            } => self.authenticate(tag, &mechanism, initial_response),
+            C::Enable(caps) => {
+                if !authed {
+                    return self.bad(Some(&tag), "ENABLE needs a login");
+                }
+                let mut on = Vec::new();
+                for c in caps {
+                    if c.eq_ignore_ascii_case("UTF8=ACCEPT") && !on.contains(&c) {
+                        self.utf8 = true;
+                        self.reader.set_utf8(true);
+                        on.push("UTF8=ACCEPT".to_owned());
+                    }
+                }
+                self.untagged(&Response::Enabled(on));
+                self.finish(&tag, Kind::Other, Completion::ok("ENABLE completed"));
+            }
+            C::Namespace if authed => {
+                let personal = vec![NamespaceEntry {
+                    prefix: b""[..].into(),
+                    delimiter: Some('/'),
+                    extensions: Vec::new(),
+                }];
+                self.untagged(&Response::Namespace([personal, Vec::new(), Vec::new()]));
+                self.finish(&tag, Kind::Other, Completion::ok("NAMESPACE completed"));
+            }
+            C::Idle if authed => {
+                self.out.extend_from_slice(b"+ idling\r\n");
+                if selected {
+                    self.flush_view(true, false);
+                }
+                self.idle = Some(tag);
+                self.keepalive = Some(session_core::deadline_after(
+                    self.now,
+                    self.config.timeouts.idle_keepalive,
+                ));
+                self.idle_until = Some(session_core::deadline_after(
+                    self.now,
+                    self.config.timeouts.idle,
+                ));
+                self.flush();
+            }
+            C::Select {
+                mailbox,
+                condstore: _,
+                qresync: _,
+            } if authed => self.select(tag, mailbox, false),
+            C::Examine { mailbox, .. } if authed => self.select(tag, mailbox, true),
+            C::Create(m) if authed => self.request(tag, Kind::Other, Request::Create(m)),
+            C::Delete(m) if authed => self.request(tag, Kind::Other, Request::Delete(m)),
+            C::Rename(from, to) if authed => {
+                self.request(tag, Kind::Other, Request::Rename { from, to })
+            }
+            C::Subscribe(mailbox) if authed => {
+                self.request(tag, Kind::Other, Request::Subscribe { mailbox, on: true })
+            }
+            C::Unsubscribe(mailbox) if authed => {
+                self.request(tag, Kind::Other, Request::Subscribe { mailbox, on: false })
+            }
+            C::List {
+                select,
+                reference,
+                patterns,
+                ret,
+            } if authed => self.request(
+                tag,
+                Kind::Other,
+                Request::List {
+                    lsub: false,
+                    reference,
+                    patterns,
+                    select,
+                    ret,
+                },
+            ),
+            C::Lsub { reference, pattern } if authed => self.request(
+                tag,
+                Kind::Other,
+                Request::List {
+                    lsub: true,
+                    reference,
+                    patterns: vec![pattern],
+                    select: Vec::new(),
+                    ret: Vec::new(),
+                },
+            ),
+            C::Status { mailbox, items } if authed => {
+                self.request(tag, Kind::Other, Request::Status { mailbox, items })
+            }
+            C::Append { .. } if authed => {
+                // A whole APPEND only arrives here when its message literal
+                // was empty (`{0}`) and read with the command.
+                self.bad(Some(&tag), "empty APPEND messages are not stored");
+            }
+            C::Close if selected => {
+                if read_only {
+                    self.state = State::Authenticated;
+                    self.view = View::default();
+                    self.tagged(&tag, StatusKind::Ok, None, "CLOSE completed");
+                } else {
+                    self.request(tag, Kind::Close, Request::Close);
+                }
+            }
+            C::Unselect if selected => {
+                self.state = State::Authenticated;
+                self.view = View::default();
+                self.tagged(&tag, StatusKind::Ok, None, "UNSELECT completed");
+            }
+            C::Expunge(uids) if selected => {
+                if read_only {
+                    return self.finish(
+                        &tag,
+                        Kind::Other,
+                        Completion::no_code(Code::ReadOnly, "mailbox is read-only"),
+                    );
+                }
+                let uids = uids.map(|set| {
+                    self.view
+                        .resolve(&set, true)
+                        .into_iter()
+                        .map(|m| m.uid)
+                        .collect()
+                });
+                self.request(tag, Kind::Expunge, Request::Expunge { uids });
+            }
+            C::Fetch {
+                uid,
+                set,
+                items,
+                changed_since,
+                vanished: _,
+            } if selected => {
+                let Some(messages) = self.messages(&tag, &set, uid) else {
+                    return;
+                };
+                let expunge_issued = messages.iter().any(|m| self.view.is_expunged(m.uid));
+                if messages.is_empty() {
+                    return self.finish(
+                        &tag,
+                        Kind::Fetch {
+                            uid,
+                            expunge_issued: false,
+                        },
+                        Completion::ok("FETCH completed"),
+                    );
+                }
+                let items = items
+                    .into_iter()
+                    .map(crate::FetchItem::into_owned)
+                    .collect();
+                self.request(
+                    tag,
+                    Kind::Fetch {
+                        uid,
+                        expunge_issued,
+                    },
+                    Request::Fetch {
+                        messages,
+                        items,
+                        uid,
+                        changed_since,
+                    },
+                );
+            }
+            C::Store {
+                uid,
+                set,
+                unchanged_since,
+                op,
+                silent,
+                flags,
+            } if selected => {
+                if read_only {
+                    return self.finish(
+                        &tag,
+                        Kind::Other,
+                        Completion::no_code(Code::ReadOnly, "mailbox is read-only"),
+                    );
+                }
+                let Some(messages) = self.messages(&tag, &set, uid) else {
+                    return;
+                };
+                let messages: Vec<Message> = messages
+                    .into_iter()
+                    .filter(|m| !self.view.is_expunged(m.uid))
+                    .collect();
+                let kind = Kind::Store { uid, silent };
+                if messages.is_empty() {
+                    return self.finish(&tag, kind, Completion::ok("STORE completed"));
+                }
+                self.request(
+                    tag,
+                    kind,
+                    Request::Store {
+                        messages,
+                        op,
+                        flags,
+                        uid,
+                        unchanged_since,
+                    },
+                );
+            }
+            C::Search {
+                uid,
+                ret,
+                charset,
+                keys,
+            } if selected => {
+                if let Some(c) = charset
+                    && !c.eq_ignore_ascii_case("UTF-8")
+                    && !c.eq_ignore_ascii_case("US-ASCII")
+                {
+                    return self.tagged(
+                        &tag,
+                        StatusKind::No,
+                        Some(Code::Other(
+                            "BADCHARSET".into(),
+                            Some("(UTF-8 US-ASCII)".into()),
+                        )),
+                        "charset not supported",
+                    );
+                }
+                let keys = keys.into_iter().map(crate::SearchKey::into_owned).collect();
+                self.request(
+                    tag,
+                    Kind::Search {
+                        uid,
+                        ret: ret.clone(),
+                    },
+                    Request::Search { keys, uid, ret },
+                );
+            }
+            C::Copy { uid, set, mailbox } if selected => self.copy(tag, uid, &set, mailbox, false),
+            C::Move { uid, set, mailbox } if selected => {
+                if read_only {
+                    return self.finish(
+                        &tag,
+                        Kind::Other,
+                        Completion::no_code(Code::ReadOnly, "mailbox is read-only"),
+                    );
+                }
+                self.copy(tag, uid, &set, mailbox, true)
+            }
+            _ => {
+                let text = if authed {
+                    "command not valid in this state"
+                } else {
+                    "log in first"
+                };
+                self.bad(Some(&tag), text);
+            }
+        }
+    }
+
+    /// The messages a set names; `None` after answering BAD for numbers
+    /// the client cannot know.
+    fn messages(&mut self, tag: &Tag, set: &SequenceSet, uid: bool) -> Option<Vec<Message>> {
+        if !uid {
+            let exists = self.view.exists();
+            let beyond = set.ranges().iter().any(|(a, b)| {
+                [a, b]
+                    .iter()
+                    .any(|n| matches!(n, SeqNumber::Value(v) if *v > exists))
+            });
+            if beyond {
+                self.tagged(
+                    tag,
+                    StatusKind::Bad,
+                    None,
+                    "invalid message sequence number",
+                );
+                return None;
+            }
+        }
+        Some(self.view.resolve(set, uid))
+    }
+
+    fn copy(&mut self, tag: Tag, uid: bool, set: &SequenceSet, mailbox: Mailbox, moving: bool) {
+        let Some(messages) = self.messages(&tag, set, uid) else {
+            return;
+        };
+        let messages: Vec<Message> = messages
+            .into_iter()
+            .filter(|m| !self.view.is_expunged(m.uid))
+            .collect();
+        if messages.is_empty() {
+            let verb = if moving { "MOVE" } else { "COPY" };
+            return self.finish(
+                &tag,
+                Kind::Other,
+                Completion::ok(format!("{verb} completed (no messages)")),
+            );
+        }
+        self.request(
+            tag,
+            Kind::Copy { moving },
+            Request::Copy {
+                messages,
+                mailbox,
+                moving,
+                uid,
+            },
+        );
+    }
+
+    fn select(&mut self, tag: Tag, mailbox: Mailbox, read_only: bool) {
+        // Selecting leaves the mailbox selected before, whatever happens.
+        self.state = State::Authenticated;
+        self.view = View::default();
+        self.request(
+            tag,
+            Kind::Select { read_only },
+            Request::Select { mailbox, read_only },
+        );
+    }
+
+    fn authenticate(&mut self, tag: Tag, mechanism: &str, initial: Option<String>) {
+        if self.state != State::NotAuthenticated {
+            return self.bad(Some(&tag), "already logged in");
+        }
+        let Some(mech) =
+            Mechanism::from_name(mechanism).filter(|m| self.mechanisms().any(|x| x == *m))
+        else {
+            let code = (!self.plaintext_ok()).then(|| Code::Other("PRIVACYREQUIRED".into(), None));
+            return self.tagged(&tag, StatusKind::No, code, "mechanism not available");
+        };
+        let initial = match initial.as_deref() {
+            None => None,
+            Some("=") => Some(Vec::new()),
+            Some(t) => match sasl::decode_base64(t) {
+                Ok(v) => Some(v),
+                Err(_) => return self.bad(Some(&tag), "invalid base64"),
+            },
+        };
+        self.nonces += 1;
+        let mut random = self.entropy.to_vec();
+        random.extend_from_slice(&self.nonces.to_le_bytes());
+        let mut exchange = Box::new(ServerExchange::new(mech, &random, &self.config.hostname));
+        let step = exchange.start(initial.as_deref());
+        self.sasl_step(tag, exchange, step);
+    }
+
+    fn sasl_response(&mut self, tag: Tag, mut exchange: Box<ServerExchange>, line: &[u8]) {
+        let line = line.strip_suffix(b"\r\n").unwrap_or(line);
+        match sasl::decode_response(line) {
+            Ok(sasl::Response::Cancel) => {
+                self.tagged(&tag, StatusKind::Bad, None, "AUTHENTICATE cancelled")
+            }
+            Err(_) => self.bad(Some(&tag), "invalid base64"),
+            Ok(sasl::Response::Data(d)) => {
+                let step = exchange.respond(&d);
+                self.sasl_step(tag, exchange, step);
+            }
+        }
+    }
+
+    fn sasl_step(&mut self, tag: Tag, exchange: Box<ServerExchange>, step: ServerStep) {
+        match step {
+            ServerStep::Challenge(c) => {
+                self.out.extend_from_slice(b"+ ");
+                self.out.extend_from_slice(sasl::encode(&c).as_bytes());
+                self.out.extend_from_slice(b"\r\n");
+                self.flush();
+                self.auth = Some((tag, exchange));
+            }
+            ServerStep::Verify(Credentials::Password {
+                username, password, ..
+            }) => {
+                let token = self.token(Pending::Login(tag, username.clone()));
+                self.event(Event::Login {
+                    token,
+                    username,
+                    check: LoginCheck::Password(password),
+                });
+            }
+            ServerStep::LookupScram { username, .. } => {
+                let token = self.token(Pending::Scram(tag, exchange));
+                self.event(Event::ScramLookup { token, username });
+            }
+            ServerStep::Success(id) => {
+                let token = self.token(Pending::Login(tag, id.username.clone()));
+                self.event(Event::Login {
+                    token,
+                    username: id.username,
+                    check: LoginCheck::Verified,
+                });
+            }
+            _ => self.login_failed(&tag, Completion::no("authentication failed")),
+        }
+    }
+}
+
+/// `1:3,5` from ascending numbers.
+fn compact(numbers: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let start = numbers[i];
+        let mut end = start;
+        while i + 1 < numbers.len() && numbers[i + 1] == end + 1 {
+            i += 1;
+            end = numbers[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+session_core::forward_session!(Session, Event);

@@ -1,0 +1,314 @@
+//! The selected mailbox as one session sees it: which message has which
+//! sequence number, and the changes not yet told to the client.
+//!
+//! Sequence numbers are positions in a sorted UID vector (the number is
+//! the index plus one), so a UID maps to its number by binary search and a number to its
+//! UID by indexing. Changes may be pushed at any time; they reach the client
+//! only when [`View::flush`] is called, under the rules of RFC 3501 §7.4.1
+//! and RFC 9051 §7.5.1: EXPUNGE is never sent during a FETCH, STORE or
+//! SEARCH that uses sequence numbers (the numbers the client is using would
+//! shift under it), flag updates go first, then expunges, then the new
+//! EXISTS.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::{Flag, Response, SeqNumber, SequenceSet};
+
+/// The selected-mailbox view.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// UIDs the client knows, ascending; expunged-but-unannounced ones
+    /// included (they still hold their number).
+    uids: Vec<u32>,
+    /// Arrived, not yet announced, ascending and above every known UID.
+    new: Vec<u32>,
+    /// Known UIDs that are gone, not yet announced.
+    expunged: BTreeSet<u32>,
+    /// Flag changes not yet announced.
+    flags: BTreeMap<u32, Vec<Flag>>,
+}
+
+/// A message addressed by a command: its sequence number and UID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Message {
+    /// Sequence number (1-based).
+    pub seq: u32,
+    /// UID.
+    pub uid: u32,
+}
+
+impl View {
+    /// A view of a mailbox holding these UIDs (any order; duplicates and 0
+    /// are dropped).
+    pub fn new(mut uids: Vec<u32>) -> View {
+        uids.retain(|&u| u != 0);
+        uids.sort_unstable();
+        uids.dedup();
+        View {
+            uids,
+            ..View::default()
+        }
+    }
+
+    /// Messages the client was told of (the last EXISTS).
+    pub fn exists(&self) -> u32 {
+        u32::try_from(self.uids.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The UIDs the client knows, ascending.
+    pub fn uids(&self) -> &[u32] {
+        &self.uids
+    }
+
+    /// The highest UID the client knows (0 when empty).
+    pub fn last_uid(&self) -> u32 {
+        self.uids.last().copied().unwrap_or(0)
+    }
+
+    /// The sequence number of `uid`, if the client knows it.
+    pub fn seq_of(&self, uid: u32) -> Option<u32> {
+        self.uids
+            .binary_search(&uid)
+            .ok()
+            .and_then(|i| u32::try_from(i + 1).ok())
+    }
+
+    /// The UID at sequence number `seq`.
+    pub fn uid_at(&self, seq: u32) -> Option<u32> {
+        let i = usize::try_from(seq.checked_sub(1)?).ok()?;
+        self.uids.get(i).copied()
+    }
+
+    /// Whether `uid` was expunged but the client was not told yet
+    /// (a FETCH of it gets `NO [EXPUNGEISSUED]`-style treatment).
+    pub fn is_expunged(&self, uid: u32) -> bool {
+        self.expunged.contains(&uid)
+    }
+
+    /// The messages a command's set names, ascending by number. For
+    /// sequence numbers, `*` is the last message and numbers past the end
+    /// match nothing. For UIDs (`uid`), `*` is the highest UID, and a range
+    /// `n:*` always includes the last message even when `n` is above it
+    /// (RFC 9051 §6.4.9). Work is proportional to the answer, not to the
+    /// mailbox.
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<Message> {
+        let n = self.uids.len();
+        let mut idx: Vec<usize> = Vec::new();
+        let largest = if uid { self.last_uid() } else { self.exists() };
+        if n == 0 {
+            return Vec::new();
+        }
+        let val = |x: &SeqNumber| match x {
+            SeqNumber::Value(v) => *v,
+            SeqNumber::Largest => largest,
+        };
+        for (a, b) in set.ranges() {
+            let (lo, hi) = {
+                let (a, b) = (val(a), val(b));
+                (a.min(b), a.max(b))
+            };
+            if uid {
+                let start = self.uids.partition_point(|&u| u < lo);
+                let end = self.uids.partition_point(|&u| u <= hi);
+                idx.extend(start..end);
+            } else {
+                let start = usize::try_from(lo).unwrap_or(usize::MAX).saturating_sub(1);
+                let end = usize::try_from(hi).unwrap_or(usize::MAX).min(n);
+                if start < end {
+                    idx.extend(start..end);
+                }
+            }
+        }
+        idx.sort_unstable();
+        idx.dedup();
+        idx.into_iter()
+            .map(|i| Message {
+                seq: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                uid: self.uids[i],
+            })
+            .collect()
+    }
+
+    /// A message arrived (UIDs above every known one; others are ignored).
+    pub fn push_new(&mut self, uid: u32) {
+        let above = self.new.last().copied().unwrap_or(self.last_uid());
+        if uid > above {
+            self.new.push(uid);
+        }
+    }
+
+    /// A message's flags changed (to `flags`).
+    pub fn push_flags(&mut self, uid: u32, flags: Vec<Flag>) {
+        if self.seq_of(uid).is_some() && !self.expunged.contains(&uid) {
+            self.flags.insert(uid, flags);
+        } else if let Ok(i) = self.new.binary_search(&uid) {
+            // Announced with EXISTS; its flags are fetched by the client.
+            let _ = i;
+        }
+    }
+
+    /// A message was expunged.
+    pub fn push_expunge(&mut self, uid: u32) {
+        if self.seq_of(uid).is_some() {
+            self.expunged.insert(uid);
+            self.flags.remove(&uid);
+        } else if let Ok(i) = self.new.binary_search(&uid) {
+            self.new.remove(i);
+        }
+    }
+
+    /// Whether anything waits to be told.
+    pub fn has_pending(&self) -> bool {
+        !self.new.is_empty() || !self.expunged.is_empty() || !self.flags.is_empty()
+    }
+
+    /// Drops a pending flag update (the command's own FETCH reply carries
+    /// the flags already).
+    pub fn forget_flags(&mut self, uid: u32) {
+        self.flags.remove(&uid);
+    }
+
+    /// Removes messages the session itself reports as expunged (EXPUNGE,
+    /// MOVE): returns the sequence numbers to send, in the order to send
+    /// them (each number valid after the previous EXPUNGE).
+    pub fn expunge_now(&mut self, uids: &[u32]) -> Vec<u32> {
+        let mut gone: Vec<u32> = uids.to_vec();
+        gone.sort_unstable();
+        gone.dedup();
+        let mut out = Vec::new();
+        // Highest first: a number sent stays valid for the ones after it.
+        for &uid in gone.iter().rev() {
+            if let Ok(i) = self.uids.binary_search(&uid) {
+                self.expunged.remove(&uid);
+                self.flags.remove(&uid);
+                out.push(u32::try_from(i + 1).unwrap_or(u32::MAX));
+            }
+        }
+        // One pass over the vectors, however many went.
+        let gone_set = |u: &u32| gone.binary_search(u).is_ok();
+        self.uids.retain(|u| !gone_set(u));
+        self.new.retain(|u| !gone_set(u));
+        out
+    }
+
+    /// The untagged responses for what changed, in the order RFC 9051
+    /// §7.5.1 wants: flag FETCHes, then EXPUNGEs (only when
+    /// `allow_expunge`), then EXISTS. `with_uid`: FETCH flag updates carry
+    /// the UID (UID commands, CONDSTORE).
+    pub fn flush(&mut self, allow_expunge: bool, with_uid: bool) -> Vec<Response<'static>> {
+        let mut out = Vec::new();
+        for (uid, flags) in std::mem::take(&mut self.flags) {
+            if let Some(seq) = self.seq_of(uid) {
+                let mut values = vec![crate::FetchValue::Flags(flags)];
+                if with_uid {
+                    values.push(crate::FetchValue::Uid(uid));
+                }
+                out.push(Response::Fetch(seq, values));
+            }
+        }
+        if allow_expunge && !self.expunged.is_empty() {
+            let gone: Vec<u32> = std::mem::take(&mut self.expunged).into_iter().collect();
+            for seq in self.expunge_now(&gone) {
+                out.push(Response::Expunge(seq));
+            }
+        }
+        if !self.new.is_empty() {
+            self.uids.append(&mut self.new);
+            out.push(Response::Exists(self.exists()));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(s: &str) -> SequenceSet {
+        SequenceSet::parse(s.as_bytes()).unwrap()
+    }
+
+    fn uids(m: &[Message]) -> Vec<u32> {
+        m.iter().map(|m| m.uid).collect()
+    }
+
+    #[test]
+    fn sequence_numbers_are_positions_and_uids_are_found_by_search() {
+        let v = View::new(vec![10, 3, 7, 3, 0]);
+        assert_eq!(v.uids(), &[3, 7, 10]);
+        assert_eq!(v.seq_of(7), Some(2));
+        assert_eq!(v.seq_of(8), None);
+        assert_eq!(v.uid_at(3), Some(10));
+        assert_eq!(v.uid_at(0), None);
+        assert_eq!(v.uid_at(4), None);
+    }
+
+    #[test]
+    fn sets_resolve_by_number_and_by_uid() {
+        let v = View::new(vec![3, 7, 10, 20]);
+        assert_eq!(uids(&v.resolve(&set("2:*"), false)), vec![7, 10, 20]);
+        assert_eq!(uids(&v.resolve(&set("5:9"), false)), Vec::<u32>::new());
+        assert_eq!(uids(&v.resolve(&set("4,1,1"), false)), vec![3, 20]);
+        assert_eq!(uids(&v.resolve(&set("5:10"), true)), vec![7, 10]);
+        // n:* includes the last message even when n is above it.
+        assert_eq!(uids(&v.resolve(&set("100:*"), true)), vec![20]);
+        assert_eq!(
+            uids(&v.resolve(&set("4294967295"), true)),
+            Vec::<u32>::new()
+        );
+        assert_eq!(
+            v.resolve(&set("2"), false),
+            vec![Message { seq: 2, uid: 7 }]
+        );
+        assert!(View::new(vec![]).resolve(&set("1:*"), false).is_empty());
+    }
+
+    #[test]
+    fn changes_are_flushed_flags_then_expunges_then_exists() {
+        let mut v = View::new(vec![1, 2, 3, 4]);
+        v.push_new(5);
+        v.push_expunge(2);
+        v.push_expunge(4);
+        v.push_flags(3, vec![Flag::Seen]);
+        v.push_flags(2, vec![Flag::Seen]); // expunged: no flag update
+        // During a non-UID FETCH no EXPUNGE, but EXISTS counts the
+        // expunged messages still holding their numbers.
+        let out = v.flush(false, false);
+        assert_eq!(
+            out,
+            vec![
+                Response::Fetch(3, vec![crate::FetchValue::Flags(vec![Flag::Seen])]),
+                Response::Exists(5),
+            ]
+        );
+        assert!(v.is_expunged(2));
+        assert_eq!(v.seq_of(4), Some(4));
+        let out = v.flush(true, false);
+        assert_eq!(out, vec![Response::Expunge(4), Response::Expunge(2)]);
+        assert_eq!(v.uids(), &[1, 3, 5]);
+        assert!(!v.has_pending());
+    }
+
+    #[test]
+    fn a_message_expunged_before_it_was_announced_never_shows() {
+        let mut v = View::new(vec![1]);
+        v.push_new(2);
+        v.push_new(3);
+        v.push_expunge(2);
+        v.push_new(2); // not above the last: ignored
+        assert_eq!(v.flush(true, false), vec![Response::Exists(2)]);
+        assert_eq!(v.uids(), &[1, 3]);
+    }
+
+    #[test]
+    fn expunges_are_numbered_as_the_client_renumbers() {
+        let mut v = View::new((1..=10).collect());
+        // The client applies each EXPUNGE in turn; simulate it.
+        let mut client: Vec<u32> = (1..=10).collect();
+        for seq in v.expunge_now(&[2, 3, 9, 10, 42]) {
+            client.remove(seq as usize - 1);
+        }
+        assert_eq!(client, v.uids());
+        assert_eq!(client, vec![1, 4, 5, 6, 7, 8]);
+    }
+}

@@ -1,0 +1,553 @@
+//! The IMAP server session driven through transcripts, no sockets.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use imap_proto::server::{
+    Completion, Config, Event, LoginCheck, Output, Request, Selected, Session,
+};
+use imap_proto::{Code, FetchValue, Flag};
+
+struct H {
+    s: Session,
+    now: Instant,
+    wire: String,
+    events: Vec<Event>,
+    tls_asked: bool,
+    closed: bool,
+}
+
+impl H {
+    fn with(f: impl FnOnce(&mut Config)) -> H {
+        let mut c = Config::new("imap.example");
+        c.allow_plaintext_auth = true;
+        c.capabilities = vec!["UIDPLUS".into(), "MOVE".into()];
+        f(&mut c);
+        let now = Instant::now();
+        let mut h = H {
+            s: Session::new(Arc::new(c), now, [3; 16]),
+            now,
+            wire: String::new(),
+            events: Vec::new(),
+            tls_asked: false,
+            closed: false,
+        };
+        h.pump();
+        h
+    }
+
+    fn new() -> H {
+        H::with(|_| {})
+    }
+
+    fn pump(&mut self) {
+        while let Some(o) = self.s.poll_output() {
+            match o {
+                Output::Transmit(b) => self.wire.push_str(&String::from_utf8_lossy(&b)),
+                Output::Event(e) => self.events.push(e),
+                Output::StartTls => self.tls_asked = true,
+                Output::Closed => self.closed = true,
+            }
+        }
+    }
+
+    fn send(&mut self, input: &str) -> String {
+        self.s.handle_input(self.now, input.as_bytes());
+        self.pump();
+        std::mem::take(&mut self.wire)
+    }
+
+    fn take_wire(&mut self) -> String {
+        self.pump();
+        std::mem::take(&mut self.wire)
+    }
+
+    fn event(&mut self) -> Event {
+        self.pump();
+        assert!(
+            !self.events.is_empty(),
+            "no event; wire so far: {}",
+            self.wire
+        );
+        self.events.remove(0)
+    }
+
+    fn login(&mut self) {
+        self.send("l1 LOGIN alice secret\r\n");
+        let Event::Login { token, .. } = self.event() else {
+            panic!("not a login")
+        };
+        self.s.accept_login(token).unwrap();
+        let w = self.take_wire();
+        assert!(w.starts_with("l1 OK [CAPABILITY "), "{w}");
+    }
+
+    fn select(&mut self, uids: Vec<u32>) {
+        self.send("s1 SELECT INBOX\r\n");
+        let Event::Request {
+            token,
+            request: Request::Select { .. },
+        } = self.event()
+        else {
+            panic!("not a select")
+        };
+        let next = uids.iter().max().copied().unwrap_or(0) + 1;
+        self.s
+            .selected(token, Selected::new(7, next, uids))
+            .unwrap();
+        let w = self.take_wire();
+        assert!(w.contains("s1 OK [READ-WRITE]"), "{w}");
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.s.handle_timeout(self.now);
+        self.pump();
+    }
+}
+
+#[test]
+fn the_greeting_carries_capabilities_and_login_waits_for_tls() {
+    let mut h = H::with(|c| {
+        c.allow_plaintext_auth = false;
+        c.starttls = true;
+    });
+    let g = h.take_wire();
+    assert!(g.starts_with("* OK [CAPABILITY IMAP4rev1 "), "{g}");
+    assert!(
+        g.contains(" STARTTLS") && g.contains(" LOGINDISABLED"),
+        "{g}"
+    );
+    assert!(!g.contains("AUTH=PLAIN"), "{g}");
+    assert!(g.contains("AUTH=SCRAM-SHA-256"), "{g}");
+    let w = h.send("a LOGIN alice secret\r\n");
+    assert_eq!(
+        w,
+        "a NO [PRIVACYREQUIRED] LOGIN needs TLS (STARTTLS first)\r\n"
+    );
+    assert!(h.events.is_empty());
+}
+
+#[test]
+fn starttls_is_a_clean_cut_and_pipelined_plaintext_is_discarded() {
+    let mut h = H::with(|c| {
+        c.allow_plaintext_auth = false;
+        c.starttls = true;
+    });
+    h.take_wire();
+    let w = h.send("a STARTTLS\r\nb LOGIN alice secret\r\n");
+    assert_eq!(w, "a OK Begin TLS negotiation now\r\n");
+    assert!(h.tls_asked);
+    assert!(h.events.is_empty(), "the injected LOGIN must not run");
+    h.s.tls_established(h.now).unwrap();
+    let w = h.send("c CAPABILITY\r\n");
+    assert!(w.contains("AUTH=PLAIN") && !w.contains("STARTTLS"), "{w}");
+    h.send("d LOGIN alice secret\r\n");
+    assert!(matches!(h.event(), Event::Login { .. }));
+}
+
+#[test]
+fn pipelined_commands_run_in_order_and_the_login_ok_has_capabilities() {
+    let mut h = H::new();
+    h.take_wire();
+    let w = h.send("a LOGIN alice secret\r\nb SELECT INBOX\r\nc NOOP\r\n");
+    assert_eq!(w, "", "nothing answered before the login decision");
+    let Event::Login {
+        token,
+        username,
+        check,
+    } = h.event()
+    else {
+        panic!()
+    };
+    assert_eq!(username, "alice");
+    assert!(matches!(check, LoginCheck::Password(p) if p.expose() == "secret"));
+    assert!(h.events.is_empty(), "SELECT waits for the login");
+    h.s.accept_login(token).unwrap();
+    let w = h.take_wire();
+    assert!(w.starts_with("a OK [CAPABILITY IMAP4rev1 "), "{w}");
+    assert!(w.contains("UIDPLUS"), "post-login capabilities: {w}");
+    let Event::Request {
+        token,
+        request: Request::Select { mailbox, read_only },
+    } = h.event()
+    else {
+        panic!()
+    };
+    assert_eq!((mailbox.as_str(), read_only), ("INBOX", false));
+    let mut sel = Selected::new(9, 5, vec![4, 2, 1]);
+    sel.first_unseen = Some(2);
+    h.s.selected(token, sel).unwrap();
+    let w = h.take_wire();
+    assert!(w.starts_with("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* 3 EXISTS\r\n* 0 RECENT\r\n* OK [UNSEEN 2]"), "{w}");
+    assert!(w.contains("* OK [UIDVALIDITY 9] "), "{w}");
+    assert!(w.contains("* OK [UIDNEXT 5] "), "{w}");
+    assert!(w.contains("\\*)] "), "{w}");
+    assert!(
+        w.ends_with("b OK [READ-WRITE] SELECT completed\r\nc OK NOOP completed\r\n"),
+        "{w}"
+    );
+}
+
+#[test]
+fn failed_logins_are_slowed_counted_and_end_in_bye() {
+    let mut h = H::new();
+    h.take_wire();
+    for i in 1..=3u32 {
+        h.send(&format!("t{i} LOGIN alice wrong\r\nn{i} NOOP\r\n"));
+        let Event::Login { token, .. } = h.event() else {
+            panic!()
+        };
+        h.s.reject(token, Completion::no("invalid credentials"))
+            .unwrap();
+        let w = h.take_wire();
+        if i < 3 {
+            assert_eq!(w, "", "the NO is held back");
+            assert!(!h.s.wants_input());
+            assert_eq!(
+                h.s.poll_timeout(),
+                Some(h.now + Duration::from_secs(u64::from(i)))
+            );
+            h.advance(Duration::from_secs(u64::from(i)));
+            let w = h.take_wire();
+            assert_eq!(
+                w,
+                format!(
+                    "t{i} NO [AUTHENTICATIONFAILED] invalid credentials\r\nn{i} OK NOOP completed\r\n"
+                )
+            );
+        } else {
+            assert!(w.ends_with("* BYE Too many failed logins\r\n"), "{w}");
+            assert!(h.closed);
+        }
+    }
+}
+
+#[test]
+fn repeated_bad_commands_before_login_end_in_bye_and_bad_tags_are_never_echoed() {
+    let mut h = H::new();
+    h.take_wire();
+    let w = h.send("a+b NOOP\r\n");
+    assert!(w.starts_with("* BAD "), "{w}");
+    let w = h.send("\"x\" NOOP\r\n");
+    assert!(w.starts_with("* BAD"), "{w}");
+    let mut w = String::new();
+    for i in 0..8 {
+        w += &h.send(&format!("x{i} FROB\r\n"));
+    }
+    assert!(w.ends_with("* BYE Too many invalid commands\r\n"), "{w}");
+    assert!(h.closed);
+}
+
+#[test]
+fn append_is_decided_before_its_literal_and_streams() {
+    let mut h = H::new();
+    h.login();
+    let w = h.send("a APPEND INBOX (\\Seen) {11}\r\n");
+    assert_eq!(w, "", "no + before the application accepted");
+    let Event::Request {
+        token,
+        request:
+            Request::Append {
+                mailbox,
+                flags,
+                size,
+                index,
+                ..
+            },
+    } = h.event()
+    else {
+        panic!()
+    };
+    assert_eq!((mailbox.as_str(), size, index), ("INBOX", 11, 0));
+    assert_eq!(flags, vec![Flag::Seen]);
+    h.s.accept(token).unwrap();
+    assert_eq!(h.take_wire(), "+ Ready for literal data\r\n");
+    h.send("hello");
+    h.send(" world\r\nb NOOP\r\n");
+    let mut body = Vec::new();
+    loop {
+        match h.event() {
+            Event::AppendData(b) => body.extend_from_slice(&b),
+            Event::AppendCommit { token } => {
+                assert_eq!(body, b"hello world");
+                h.s.complete(
+                    token,
+                    Completion::ok_code(
+                        Code::AppendUid(7, imap_proto::SequenceSet::parse(b"12").unwrap()),
+                        "APPEND completed",
+                    ),
+                )
+                .unwrap();
+                break;
+            }
+            e => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(
+        h.take_wire(),
+        "a OK [APPENDUID 7 12] APPEND completed\r\nb OK NOOP completed\r\n"
+    );
+}
+
+#[test]
+fn a_refused_append_never_gets_its_continuation_and_the_next_command_runs() {
+    let mut h = H::new();
+    h.login();
+    h.send("a APPEND Nowhere {11}\r\n");
+    let Event::Request { token, .. } = h.event() else {
+        panic!()
+    };
+    h.s.reject(
+        token,
+        Completion::no_code(Code::TryCreate, "no such mailbox"),
+    )
+    .unwrap();
+    assert_eq!(h.take_wire(), "a NO [TRYCREATE] no such mailbox\r\n");
+    let w = h.send("b NOOP\r\n");
+    assert_eq!(w, "b OK NOOP completed\r\n");
+}
+
+#[test]
+fn a_too_big_non_synchronising_append_is_skipped_never_parsed() {
+    let mut h = H::with(|c| c.limits.max_append = 10);
+    h.login();
+    let w = h.send("a APPEND INBOX {20+}\r\nc LOGOUT\r\nd LOGOUT\r\n\r\nb NOOP\r\n");
+    assert_eq!(
+        w,
+        "a NO [TOOBIG] message too large\r\nb OK NOOP completed\r\n"
+    );
+    assert!(!h.closed);
+    assert!(h.events.is_empty());
+}
+
+#[test]
+fn literal_lengths_past_every_limit_are_refused() {
+    let mut h = H::new();
+    h.take_wire();
+    let w = h.send("a LOGIN {4294967296}\r\n");
+    assert_eq!(w, "a BAD literal too large\r\n");
+    let w = h.send("b LOGIN {99999999999999999999}\r\n");
+    assert!(w.starts_with("b BAD"), "{w}");
+    let w = h.send("c NOOP\r\n");
+    assert_eq!(w, "c OK NOOP completed\r\n");
+}
+
+#[test]
+fn a_nul_in_an_append_message_stores_nothing() {
+    let mut h = H::new();
+    h.login();
+    h.send("a APPEND INBOX {3+}\r\n");
+    let Event::Request { token, .. } = h.event() else {
+        panic!()
+    };
+    h.s.accept(token).unwrap();
+    let w = h.send("a\0b\r\nb NOOP\r\n");
+    let mut aborted = false;
+    while let Some(e) = h.events.first() {
+        match e {
+            Event::AppendData(_) => {}
+            Event::AppendAbort => aborted = true,
+            e => panic!("{e:?}"),
+        }
+        h.events.remove(0);
+    }
+    assert!(aborted);
+    assert_eq!(
+        w,
+        "a BAD NUL is not allowed in a message\r\nb OK NOOP completed\r\n"
+    );
+}
+
+#[test]
+fn idle_delivers_changes_at_once_and_done_with_the_next_command_works() {
+    let mut h = H::new();
+    h.login();
+    h.select(vec![1, 2]);
+    assert_eq!(h.send("i IDLE\r\n"), "+ idling\r\n");
+    h.s.push_new(3);
+    assert_eq!(h.take_wire(), "* 3 EXISTS\r\n");
+    h.s.push_expunge(1);
+    assert_eq!(h.take_wire(), "* 1 EXPUNGE\r\n");
+    // iOS sends DONE and the next command in one packet.
+    let w = h.send("DONE\r\nn NOOP\r\n");
+    assert_eq!(w, "i OK IDLE terminated\r\nn OK NOOP completed\r\n");
+}
+
+#[test]
+fn idle_keepalives_and_the_idle_limit_come_from_poll_timeout() {
+    let mut h = H::with(|c| {
+        c.timeouts.idle_keepalive = Duration::from_secs(120);
+        c.timeouts.idle = Duration::from_secs(300);
+    });
+    h.login();
+    h.send("i IDLE\r\n");
+    assert_eq!(h.s.poll_timeout(), Some(h.now + Duration::from_secs(120)));
+    h.advance(Duration::from_secs(120));
+    assert_eq!(h.take_wire(), "* OK Still here\r\n");
+    h.advance(Duration::from_secs(120));
+    h.advance(Duration::from_secs(60));
+    let w = h.take_wire();
+    assert!(w.ends_with("* BYE IDLE for too long\r\n"), "{w}");
+    assert!(h.closed);
+}
+
+#[test]
+fn no_expunge_during_a_fetch_by_number_but_flags_and_exists_go() {
+    let mut h = H::new();
+    h.login();
+    h.select(vec![1, 2, 3]);
+    h.s.push_expunge(2);
+    h.s.push_flags(3, vec![Flag::Flagged]);
+    h.s.push_new(4);
+    h.send("f FETCH 1:3 (FLAGS)\r\n");
+    let Event::Request {
+        token,
+        request: Request::Fetch { messages, .. },
+    } = h.event()
+    else {
+        panic!()
+    };
+    assert_eq!(messages.len(), 3);
+    for m in messages.iter().filter(|m| m.uid != 2) {
+        h.s.fetched(&token, m.uid, vec![FetchValue::Flags(vec![])])
+            .unwrap();
+    }
+    h.s.complete(token, Completion::ok("FETCH completed"))
+        .unwrap();
+    let w = h.take_wire();
+    assert_eq!(
+        w,
+        "* 1 FETCH (FLAGS ())\r\n* 3 FETCH (FLAGS ())\r\n* 4 EXISTS\r\nf NO [EXPUNGEISSUED] Some of the requested messages no longer exist\r\n"
+    );
+    let w = h.send("n NOOP\r\n");
+    assert_eq!(w, "* 2 EXPUNGE\r\nn OK NOOP completed\r\n");
+}
+
+#[test]
+fn uid_fetch_carries_uids_and_may_expunge() {
+    let mut h = H::new();
+    h.login();
+    h.select(vec![10, 20, 30]);
+    h.s.push_expunge(10);
+    h.send("f UID FETCH 25:* (FLAGS)\r\n");
+    let Event::Request {
+        token,
+        request: Request::Fetch { messages, uid, .. },
+    } = h.event()
+    else {
+        panic!()
+    };
+    assert!(uid);
+    assert_eq!(messages.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![30]);
+    h.s.fetched(&token, 30, vec![FetchValue::Flags(vec![Flag::Seen])])
+        .unwrap();
+    h.s.complete(token, Completion::ok("FETCH completed"))
+        .unwrap();
+    assert_eq!(
+        h.take_wire(),
+        "* 3 FETCH (UID 30 FLAGS (\\Seen))\r\n* 1 EXPUNGE\r\nf OK FETCH completed\r\n"
+    );
+}
+
+#[test]
+fn sequence_sets_out_of_range_are_bad() {
+    let mut h = H::new();
+    h.login();
+    h.select(vec![1, 2]);
+    assert!(h.send("a FETCH 0 FLAGS\r\n").starts_with("a BAD"));
+    assert!(h.send("b FETCH 4294967296 FLAGS\r\n").starts_with("b BAD"));
+    assert!(h.send("c FETCH 3 FLAGS\r\n").starts_with("c BAD"));
+    assert_eq!(
+        h.send("d UID FETCH 3 FLAGS\r\n"),
+        "d OK FETCH completed\r\n"
+    );
+    assert!(h.events.is_empty());
+}
+
+#[test]
+fn deep_nesting_in_search_is_refused_without_recursion() {
+    let mut h = H::new();
+    h.login();
+    h.select(vec![1]);
+    let deep = format!(
+        "a SEARCH {}ALL{}\r\n",
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    assert!(h.send(&deep).starts_with("a BAD"));
+    let nots = format!("b SEARCH {}ALL\r\n", "NOT ".repeat(1_000));
+    assert!(h.send(&nots).starts_with("b BAD"));
+    assert!(h.events.is_empty());
+}
+
+#[test]
+fn search_answers_numbers_or_uids_and_esearch() {
+    let mut h = H::new();
+    h.login();
+    h.select(vec![5, 6, 7, 9]);
+    h.send("a SEARCH ALL\r\n");
+    let Event::Request { token, .. } = h.event() else {
+        panic!()
+    };
+    h.s.searched(token, vec![9, 6, 7]).unwrap();
+    assert_eq!(h.take_wire(), "* SEARCH 2 3 4\r\na OK SEARCH completed\r\n");
+    h.send("b UID SEARCH RETURN (MIN COUNT ALL) ALL\r\n");
+    let Event::Request { token, .. } = h.event() else {
+        panic!()
+    };
+    h.s.searched(token, vec![9, 6, 7]).unwrap();
+    assert_eq!(
+        h.take_wire(),
+        "* ESEARCH (TAG \"b\") UID MIN 6 COUNT 3 ALL 6:7,9\r\nb OK SEARCH completed\r\n"
+    );
+}
+
+#[test]
+fn decisions_left_pending_are_answered_by_the_session() {
+    let mut h = H::new();
+    h.login();
+    h.send("a LIST \"\" *\r\n");
+    let Event::Request { token, .. } = h.event() else {
+        panic!()
+    };
+    h.advance(Duration::from_secs(120));
+    assert_eq!(h.take_wire(), "a NO [UNAVAILABLE] server busy\r\n");
+    let err = h.s.complete(token, Completion::ok("late")).unwrap_err();
+    assert_eq!(err.error, imap_proto::server::ApiMisuse::Expired);
+}
+
+#[test]
+fn sasl_plain_with_initial_response_logs_in() {
+    let mut h = H::new();
+    h.take_wire();
+    // "\0alice\0secret"
+    h.send("a AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+    let Event::Login {
+        token,
+        username,
+        check,
+    } = h.event()
+    else {
+        panic!()
+    };
+    assert_eq!(username, "alice");
+    assert!(matches!(check, LoginCheck::Password(p) if p.expose() == "secret"));
+    h.s.accept_login(token).unwrap();
+    assert!(h.take_wire().starts_with("a OK [CAPABILITY "));
+    // Without the initial response, an empty challenge first.
+    let mut h = H::new();
+    h.take_wire();
+    assert_eq!(h.send("a AUTHENTICATE PLAIN\r\n"), "+ \r\n");
+    h.send("AGFsaWNlAHNlY3JldA==\r\n");
+    assert!(matches!(h.event(), Event::Login { .. }));
+}
+
+#[test]
+fn autologout_before_login() {
+    let mut h = H::new();
+    h.take_wire();
+    h.advance(Duration::from_secs(60));
+    assert!(h.take_wire().starts_with("* BYE Autologout"));
+    assert!(h.closed);
+}
