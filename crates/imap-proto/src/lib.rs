@@ -116,6 +116,6 @@ pub use items::{FetchItem, Flag, MAX_SEARCH_DEPTH, SearchKey, Section, SectionTe
 pub use response::{
     Address, BodyExtension, BodyFields, BodyStructure, Code, Envelope, Extension, FetchValue,
     IdField, MAX_BODY_DEPTH, NamespaceEntry, NamespaceExtension, Param, PartKind, Quirks, Response,
-    StatusKind,
+    Rfc822Part, StatusKind,
 };
 pub use seq::{SeqNumber, SequenceSet};

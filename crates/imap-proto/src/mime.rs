@@ -17,7 +17,7 @@
 //!             --b\r\n\r\none\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>two</p>\r\n--b--\r\n";
 //! let s = Structure::parse(msg);
 //! let part2 = Section { part: vec![2], text: SectionText::Full, partial: None };
-//! assert_eq!(s.section(msg, &part2).unwrap(), b"<p>two</p>");
+//! assert_eq!(&*s.section(msg, &part2).unwrap(), b"<p>two</p>");
 //! let env = Structure::envelope(msg);
 //! assert_eq!(env.subject.as_deref(), Some(&b"hi"[..]));
 //! ```

@@ -134,6 +134,36 @@ pub enum FetchValue<'a> {
         /// The bytes.
         data: Option<Cow<'a, [u8]>>,
     },
+    /// `RFC822`, `RFC822.HEADER` or `RFC822.TEXT` (IMAP4rev1): the
+    /// message, its header or its text.
+    Rfc822 {
+        /// Which.
+        part: Rfc822Part,
+        /// The bytes (`NIL` when `None`).
+        data: Option<Cow<'a, [u8]>>,
+    },
+}
+
+/// Which `RFC822` item a FETCH response carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rfc822Part {
+    /// `RFC822`: the whole message (as `BODY[]`).
+    Full,
+    /// `RFC822.HEADER` (as `BODY.PEEK[HEADER]`).
+    Header,
+    /// `RFC822.TEXT` (as `BODY[TEXT]`).
+    Text,
+}
+
+impl Rfc822Part {
+    /// The item's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rfc822Part::Full => "RFC822",
+            Rfc822Part::Header => "RFC822.HEADER",
+            Rfc822Part::Text => "RFC822.TEXT",
+        }
+    }
 }
 
 /// A body parameter (`"CHARSET" "UTF-8"`): name and value.
@@ -367,6 +397,16 @@ fn fetch_values(i: &[u8], q: Quirks) -> PResult<'_, Vec<FetchValue<'_>>> {
                 let (r2, _) = sp(rest)?;
                 let (r2, v) = number(r2)?;
                 (r2, FetchValue::Rfc822Size(v))
+            }
+            b"RFC822" | b"RFC822.HEADER" | b"RFC822.TEXT" => {
+                let part = match &*name {
+                    b"RFC822" => Rfc822Part::Full,
+                    b"RFC822.HEADER" => Rfc822Part::Header,
+                    _ => Rfc822Part::Text,
+                };
+                let (r2, _) = sp(rest)?;
+                let (r2, data) = nstring(r2)?;
+                (r2, FetchValue::Rfc822 { part, data })
             }
             b"INTERNALDATE" => {
                 let (r2, _) = sp(rest)?;
@@ -936,6 +976,13 @@ impl<'a> Response<'a> {
                         }
                         FetchValue::ModSeq(m) => {
                             e.raw(b"MODSEQ (").number(*m).raw(b")");
+                        }
+                        FetchValue::Rfc822 { part, data } => {
+                            e.raw(part.as_str().as_bytes()).raw(b" ");
+                            match data {
+                                Some(d) => e.literal(d),
+                                None => e.raw(b"NIL"),
+                            };
                         }
                         FetchValue::BodySection {
                             section,
@@ -1704,6 +1751,10 @@ impl FetchValue<'_> {
             } => FetchValue::BodySection {
                 section: section.into_owned(),
                 origin,
+                data: own_opt(data),
+            },
+            FetchValue::Rfc822 { part, data } => FetchValue::Rfc822 {
+                part,
                 data: own_opt(data),
             },
         }

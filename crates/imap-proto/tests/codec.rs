@@ -1123,6 +1123,8 @@ proptest! {
                 FetchValue::Flags(flags.clone()),
                 FetchValue::Uid(n),
                 FetchValue::BodySection { section: Section { part: vec![1], text: SectionText::Text, partial: None }, origin: None, data: data.clone().map(Into::into) },
+                FetchValue::Rfc822 { part: imap_proto::Rfc822Part::Header, data: data.clone().map(Into::into) },
+                FetchValue::Rfc822 { part: imap_proto::Rfc822Part::Full, data: Some(b"x"[..].into()) },
             ]),
         ] {
             let wire = r.encode(false);
