@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod pop3;
 pub mod routing;
 pub mod smtp;
+pub mod spool;
 pub mod tls;
 
 use std::future::Future;

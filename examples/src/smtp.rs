@@ -1,7 +1,6 @@
 //! The SMTP, submission and LMTP handler: glue between a
 //! `smtp_proto::server::Session` and the store.
 
-use std::io::{Cursor, Read};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,7 +15,8 @@ use smtp_proto::{BareLineEnding, Domain, FixedReply, Host, ReversePath};
 use crate::Handler;
 use crate::accounts::verify_password;
 use crate::routing::{Ctx, Route};
-use mailstore::{Incoming, UserName};
+use crate::spool::Spooler;
+use mailstore::UserName;
 
 /// Which SMTP service a listener offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,9 +52,6 @@ const DELIVERED: FixedReply = FixedReply::new(250, Some((2, 0, 0)), "Delivered")
 /// SMTP's answer for a stored message, followed by its queue id.
 const QUEUED: FixedReply = FixedReply::new(250, Some((2, 0, 0)), "Ok: queued as");
 
-/// Bytes of a message held in memory before they go to the store's spool.
-const SPOOL_BUFFER: usize = 128 * 1024;
-
 /// One SMTP, submission or LMTP connection: the glue between its session
 /// and the store. A message streams to the store's spool as it arrives;
 /// memory holds at most 128 KiB of it.
@@ -63,99 +60,21 @@ pub struct SmtpConn {
     ctx: Arc<Ctx>,
     role: Role,
     peer: SocketAddr,
-    /// The message being received, on disk.
-    incoming: Option<Incoming>,
-    /// Its bytes not written yet.
-    buffer: Vec<u8>,
-    /// Writing it failed: the message is refused at its end.
-    failed: bool,
+    /// The message being received.
+    spool: Spooler,
     /// Where each accepted recipient of the transaction goes.
     routes: Vec<Route>,
-}
-
-/// A received message: in memory when it fit in the buffer, else in the
-/// store's spool.
-enum Body {
-    Memory(Arc<[u8]>),
-    Spool(Incoming),
-}
-
-impl Body {
-    /// `prefix`, then the message.
-    fn reader(&mut self, prefix: &[u8]) -> Result<Box<dyn Read + Send>, mailstore::Error> {
-        match self {
-            Body::Memory(b) => Ok(Box::new(
-                Cursor::new(prefix.to_vec()).chain(Cursor::new(b.clone())),
-            )),
-            Body::Spool(m) => m.reader(prefix),
-        }
-    }
-
-    /// `prefix` + the message to every user's INBOX, one commit for all.
-    fn deliver(
-        self,
-        store: &mailstore::Store,
-        prefix: &[u8],
-        users: &[UserName],
-    ) -> Vec<Result<mailstore::Delivery, mailstore::Error>> {
-        match self {
-            Body::Spool(m) => m.deliver(prefix, users),
-            Body::Memory(b) => {
-                let targets: Vec<(UserName, mailstore::MailboxName)> = users
-                    .iter()
-                    .map(|u| (u.clone(), mailstore::MailboxName::inbox()))
-                    .collect();
-                let prefix: Arc<[u8]> = prefix.into();
-                let mut open = || -> Result<Box<dyn Read + Send>, mailstore::Error> {
-                    Ok(Box::new(
-                        Cursor::new(prefix.clone()).chain(Cursor::new(b.clone())),
-                    ))
-                };
-                store.append_many(&targets, &mut open, now_secs(), &mailstore::Flags::new())
-            }
-        }
-    }
 }
 
 impl SmtpConn {
     /// A connection from `peer` to the `role` service.
     pub fn new(ctx: Arc<Ctx>, role: Role, peer: SocketAddr) -> Self {
         SmtpConn {
+            spool: Spooler::new(ctx.store.clone()),
             ctx,
             role,
             peer,
-            incoming: None,
-            buffer: Vec::new(),
-            failed: false,
             routes: Vec::new(),
-        }
-    }
-
-    /// Writes the buffered bytes to the spool, off the async workers.
-    async fn spool(&mut self) {
-        if self.failed {
-            self.buffer.clear();
-            return;
-        }
-        let store = self.ctx.store.clone();
-        let incoming = self.incoming.take();
-        let buffer = std::mem::take(&mut self.buffer);
-        let r = tokio::task::spawn_blocking(move || {
-            let mut m = match incoming {
-                Some(m) => m,
-                None => store.incoming(now_secs())?,
-            };
-            m.write(&buffer)?;
-            Ok::<_, mailstore::Error>((m, buffer))
-        })
-        .await;
-        match r {
-            Ok(Ok((m, mut buffer))) => {
-                self.incoming = Some(m);
-                buffer.clear();
-                self.buffer = buffer;
-            }
-            _ => self.failed = true,
         }
     }
 }
@@ -249,37 +168,16 @@ impl Handler<Session> for SmtpConn {
                 s.scram_credentials(l.token, creds)
             }
             Event::MessageData(chunk) => {
-                self.buffer.extend_from_slice(&chunk);
-                if self.buffer.len() >= SPOOL_BUFFER {
-                    self.spool().await;
-                }
+                self.spool.push(&chunk).await;
                 Ok(())
             }
             Event::MessageAborted => {
-                self.buffer = Vec::new();
-                self.failed = false;
-                if let Some(m) = self.incoming.take() {
-                    // Removing the spool file is a file-system call.
-                    let _ = tokio::task::spawn_blocking(move || drop(m)).await;
-                }
+                self.spool.abort().await;
                 Ok(())
             }
             Event::Message(m) => {
                 let started = std::time::Instant::now();
-                // A message that fit in the buffer is delivered from
-                // memory; a larger one is already in the spool.
-                let spooled = if self.incoming.is_some() {
-                    self.spool().await;
-                    self.incoming
-                        .take()
-                        .filter(|_| !std::mem::take(&mut self.failed))
-                        .map(Body::Spool)
-                } else if std::mem::take(&mut self.failed) {
-                    None
-                } else {
-                    Some(Body::Memory(std::mem::take(&mut self.buffer).into()))
-                };
-                self.buffer = Vec::new();
+                let spooled = self.spool.finish().await;
                 let id = queue_id();
                 let date = mailstore::queue::rfc5322_date(now_secs());
                 let single = (m.recipients.len() == 1).then(|| &m.recipients[0].to);
