@@ -7,7 +7,7 @@ import smtplib, subprocess, sys, threading, time, tempfile, os, re
 binary = sys.argv[1]
 d = tempfile.mkdtemp()
 p = subprocess.Popen([binary, "--data", d + "/data", "--domain", "example.test", "serve",
-    "--smtp", "127.0.0.1:0", "--submission", "127.0.0.1:0", "--lmtp", "127.0.0.1:0", "--pop3", "127.0.0.1:0",
+    "--smtp", "127.0.0.1:0", "--submission", "127.0.0.1:0", "--lmtp", "127.0.0.1:0", "--pop3", "127.0.0.1:0", "--imap", "127.0.0.1:0",
     "--max-message-size", str(64 << 20)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 port = None
 while port is None:

@@ -3,7 +3,7 @@
 # Usage: benches/load/smtp-source.sh target/release/mailserver
 bin=$1
 d=$(mktemp -d)
-$bin --data $d/data --domain example.test serve --smtp 127.0.0.1:0 --submission 127.0.0.1:0 --lmtp 127.0.0.1:0 --pop3 127.0.0.1:0 > $d/out 2>/dev/null &
+$bin --data $d/data --domain example.test serve --smtp 127.0.0.1:0 --submission 127.0.0.1:0 --lmtp 127.0.0.1:0 --pop3 127.0.0.1:0 --imap 127.0.0.1:0 > $d/out 2>/dev/null &
 pid=$!
 sleep 1.5
 port=$(grep "listening smtp" $d/out | sed 's/.*://')

@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod aliases;
+pub mod imap;
 pub mod listen;
 pub mod metrics;
 pub mod pop3;
@@ -190,6 +191,13 @@ async fn within<T>(
     }
 }
 
+/// What woke the socket loop.
+enum Wake {
+    Read(io::Result<usize>),
+    Timer,
+    News,
+}
+
 /// Answers a session's events; may await (a database, the disk).
 pub trait Handler<S: Session> {
     /// Handles one event; decisions are answered on `session` before
@@ -200,6 +208,19 @@ pub trait Handler<S: Session> {
         tls: Option<&str>,
         event: S::Event,
     ) -> impl Future<Output = ()>;
+
+    /// Resolves when something outside the connection has news for the
+    /// session (mail delivered to the mailbox an IMAP client watches); the
+    /// socket loop then calls [`Handler::deliver_news`]. Must be cancel
+    /// safe. Default: never.
+    fn news(&mut self) -> impl Future<Output = ()> {
+        std::future::pending()
+    }
+
+    /// Gives the session what changed; also called before each read is
+    /// handed to the session, so a command sees every change made before
+    /// it arrived. Default: nothing.
+    fn deliver_news(&mut self, _session: &mut S) {}
 }
 
 /// Runs one connection to its end: the socket loop. The session times the
@@ -271,23 +292,38 @@ where
             continue;
         }
         let read = io.read(&mut buf);
-        let outcome = match deadline {
-            Some(d) => {
-                let sleep = timer.sleep_until(d);
-                futures::pin_mut!(read);
-                match futures::future::select(read, sleep).await {
-                    futures::future::Either::Left((r, _)) => Some(r),
-                    futures::future::Either::Right(_) => None,
+        let news = handler.news();
+        let outcome = {
+            futures::pin_mut!(read);
+            futures::pin_mut!(news);
+            let sleep = async {
+                match deadline {
+                    Some(d) => timer.sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            futures::pin_mut!(sleep);
+            let other = futures::future::select(sleep, news);
+            match futures::future::select(read, other).await {
+                futures::future::Either::Left((r, _)) => Wake::Read(r),
+                futures::future::Either::Right((futures::future::Either::Left(_), _)) => {
+                    Wake::Timer
+                }
+                futures::future::Either::Right((futures::future::Either::Right(_), _)) => {
+                    Wake::News
                 }
             }
-            None => Some(read.await),
         };
         let now = Instant::now();
         match outcome {
-            None => session.handle_timeout(now),
-            Some(Ok(0)) => session.handle_eof(now),
-            Some(Ok(n)) => session.handle_input(now, &buf[..n]),
-            Some(Err(e)) => {
+            Wake::News => handler.deliver_news(session),
+            Wake::Timer => session.handle_timeout(now),
+            Wake::Read(Ok(0)) => session.handle_eof(now),
+            Wake::Read(Ok(n)) => {
+                handler.deliver_news(session);
+                session.handle_input(now, &buf[..n])
+            }
+            Wake::Read(Err(e)) => {
                 session.handle_eof(now);
                 while session.poll_output().is_some() {}
                 return Err(e);

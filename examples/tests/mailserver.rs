@@ -13,6 +13,7 @@ struct Server {
     submission: u16,
     lmtp: u16,
     pop3: u16,
+    imap: u16,
     /// The metrics listener, when `--metrics` was given.
     metrics: u16,
     password: String,
@@ -54,8 +55,8 @@ fn start_full(
     };
     // Port 0 everywhere: the server binds free ports itself and prints
     // them, so no other process can take one between a probe and the bind.
-    let (mut smtp, mut submission, mut lmtp, mut pop3, mut metrics) = (0, 0, 0, 0, 0);
-    let want = if extra.contains(&"--metrics") { 5 } else { 4 };
+    let (mut smtp, mut submission, mut lmtp, mut pop3, mut imap, mut metrics) = (0, 0, 0, 0, 0, 0);
+    let want = if extra.contains(&"--metrics") { 6 } else { 5 };
     let mut child = Command::new(env!("CARGO_BIN_EXE_mailserver"))
         .arg("--data")
         .arg(data)
@@ -64,6 +65,7 @@ fn start_full(
         .args(["--submission", "127.0.0.1:0"])
         .args(["--lmtp", "127.0.0.1:0"])
         .args(["--pop3", "127.0.0.1:0"])
+        .args(["--imap", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(stderr)
@@ -88,6 +90,7 @@ fn start_full(
                 "submission" => submission = port,
                 "lmtp" => lmtp = port,
                 "pop3" => pop3 = port,
+                "imap" => imap = port,
                 "metrics" => metrics = port,
                 other => panic!("unexpected listener {other}"),
             }
@@ -102,6 +105,7 @@ fn start_full(
         submission,
         lmtp,
         pop3,
+        imap,
         metrics,
         password: password.expect("demo password printed on first start"),
         _dir: dir,
@@ -126,6 +130,7 @@ fn python(s: &Server, script: &str) -> String {
             s.lmtp.to_string(),
             s.password.clone(),
             s.pop3.to_string(),
+            s.imap.to_string(),
         ])
         .output()
         .expect("python3 runs");
@@ -1035,7 +1040,14 @@ fn cli_errors_are_clear_and_create_nothing() {
             "--submission",
             "127.0.0.1:0",
         ])
-        .args(["--lmtp", "127.0.0.1:0", "--pop3", "127.0.0.1:0"])
+        .args([
+            "--lmtp",
+            "127.0.0.1:0",
+            "--pop3",
+            "127.0.0.1:0",
+            "--imap",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

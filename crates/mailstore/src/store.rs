@@ -782,6 +782,26 @@ impl Store {
             .collect())
     }
 
+    /// The metadata of these messages (those that still exist, ascending):
+    /// a FETCH or STORE reads what it names, not the whole mailbox.
+    pub fn message_metas(
+        &self,
+        user: &UserName,
+        name: &MailboxName,
+        uids: &[Uid],
+    ) -> Result<Vec<MessageMeta>, Error> {
+        let model = lock(&self.inner.model);
+        let id = model.mailbox_id(user, name)?;
+        let msgs = &model.mailboxes[&id].messages;
+        let mut out: Vec<MessageMeta> = uids
+            .iter()
+            .filter_map(|u| msgs.get(u).map(|m| m.meta.clone()))
+            .collect();
+        out.sort_by_key(|m| m.uid);
+        out.dedup_by_key(|m| m.uid);
+        Ok(out)
+    }
+
     /// Opens a message's bytes, streamed from its file.
     pub fn open_message(
         &self,

@@ -18,6 +18,7 @@ use clap::{ArgAction, Parser, Subcommand};
 use mailkit_examples::accounts::{Accounts, random_password};
 use mailkit_examples::admin;
 use mailkit_examples::aliases::{self, Aliases};
+use mailkit_examples::imap::ImapConn;
 use mailkit_examples::listen::{Limits, RunFn, entropy, listen};
 use mailkit_examples::pop3::Pop3Conn;
 use mailkit_examples::routing::Ctx;
@@ -116,9 +117,9 @@ struct ServeArgs {
     /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics.
     #[arg(long, value_parser = parse_addr)]
     metrics: Option<SocketAddr>,
-    /// IMAP listener (not served yet).
-    #[arg(long, value_parser = parse_addr)]
-    imap: Option<SocketAddr>,
+    /// IMAP listener (STARTTLS on the same port).
+    #[arg(long, default_value = "127.0.0.1:1143", value_parser = parse_addr)]
+    imap: SocketAddr,
     /// TLS certificate chain (PEM); a self-signed one is made if absent.
     #[arg(long, requires = "key")]
     cert: Option<PathBuf>,
@@ -285,9 +286,6 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         Some(addr) => Some(mailkit_examples::metrics::serve(addr, ctx.clone()).await?),
         None => None,
     };
-    if args.imap.is_some() {
-        tracing::warn!("IMAP is not served yet");
-    }
     let limits = Limits {
         total: Arc::new(tokio::sync::Semaphore::new(args.max_connections)),
         tracker: tokio_util::task::TaskTracker::new(),
@@ -373,6 +371,33 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
     });
     let busy = b"-ERR [SYS/TEMP] too many connections, try again later\r\n";
     listeners.push(listen("pop3", args.pop3, &ctx, &limits, busy, run).await?);
+    let imap_config = Arc::new(mailkit_examples::imap::session_config(
+        &ctx.hostname,
+        args.allow_plaintext_auth,
+        args.max_message_size,
+    ));
+    let (c, t) = (ctx.clone(), tls.clone());
+    let run: RunFn = Arc::new(move |sock, peer| {
+        let (ctx, tls, config) = (c.clone(), t.clone(), imap_config.clone());
+        Box::pin(async move {
+            let mut session = imap_proto::server::Session::new(config, Instant::now(), entropy());
+            let mut conn = ImapConn::new(ctx);
+            if let Err(e) = drive(
+                &mut session,
+                sock.compat(),
+                Some(tls),
+                &TokioTimer,
+                io_timeouts,
+                &mut conn,
+            )
+            .await
+            {
+                tracing::debug!(%peer, %e, "imap connection ended with an error");
+            }
+        })
+    });
+    let busy = b"* BYE too many connections, try again later\r\n";
+    listeners.push(listen("imap", args.imap, &ctx, &limits, busy, run).await?);
     let tracker = limits.tracker.clone();
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections, waiting for sessions in progress");

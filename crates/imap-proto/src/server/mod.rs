@@ -278,6 +278,7 @@ impl Session {
             "IDLE",
             "NAMESPACE",
             "UNSELECT",
+            "ESEARCH",
             "UTF8=ACCEPT",
         ]
         .iter()

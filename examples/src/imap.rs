@@ -1,0 +1,1223 @@
+//! The IMAP handler: glue between an `imap_proto::server::Session` and the
+//! store. Store calls run off the async workers; the selected mailbox's
+//! change feed wakes the connection (IDLE sees new mail at once).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use imap_proto::mime::Structure;
+use imap_proto::search::{self, SearchMessage};
+use imap_proto::server::{Completion, Event, LoginCheck, Request, Selected, Session, Token};
+use imap_proto::{
+    Code, FetchItem, FetchValue, Flag, ListReturn, ListSelect, Mailbox, Response, Rfc822Part,
+    Section, SectionText, SeqNumber, SequenceSet, StatusItem, StatusKind, StoreOp,
+};
+use mailstore::{
+    Change, ChangeFeed, FlagOp, Flags, MailboxName, MessageMeta, SpecialUse, Store, SystemFlag,
+    UserName,
+};
+
+use crate::Handler;
+use crate::accounts::verify_password;
+use crate::routing::Ctx;
+use crate::smtp::now_secs;
+use crate::spool::{Body, Spooler};
+
+/// Messages read per batch of a FETCH or SEARCH.
+const BATCH: usize = 64;
+
+/// One message of a MULTIAPPEND, staged until the command ends.
+#[derive(Debug)]
+struct Staged {
+    mailbox: MailboxName,
+    flags: Flags,
+    date: i64,
+    body: Option<Body>,
+}
+
+/// An IMAP connection: the logged-in user, the selected mailbox and its
+/// change feed, and an APPEND being received.
+#[derive(Debug)]
+pub struct ImapConn {
+    ctx: Arc<Ctx>,
+    user: Option<UserName>,
+    selected: Option<MailboxName>,
+    read_only: bool,
+    feed: Option<ChangeFeed>,
+    news: Vec<Change>,
+    /// Flag changes this connection made (UID → MODSEQ), not to be
+    /// announced back to it.
+    own: HashMap<u32, u64>,
+    staged: Vec<Staged>,
+    spool: Spooler,
+}
+
+impl ImapConn {
+    /// A connection not logged in yet.
+    pub fn new(ctx: Arc<Ctx>) -> Self {
+        ImapConn {
+            spool: Spooler::new(ctx.store.clone()),
+            ctx,
+            user: None,
+            selected: None,
+            read_only: false,
+            feed: None,
+            news: Vec::new(),
+            own: HashMap::new(),
+            staged: Vec::new(),
+        }
+    }
+
+    fn store(&self) -> Store {
+        self.ctx.store.clone()
+    }
+
+    fn deselect(&mut self) {
+        self.selected = None;
+        self.feed = None;
+        self.news.clear();
+        self.own.clear();
+    }
+}
+
+/// The session configuration the mail server uses: STARTTLS offered,
+/// LOGIN only after it (unless `allow_plaintext_auth`), APPEND up to
+/// `max_append` octets, and the extensions this handler answers.
+pub fn session_config(
+    hostname: &str,
+    allow_plaintext_auth: bool,
+    max_append: u64,
+) -> imap_proto::server::Config {
+    let mut c = imap_proto::server::Config::new(hostname);
+    c.starttls = true;
+    c.allow_plaintext_auth = allow_plaintext_auth;
+    c.limits.max_append = max_append;
+    c.capabilities = [
+        "UIDPLUS",
+        "MOVE",
+        "CHILDREN",
+        "LIST-EXTENDED",
+        "LIST-STATUS",
+        "SPECIAL-USE",
+        "STATUS=SIZE",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    c
+}
+
+/// Runs store work off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+/// The store's flags as IMAP flags.
+pub fn imap_flags(f: &Flags) -> Vec<Flag> {
+    let mut out: Vec<Flag> = f
+        .system()
+        .map(|s| match s {
+            SystemFlag::Seen => Flag::Seen,
+            SystemFlag::Answered => Flag::Answered,
+            SystemFlag::Flagged => Flag::Flagged,
+            SystemFlag::Deleted => Flag::Deleted,
+            SystemFlag::Draft => Flag::Draft,
+        })
+        .collect();
+    out.extend(f.keywords().map(|k| Flag::Keyword(k.to_owned())));
+    out
+}
+
+/// IMAP flags as the store's; `None` for a keyword the store refuses.
+fn store_flags(flags: &[Flag]) -> Option<Flags> {
+    let mut out = Flags::new();
+    for f in flags {
+        match f {
+            Flag::Seen => out.insert(SystemFlag::Seen),
+            Flag::Answered => out.insert(SystemFlag::Answered),
+            Flag::Flagged => out.insert(SystemFlag::Flagged),
+            Flag::Deleted => out.insert(SystemFlag::Deleted),
+            Flag::Draft => out.insert(SystemFlag::Draft),
+            Flag::Keyword(k) => out.insert_keyword(k).ok()?,
+            // \Recent and other extension flags are not stored.
+            Flag::Extension(_) => {}
+        }
+    }
+    Some(out)
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `dd-Mon-yyyy hh:mm:ss +0000` of seconds since the epoch.
+pub fn internal_date(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{d:02}-{}-{y:04} {:02}:{:02}:{:02} +0000",
+        MONTHS[(m - 1) as usize],
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
+
+/// Parses an APPEND date (`dd-Mon-yyyy hh:mm:ss +zzzz`, validated by the
+/// codec) into seconds since the epoch.
+fn parse_date(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (date, rest) = s.split_once(' ')?;
+    let mut p = date.split('-');
+    let d: i64 = p.next()?.trim().parse().ok()?;
+    let mon = p.next()?;
+    let y: i64 = p.next()?.parse().ok()?;
+    let m = MONTHS.iter().position(|x| x.eq_ignore_ascii_case(mon))? as i64 + 1;
+    let (time, zone) = rest.split_once(' ')?;
+    let mut t = time.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, mi, se) = (t.next()??, t.next()??, t.next()??);
+    let sign = if zone.starts_with('-') { -1 } else { 1 };
+    let z: i64 = zone.get(1..)?.parse().ok()?;
+    let offset = sign * (z / 100 * 3600 + z % 100 * 60);
+    Some(days_from_civil(y, m, d) * 86_400 + h * 3600 + mi * 60 + se - offset)
+}
+
+/// A set of UIDs in the order given, runs joined: `3:5,9`.
+fn uid_set(uids: &[u32]) -> Option<SequenceSet> {
+    let mut ranges: Vec<(SeqNumber, SeqNumber)> = Vec::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end.wrapping_add(1) {
+            i += 1;
+            end = uids[i];
+        }
+        ranges.push((SeqNumber::Value(start), SeqNumber::Value(end)));
+        i += 1;
+    }
+    SequenceSet::from_ranges(ranges)
+}
+
+fn mailbox_name(m: &Mailbox) -> Option<MailboxName> {
+    MailboxName::new(m.as_str().trim_end_matches('/')).ok()
+}
+
+fn special_use_attr(s: SpecialUse) -> &'static str {
+    match s {
+        SpecialUse::Sent => "\\Sent",
+        SpecialUse::Drafts => "\\Drafts",
+        SpecialUse::Trash => "\\Trash",
+        SpecialUse::Junk => "\\Junk",
+        SpecialUse::Archive => "\\Archive",
+    }
+}
+
+/// Whether `name` matches the LIST pattern (`*` anything, `%` anything but
+/// the delimiter). INBOX matches in any case.
+pub fn list_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let inbox_fold = |c: &[char]| -> Vec<char> {
+        let s: String = c.iter().collect();
+        if s.len() >= 5
+            && s[..5].eq_ignore_ascii_case("INBOX")
+            && (s.len() == 5 || s[5..].starts_with('/'))
+        {
+            format!("INBOX{}", &s[5..]).chars().collect()
+        } else {
+            c.to_vec()
+        }
+    };
+    let (p, n) = (inbox_fold(&p), inbox_fold(&n));
+    // Dynamic programming over (pattern, name) positions: no backtracking
+    // blow-up, bounded by the lengths.
+    let mut row = vec![false; n.len() + 1];
+    row[0] = true;
+    for pc in &p {
+        let mut next = vec![false; n.len() + 1];
+        match pc {
+            '*' => {
+                let mut any = false;
+                for j in 0..=n.len() {
+                    any |= row[j];
+                    next[j] = any;
+                }
+            }
+            '%' => {
+                let mut any = false;
+                for j in 0..=n.len() {
+                    if j > 0 && n[j - 1] == '/' {
+                        any = false;
+                    }
+                    any |= row[j];
+                    next[j] = any;
+                }
+            }
+            c => {
+                for j in 1..=n.len() {
+                    next[j] = row[j - 1] && n[j - 1] == *c;
+                }
+            }
+        }
+        row = next;
+    }
+    row[n.len()]
+}
+
+/// What SEARCH reads of one message.
+struct Candidate {
+    seq: u32,
+    meta: MessageMeta,
+    flags: Vec<Flag>,
+    bytes: Option<Vec<u8>>,
+}
+
+impl SearchMessage for Candidate {
+    fn seq(&self) -> u32 {
+        self.seq
+    }
+    fn uid(&self) -> u32 {
+        self.meta.uid
+    }
+    fn flags(&self) -> &[Flag] {
+        &self.flags
+    }
+    fn internal_date(&self) -> i64 {
+        self.meta.internal_date
+    }
+    fn size(&self) -> u64 {
+        self.meta.size
+    }
+    fn modseq(&self) -> u64 {
+        self.meta.modseq
+    }
+    fn message(&self) -> Option<&[u8]> {
+        self.bytes.as_deref()
+    }
+}
+
+fn read_message(store: &Store, user: &UserName, mb: &MailboxName, uid: u32) -> Option<Vec<u8>> {
+    let mut v = Vec::new();
+    store
+        .open_message(user, mb, uid)
+        .ok()?
+        .read_to_end(&mut v)
+        .ok()?;
+    Some(v)
+}
+
+/// Whether an item needs the message bytes.
+fn needs_bytes(items: &[FetchItem<'_>]) -> bool {
+    items.iter().any(|i| {
+        !matches!(
+            i,
+            FetchItem::Flags
+                | FetchItem::Uid
+                | FetchItem::InternalDate
+                | FetchItem::Rfc822Size
+                | FetchItem::ModSeq
+        )
+    })
+}
+
+/// Whether an item sets `\Seen`.
+fn sets_seen(items: &[FetchItem<'_>]) -> bool {
+    items.iter().any(|i| {
+        matches!(
+            i,
+            FetchItem::Rfc822 | FetchItem::Rfc822Text | FetchItem::BodySection { peek: false, .. }
+        )
+    })
+}
+
+/// The FETCH values of one message.
+fn fetch_values(
+    items: &[FetchItem<'static>],
+    meta: &MessageMeta,
+    flags: &Flags,
+    bytes: Option<&[u8]>,
+) -> Vec<FetchValue<'static>> {
+    let structure = bytes.map(Structure::parse);
+    let mut out = Vec::new();
+    let sect = |text: SectionText<'static>| Section {
+        part: Vec::new(),
+        text,
+        partial: None,
+    };
+    for item in items {
+        let v = match (item, bytes, structure.as_ref()) {
+            (FetchItem::Flags, ..) => FetchValue::Flags(imap_flags(flags)),
+            (FetchItem::Uid, ..) => FetchValue::Uid(meta.uid),
+            (FetchItem::InternalDate, ..) => {
+                FetchValue::InternalDate(internal_date(meta.internal_date).into())
+            }
+            (FetchItem::Rfc822Size, ..) => {
+                FetchValue::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
+            }
+            (FetchItem::ModSeq, ..) => FetchValue::ModSeq(meta.modseq),
+            (FetchItem::Envelope, Some(b), _) => {
+                FetchValue::Envelope(Box::new(Structure::envelope(b)))
+            }
+            (FetchItem::Body, Some(b), Some(s)) => {
+                FetchValue::Body(Box::new(s.body_structure(b, false)))
+            }
+            (FetchItem::BodyStructure, Some(b), Some(s)) => {
+                FetchValue::BodyStructure(Box::new(s.body_structure(b, true)))
+            }
+            (FetchItem::Rfc822, Some(b), _) => FetchValue::Rfc822 {
+                part: Rfc822Part::Full,
+                data: Some(b.to_vec().into()),
+            },
+            (FetchItem::Rfc822Header, Some(b), Some(s)) => FetchValue::Rfc822 {
+                part: Rfc822Part::Header,
+                data: s
+                    .section(b, &sect(SectionText::Header))
+                    .map(|c| c.into_owned().into()),
+            },
+            (FetchItem::Rfc822Text, Some(b), Some(s)) => FetchValue::Rfc822 {
+                part: Rfc822Part::Text,
+                data: s
+                    .section(b, &sect(SectionText::Text))
+                    .map(|c| c.into_owned().into()),
+            },
+            (FetchItem::BodySection { section, .. }, Some(b), Some(s)) => {
+                let data = s.section(b, section).map(|c| c.into_owned().into());
+                let mut echoed = section.clone();
+                let origin = echoed.partial.take().map(|p| p.0);
+                FetchValue::BodySection {
+                    section: echoed,
+                    origin,
+                    data: data.or(Some(Vec::new().into())),
+                }
+            }
+            _ => continue,
+        };
+        out.push(v);
+    }
+    out
+}
+
+impl Handler<Session> for ImapConn {
+    async fn handle(&mut self, s: &mut Session, _tls: Option<&str>, event: Event) {
+        let r = match event {
+            Event::Login {
+                token,
+                username,
+                check,
+            } => self.login(s, token, username, check).await,
+            Event::ScramLookup { token, username } => {
+                let creds = self
+                    .ctx
+                    .accounts
+                    .read()
+                    .ok()
+                    .and_then(|a| a.map.get(&username).map(|a| a.scram.clone()));
+                s.scram_credentials(token, creds)
+            }
+            Event::Request { token, request } => {
+                self.deliver_news(s);
+                self.request(s, token, request).await
+            }
+            Event::AppendData(chunk) => {
+                self.spool.push(&chunk).await;
+                Ok(())
+            }
+            Event::AppendCommit { token } => self.commit_append(s, token).await,
+            Event::AppendAbort => {
+                self.spool.abort().await;
+                self.staged.clear();
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = ?e.error, "IMAP answer refused by the session");
+        }
+    }
+
+    async fn news(&mut self) {
+        match self.feed.as_mut() {
+            Some(feed) => match feed.next().await {
+                Some(c) => self.news.push(c),
+                None => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    }
+
+    fn deliver_news(&mut self, s: &mut Session) {
+        if let Some(feed) = self.feed.as_mut() {
+            self.news.extend(feed.drain());
+        }
+        for c in std::mem::take(&mut self.news) {
+            match c {
+                Change::Appended { uid, .. } => s.push_new(uid),
+                Change::Flags { uid, modseq, flags } => {
+                    if self.own.get(&uid).is_some_and(|m| *m >= modseq) {
+                        continue;
+                    }
+                    s.push_flags(uid, imap_flags(&flags));
+                }
+                Change::Expunged { uid, .. } => s.push_expunge(uid),
+                Change::Gone => s.mailbox_gone(),
+            }
+        }
+    }
+}
+
+type Answer = Result<(), imap_proto::server::AnswerError>;
+
+impl ImapConn {
+    async fn login(
+        &mut self,
+        s: &mut Session,
+        token: Token,
+        username: String,
+        check: LoginCheck,
+    ) -> Answer {
+        let account = self
+            .ctx
+            .accounts
+            .read()
+            .ok()
+            .and_then(|a| a.map.get(&username).cloned());
+        let ok = match (account, check) {
+            (Some(a), LoginCheck::Password(p)) => {
+                let pw = p.expose().clone();
+                blocking(move || verify_password(&a.hash, &pw))
+                    .await
+                    .unwrap_or(false)
+            }
+            (Some(_), LoginCheck::Verified) => true,
+            _ => false,
+        };
+        let user = UserName::new(&username).ok().filter(|_| ok);
+        match user {
+            Some(u) => {
+                tracing::info!(user = %username, "authenticated");
+                let store = self.store();
+                let u2 = u.clone();
+                // Accounts made before IMAP existed get their folders.
+                let _ = blocking(move || {
+                    if !store.has_user(&u2) {
+                        let _ = store.create_user(&u2);
+                    }
+                })
+                .await;
+                self.user = Some(u);
+                s.accept_login(token)
+            }
+            None => {
+                tracing::info!(user = %username, reason = "invalid credentials", "authentication refused");
+                s.reject(token, Completion::no("invalid credentials"))
+            }
+        }
+    }
+
+    async fn commit_append(&mut self, s: &mut Session, token: Token) -> Answer {
+        let last = self.spool.finish().await;
+        if let Some(st) = self.staged.last_mut() {
+            st.body = last;
+        }
+        let (Some(user), staged) = (self.user.clone(), std::mem::take(&mut self.staged)) else {
+            return s.reject(token, Completion::no("not logged in"));
+        };
+        if staged.iter().any(|st| st.body.is_none()) {
+            return s.reject(token, Completion::no("the message could not be stored"));
+        }
+        let store = self.store();
+        let r = blocking(move || {
+            let mut out = Vec::new();
+            for mut st in staged {
+                let Some(body) = st.body.as_mut() else {
+                    continue;
+                };
+                let mut reader = body.reader(b"")?;
+                out.push(store.append(&user, &st.mailbox, &mut reader, st.date, &st.flags)?);
+            }
+            Ok::<_, mailstore::Error>(out)
+        })
+        .await;
+        match r {
+            Some(Ok(d)) if !d.is_empty() => {
+                // Appended to the selected mailbox: EXISTS before the OK.
+                self.deliver_news(s);
+                let uids: Vec<u32> = d.iter().map(|x| x.uid).collect();
+                match uid_set(&uids) {
+                    Some(set) => s.complete(
+                        token,
+                        Completion::ok_code(
+                            Code::AppendUid(d[0].uid_validity, set),
+                            "APPEND completed",
+                        ),
+                    ),
+                    None => s.complete(token, Completion::ok("APPEND completed")),
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "APPEND failed");
+                s.reject(token, Completion::no("the message could not be stored"))
+            }
+            _ => s.reject(token, Completion::no("the message could not be stored")),
+        }
+    }
+
+    async fn request(&mut self, s: &mut Session, token: Token, request: Request) -> Answer {
+        let Some(user) = self.user.clone() else {
+            return s.reject(token, Completion::no("not logged in"));
+        };
+        let store = self.store();
+        let nonexistent =
+            || Completion::no_code(Code::Other("NONEXISTENT".into(), None), "no such mailbox");
+        let cannot =
+            || Completion::no_code(Code::Other("CANNOT".into(), None), "invalid mailbox name");
+        match request {
+            Request::Select { mailbox, read_only } => {
+                self.deselect();
+                let Some(name) = mailbox_name(&mailbox) else {
+                    return s.reject(token, nonexistent());
+                };
+                let (u, n) = (user.clone(), name.clone());
+                let r = blocking(move || {
+                    let feed = store.watch(&u, &n)?;
+                    let info = store.mailbox(&u, &n)?;
+                    let msgs = store.messages(&u, &n)?;
+                    Ok::<_, mailstore::Error>((feed, info, msgs))
+                })
+                .await;
+                match r {
+                    Some(Ok((feed, info, msgs))) => {
+                        let first_unseen = msgs
+                            .iter()
+                            .find(|m| !m.flags.contains(SystemFlag::Seen))
+                            .map(|m| m.uid);
+                        let uids = msgs.iter().map(|m| m.uid).collect();
+                        let mut sel = Selected::new(info.uid_validity, info.uid_next, uids);
+                        sel.first_unseen = first_unseen;
+                        sel.read_only = read_only;
+                        let mut keywords: Vec<String> = msgs
+                            .iter()
+                            .flat_map(|m| m.flags.keywords().map(str::to_owned).collect::<Vec<_>>())
+                            .collect();
+                        keywords.sort();
+                        keywords.dedup();
+                        sel.flags
+                            .extend(keywords.iter().map(|k| Flag::Keyword(k.clone())));
+                        sel.permanent_flags
+                            .extend(keywords.into_iter().map(Flag::Keyword));
+                        self.selected = Some(name);
+                        self.read_only = read_only;
+                        self.feed = Some(feed);
+                        s.selected(token, sel)
+                    }
+                    _ => s.reject(token, nonexistent()),
+                }
+            }
+            Request::Create(m) => {
+                let Some(name) = mailbox_name(&m) else {
+                    return s.reject(token, cannot());
+                };
+                match blocking(move || store.create_mailbox(&user, &name)).await {
+                    Some(Ok(_)) => s.complete(token, Completion::ok("CREATE completed")),
+                    Some(Err(mailstore::Error::MailboxExists(_))) => s.reject(
+                        token,
+                        Completion::no_code(
+                            Code::Other("ALREADYEXISTS".into(), None),
+                            "mailbox exists",
+                        ),
+                    ),
+                    _ => s.reject(token, cannot()),
+                }
+            }
+            Request::Delete(m) => {
+                let Some(name) = mailbox_name(&m) else {
+                    return s.reject(token, nonexistent());
+                };
+                if self.selected.as_ref() == Some(&name) {
+                    // Deleting the selected mailbox ends the selection first.
+                }
+                match blocking(move || store.delete_mailbox(&user, &name)).await {
+                    Some(Ok(())) => s.complete(token, Completion::ok("DELETE completed")),
+                    Some(Err(mailstore::Error::CannotDeleteInbox)) => s.reject(
+                        token,
+                        Completion::no_code(
+                            Code::Other("CANNOT".into(), None),
+                            "INBOX cannot be deleted",
+                        ),
+                    ),
+                    _ => s.reject(token, nonexistent()),
+                }
+            }
+            Request::Rename { from, to } => {
+                let (Some(f), Some(t)) = (mailbox_name(&from), mailbox_name(&to)) else {
+                    return s.reject(token, cannot());
+                };
+                match blocking(move || store.rename_mailbox(&user, &f, &t)).await {
+                    Some(Ok(())) => s.complete(token, Completion::ok("RENAME completed")),
+                    Some(Err(mailstore::Error::MailboxExists(_))) => s.reject(
+                        token,
+                        Completion::no_code(
+                            Code::Other("ALREADYEXISTS".into(), None),
+                            "target exists",
+                        ),
+                    ),
+                    Some(Err(mailstore::Error::NoSuchMailbox(_))) => s.reject(token, nonexistent()),
+                    _ => s.reject(token, cannot()),
+                }
+            }
+            Request::Subscribe { mailbox, on } => {
+                let Some(name) = mailbox_name(&mailbox) else {
+                    return s.reject(token, nonexistent());
+                };
+                match blocking(move || store.subscribe(&user, &name, on)).await {
+                    Some(Ok(())) => s.complete(token, Completion::ok("done")),
+                    // Unsubscribing from a name that is gone is fine.
+                    Some(Err(_)) if !on => s.complete(token, Completion::ok("done")),
+                    _ => s.reject(token, nonexistent()),
+                }
+            }
+            Request::List {
+                lsub,
+                reference,
+                patterns,
+                select,
+                ret,
+            } => {
+                let (st, u) = (store.clone(), user.clone());
+                let Some(Ok(boxes)) = blocking(move || st.mailboxes(&u)).await else {
+                    return s.reject(token, Completion::no("cannot list mailboxes"));
+                };
+                list(
+                    store, user, s, lsub, &reference, &patterns, &select, &ret, &boxes,
+                )
+                .await;
+                let verb = if lsub { "LSUB" } else { "LIST" };
+                s.complete(token, Completion::ok(format!("{verb} completed")))
+            }
+            Request::Status { mailbox, items } => {
+                let Some(name) = mailbox_name(&mailbox) else {
+                    return s.reject(token, nonexistent());
+                };
+                match status_items(store, user, &name, &items).await {
+                    Some(values) => {
+                        s.untagged(&Response::MailboxStatus {
+                            mailbox,
+                            items: values,
+                        });
+                        s.complete(token, Completion::ok("STATUS completed"))
+                    }
+                    None => s.reject(token, nonexistent()),
+                }
+            }
+            Request::Append {
+                mailbox,
+                flags,
+                date,
+                index,
+                ..
+            } => {
+                if index == 0 {
+                    self.spool.abort().await;
+                    self.staged.clear();
+                } else {
+                    let body = self.spool.finish().await;
+                    if let Some(st) = self.staged.last_mut() {
+                        st.body = body;
+                    }
+                }
+                let Some(name) = mailbox_name(&mailbox) else {
+                    return s.reject(
+                        token,
+                        Completion::no_code(Code::TryCreate, "no such mailbox"),
+                    );
+                };
+                let Some(flags) = store_flags(&flags) else {
+                    return s.reject(token, Completion::bad("invalid keyword"));
+                };
+                let date = date
+                    .as_deref()
+                    .and_then(parse_date)
+                    .unwrap_or_else(now_secs);
+                let n = name.clone();
+                match blocking(move || store.mailbox(&user, &n)).await {
+                    Some(Ok(_)) => {
+                        self.staged.push(Staged {
+                            mailbox: name,
+                            flags,
+                            date,
+                            body: None,
+                        });
+                        s.accept(token)
+                    }
+                    _ => s.reject(
+                        token,
+                        Completion::no_code(Code::TryCreate, "no such mailbox"),
+                    ),
+                }
+            }
+            Request::Fetch {
+                messages, items, ..
+            } => {
+                let Some(mb) = self.selected.clone() else {
+                    return s.reject(token, Completion::no("no mailbox selected"));
+                };
+                let bytes = needs_bytes(&items);
+                let seen = sets_seen(&items) && !self.read_only;
+                let items = Arc::new(items);
+                for chunk in messages.chunks(BATCH) {
+                    let uids: Vec<u32> = chunk.iter().map(|m| m.uid).collect();
+                    let (store, user, mb, items) =
+                        (store.clone(), user.clone(), mb.clone(), items.clone());
+                    let r = blocking(move || {
+                        let mut metas = store.message_metas(&user, &mb, &uids)?;
+                        let mut changed = Vec::new();
+                        if seen {
+                            let unseen: Vec<u32> = metas
+                                .iter()
+                                .filter(|m| !m.flags.contains(SystemFlag::Seen))
+                                .map(|m| m.uid)
+                                .collect();
+                            if !unseen.is_empty() {
+                                let r = store.store_flags(
+                                    &user,
+                                    &mb,
+                                    &unseen,
+                                    FlagOp::Add,
+                                    &Flags::new().with(SystemFlag::Seen),
+                                    None,
+                                )?;
+                                changed = r.changed;
+                                metas = store.message_metas(&user, &mb, &uids)?;
+                            }
+                        }
+                        let mut out = Vec::new();
+                        for meta in metas {
+                            let body = if bytes {
+                                read_message(&store, &user, &mb, meta.uid)
+                            } else {
+                                None
+                            };
+                            let mut v = fetch_values(&items, &meta, &meta.flags, body.as_deref());
+                            if changed.iter().any(|(u, _)| *u == meta.uid)
+                                && !v.iter().any(|x| matches!(x, FetchValue::Flags(_)))
+                            {
+                                v.push(FetchValue::Flags(imap_flags(&meta.flags)));
+                            }
+                            out.push((meta.uid, v));
+                        }
+                        Ok::<_, mailstore::Error>((out, changed))
+                    })
+                    .await;
+                    match r {
+                        Some(Ok((values, changed))) => {
+                            self.own.extend(changed);
+                            for (uid, v) in values {
+                                let _ = s.fetched(&token, uid, v);
+                            }
+                        }
+                        _ => {
+                            return s
+                                .reject(token, Completion::no("the messages could not be read"));
+                        }
+                    }
+                }
+                s.complete(token, Completion::ok("FETCH completed"))
+            }
+            Request::Store {
+                messages,
+                op,
+                flags,
+                unchanged_since,
+                ..
+            } => {
+                let Some(mb) = self.selected.clone() else {
+                    return s.reject(token, Completion::no("no mailbox selected"));
+                };
+                let Some(flags) = store_flags(&flags) else {
+                    return s.reject(token, Completion::bad("invalid keyword"));
+                };
+                let op = match op {
+                    StoreOp::Replace => FlagOp::Replace,
+                    StoreOp::Add => FlagOp::Add,
+                    StoreOp::Remove => FlagOp::Remove,
+                };
+                let uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
+                let r = blocking(move || {
+                    let r = store.store_flags(&user, &mb, &uids, op, &flags, unchanged_since)?;
+                    let metas = store.message_metas(&user, &mb, &uids)?;
+                    Ok::<_, mailstore::Error>((r, metas))
+                })
+                .await;
+                match r {
+                    Some(Ok((r, metas))) => {
+                        self.own.extend(r.changed.iter().copied());
+                        for m in metas {
+                            let _ = s.fetched(
+                                &token,
+                                m.uid,
+                                vec![FetchValue::Flags(imap_flags(&m.flags))],
+                            );
+                        }
+                        s.complete(token, Completion::ok("STORE completed"))
+                    }
+                    _ => s.reject(token, Completion::no("flags could not be stored")),
+                }
+            }
+            Request::Search { keys, .. } => {
+                let Some(mb) = self.selected.clone() else {
+                    return s.reject(token, Completion::no("no mailbox selected"));
+                };
+                let view: Vec<u32> = s.view().uids().to_vec();
+                let (ls, lu) = (s.view().exists(), s.view().last_uid());
+                let need = search::needs_message(&keys);
+                let keys = Arc::new(keys);
+                let mut hits = Vec::new();
+                for (b, chunk) in view.chunks(BATCH * 16).enumerate() {
+                    let (store, user, mb, keys) =
+                        (store.clone(), user.clone(), mb.clone(), keys.clone());
+                    let chunk = chunk.to_vec();
+                    let base = b * BATCH * 16;
+                    let r = blocking(move || {
+                        let metas = store.message_metas(&user, &mb, &chunk)?;
+                        let seqs: HashMap<u32, u32> = chunk
+                            .iter()
+                            .enumerate()
+                            .map(|(i, u)| (*u, u32::try_from(base + i + 1).unwrap_or(u32::MAX)))
+                            .collect();
+                        let mut out = Vec::new();
+                        for meta in metas {
+                            let c = Candidate {
+                                seq: seqs.get(&meta.uid).copied().unwrap_or(0),
+                                flags: imap_flags(&meta.flags),
+                                bytes: if need {
+                                    read_message(&store, &user, &mb, meta.uid)
+                                } else {
+                                    None
+                                },
+                                meta,
+                            };
+                            if search::matches(&keys, &c, ls, lu) {
+                                out.push(c.meta.uid);
+                            }
+                        }
+                        Ok::<_, mailstore::Error>(out)
+                    })
+                    .await;
+                    match r {
+                        Some(Ok(v)) => hits.extend(v),
+                        _ => return s.reject(token, Completion::no("search failed")),
+                    }
+                }
+                s.searched(token, hits)
+            }
+            Request::Copy {
+                messages,
+                mailbox,
+                moving,
+                ..
+            } => {
+                let Some(from) = self.selected.clone() else {
+                    return s.reject(token, Completion::no("no mailbox selected"));
+                };
+                let Some(to) = mailbox_name(&mailbox) else {
+                    return s.reject(
+                        token,
+                        Completion::no_code(Code::TryCreate, "no such mailbox"),
+                    );
+                };
+                let uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
+                let r = blocking(move || {
+                    store.mailbox(&user, &to)?;
+                    if moving {
+                        store.move_messages(&user, &from, &uids, &to)
+                    } else {
+                        store.copy_messages(&user, &from, &uids, &to)
+                    }
+                })
+                .await;
+                match r {
+                    Some(Ok((uv, pairs))) => {
+                        let src: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+                        let dst: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+                        let code = match (uid_set(&src), uid_set(&dst)) {
+                            (Some(a), Some(b)) => Some(Code::CopyUid(uv, a, b)),
+                            _ => None,
+                        };
+                        if moving {
+                            if let Some(code) = code {
+                                s.untagged(&Response::Status {
+                                    tag: None,
+                                    kind: StatusKind::Ok,
+                                    code: Some(code),
+                                    text: "Moved".into(),
+                                });
+                            }
+                            let _ = s.expunged(&token, &src);
+                            s.complete(token, Completion::ok("MOVE completed"))
+                        } else {
+                            self.deliver_news(s);
+                            match code {
+                                Some(c) => {
+                                    s.complete(token, Completion::ok_code(c, "COPY completed"))
+                                }
+                                None => s.complete(token, Completion::ok("COPY completed")),
+                            }
+                        }
+                    }
+                    Some(Err(mailstore::Error::NoSuchMailbox(_))) => s.reject(
+                        token,
+                        Completion::no_code(Code::TryCreate, "no such mailbox"),
+                    ),
+                    _ => s.reject(token, Completion::no("copy failed")),
+                }
+            }
+            Request::Expunge { uids } => {
+                let Some(mb) = self.selected.clone() else {
+                    return s.reject(token, Completion::no("no mailbox selected"));
+                };
+                match blocking(move || store.expunge(&user, &mb, uids.as_deref())).await {
+                    Some(Ok(gone)) => {
+                        let _ = s.expunged(&token, &gone);
+                        s.complete(token, Completion::ok("EXPUNGE completed"))
+                    }
+                    _ => s.reject(token, Completion::no("expunge failed")),
+                }
+            }
+            Request::Close => {
+                let Some(mb) = self.selected.clone() else {
+                    return s.reject(token, Completion::no("no mailbox selected"));
+                };
+                let r = blocking(move || store.expunge(&user, &mb, None)).await;
+                self.deselect();
+                match r {
+                    Some(Ok(gone)) => {
+                        let _ = s.expunged(&token, &gone);
+                        s.complete(token, Completion::ok("CLOSE completed"))
+                    }
+                    _ => s.reject(token, Completion::no("close failed")),
+                }
+            }
+            _ => s.reject(token, Completion::bad("not supported")),
+        }
+    }
+}
+
+/// STATUS values of one mailbox.
+async fn status_items(
+    store: Store,
+    user: UserName,
+    name: &MailboxName,
+    items: &[StatusItem],
+) -> Option<Vec<(StatusItem, u64)>> {
+    {
+        let n = name.clone();
+        let scan = items
+            .iter()
+            .any(|i| matches!(i, StatusItem::Deleted | StatusItem::Size));
+        let (info, msgs) = blocking(move || {
+            let info = store.mailbox(&user, &n)?;
+            let msgs = if scan {
+                store.messages(&user, &n)?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, mailstore::Error>((info, msgs))
+        })
+        .await?
+        .ok()?;
+        Some(
+            items
+                .iter()
+                .map(|i| {
+                    let v = match i {
+                        StatusItem::Messages => u64::from(info.exists),
+                        StatusItem::Recent => 0,
+                        StatusItem::UidNext => u64::from(info.uid_next),
+                        StatusItem::UidValidity => u64::from(info.uid_validity),
+                        StatusItem::Unseen => u64::from(info.unseen),
+                        StatusItem::Deleted => msgs
+                            .iter()
+                            .filter(|m| m.flags.contains(SystemFlag::Deleted))
+                            .count() as u64,
+                        StatusItem::Size => msgs.iter().map(|m| m.size).sum(),
+                        StatusItem::HighestModSeq => info.highest_modseq.max(1),
+                    };
+                    (*i, v)
+                })
+                .collect(),
+        )
+    }
+}
+
+/// LIST and LSUB responses.
+#[allow(clippy::too_many_arguments)]
+async fn list(
+    store: Store,
+    user: UserName,
+    s: &mut Session,
+    lsub: bool,
+    reference: &str,
+    patterns: &[String],
+    select: &[ListSelect],
+    ret: &[ListReturn],
+    boxes: &[mailstore::MailboxInfo],
+) {
+    if patterns.len() == 1 && patterns[0].is_empty() && !lsub {
+        s.untagged(&Response::List {
+            lsub: false,
+            attributes: vec!["\\Noselect".into()],
+            delimiter: Some('/'),
+            mailbox: Mailbox::list_root(),
+        });
+        return;
+    }
+    let subscribed_only = lsub || select.contains(&ListSelect::Subscribed);
+    let want_sub = lsub || subscribed_only || ret.contains(&ListReturn::Subscribed);
+    let status: Option<Vec<StatusItem>> = ret.iter().find_map(|r| match r {
+        ListReturn::Status(items) => Some(items.clone()),
+        _ => None,
+    });
+    let names: Vec<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
+    // Parents that are not mailboxes themselves, for `%` listings.
+    let mut implied: Vec<String> = Vec::new();
+    for n in &names {
+        let mut acc = String::new();
+        for level in n.split('/').collect::<Vec<_>>().iter().rev().skip(1).rev() {
+            if !acc.is_empty() {
+                acc.push('/');
+            }
+            acc.push_str(level);
+            if !names.contains(&acc.as_str()) && !implied.contains(&acc) {
+                implied.push(acc.clone());
+            }
+        }
+    }
+    let has_children = |n: &str| {
+        let prefix = format!("{n}/");
+        names.iter().any(|x| x.starts_with(&prefix))
+    };
+    let mut shown: Vec<String> = Vec::new();
+    for pattern in patterns {
+        let full = format!("{reference}{pattern}");
+        for b in boxes {
+            let name = b.name.as_str();
+            if !list_match(&full, name) || shown.iter().any(|x| x == name) {
+                continue;
+            }
+            if subscribed_only && !b.subscribed {
+                continue;
+            }
+            shown.push(name.to_owned());
+            let mut attributes = Vec::new();
+            if !lsub {
+                attributes.push(
+                    if has_children(name) {
+                        "\\HasChildren"
+                    } else {
+                        "\\HasNoChildren"
+                    }
+                    .to_owned(),
+                );
+                if let Some(su) = b.special_use {
+                    attributes.push(special_use_attr(su).to_owned());
+                }
+            }
+            if want_sub && b.subscribed && !lsub {
+                attributes.push("\\Subscribed".into());
+            }
+            let Some(m) = Mailbox::new(name) else {
+                continue;
+            };
+            s.untagged(&Response::List {
+                lsub,
+                attributes,
+                delimiter: Some('/'),
+                mailbox: m.clone(),
+            });
+            if let Some(items) = &status
+                && let Some(values) =
+                    status_items(store.clone(), user.clone(), &b.name, items).await
+            {
+                s.untagged(&Response::MailboxStatus {
+                    mailbox: m,
+                    items: values,
+                });
+            }
+        }
+        if !subscribed_only {
+            for n in &implied {
+                if list_match(&full, n) && !shown.contains(n) {
+                    shown.push(n.clone());
+                    if let Some(m) = Mailbox::new(n.as_str()) {
+                        s.untagged(&Response::List {
+                            lsub,
+                            attributes: vec!["\\Noselect".into(), "\\HasChildren".into()],
+                            delimiter: Some('/'),
+                            mailbox: m,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_patterns_match_as_rfc_3501_says() {
+        assert!(list_match("*", "a/b/c"));
+        assert!(list_match("%", "a"));
+        assert!(!list_match("%", "a/b"));
+        assert!(list_match("a/%", "a/b"));
+        assert!(!list_match("a/%", "a/b/c"));
+        assert!(list_match("inbox", "INBOX"));
+        assert!(list_match("a*c", "abxc"));
+        assert!(!list_match("a*c", "abxd"));
+        assert!(list_match("%/%", "x/y"));
+    }
+
+    #[test]
+    fn dates_round_trip() {
+        assert_eq!(internal_date(0), "01-Jan-1970 00:00:00 +0000");
+        let t = parse_date("17-Jul-1996 02:44:25 -0700").unwrap();
+        assert_eq!(internal_date(t), "17-Jul-1996 09:44:25 +0000");
+        assert_eq!(
+            parse_date(" 1-Feb-2024 00:00:00 +0000"),
+            Some(days_from_civil(2024, 2, 1) * 86_400)
+        );
+    }
+
+    #[test]
+    fn uid_sets_join_runs_in_order() {
+        assert_eq!(uid_set(&[3, 4, 5, 9]).unwrap().to_string(), "3:5,9");
+        assert!(uid_set(&[]).is_none());
+    }
+}
