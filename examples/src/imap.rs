@@ -44,7 +44,10 @@ pub struct ImapConn {
     ctx: Arc<Ctx>,
     user: Option<UserName>,
     selected: Option<MailboxName>,
+    uid_validity: u32,
     read_only: bool,
+    /// UIDs that are `\Recent` in this session.
+    recent: std::collections::BTreeSet<u32>,
     feed: Option<ChangeFeed>,
     news: Vec<Change>,
     /// Flag changes this connection made (UID → MODSEQ), not to be
@@ -62,7 +65,9 @@ impl ImapConn {
             ctx,
             user: None,
             selected: None,
+            uid_validity: 0,
             read_only: false,
+            recent: Default::default(),
             feed: None,
             news: Vec::new(),
             own: HashMap::new(),
@@ -74,8 +79,40 @@ impl ImapConn {
         self.ctx.store.clone()
     }
 
+    /// Claims `\Recent` for new messages of the selected mailbox (the
+    /// first read-write session to see a message gets it).
+    fn claim_recent(&mut self, uid: u32) -> bool {
+        let (Some(user), Some(mb)) = (self.user.clone(), self.selected.clone()) else {
+            return false;
+        };
+        if self.read_only {
+            return false;
+        }
+        let Ok(mut map) = self.ctx.recent.lock() else {
+            return false;
+        };
+        let floor = map.entry((user, mb, self.uid_validity)).or_insert(1);
+        if uid >= *floor {
+            *floor = uid + 1;
+            self.recent.insert(uid);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Flags as this session shows them: `\Recent` added where it holds.
+    fn shown_flags(&self, uid: u32, f: &Flags) -> Vec<Flag> {
+        let mut v = imap_flags(f);
+        if self.recent.contains(&uid) {
+            v.push(Flag::Extension("Recent".into()));
+        }
+        v
+    }
+
     fn deselect(&mut self) {
         self.selected = None;
+        self.recent.clear();
         self.feed = None;
         self.news.clear();
         self.own.clear();
@@ -96,6 +133,7 @@ pub fn session_config(
     c.limits.max_append = max_append;
     c.capabilities = [
         "UIDPLUS",
+        "MULTIAPPEND",
         "MOVE",
         "CHILDREN",
         "LIST-EXTENDED",
@@ -476,7 +514,10 @@ impl Handler<Session> for ImapConn {
         }
         for c in std::mem::take(&mut self.news) {
             match c {
-                Change::Appended { uid, .. } => s.push_new(uid),
+                Change::Appended { uid, .. } => {
+                    let recent = self.claim_recent(uid);
+                    s.push_new(uid, recent)
+                }
                 Change::Flags { uid, modseq, flags } => {
                     if self.own.get(&uid).is_some_and(|m| *m >= modseq) {
                         continue;
@@ -616,8 +657,22 @@ impl ImapConn {
                             .iter()
                             .find(|m| !m.flags.contains(SystemFlag::Seen))
                             .map(|m| m.uid);
-                        let uids = msgs.iter().map(|m| m.uid).collect();
+                        let uids: Vec<u32> = msgs.iter().map(|m| m.uid).collect();
+                        let recent: Vec<u32> = {
+                            let key = (user.clone(), name.clone(), info.uid_validity);
+                            let mut map = self.ctx.recent.lock().unwrap_or_else(|e| e.into_inner());
+                            let floor = map.entry(key).or_insert(1);
+                            let r: Vec<u32> =
+                                uids.iter().copied().filter(|u| *u >= *floor).collect();
+                            if !read_only {
+                                *floor = (*floor).max(info.uid_next);
+                            }
+                            r
+                        };
                         let mut sel = Selected::new(info.uid_validity, info.uid_next, uids);
+                        self.recent = recent.iter().copied().collect();
+                        sel.recent = recent;
+                        self.uid_validity = info.uid_validity;
                         sel.first_unseen = first_unseen;
                         sel.read_only = read_only;
                         let mut keywords: Vec<String> = msgs
@@ -712,8 +767,31 @@ impl ImapConn {
                 let Some(Ok(boxes)) = blocking(move || st.mailboxes(&u)).await else {
                     return s.reject(token, Completion::no("cannot list mailboxes"));
                 };
+                let patterns: Vec<String> = patterns
+                    .iter()
+                    .map(|p| {
+                        if s.utf8() {
+                            p.clone()
+                        } else {
+                            imap_proto::utf7::decode(p).unwrap_or_else(|_| p.clone())
+                        }
+                    })
+                    .collect();
+                let reference = if s.utf8() {
+                    reference
+                } else {
+                    imap_proto::utf7::decode(&reference).unwrap_or(reference)
+                };
                 list(
-                    store, user, s, lsub, &reference, &patterns, &select, &ret, &boxes,
+                    self.ctx.clone(),
+                    user,
+                    s,
+                    lsub,
+                    &reference,
+                    &patterns,
+                    &select,
+                    &ret,
+                    &boxes,
                 )
                 .await;
                 let verb = if lsub { "LSUB" } else { "LIST" };
@@ -723,7 +801,7 @@ impl ImapConn {
                 let Some(name) = mailbox_name(&mailbox) else {
                     return s.reject(token, nonexistent());
                 };
-                match status_items(store, user, &name, &items).await {
+                match status_items(self.ctx.clone(), user, &name, &items).await {
                     Some(values) => {
                         s.untagged(&Response::MailboxStatus {
                             mailbox,
@@ -836,7 +914,14 @@ impl ImapConn {
                     match r {
                         Some(Ok((values, changed))) => {
                             self.own.extend(changed);
-                            for (uid, v) in values {
+                            for (uid, mut v) in values {
+                                if self.recent.contains(&uid) {
+                                    for x in v.iter_mut() {
+                                        if let FetchValue::Flags(f) = x {
+                                            f.push(Flag::Extension("Recent".into()));
+                                        }
+                                    }
+                                }
                                 let _ = s.fetched(&token, uid, v);
                             }
                         }
@@ -880,7 +965,7 @@ impl ImapConn {
                             let _ = s.fetched(
                                 &token,
                                 m.uid,
-                                vec![FetchValue::Flags(imap_flags(&m.flags))],
+                                vec![FetchValue::Flags(self.shown_flags(m.uid, &m.flags))],
                             );
                         }
                         s.complete(token, Completion::ok("STORE completed"))
@@ -896,10 +981,16 @@ impl ImapConn {
                 let (ls, lu) = (s.view().exists(), s.view().last_uid());
                 let need = search::needs_message(&keys);
                 let keys = Arc::new(keys);
+                let recent = Arc::new(self.recent.clone());
                 let mut hits = Vec::new();
                 for (b, chunk) in view.chunks(BATCH * 16).enumerate() {
-                    let (store, user, mb, keys) =
-                        (store.clone(), user.clone(), mb.clone(), keys.clone());
+                    let (store, user, mb, keys, recent) = (
+                        store.clone(),
+                        user.clone(),
+                        mb.clone(),
+                        keys.clone(),
+                        recent.clone(),
+                    );
                     let chunk = chunk.to_vec();
                     let base = b * BATCH * 16;
                     let r = blocking(move || {
@@ -913,7 +1004,13 @@ impl ImapConn {
                         for meta in metas {
                             let c = Candidate {
                                 seq: seqs.get(&meta.uid).copied().unwrap_or(0),
-                                flags: imap_flags(&meta.flags),
+                                flags: {
+                                    let mut f = imap_flags(&meta.flags);
+                                    if recent.contains(&meta.uid) {
+                                        f.push(Flag::Extension("Recent".into()));
+                                    }
+                                    f
+                                },
                                 bytes: if need {
                                     read_message(&store, &user, &mb, meta.uid)
                                 } else {
@@ -953,7 +1050,15 @@ impl ImapConn {
                 let uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
                 let r = blocking(move || {
                     store.mailbox(&user, &to)?;
-                    if moving {
+                    if moving && from == to {
+                        // MOVE into the same mailbox: new UIDs, old ones
+                        // expunged.
+                        let r = store.copy_messages(&user, &from, &uids, &to)?;
+                        let deleted = Flags::new().with(SystemFlag::Deleted);
+                        store.store_flags(&user, &from, &uids, FlagOp::Add, &deleted, None)?;
+                        store.expunge(&user, &from, Some(&uids))?;
+                        Ok(r)
+                    } else if moving {
                         store.move_messages(&user, &from, &uids, &to)
                     } else {
                         store.copy_messages(&user, &from, &uids, &to)
@@ -978,6 +1083,8 @@ impl ImapConn {
                                 });
                             }
                             let _ = s.expunged(&token, &src);
+                            // Moved into the selected mailbox itself: EXISTS.
+                            self.deliver_news(s);
                             s.complete(token, Completion::ok("MOVE completed"))
                         } else {
                             self.deliver_news(s);
@@ -1029,20 +1136,25 @@ impl ImapConn {
 
 /// STATUS values of one mailbox.
 async fn status_items(
-    store: Store,
+    ctx: Arc<Ctx>,
     user: UserName,
     name: &MailboxName,
     items: &[StatusItem],
 ) -> Option<Vec<(StatusItem, u64)>> {
     {
+        let store = ctx.store.clone();
         let n = name.clone();
-        let scan = items
-            .iter()
-            .any(|i| matches!(i, StatusItem::Deleted | StatusItem::Size));
+        let u = user.clone();
+        let scan = items.iter().any(|i| {
+            matches!(
+                i,
+                StatusItem::Deleted | StatusItem::Size | StatusItem::Recent
+            )
+        });
         let (info, msgs) = blocking(move || {
-            let info = store.mailbox(&user, &n)?;
+            let info = store.mailbox(&u, &n)?;
             let msgs = if scan {
-                store.messages(&user, &n)?
+                store.messages(&u, &n)?
             } else {
                 Vec::new()
             };
@@ -1050,13 +1162,19 @@ async fn status_items(
         })
         .await?
         .ok()?;
+        let floor = ctx
+            .recent
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(user, name.clone(), info.uid_validity)).copied())
+            .unwrap_or(1);
         Some(
             items
                 .iter()
                 .map(|i| {
                     let v = match i {
                         StatusItem::Messages => u64::from(info.exists),
-                        StatusItem::Recent => 0,
+                        StatusItem::Recent => msgs.iter().filter(|m| m.uid >= floor).count() as u64,
                         StatusItem::UidNext => u64::from(info.uid_next),
                         StatusItem::UidValidity => u64::from(info.uid_validity),
                         StatusItem::Unseen => u64::from(info.unseen),
@@ -1077,7 +1195,7 @@ async fn status_items(
 /// LIST and LSUB responses.
 #[allow(clippy::too_many_arguments)]
 async fn list(
-    store: Store,
+    ctx: Arc<Ctx>,
     user: UserName,
     s: &mut Session,
     lsub: bool,
@@ -1160,13 +1278,34 @@ async fn list(
                 mailbox: m.clone(),
             });
             if let Some(items) = &status
-                && let Some(values) =
-                    status_items(store.clone(), user.clone(), &b.name, items).await
+                && let Some(values) = status_items(ctx.clone(), user.clone(), &b.name, items).await
             {
                 s.untagged(&Response::MailboxStatus {
                     mailbox: m,
                     items: values,
                 });
+            }
+        }
+        if lsub {
+            // A subscribed mailbox below one the pattern stops at: that
+            // one is listed as \Noselect (RFC 3501 §6.3.9).
+            for b in boxes.iter().filter(|b| b.subscribed) {
+                let parts: Vec<&str> = b.name.as_str().split('/').collect();
+                for k in 1..parts.len() {
+                    let anc = parts[..k].join("/");
+                    let subscribed = boxes.iter().any(|x| x.subscribed && x.name.as_str() == anc);
+                    if !subscribed && list_match(&full, &anc) && !shown.contains(&anc) {
+                        shown.push(anc.clone());
+                        if let Some(m) = Mailbox::new(anc.as_str()) {
+                            s.untagged(&Response::List {
+                                lsub: true,
+                                attributes: vec!["\\Noselect".into()],
+                                delimiter: Some('/'),
+                                mailbox: m,
+                            });
+                        }
+                    }
+                }
             }
         }
         if !subscribed_only {

@@ -42,6 +42,10 @@ pub struct Ctx {
     /// The store's users, kept here so that routing never waits on the
     /// store's lock (refreshed by [`Ctx::refresh_users`]).
     pub users: RwLock<std::collections::HashSet<UserName>>,
+    /// IMAP4rev1 `\Recent`: per mailbox (user, name, UIDVALIDITY), the
+    /// lowest UID no session has seen yet (held in memory: after a restart
+    /// every message is new once more).
+    pub recent: Mutex<HashMap<(UserName, mailstore::MailboxName, u32), u32>>,
 }
 
 impl Ctx {

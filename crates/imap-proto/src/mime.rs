@@ -596,23 +596,30 @@ fn extension(header: &[u8]) -> Extension<'static> {
 }
 
 fn addresses(a: &mail_parser::Address<'_>) -> Vec<Address<'static>> {
-    let one = |x: &mail_parser::Addr<'_>| {
-        let (mailbox, host) = match x.address.as_deref() {
-            Some(addr) => match addr.rsplit_once('@') {
-                Some((l, d)) => (Some(l.to_owned()), Some(d.to_owned())),
-                None => (Some(addr.to_owned()), None),
-            },
-            None => (None, None),
+    // An entry without an address (a bare comment) is no address.
+    let one = |x: &mail_parser::Addr<'_>| -> Option<Address<'static>> {
+        let addr = x.address.as_deref()?;
+        let (mut local, host) = match addr.rsplit_once('@') {
+            Some((l, d)) => (l.to_owned(), Some(d.to_owned())),
+            None => (addr.to_owned(), None),
         };
-        Address {
-            name: x.name.as_ref().map(|n| Cow::Owned(n.as_bytes().to_vec())),
-            adl: None,
-            mailbox: mailbox.map(|m| Cow::Owned(m.into_bytes())),
-            host: host.map(|h| Cow::Owned(h.into_bytes())),
+        // A source route, `<@route:user@domain>`, is the adl.
+        let mut adl = None;
+        if local.starts_with('@')
+            && let Some((r, l)) = local.clone().split_once(':')
+        {
+            adl = Some(Cow::Owned(r.as_bytes().to_vec()));
+            local = l.to_owned();
         }
+        Some(Address {
+            name: x.name.as_ref().map(|n| Cow::Owned(n.as_bytes().to_vec())),
+            adl,
+            mailbox: Some(Cow::Owned(local.into_bytes())),
+            host: host.map(|h| Cow::Owned(h.into_bytes())),
+        })
     };
     match a {
-        mail_parser::Address::List(l) => l.iter().map(one).collect(),
+        mail_parser::Address::List(l) => l.iter().filter_map(one).collect(),
         mail_parser::Address::Group(groups) => {
             let mut out = Vec::new();
             for g in groups {
@@ -624,7 +631,7 @@ fn addresses(a: &mail_parser::Address<'_>) -> Vec<Address<'static>> {
                             mailbox: Some(Cow::Owned(name.as_bytes().to_vec())),
                             host: None,
                         });
-                        out.extend(g.addresses.iter().map(one));
+                        out.extend(g.addresses.iter().filter_map(one));
                         out.push(Address {
                             name: None,
                             adl: None,
@@ -632,7 +639,7 @@ fn addresses(a: &mail_parser::Address<'_>) -> Vec<Address<'static>> {
                             host: None,
                         });
                     }
-                    None => out.extend(g.addresses.iter().map(one)),
+                    None => out.extend(g.addresses.iter().filter_map(one)),
                 }
             }
             out

@@ -74,6 +74,13 @@ pub fn matches(
     keys.iter().all(|k| key(k, m, largest_seq, largest_uid))
 }
 
+/// `\Recent` is given as `Flag::Extension("Recent")`.
+fn recent(m: &impl SearchMessage) -> bool {
+    m.flags()
+        .iter()
+        .any(|f| matches!(f, Flag::Extension(x) if x.eq_ignore_ascii_case("Recent")))
+}
+
 fn key(k: &SearchKey<'_>, m: &impl SearchMessage, ls: u32, lu: u32) -> bool {
     let has = |f: Flag| m.flags().contains(&f);
     match k {
@@ -89,9 +96,10 @@ fn key(k: &SearchKey<'_>, m: &impl SearchMessage, ls: u32, lu: u32) -> bool {
             "UNDRAFT" => !has(Flag::Draft),
             "UNFLAGGED" => !has(Flag::Flagged),
             "UNSEEN" => !has(Flag::Seen),
-            // No session here holds \Recent.
-            "RECENT" | "NEW" => false,
-            "OLD" | "ALL" => true,
+            "RECENT" => recent(m),
+            "NEW" => recent(m) && !has(Flag::Seen),
+            "OLD" => !recent(m),
+            "ALL" => true,
             _ => false,
         },
         SearchKey::Keyword(kw) => m
@@ -137,9 +145,11 @@ fn key(k: &SearchKey<'_>, m: &impl SearchMessage, ls: u32, lu: u32) -> bool {
             match *name {
                 "TEXT" => contains(msg, needle),
                 "BODY" => contains(&msg[bstart..], needle),
-                field => header_values(&msg[..hend], field)
-                    .iter()
-                    .any(|v| contains(v, needle)),
+                field => {
+                    let h = &msg[..hend];
+                    header_values(h, field).iter().any(|v| contains(v, needle))
+                        || address_values(h, field).iter().any(|v| contains(v, needle))
+                }
             }
         }
         SearchKey::Header(field, needle) => {
@@ -237,6 +247,38 @@ fn header_values(h: &[u8], name: &str) -> Vec<Vec<u8>> {
             start = lf;
         }
         i = lf;
+    }
+    out
+}
+
+/// The addresses of an address field as `local@domain` and `name`, with
+/// comments and white space gone (`<a (x)@ (y) b.org>` is `a@b.org`).
+fn address_values(h: &[u8], field: &str) -> Vec<Vec<u8>> {
+    let Some(m) = mail_parser::MessageParser::default().parse_headers(h) else {
+        return Vec::new();
+    };
+    let a = match field {
+        "FROM" => m.from(),
+        "TO" => m.to(),
+        "CC" => m.cc(),
+        "BCC" => m.bcc(),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    let mut add = |x: &mail_parser::Addr<'_>| {
+        if let Some(addr) = x.address.as_deref() {
+            out.push(addr.as_bytes().to_vec());
+        }
+        if let Some(n) = x.name.as_deref() {
+            out.push(n.as_bytes().to_vec());
+        }
+    };
+    match a {
+        Some(mail_parser::Address::List(l)) => l.iter().for_each(&mut add),
+        Some(mail_parser::Address::Group(g)) => {
+            g.iter().flat_map(|g| g.addresses.iter()).for_each(&mut add)
+        }
+        None => {}
     }
     out
 }

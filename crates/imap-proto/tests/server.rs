@@ -365,8 +365,8 @@ fn idle_delivers_changes_at_once_and_done_with_the_next_command_works() {
     h.login();
     h.select(vec![1, 2]);
     assert_eq!(h.send("i IDLE\r\n"), "+ idling\r\n");
-    h.s.push_new(3);
-    assert_eq!(h.take_wire(), "* 3 EXISTS\r\n");
+    h.s.push_new(3, false);
+    assert_eq!(h.take_wire(), "* 3 EXISTS\r\n* 0 RECENT\r\n");
     h.s.push_expunge(1);
     assert_eq!(h.take_wire(), "* 1 EXPUNGE\r\n");
     // iOS sends DONE and the next command in one packet.
@@ -399,7 +399,7 @@ fn no_expunge_during_a_fetch_by_number_but_flags_and_exists_go() {
     h.select(vec![1, 2, 3]);
     h.s.push_expunge(2);
     h.s.push_flags(3, vec![Flag::Flagged]);
-    h.s.push_new(4);
+    h.s.push_new(4, false);
     h.send("f FETCH 1:3 (FLAGS)\r\n");
     let Event::Request {
         token,
@@ -418,7 +418,7 @@ fn no_expunge_during_a_fetch_by_number_but_flags_and_exists_go() {
     let w = h.take_wire();
     assert_eq!(
         w,
-        "* 1 FETCH (FLAGS ())\r\n* 3 FETCH (FLAGS ())\r\n* 4 EXISTS\r\nf NO [EXPUNGEISSUED] Some of the requested messages no longer exist\r\n"
+        "* 1 FETCH (FLAGS ())\r\n* 3 FETCH (FLAGS ())\r\n* 4 EXISTS\r\n* 0 RECENT\r\nf NO [EXPUNGEISSUED] Some of the requested messages no longer exist\r\n"
     );
     let w = h.send("n NOOP\r\n");
     assert_eq!(w, "* 2 EXPUNGE\r\nn OK NOOP completed\r\n");

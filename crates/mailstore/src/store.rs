@@ -400,7 +400,10 @@ impl Store {
         }
         self.make_dirs(&self.folder(user, name))?;
         let mut model = lock(&self.inner.model);
-        let mb = new_mailbox(&mut model, user, name.clone(), None);
+        let mut mb = new_mailbox(&mut model, user, name.clone(), None);
+        // CREATE does not subscribe (RFC 3501 §6.3.3); a user's first
+        // mailboxes are subscribed.
+        mb.subscribed = false;
         let info = mb.info();
         let puts = vec![
             Put::Mailbox(mb.id, Some(index::encode_mailbox(&mb))),

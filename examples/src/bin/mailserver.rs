@@ -279,6 +279,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         per_ip: Mutex::new(HashMap::new()),
         metrics: Arc::new(mailkit_examples::metrics::Metrics::new()),
         users: RwLock::new(Default::default()),
+        recent: Mutex::new(HashMap::new()),
     });
     ctx.refresh_users();
     admin::listen(data, ctx.clone())?;

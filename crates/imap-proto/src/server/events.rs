@@ -212,6 +212,9 @@ pub struct Selected {
     pub uid_next: u32,
     /// The messages' UIDs (any order).
     pub uids: Vec<u32>,
+    /// Those `\Recent` in this session (IMAP4rev1: the first session to
+    /// see a message gets it).
+    pub recent: Vec<u32>,
     /// Flags defined in the mailbox (FLAGS).
     pub flags: Vec<Flag>,
     /// Flags the client may set (PERMANENTFLAGS); `\*` is added when new
@@ -241,6 +244,7 @@ impl Selected {
             uid_validity,
             uid_next,
             uids,
+            recent: Vec::new(),
             flags: system.clone(),
             permanent_flags: system,
             new_keywords: true,

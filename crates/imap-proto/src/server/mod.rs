@@ -426,9 +426,10 @@ impl Session {
     // ------------------------------------------------- the selected view
 
     /// A message arrived in the selected mailbox (any time; announced by
-    /// the RFC's rules, at once during IDLE).
-    pub fn push_new(&mut self, uid: u32) {
-        self.view.push_new(uid);
+    /// the RFC's rules, at once during IDLE). `recent`: this session is the
+    /// one that gets its `\Recent` flag (IMAP4rev1).
+    pub fn push_new(&mut self, uid: u32, recent: bool) {
+        self.view.push_new(uid, recent);
         self.flush_idle();
     }
 
@@ -521,10 +522,11 @@ impl Session {
         }
         let read_only = read_only || mailbox.read_only;
         self.view = View::new(mailbox.uids);
+        self.view.set_recent(&mailbox.recent);
         self.state = State::Selected { read_only };
         self.untagged(&Response::Flags(mailbox.flags));
         self.untagged(&Response::Exists(self.view.exists()));
-        self.untagged(&Response::Recent(0));
+        self.untagged(&Response::Recent(self.view.recent()));
         if let Some(seq) = mailbox.first_unseen.and_then(|u| self.view.seq_of(u)) {
             self.untagged_status(StatusKind::Ok, Some(Code::Unseen(seq)), "First unseen");
         }
@@ -1149,6 +1151,17 @@ impl Session {
                 let text = format!("{}", e.error);
                 // Only a whole tag is echoed: `a+b` is not answered as `a`.
                 let tag = e.tag.filter(|t| line.get(t.as_str().len()) == Some(&b' '));
+                if let (Some(t), crate::SyntaxError::Invalid(why)) = (&tag, &e.error)
+                    && why.contains("modified UTF-7")
+                {
+                    // Well-formed, but no mailbox can have that name.
+                    return self.tagged(
+                        t,
+                        StatusKind::No,
+                        Some(Code::Other("CANNOT".into(), None)),
+                        "mailbox name is not modified UTF-7",
+                    );
+                }
                 return self.bad(tag.as_ref(), &text);
             }
         };

@@ -26,6 +26,8 @@ pub struct View {
     expunged: BTreeSet<u32>,
     /// Flag changes not yet announced.
     flags: BTreeMap<u32, Vec<Flag>>,
+    /// Messages that are `\Recent` in this session (IMAP4rev1).
+    recent: BTreeSet<u32>,
 }
 
 /// A message addressed by a command: its sequence number and UID.
@@ -129,12 +131,31 @@ impl View {
             .collect()
     }
 
-    /// A message arrived (UIDs above every known one; others are ignored).
-    pub fn push_new(&mut self, uid: u32) {
+    /// A message arrived (UIDs above every known one; others are ignored);
+    /// `recent`: it is `\Recent` in this session.
+    pub fn push_new(&mut self, uid: u32, recent: bool) {
         let above = self.new.last().copied().unwrap_or(self.last_uid());
         if uid > above {
             self.new.push(uid);
+            if recent {
+                self.recent.insert(uid);
+            }
         }
+    }
+
+    /// Marks messages `\Recent` in this session (at SELECT).
+    pub fn set_recent(&mut self, uids: &[u32]) {
+        self.recent = uids.iter().copied().collect();
+    }
+
+    /// Messages `\Recent` in this session that the client knows.
+    pub fn recent(&self) -> u32 {
+        let known = self
+            .recent
+            .iter()
+            .filter(|u| self.seq_of(**u).is_some())
+            .count();
+        u32::try_from(known).unwrap_or(u32::MAX)
     }
 
     /// A message's flags changed (to `flags`).
@@ -188,6 +209,7 @@ impl View {
         let gone_set = |u: &u32| gone.binary_search(u).is_ok();
         self.uids.retain(|u| !gone_set(u));
         self.new.retain(|u| !gone_set(u));
+        self.recent.retain(|u| !gone_set(u));
         out
     }
 
@@ -215,6 +237,7 @@ impl View {
         if !self.new.is_empty() {
             self.uids.append(&mut self.new);
             out.push(Response::Exists(self.exists()));
+            out.push(Response::Recent(self.recent()));
         }
         out
     }
@@ -266,7 +289,7 @@ mod tests {
     #[test]
     fn changes_are_flushed_flags_then_expunges_then_exists() {
         let mut v = View::new(vec![1, 2, 3, 4]);
-        v.push_new(5);
+        v.push_new(5, false);
         v.push_expunge(2);
         v.push_expunge(4);
         v.push_flags(3, vec![Flag::Seen]);
@@ -279,6 +302,7 @@ mod tests {
             vec![
                 Response::Fetch(3, vec![crate::FetchValue::Flags(vec![Flag::Seen])]),
                 Response::Exists(5),
+                Response::Recent(0),
             ]
         );
         assert!(v.is_expunged(2));
@@ -292,11 +316,14 @@ mod tests {
     #[test]
     fn a_message_expunged_before_it_was_announced_never_shows() {
         let mut v = View::new(vec![1]);
-        v.push_new(2);
-        v.push_new(3);
+        v.push_new(2, false);
+        v.push_new(3, false);
         v.push_expunge(2);
-        v.push_new(2); // not above the last: ignored
-        assert_eq!(v.flush(true, false), vec![Response::Exists(2)]);
+        v.push_new(2, false); // not above the last: ignored
+        assert_eq!(
+            v.flush(true, false),
+            vec![Response::Exists(2), Response::Recent(0)]
+        );
         assert_eq!(v.uids(), &[1, 3]);
     }
 
