@@ -1401,3 +1401,335 @@ c.quit()
         "a local copy was stored for a message the client will send again"
     );
 }
+
+const IMAP_PRELUDE: &str = r#"
+import imaplib, smtplib, ssl, socket, sys, time
+SMTP, SUB, LMTP, PW, POP, IMAP = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+def login():
+    m = imaplib.IMAP4('127.0.0.1', IMAP, timeout=10)
+    m.starttls(ssl_context=ctx)
+    m.login('demo', PW)
+    return m
+"#;
+
+/// Python's imaplib over STARTTLS: everything a desktop client does in a
+/// session, and IDLE woken by mail delivered over SMTP.
+#[test]
+fn imaplib_reads_sorts_and_idles_over_starttls() {
+    let s = start();
+    let out = python(
+        &s,
+        &format!(
+            "{IMAP_PRELUDE}
+c = smtplib.SMTP('127.0.0.1', SMTP, timeout=10)
+c.sendmail('alice@example.org', ['demo@example.test'], 'From: Alice <alice@example.org>\\r\\nSubject: first\\r\\n\\r\\nhello imap\\r\\n')
+c.quit()
+m = imaplib.IMAP4('127.0.0.1', IMAP, timeout=10)
+print('caps-before', ' '.join(m.capabilities))
+try:
+    m.login('demo', PW); print('plaintext-login', 'accepted')
+except imaplib.IMAP4.error as e:
+    print('plaintext-login', e)
+m.starttls(ssl_context=ctx)
+typ, data = m.login('demo', PW); print('login', typ, data[0].decode())
+typ, data = m.list('\"\"', '*'); print('list', b'|'.join(data).decode())
+typ, data = m.select('INBOX'); print('select', typ, data[0].decode())
+typ, data = m.fetch('1', '(UID FLAGS RFC822.SIZE ENVELOPE BODY.PEEK[])'); print('fetch', data[0][0].decode(), data[0][1].decode().count('hello imap'))
+typ, data = m.store('1', '+FLAGS', '(\\\\Flagged)'); print('store', data[0].decode())
+typ, data = m.search(None, 'FLAGGED', 'SUBJECT', 'first'); print('search', data[0].decode())
+typ, data = m.append('Drafts', '(\\\\Draft)', None, b'Subject: draft\\r\\n\\r\\nnot yet\\r\\n'); print('append', typ, data[0].decode())
+typ, data = m.copy('1', 'Archive'); print('copy', typ, data[0].decode())
+typ, data = m.uid('MOVE', '1', 'Trash'); print('move', typ)
+typ, data = m.select('Trash'); print('trash', data[0].decode())
+m.store('1', '+FLAGS', '(\\\\Deleted)'); typ, data = m.expunge(); print('expunge', data[0].decode())
+typ, data = m.status('Archive', '(MESSAGES UNSEEN SIZE)'); print('status', data[0].decode())
+m.select('INBOX')
+# IDLE through the socket: mail delivered over SMTP shows as EXISTS.
+tag = m._new_tag().decode()
+m.send(('%s IDLE\\r\\n' % tag).encode())
+print('idle', m.readline().decode().strip())
+c = smtplib.SMTP('127.0.0.1', SMTP, timeout=10)
+t0 = time.time()
+c.sendmail('bob@example.org', ['demo@example.test'], 'Subject: while idle\\r\\n\\r\\nwake up\\r\\n')
+c.quit()
+m.sock.settimeout(5)
+line = m.readline().decode().strip()
+print('pushed', line, 'within', 'a second' if time.time() - t0 < 1.0 else 'too long')
+print('recent', m.readline().decode().strip())
+m.send(b'DONE\\r\\n')
+print('done', m.readline().decode().strip())
+print('logout', m.logout()[0])
+"
+        ),
+    );
+    let line = |k: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{k} ")))
+            .unwrap_or_else(|| panic!("no {k} in:\n{out}"))
+            .to_owned()
+    };
+    assert!(
+        line("caps-before").contains("STARTTLS") && line("caps-before").contains("LOGINDISABLED"),
+        "{out}"
+    );
+    assert!(line("plaintext-login").contains("PRIVACYREQUIRED"), "{out}");
+    assert!(
+        line("login").contains("OK [CAPABILITY IMAP4rev1") && line("login").contains("MOVE"),
+        "{out}"
+    );
+    for b in [
+        "INBOX",
+        "\\Sent) \"/\" Sent",
+        "\\Trash) \"/\" Trash",
+        "\\Drafts",
+        "\\Junk",
+        "\\Archive",
+    ] {
+        assert!(line("list").contains(b), "{b}: {out}");
+    }
+    assert_eq!(line("select"), "select OK 1");
+    assert!(
+        line("fetch").contains("UID 1") && line("fetch").ends_with(" 1"),
+        "{out}"
+    );
+    assert!(line("store").contains("\\Flagged"), "{out}");
+    assert_eq!(line("search"), "search 1");
+    assert!(line("append").contains("[APPENDUID "), "{out}");
+    assert!(line("copy").contains("[COPYUID "), "{out}");
+    assert_eq!(line("move"), "move OK");
+    assert_eq!(line("trash"), "trash 1");
+    assert_eq!(line("expunge"), "expunge 1");
+    assert!(
+        line("status").contains("MESSAGES 1 UNSEEN 1 SIZE "),
+        "{out}"
+    );
+    assert_eq!(line("idle"), "idle + idling");
+    assert_eq!(line("pushed"), "pushed * 1 EXISTS within a second");
+    assert_eq!(line("recent"), "recent * 1 RECENT");
+    assert!(line("done").contains("OK IDLE terminated"), "{out}");
+    assert_eq!(line("logout"), "logout BYE");
+}
+
+/// curl's IMAP client (over STARTTLS) lists, fetches and appends; hostile
+/// mailbox names and inputs get clear refusals.
+#[test]
+fn curl_imap_and_bad_input_over_the_wire() {
+    let s = start();
+    python(
+        &s,
+        &format!(
+            "{IMAP_PRELUDE}
+c = smtplib.SMTP('127.0.0.1', SMTP, timeout=10)
+c.sendmail('alice@example.org', ['demo@example.test'], 'Subject: for curl\\r\\n\\r\\ncurl reads this\\r\\n')
+c.quit()
+"
+        ),
+    );
+    let url = format!("imap://127.0.0.1:{}/INBOX;UID=1", s.imap);
+    let out = Command::new("curl")
+        .args(["-s", "--ssl-reqd", "-k", "--max-time", "20", "-u"])
+        .arg(format!("demo:{}", s.password))
+        .arg(&url)
+        .output()
+        .expect("curl runs");
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && body.contains("curl reads this"),
+        "{body} {:?}",
+        out.status
+    );
+    let list = Command::new("curl")
+        .args(["-s", "--ssl-reqd", "-k", "--max-time", "20", "-u"])
+        .arg(format!("demo:{}", s.password))
+        .arg(format!("imap://127.0.0.1:{}/", s.imap))
+        .output()
+        .expect("curl runs");
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.contains("INBOX") && list.contains("Archive"), "{list}");
+    let out = python(
+        &s,
+        &format!(
+            "{IMAP_PRELUDE}
+def raw(cmds, wait=0.5):
+    m = login()
+    m.sock.settimeout(3)
+    m.send(cmds)
+    time.sleep(wait)
+    out = b''
+    try:
+        while True:
+            d = m.sock.recv(65536)
+            if not d: break
+            out += d
+            if b'zz OK' in out: break
+    except Exception:
+        pass
+    return out.decode(errors='replace').replace('\\r\\n', '|')
+print('escape', raw(b'a CREATE \"../../etc\"\\r\\nb CREATE \"x/../../y\"\\r\\nc CREATE \"/abs\"\\r\\nzz NOOP\\r\\n'))
+print('utf7', raw(b'a CREATE \"&Jjo\"\\r\\nb CREATE \"&AGE-\"\\r\\nzz NOOP\\r\\n'))
+print('bigliteral', raw(b'a APPEND INBOX {{4294967296}}\\r\\nb LOGIN {{99999999999999999999}}\\r\\nzz NOOP\\r\\n'))
+print('nul', raw(b'a APPEND INBOX {{3+}}\\r\\na\\x00b\\r\\nzz NOOP\\r\\n'))
+print('nest', raw(b'a SELECT INBOX\\r\\nb SEARCH ' + b'(' * 10000 + b'ALL' + b')' * 10000 + b'\\r\\nc SEARCH ' + b'NOT ' * 1000 + b'ALL\\r\\nzz NOOP\\r\\n'))
+print('seq', raw(b'a SELECT INBOX\\r\\nb FETCH 0 FLAGS\\r\\nc UID FETCH 1:4294967296 FLAGS\\r\\nzz NOOP\\r\\n'))
+print('tags', raw(b'a+b NOOP\\r\\n{{x}} NOOP\\r\\nzz NOOP\\r\\n'))
+m = imaplib.IMAP4('127.0.0.1', IMAP, timeout=10)
+m.sock.settimeout(3)
+m.send(b'a STARTTLS\\r\\nb LOGIN demo ' + PW.encode() + b'\\r\\n')
+time.sleep(0.5)
+print('inject', m.sock.recv(4096).decode().replace('\\r\\n', '|'))
+m = login(); typ, data = m.list('\"\"', '*'); print('after', len(data), b'|'.join(data).decode())
+"
+        ),
+    );
+    let line = |k: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{k} ")))
+            .unwrap_or_else(|| panic!("no {k} in:\n{out}"))
+            .to_owned()
+    };
+    let esc = line("escape");
+    assert!(
+        esc.contains("a NO") && esc.contains("b NO") && esc.contains("c NO"),
+        "{esc}"
+    );
+    let utf7 = line("utf7");
+    assert!(
+        utf7.contains("a NO [CANNOT]") && utf7.contains("b NO [CANNOT]"),
+        "{utf7}"
+    );
+    let big = line("bigliteral");
+    assert!(
+        big.contains("a NO [TOOBIG]") && big.contains("b BAD") && big.contains("zz OK"),
+        "{big}"
+    );
+    let nul = line("nul");
+    assert!(nul.contains("a BAD NUL") && nul.contains("zz OK"), "{nul}");
+    let nest = line("nest");
+    assert!(
+        nest.contains("b BAD") && nest.contains("c BAD") && nest.contains("zz OK"),
+        "{nest}"
+    );
+    let seq = line("seq");
+    assert!(
+        seq.contains("b BAD") && seq.contains("c BAD") && seq.contains("zz OK"),
+        "{seq}"
+    );
+    let tags = line("tags");
+    assert!(
+        !tags.contains("a+b BAD") && !tags.contains("{x} BAD") && tags.contains("zz OK"),
+        "{tags}"
+    );
+    let inject = line("inject");
+    assert!(
+        inject.contains("a OK Begin TLS") && !inject.contains("b OK") && !inject.contains("b NO"),
+        "{inject}"
+    );
+    let after = line("after");
+    assert!(
+        !after.contains("etc") && !after.contains("abs") && !after.contains("\"y\""),
+        "{after}"
+    );
+    // Nothing left the user's folder.
+    assert!(!s.data.join("store/etc").exists() && !s.data.join("etc").exists());
+}
+
+/// mbsync (isync) mirrors the mailboxes both ways over STARTTLS: mail
+/// delivered by SMTP lands in the local Maildir, a local message is
+/// APPENDed, and a flag set locally reaches the server.
+#[test]
+fn mbsync_mirrors_both_ways() {
+    let s = start();
+    python(
+        &s,
+        &format!(
+            "{IMAP_PRELUDE}
+c = smtplib.SMTP('127.0.0.1', SMTP, timeout=10)
+c.sendmail('alice@example.org', ['demo@example.test'], 'Subject: sync me\\r\\n\\r\\nto the laptop\\r\\n')
+c.quit()
+"
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("mail");
+    std::fs::create_dir_all(&local).unwrap();
+    let cfg = dir.path().join("mbsyncrc");
+    std::fs::write(
+        &cfg,
+        format!(
+            "IMAPAccount test\nHost localhost\nPort {}\nUser demo\nPass {}\nSSLType STARTTLS\n\
+             CertificateFile {}\nSystemCertificates no\nAuthMechs PLAIN\n\n\
+             IMAPStore remote\nAccount test\n\n\
+             MaildirStore local\nPath {}/\nInbox {}/INBOX\nSubFolders Verbatim\n\n\
+             Channel sync\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\nExpunge Both\nSync All\nSyncState *\n",
+            s.imap,
+            s.password,
+            s.data.join("tls/cert.pem").display(),
+            local.display(),
+            local.display()
+        ),
+    )
+    .unwrap();
+    let sync = || {
+        let out = Command::new("mbsync")
+            .arg("-c")
+            .arg(&cfg)
+            .arg("-a")
+            .output()
+            .expect("mbsync runs (Debian package isync)");
+        assert!(
+            out.status.success(),
+            "mbsync failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sync();
+    let files = |box_: &str| -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(rd) = std::fs::read_dir(local.join(box_).join(sub)) {
+                v.extend(rd.map(|e| e.unwrap().path()));
+            }
+        }
+        v
+    };
+    let inbox = files("INBOX");
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(
+        std::fs::read_to_string(&inbox[0])
+            .unwrap()
+            .contains("to the laptop")
+    );
+    for b in ["Sent", "Drafts", "Trash", "Junk", "Archive"] {
+        assert!(local.join(b).is_dir(), "{b} mirrored");
+    }
+    // A message written locally, and the delivered one marked seen.
+    std::fs::write(
+        local.join("Drafts/new/1.local.host"),
+        "Subject: from the laptop\r\n\r\nwritten offline\r\n",
+    )
+    .unwrap();
+    let seen = {
+        let p = &inbox[0];
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let base = name.split(":2,").next().unwrap().to_owned();
+        let to = local.join("INBOX/cur").join(format!("{base}:2,S"));
+        std::fs::rename(p, &to).unwrap();
+        to
+    };
+    assert!(seen.exists());
+    sync();
+    let out = python(
+        &s,
+        &format!(
+            "{IMAP_PRELUDE}
+m = login()
+m.select('Drafts'); typ, d = m.fetch('1', '(BODY.PEEK[])'); print('draft', d[0][1].decode().count('written offline'))
+m.select('INBOX'); typ, d = m.fetch('1', '(FLAGS)'); print('flags', d[0].decode())
+"
+        ),
+    );
+    assert!(out.contains("draft 1"), "{out}");
+    assert!(out.contains("\\Seen"), "{out}");
+}
