@@ -609,3 +609,167 @@ pub fn imap_response(data: &[u8]) {
         }
     });
 }
+
+/// The IMAP server session driven by a script of client bytes (raw and from
+/// a phrase book that reaches every state), decisions, mailbox changes and
+/// time: no panic, nothing after the close, held input bounded, every
+/// pending decision has a deadline, APPEND data never exceeds the size that
+/// was accepted, and wrong answers give their token back.
+pub fn imap_server_session(data: &[u8]) {
+    use imap_proto::server::{Completion, Config, Event, Request, Selected, Session};
+    use imap_proto::{Code, FetchValue, Flag};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let mut u = arbitrary::Unstructured::new(data);
+    let Ok(script) = <SessionScript as arbitrary::Arbitrary>::arbitrary(&mut u) else {
+        return;
+    };
+    const IMAP: &[&[u8]] = &[
+        b"a LOGIN bob pw\r\n",
+        b"b SELECT INBOX\r\n",
+        b"c FETCH 1:* (FLAGS UID)\r\n",
+        b"d UID FETCH 1:* (BODY.PEEK[HEADER] ENVELOPE)\r\n",
+        b"e STORE 1 +FLAGS (\\Seen)\r\n",
+        b"f SEARCH UNSEEN\r\n",
+        b"g APPEND INBOX (\\Seen) {5}\r\n",
+        b"hello\r\n",
+        b"h APPEND INBOX {3+}\r\nabc {2+}\r\nde\r\n",
+        b"i IDLE\r\n",
+        b"DONE\r\n",
+        b"j EXPUNGE\r\n",
+        b"k UID MOVE 1:2 Trash\r\n",
+        b"l STARTTLS\r\n",
+        b"m AUTHENTICATE PLAIN AGJvYgBwdw==\r\n",
+        b"n LOGOUT\r\n",
+    ];
+    let mut config = Config::new("imap.example.org");
+    config.allow_plaintext_auth = script.switches & 1 != 0;
+    config.starttls = script.switches & 2 != 0;
+    config.implicit_tls = script.switches & 4 != 0;
+    config.limits.max_append = 1 + u64::from(script.switches >> 8) * 16;
+    let max_input = config.limits.max_buffered_input + config.limits.max_command;
+    let mut now = Instant::now();
+    let mut s = Session::new(Arc::new(config), now, [9; 16]);
+    let mut t = Transport {
+        largest_read: 64,
+        ..Transport::default()
+    };
+    let mut pending = std::collections::VecDeque::new();
+    let mut append_left: u64 = 0;
+    let mut next_uid = 10;
+    for step in script.steps {
+        if let Some(d) = t.step(&mut s, &mut now, IMAP, step)
+            && let Some(ev) = pending.pop_front()
+        {
+            let ok = Completion::ok("done");
+            let r = match (ev, d) {
+                (Event::Login { token, .. }, Decision::Accept) => s.accept_login(token),
+                (Event::ScramLookup { token, .. }, Decision::Scram(some)) => s.scram_credentials(
+                    token,
+                    some.then(|| sasl::ScramCredentials::derive("pw", b"s", 1)),
+                ),
+                (Event::Request { token, request }, Decision::Accept | Decision::AcceptWith) => {
+                    match request {
+                        Request::Select { .. } => {
+                            s.selected(token, Selected::new(7, 6, vec![1, 2, 3, 4, 5]))
+                        }
+                        Request::Fetch { messages, .. } | Request::Store { messages, .. } => {
+                            for m in &messages {
+                                assert!(s.view().seq_of(m.uid) == Some(m.seq));
+                                assert!(
+                                    s.fetched(
+                                        &token,
+                                        m.uid,
+                                        vec![FetchValue::Flags(vec![Flag::Seen])]
+                                    )
+                                    .is_ok()
+                                );
+                            }
+                            s.complete(token, ok)
+                        }
+                        Request::Search { .. } => s.searched(token, s.view().uids().to_vec()),
+                        Request::Append { size, .. } => {
+                            append_left = size;
+                            s.accept(token)
+                        }
+                        Request::Expunge { .. } | Request::Copy { moving: true, .. } => {
+                            let first = s.view().uids().first().copied();
+                            assert!(
+                                s.expunged(&token, &first.into_iter().collect::<Vec<_>>())
+                                    .is_ok()
+                            );
+                            s.complete(token, ok)
+                        }
+                        _ => s.complete(token, ok),
+                    }
+                }
+                (Event::AppendCommit { token }, Decision::Accept) => s.complete(
+                    token,
+                    Completion::ok_code(
+                        Code::AppendUid(
+                            7,
+                            imap_proto::SequenceSet::range(
+                                imap_proto::SeqNumber::Value(9),
+                                imap_proto::SeqNumber::Value(9),
+                            ),
+                        ),
+                        "ok",
+                    ),
+                ),
+                (ev, Decision::Each(n)) => {
+                    // Someone else changes the mailbox meanwhile.
+                    match n % 3 {
+                        0 => {
+                            next_uid += 1;
+                            s.push_new(next_uid, n & 4 != 0);
+                        }
+                        1 => s.push_expunge(u32::from(n % 7)),
+                        _ => s.push_flags(u32::from(n % 7), vec![Flag::Flagged]),
+                    }
+                    pending.push_front(ev);
+                    Ok(())
+                }
+                // A wrong answer gives the token back; then refuse.
+                (Event::Login { token, .. }, Decision::Scram(_)) => {
+                    match s.complete(token, Completion::ok("x")) {
+                        Err(e) => s.reject(e.into_token(), Completion::no("no")),
+                        Ok(()) => panic!("a login was completed as a request"),
+                    }
+                }
+                (other, _) => match event_token(other) {
+                    Some(token) => s.reject(token, Completion::no("no")),
+                    None => Ok(()),
+                },
+            };
+            // Answers to decisions that are still pending never fail.
+            let _ = r;
+        }
+        for e in t.drain(&mut s) {
+            match e {
+                Event::AppendData(b) => {
+                    assert!(
+                        b.len() as u64 <= append_left,
+                        "more APPEND data than accepted"
+                    );
+                    append_left -= b.len() as u64;
+                }
+                Event::AppendAbort => append_left = 0,
+                other => pending.push_back(other),
+            }
+        }
+        assert!(s.buffered_input() <= max_input.max(t.largest_read) + 64);
+        assert!(!s.is_waiting_for_decision() || s.poll_timeout().is_some());
+    }
+}
+
+fn event_token(e: imap_proto::server::Event) -> Option<session_core::Token> {
+    use imap_proto::server::Event;
+    match e {
+        Event::Login { token, .. }
+        | Event::ScramLookup { token, .. }
+        | Event::Request { token, .. }
+        | Event::AppendCommit { token } => Some(token),
+        _ => None,
+    }
+}

@@ -62,3 +62,8 @@ fn imap_response_corpus() {
 fn pop3_client_session_corpus() {
     replay("pop3_client_session", mailkit_fuzz::pop3_client_session);
 }
+
+#[test]
+fn imap_server_session_corpus() {
+    replay("imap_server_session", mailkit_fuzz::imap_server_session);
+}
