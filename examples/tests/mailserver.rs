@@ -1733,3 +1733,55 @@ m.select('INBOX'); typ, d = m.fetch('1', '(FLAGS)'); print('flags', d[0].decode(
     assert!(out.contains("draft 1"), "{out}");
     assert!(out.contains("\\Seen"), "{out}");
 }
+
+/// The minimal IMAP example serves a folder of `.eml` files read-only.
+#[test]
+fn minimal_imap_serves_a_folder_of_eml_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.eml"),
+        "Subject: one\r\nFrom: a@b.example\r\n\r\nfirst body\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.eml"),
+        "Subject: two\r\n\r\nsecond body\r\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_minimal-imap"))
+        .arg(dir.path())
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    let port: u16 = line.rsplit(':').next().unwrap().parse().unwrap();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "
+import imaplib
+m = imaplib.IMAP4('127.0.0.1', {port}, timeout=10)
+m.login('anyone', 'anything')
+print('select', m.select('INBOX', readonly=True)[1][0].decode())
+print('fetch', m.fetch('2', '(BODY[TEXT])')[1][0][1].decode().strip())
+print('search', m.search(None, 'SUBJECT', 'one')[1][0].decode())
+print('store', m.store('1', '+FLAGS', '\\\\Seen')[0])
+"
+        ))
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("select 2"), "{text}");
+    assert!(text.contains("fetch second body"), "{text}");
+    assert!(text.contains("search 1"), "{text}");
+    assert!(text.contains("store NO"), "{text}");
+}
