@@ -327,6 +327,66 @@ mod tests {
         assert_eq!(v.uids(), &[1, 3]);
     }
 
+    proptest::proptest! {
+        /// Whatever changes arrive and whenever the client is told, the
+        /// client's picture (built only from the EXISTS and EXPUNGE
+        /// responses it received) matches the view: the same UIDs at the
+        /// same sequence numbers, and no message announced twice.
+        #[test]
+        fn the_client_picture_always_matches_the_view(
+            start in proptest::collection::btree_set(1u32..50, 0..20),
+            ops in proptest::collection::vec((0u8..4, 1u32..80), 0..60),
+        ) {
+            let start: Vec<u32> = start.into_iter().collect();
+            let mut v = View::new(start.clone());
+            // The client knows positions; it learns new UIDs by fetching
+            // them, modelled by reading them from the view after EXISTS.
+            let mut client: Vec<u32> = start;
+            let mut all: Vec<u32> = client.clone();
+            for (op, x) in ops {
+                match op {
+                    0 => {
+                        let uid = all.last().copied().unwrap_or(0) + x;
+                        all.push(uid);
+                        v.push_new(uid, x % 2 == 0);
+                    }
+                    1 => {
+                        if !all.is_empty() {
+                            let uid = all[(x as usize) % all.len()];
+                            v.push_expunge(uid);
+                        }
+                    }
+                    2 | 3 => {
+                        let allow = op == 3;
+                        for r in v.flush(allow, false) {
+                            match r {
+                                Response::Expunge(seq) => {
+                                    proptest::prop_assert!(seq >= 1 && (seq as usize) <= client.len());
+                                    client.remove(seq as usize - 1);
+                                }
+                                Response::Exists(n) => {
+                                    proptest::prop_assert!(n as usize >= client.len());
+                                    let known = client.len();
+                                    client.extend_from_slice(&v.uids()[known..]);
+                                }
+                                _ => {}
+                            }
+                        }
+                        if !allow {
+                            // Without EXPUNGE the numbers stay put.
+                            proptest::prop_assert_eq!(client.len(), v.uids().len());
+                        }
+                    }
+                    _ => unreachable!(),
+                }
+                proptest::prop_assert_eq!(&client[..], v.uids());
+                for (i, u) in client.iter().enumerate() {
+                    proptest::prop_assert_eq!(v.seq_of(*u), Some(i as u32 + 1));
+                }
+            }
+        }
+    }
+
     #[test]
     fn expunges_are_numbered_as_the_client_renumbers() {
         let mut v = View::new((1..=10).collect());
