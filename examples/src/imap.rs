@@ -1211,6 +1211,7 @@ async fn list(
             attributes: vec!["\\Noselect".into()],
             delimiter: Some('/'),
             mailbox: Mailbox::list_root(),
+            extended: Vec::new(),
         });
         return;
     }
@@ -1238,6 +1239,38 @@ async fn list(
     let has_children = |n: &str| {
         let prefix = format!("{n}/");
         names.iter().any(|x| x.starts_with(&prefix))
+    };
+    // Subscribed names that are no mailbox, and every subscribed name.
+    let orphans: Vec<String> = if subscribed_only {
+        ctx.store
+            .orphan_subscriptions(&user)
+            .unwrap_or_default()
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let subscribed: Vec<&str> = boxes
+        .iter()
+        .filter(|b| b.subscribed)
+        .map(|b| b.name.as_str())
+        .chain(orphans.iter().map(String::as_str))
+        .collect();
+    let fulls: Vec<String> = patterns.iter().map(|p| format!("{reference}{p}")).collect();
+    // RECURSIVEMATCH (RFC 5258 §3.5): a name gets CHILDINFO ("SUBSCRIBED")
+    // when a subscribed name below it is not listed itself.
+    let recursive = subscribed_only && !lsub && select.contains(&ListSelect::RecursiveMatch);
+    let childinfo = |n: &str| -> Vec<(String, Vec<String>)> {
+        let prefix = format!("{n}/");
+        let hidden = subscribed
+            .iter()
+            .any(|d| d.starts_with(&prefix) && !fulls.iter().any(|f| list_match(f, d)));
+        if recursive && hidden {
+            vec![("CHILDINFO".to_owned(), vec!["SUBSCRIBED".to_owned()])]
+        } else {
+            Vec::new()
+        }
     };
     let mut shown: Vec<String> = Vec::new();
     for pattern in patterns {
@@ -1276,6 +1309,7 @@ async fn list(
                 attributes,
                 delimiter: Some('/'),
                 mailbox: m.clone(),
+                extended: childinfo(name),
             });
             if let Some(items) = &status
                 && let Some(values) = status_items(ctx.clone(), user.clone(), &b.name, items).await
@@ -1284,6 +1318,61 @@ async fn list(
                     mailbox: m,
                     items: values,
                 });
+            }
+        }
+        for n in &orphans {
+            if list_match(&full, n) && !shown.contains(n) {
+                shown.push(n.clone());
+                let attributes = if lsub {
+                    vec!["\\Noselect".into()]
+                } else {
+                    vec!["\\Subscribed".into(), "\\NonExistent".into()]
+                };
+                if let Some(m) = Mailbox::new(n.as_str()) {
+                    s.untagged(&Response::List {
+                        lsub,
+                        attributes,
+                        delimiter: Some('/'),
+                        mailbox: m,
+                        extended: childinfo(n),
+                    });
+                }
+            }
+        }
+        if recursive {
+            // Names not selected themselves, shown for their children.
+            let mut candidates: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+            candidates.extend(implied.iter().cloned());
+            for d in &subscribed {
+                let parts: Vec<&str> = d.split('/').collect();
+                for k in 1..parts.len() {
+                    candidates.push(parts[..k].join("/"));
+                }
+            }
+            candidates.sort();
+            candidates.dedup();
+            for c in candidates {
+                if !list_match(&full, &c) || shown.contains(&c) {
+                    continue;
+                }
+                let info = childinfo(&c);
+                if info.is_empty() {
+                    continue;
+                }
+                shown.push(c.clone());
+                let mut attributes = vec!["\\HasChildren".to_owned()];
+                if !names.contains(&c.as_str()) {
+                    attributes.push("\\NonExistent".into());
+                }
+                if let Some(m) = Mailbox::new(c.as_str()) {
+                    s.untagged(&Response::List {
+                        lsub,
+                        attributes,
+                        delimiter: Some('/'),
+                        mailbox: m,
+                        extended: info,
+                    });
+                }
             }
         }
         if lsub {
@@ -1302,6 +1391,7 @@ async fn list(
                                 attributes: vec!["\\Noselect".into()],
                                 delimiter: Some('/'),
                                 mailbox: m,
+                                extended: Vec::new(),
                             });
                         }
                     }
@@ -1318,6 +1408,7 @@ async fn list(
                             attributes: vec!["\\Noselect".into(), "\\HasChildren".into()],
                             delimiter: Some('/'),
                             mailbox: m,
+                            extended: Vec::new(),
                         });
                     }
                 }

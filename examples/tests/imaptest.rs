@@ -1514,10 +1514,7 @@ fn scripts() -> PathBuf {
 /// Groups that are expected to fail for now, with the reason (kept in the
 /// README); the runner fails if one of them starts to pass, so the list
 /// stays true.
-const KNOWN: &[(&str, &str)] = &[(
-    "listext",
-    "subscriptions live on the mailbox in mailstore, so LIST (SUBSCRIBED) cannot show a subscribed name whose mailbox is gone (\\NonExistent)",
-)];
+const KNOWN: &[(&str, &str)] = &[];
 
 #[test]
 fn imaptest_scripted_groups() {

@@ -233,6 +233,10 @@ pub enum Response<'a> {
         delimiter: Option<char>,
         /// The mailbox.
         mailbox: Mailbox,
+        /// LIST-EXTENDED data (RFC 5258 §9, `mbox-list-extended`): each
+        /// item's tag and values, e.g. `CHILDINFO ("SUBSCRIBED")` or
+        /// `OLDNAME ("old")`; empty for none.
+        extended: Vec<(String, Vec<String>)>,
     },
     /// `* STATUS mailbox (items)`
     MailboxStatus {
@@ -259,6 +263,39 @@ pub enum Response<'a> {
         /// `MIN`, `MAX`, `COUNT`, `ALL`, `MODSEQ` … with their value text.
         items: Vec<(String, String)>,
     },
+}
+
+/// `tag value *(SP tag value) ")"` after `(`: LIST-EXTENDED data, each
+/// value a string or a parenthesised list of strings.
+fn list_extended(mut r: &[u8]) -> PResult<'_, Vec<(String, Vec<String>)>> {
+    let mut out = Vec::new();
+    let text = |v: Cow<'_, [u8]>| String::from_utf8_lossy(&v).into_owned();
+    while r.first() != Some(&b')') {
+        if !out.is_empty() {
+            r = sp(r)?.0;
+        }
+        let (r2, tag) = atom(r)?;
+        let (r2, _) = sp(r2)?;
+        let mut values = Vec::new();
+        let r3 = if let Some(mut l) = r2.strip_prefix(b"(") {
+            while l.first() != Some(&b')') {
+                if !values.is_empty() {
+                    l = sp(l)?.0;
+                }
+                let (l2, v) = crate::core::astring(l)?;
+                values.push(text(v));
+                l = l2;
+            }
+            &l[1..]
+        } else {
+            let (r3, v) = crate::core::astring(r2)?;
+            values.push(text(v));
+            r3
+        };
+        out.push((tag.to_owned(), values));
+        r = r3;
+    }
+    Ok((&r[1..], out))
 }
 
 fn text_to_end(i: &[u8]) -> Result<String, SyntaxError> {
@@ -612,12 +649,17 @@ impl<'a> Response<'a> {
                     Some(rest) => (rest, Mailbox::list_root()),
                     None => mailbox(r, utf8)?,
                 };
+                let (r, extended) = match r.strip_prefix(b" (") {
+                    Some(x) => list_extended(x)?,
+                    None => (r, Vec::new()),
+                };
                 end(r)?;
                 Ok(Response::List {
                     lsub: word == "LSUB",
                     attributes,
                     delimiter,
                     mailbox: m,
+                    extended,
                 })
             }
             "STATUS" => {
@@ -853,6 +895,7 @@ impl<'a> Response<'a> {
                 attributes,
                 delimiter,
                 mailbox: m,
+                extended,
             } => {
                 e.raw(if *lsub { b"* LSUB (" } else { b"* LIST (" })
                     .raw(attributes.join(" ").as_bytes())
@@ -863,6 +906,23 @@ impl<'a> Response<'a> {
                 };
                 e.raw(b" ");
                 mbox(&mut e, m);
+                if !extended.is_empty() {
+                    e.raw(b" (");
+                    for (k, (tag, values)) in extended.iter().enumerate() {
+                        if k > 0 {
+                            e.raw(b" ");
+                        }
+                        e.raw(tag.as_bytes()).raw(b" (");
+                        for (j, v) in values.iter().enumerate() {
+                            if j > 0 {
+                                e.raw(b" ");
+                            }
+                            e.string(v.as_bytes());
+                        }
+                        e.raw(b")");
+                    }
+                    e.raw(b")");
+                }
             }
             Response::MailboxStatus { mailbox: m, items } => {
                 e.raw(b"* STATUS ");
@@ -1689,11 +1749,13 @@ impl Response<'_> {
                 attributes,
                 delimiter,
                 mailbox,
+                extended,
             } => Response::List {
                 lsub,
                 attributes,
                 delimiter,
                 mailbox,
+                extended,
             },
             Response::MailboxStatus { mailbox, items } => {
                 Response::MailboxStatus { mailbox, items }

@@ -1005,7 +1005,8 @@ fn rfc3501_responses() {
             lsub: false,
             attributes: vec!["\\Noselect".into()],
             delimiter: Some('/'),
-            mailbox: Mailbox::new("~/Mail/foo").unwrap()
+            mailbox: Mailbox::new("~/Mail/foo").unwrap(),
+            extended: Vec::new(),
         }
     );
     assert!(matches!(
@@ -1118,7 +1119,8 @@ proptest! {
             Response::Exists(n),
             Response::Flags(flags.clone()),
             Response::Search(nums.clone(), None),
-            Response::List { lsub: false, attributes: vec!["\\HasNoChildren".into()], delimiter: Some('/'), mailbox: name.clone() },
+            Response::List { lsub: false, attributes: vec!["\\HasNoChildren".into()], delimiter: Some('/'), mailbox: name.clone(), extended: Vec::new() },
+            Response::List { lsub: false, attributes: vec![], delimiter: Some('/'), mailbox: name.clone(), extended: vec![("CHILDINFO".into(), vec!["SUBSCRIBED".into()]), ("OLDNAME".into(), vec![text.clone()])] },
             Response::Fetch(n, vec![
                 FetchValue::Flags(flags.clone()),
                 FetchValue::Uid(n),

@@ -21,6 +21,10 @@ pub(crate) const MAILBOXES: TableDefinition<u64, &[u8]> = TableDefinition::new("
 pub(crate) const MESSAGES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("messages");
 pub(crate) const EXPUNGED: TableDefinition<(u64, u64), u32> = TableDefinition::new("expunged");
 pub(crate) const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
+/// Subscriptions to names that are no mailbox (RFC 3501 §6.3.6: a
+/// subscription outlives its mailbox): (user, name).
+pub(crate) const SUBSCRIPTIONS: TableDefinition<(&str, &str), u8> =
+    TableDefinition::new("subscriptions");
 
 impl From<redb::Error> for Error {
     fn from(e: redb::Error) -> Self {
@@ -188,6 +192,16 @@ pub(crate) fn load(db: &redb::Database) -> Result<Model, Error> {
             .users
             .insert(UserName::new(k.value())?, Default::default());
     }
+    // Indexes made before subscriptions outlived mailboxes have no table.
+    if let Ok(subs) = tx.open_table(SUBSCRIPTIONS) {
+        for row in subs.iter()? {
+            let (k, _) = row?;
+            let (user, name) = k.value();
+            if let Some(entry) = model.users.get_mut(&UserName::new(user)?) {
+                entry.orphans.insert(MailboxName::new(name)?);
+            }
+        }
+    }
     for row in tx.open_table(MAILBOXES)?.iter()? {
         let (k, v) = row?;
         let mb = decode_mailbox(k.value(), v.value())?;
@@ -227,6 +241,7 @@ pub(crate) fn init(db: &redb::Database) -> Result<(), Error> {
         tx.open_table(MESSAGES)?;
         tx.open_table(EXPUNGED)?;
         tx.open_table(QUEUE)?;
+        tx.open_table(SUBSCRIPTIONS)?;
     }
     tx.commit()?;
     Ok(())

@@ -8,6 +8,8 @@ use crate::types::{MailboxInfo, MessageMeta, ModSeq, SpecialUse, SystemFlag, Uid
 #[derive(Debug, Default)]
 pub(crate) struct UserEntry {
     pub mailboxes: BTreeMap<MailboxName, u64>,
+    /// Subscribed names that are no mailbox (deleted, or never created).
+    pub orphans: std::collections::BTreeSet<MailboxName>,
 }
 
 #[derive(Debug)]

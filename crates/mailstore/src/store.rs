@@ -68,6 +68,7 @@ enum Put {
     Msg(u64, Uid, Option<Vec<u8>>),
     Expunge(u64, ModSeq, Option<Uid>),
     Queue(u64, Option<Vec<u8>>),
+    Subscription(String, String, bool),
 }
 
 /// A delivery waiting for the group commit.
@@ -230,6 +231,7 @@ impl Store {
             let mut messages = tx.open_table(MESSAGES)?;
             let mut expunged = tx.open_table(EXPUNGED)?;
             let mut queue = tx.open_table(QUEUE)?;
+            let mut subs = tx.open_table(index::SUBSCRIPTIONS)?;
             for p in puts {
                 match p {
                     Put::Meta(k, v) => {
@@ -266,6 +268,12 @@ impl Store {
                     }
                     Put::Queue(id, None) => {
                         queue.remove(id)?;
+                    }
+                    Put::Subscription(u, n, true) => {
+                        subs.insert((u.as_str(), n.as_str()), 1)?;
+                    }
+                    Put::Subscription(u, n, false) => {
+                        subs.remove((u.as_str(), n.as_str()))?;
                     }
                 }
             }
@@ -338,6 +346,9 @@ impl Store {
             .remove(user)
             .ok_or_else(|| Error::NoSuchUser(user.to_string()))?;
         let mut puts = vec![Put::User(user.to_string(), false)];
+        for n in &entry.orphans {
+            puts.push(Put::Subscription(user.to_string(), n.to_string(), false));
+        }
         for id in entry.mailboxes.values() {
             model.mailboxes.remove(id);
             puts.push(Put::Mailbox(*id, None));
@@ -401,15 +412,23 @@ impl Store {
         self.make_dirs(&self.folder(user, name))?;
         let mut model = lock(&self.inner.model);
         let mut mb = new_mailbox(&mut model, user, name.clone(), None);
-        // CREATE does not subscribe (RFC 3501 §6.3.3); a user's first
-        // mailboxes are subscribed.
-        mb.subscribed = false;
+        // CREATE does not subscribe (RFC 3501 §6.3.3), but a subscription
+        // the name already had applies again; a user's first mailboxes are
+        // subscribed.
+        let adopted = model
+            .users
+            .get_mut(user)
+            .is_some_and(|u| u.orphans.remove(name));
+        mb.subscribed = adopted;
         let info = mb.info();
-        let puts = vec![
+        let mut puts = vec![
             Put::Mailbox(mb.id, Some(index::encode_mailbox(&mb))),
             Put::Meta("next_mailbox_id", model.next_mailbox_id),
             Put::Meta("next_uid_validity", u64::from(model.next_uid_validity)),
         ];
+        if adopted {
+            puts.push(Put::Subscription(user.to_string(), name.to_string(), false));
+        }
         model.insert_mailbox(mb);
         drop(model);
         self.write_index(puts)?;
@@ -426,12 +445,18 @@ impl Store {
         let _c = lock(&self.inner.commit);
         let mut model = lock(&self.inner.model);
         let id = model.mailbox_id(user, name)?;
-        model.mailboxes.remove(&id);
+        let subscribed = model.mailboxes.remove(&id).is_some_and(|m| m.subscribed);
+        let mut puts = vec![Put::Mailbox(id, None)];
         if let Some(u) = model.users.get_mut(user) {
             u.mailboxes.remove(name);
+            // The subscription outlives the mailbox (RFC 3501 §6.3.4).
+            if subscribed {
+                u.orphans.insert(name.clone());
+                puts.push(Put::Subscription(user.to_string(), name.to_string(), true));
+            }
         }
         drop(model);
-        self.write_index(vec![Put::Mailbox(id, None)])?;
+        self.write_index(puts)?;
         self.notify(id, vec![Change::Gone]);
         lock(&self.inner.watchers).remove(&id);
         self.inner.fs.remove_dir_all(&self.folder(user, name))?;
@@ -504,16 +529,49 @@ impl Store {
         self.write_index(puts)
     }
 
-    /// Subscribes to or unsubscribes from a mailbox.
+    /// Subscribes to or unsubscribes from a mailbox name; the name need
+    /// not be a mailbox (RFC 3501 §6.3.6), see
+    /// [`Store::orphan_subscriptions`].
     pub fn subscribe(&self, user: &UserName, name: &MailboxName, on: bool) -> Result<(), Error> {
         self.check()?;
         let _c = lock(&self.inner.commit);
         let mut model = lock(&self.inner.model);
+        if model.mailbox_id(user, name).is_err() {
+            let entry = model
+                .users
+                .get_mut(user)
+                .ok_or_else(|| Error::NoSuchUser(user.to_string()))?;
+            let changed = if on {
+                entry.orphans.insert(name.clone())
+            } else {
+                entry.orphans.remove(name)
+            };
+            drop(model);
+            if !changed {
+                return Ok(());
+            }
+            return self.write_index(vec![Put::Subscription(
+                user.to_string(),
+                name.to_string(),
+                on,
+            )]);
+        }
         let (id, mb) = model.mailbox_mut(user, name)?;
         mb.subscribed = on;
         let put = Put::Mailbox(id, Some(index::encode_mailbox(mb)));
         drop(model);
         self.write_index(vec![put])
+    }
+
+    /// Subscribed names that are no mailbox (deleted since, or never
+    /// created), sorted.
+    pub fn orphan_subscriptions(&self, user: &UserName) -> Result<Vec<MailboxName>, Error> {
+        let model = lock(&self.inner.model);
+        let entry = model
+            .users
+            .get(user)
+            .ok_or_else(|| Error::NoSuchUser(user.to_string()))?;
+        Ok(entry.orphans.iter().cloned().collect())
     }
 
     /// The user's mailboxes, sorted by name.

@@ -527,3 +527,37 @@ fn incoming_messages_stream_to_every_recipient() {
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
     assert_eq!(store.clear_spool().unwrap(), 0);
 }
+
+#[test]
+fn subscriptions_outlive_their_mailboxes_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = user("alice");
+    {
+        let s = Store::open(dir.path()).unwrap();
+        s.create_user(&a).unwrap();
+        // CREATE does not subscribe.
+        assert!(!s.create_mailbox(&a, &mbox("Lists")).unwrap().subscribed);
+        s.subscribe(&a, &mbox("Lists"), true).unwrap();
+        // A name that is no mailbox can be subscribed (RFC 3501 §6.3.6).
+        s.subscribe(&a, &mbox("Later/Maybe"), true).unwrap();
+        s.delete_mailbox(&a, &mbox("Lists")).unwrap();
+        assert_eq!(
+            s.orphan_subscriptions(&a).unwrap(),
+            vec![mbox("Later/Maybe"), mbox("Lists")]
+        );
+    }
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.orphan_subscriptions(&a).unwrap().len(), 2);
+    // Creating the name again makes it a subscribed mailbox.
+    assert!(s.create_mailbox(&a, &mbox("Lists")).unwrap().subscribed);
+    assert_eq!(
+        s.orphan_subscriptions(&a).unwrap(),
+        vec![mbox("Later/Maybe")]
+    );
+    s.subscribe(&a, &mbox("Later/Maybe"), false).unwrap();
+    assert!(s.orphan_subscriptions(&a).unwrap().is_empty());
+    drop(s);
+    let s = Store::open(dir.path()).unwrap();
+    assert!(s.orphan_subscriptions(&a).unwrap().is_empty());
+    assert!(s.mailbox(&a, &mbox("Lists")).unwrap().subscribed);
+}

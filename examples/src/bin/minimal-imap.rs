@@ -133,6 +133,7 @@ fn answer(s: &mut Session, mail: &[Message], event: Event) {
                     attributes: vec!["\\HasNoChildren".into()],
                     delimiter: Some('/'),
                     mailbox: Mailbox::new("INBOX").expect("valid name"),
+                    extended: Vec::new(),
                 });
                 s.complete(token, ok("LIST completed"))
             }
