@@ -191,6 +191,17 @@ pub enum CommandBody<'a> {
         /// The pattern.
         pattern: String,
     },
+    /// `GETQUOTA root` (RFC 9208).
+    GetQuota(String),
+    /// `GETQUOTAROOT mailbox` (RFC 9208).
+    GetQuotaRoot(Mailbox),
+    /// `SETQUOTA root (resource limit …)` (RFC 9208).
+    SetQuota {
+        /// The quota root.
+        root: String,
+        /// Resource names (`STORAGE`, `MESSAGE`, …) and limits.
+        limits: Vec<(String, u64)>,
+    },
     /// `NAMESPACE` (RFC 2342)
     Namespace,
     /// `STATUS mailbox (items)`
@@ -798,6 +809,9 @@ impl CommandBody<'_> {
             },
             C::Lsub { reference, pattern } => C::Lsub { reference, pattern },
             C::Namespace => C::Namespace,
+            C::GetQuota(r) => C::GetQuota(r),
+            C::GetQuotaRoot(m) => C::GetQuotaRoot(m),
+            C::SetQuota { root, limits } => C::SetQuota { root, limits },
             C::Status { mailbox, items } => C::Status { mailbox, items },
             C::Idle => C::Idle,
             C::Check => C::Check,
@@ -1045,6 +1059,34 @@ impl<'a> Command<'a> {
                 let (r, pattern) = text_arg(r)?;
                 end(r)?;
                 CommandBody::Lsub { reference, pattern }
+            }
+            (false, b"GETQUOTA") => {
+                let (r, _) = sp(i)?;
+                let (r, root) = astring(r)?;
+                end(r)?;
+                CommandBody::GetQuota(String::from_utf8_lossy(&root).into_owned())
+            }
+            (false, b"GETQUOTAROOT") => {
+                let (r, _) = sp(i)?;
+                let (r, m) = mailbox(r, utf8)?;
+                end(r)?;
+                CommandBody::GetQuotaRoot(m)
+            }
+            (false, b"SETQUOTA") => {
+                let (r, _) = sp(i)?;
+                let (r, root) = astring(r)?;
+                let (r, _) = sp(r)?;
+                let (r, pairs) = paren_list(r, true, |r| {
+                    let (r, name) = atom(r)?;
+                    let (r, _) = sp(r)?;
+                    let (r, n) = number64(r)?;
+                    Ok((r, (name.to_ascii_uppercase(), n)))
+                })?;
+                end(r)?;
+                CommandBody::SetQuota {
+                    root: String::from_utf8_lossy(&root).into_owned(),
+                    limits: pairs,
+                }
             }
             (false, b"STATUS") => {
                 let (r, _) = sp(i)?;
@@ -1368,6 +1410,23 @@ impl<'a> Command<'a> {
                     .string(reference.as_bytes())
                     .raw(b" ")
                     .string(pattern.as_bytes());
+            }
+            CommandBody::GetQuota(root) => {
+                e.raw(b"GETQUOTA ").astring(root.as_bytes());
+            }
+            CommandBody::GetQuotaRoot(m) => {
+                e.raw(b"GETQUOTAROOT ");
+                mbox(&mut e, m);
+            }
+            CommandBody::SetQuota { root, limits } => {
+                e.raw(b"SETQUOTA ").astring(root.as_bytes()).raw(b" (");
+                for (k, (name, n)) in limits.iter().enumerate() {
+                    if k > 0 {
+                        e.raw(b" ");
+                    }
+                    e.raw(name.as_bytes()).raw(b" ").number(*n);
+                }
+                e.raw(b")");
             }
             CommandBody::Status { mailbox: m, items } => {
                 e.raw(b"STATUS ");

@@ -14,7 +14,8 @@
 //!   AUTHENTICATE with SASL-IR, ENABLE, SELECT/EXAMINE with CONDSTORE,
 //!   CREATE, DELETE, RENAME, (UN)SUBSCRIBE, LIST (with LIST-EXTENDED,
 //!   LIST-STATUS and SPECIAL-USE options), LSUB, NAMESPACE, STATUS,
-//!   IDLE, CHECK, CLOSE, UNSELECT, EXPUNGE, UID EXPUNGE, COPY, MOVE) and
+//!   IDLE, CHECK, CLOSE, UNSELECT, EXPUNGE, UID EXPUNGE, COPY, MOVE, and
+//!   QUOTA's GETQUOTA, GETQUOTAROOT and SETQUOTA) and
 //!   the message commands (STORE with UNCHANGEDSINCE, FETCH with sections,
 //!   partials, BINARY and CHANGEDSINCE/VANISHED, SEARCH with the RFC 9051
 //!   keys, MODSEQ and ESEARCH `RETURN` options, APPEND with MULTIAPPEND
@@ -23,12 +24,19 @@
 //!
 //! - [`Response`]: status responses with response codes, continuation
 //!   requests, CAPABILITY, ENABLED, FLAGS, EXISTS, RECENT, EXPUNGE,
-//!   VANISHED, LIST/LSUB, STATUS, SEARCH and FETCH (flags, UID, dates,
+//!   VANISHED, LIST/LSUB (with LIST-EXTENDED data), STATUS, QUOTA,
+//!   QUOTAROOT, SEARCH and FETCH (flags, UID, dates,
 //!   sizes, MODSEQ, ENVELOPE, BODY and BODYSTRUCTURE with extension data
 //!   — future `body-extension` data included — and body sections).
 //!
 //! - ID (RFC 2971) command and response, NAMESPACE (RFC 2342, with
 //!   extensions) and ESEARCH (RFC 4731) responses.
+//!
+//! And for servers: [`server::Session`], the sans-IO server session on the
+//! shared session core, with its selected-mailbox [`server::View`]; and
+//! pure helpers a server needs: [`mime`] (BODYSTRUCTURE, ENVELOPE and
+//! BODY\[section\] bytes from a stored message) and [`search`] (SEARCH
+//! evaluation).
 //!
 //! Parsing does not copy: a [`Command`] or [`Response`] borrows the bytes
 //! it was parsed from (`Cow` fields; `into_owned()` keeps it longer), and

@@ -245,6 +245,20 @@ pub enum Response<'a> {
         /// Item values.
         items: Vec<(StatusItem, u64)>,
     },
+    /// `* QUOTA root (resource usage limit …)` (RFC 9208).
+    Quota {
+        /// The quota root.
+        root: String,
+        /// Resource name (`STORAGE` in KiB, `MESSAGE`, …), usage, limit.
+        resources: Vec<(String, u64, u64)>,
+    },
+    /// `* QUOTAROOT mailbox root…` (RFC 9208).
+    QuotaRoot {
+        /// The mailbox asked about.
+        mailbox: Mailbox,
+        /// Its quota roots (often one, `""`).
+        roots: Vec<String>,
+    },
     /// `* SEARCH n…` with the optional `(MODSEQ n)`
     Search(Vec<u32>, Option<u64>),
     /// `* n FETCH (…)`
@@ -662,6 +676,36 @@ impl<'a> Response<'a> {
                     extended,
                 })
             }
+            "QUOTA" => {
+                let (r, _) = sp(r)?;
+                let (r, root) = crate::core::astring(r)?;
+                let (r, _) = sp(r)?;
+                let (r, resources) = crate::command::paren_list(r, true, |r| {
+                    let (r, name) = atom(r)?;
+                    let (r, _) = sp(r)?;
+                    let (r, used) = number64(r)?;
+                    let (r, _) = sp(r)?;
+                    let (r, limit) = number64(r)?;
+                    Ok((r, (name.to_ascii_uppercase(), used, limit)))
+                })?;
+                end(r)?;
+                Ok(Response::Quota {
+                    root: String::from_utf8_lossy(&root).into_owned(),
+                    resources,
+                })
+            }
+            "QUOTAROOT" => {
+                let (r, _) = sp(r)?;
+                let (mut r, m) = mailbox(r, utf8)?;
+                let mut roots = Vec::new();
+                while let Some(rest) = r.strip_prefix(b" ") {
+                    let (r2, root) = crate::core::astring(rest)?;
+                    roots.push(String::from_utf8_lossy(&root).into_owned());
+                    r = r2;
+                }
+                end(r)?;
+                Ok(Response::QuotaRoot { mailbox: m, roots })
+            }
             "STATUS" => {
                 let (r, _) = sp(r)?;
                 let (r, m) = mailbox(r, utf8)?;
@@ -922,6 +966,27 @@ impl<'a> Response<'a> {
                         e.raw(b")");
                     }
                     e.raw(b")");
+                }
+            }
+            Response::Quota { root, resources } => {
+                e.raw(b"* QUOTA ").astring(root.as_bytes()).raw(b" (");
+                for (k, (name, used, limit)) in resources.iter().enumerate() {
+                    if k > 0 {
+                        e.raw(b" ");
+                    }
+                    e.raw(name.as_bytes())
+                        .raw(b" ")
+                        .number(*used)
+                        .raw(b" ")
+                        .number(*limit);
+                }
+                e.raw(b")");
+            }
+            Response::QuotaRoot { mailbox: m, roots } => {
+                e.raw(b"* QUOTAROOT ");
+                mbox(&mut e, m);
+                for r in roots {
+                    e.raw(b" ").astring(r.as_bytes());
                 }
             }
             Response::MailboxStatus { mailbox: m, items } => {
@@ -1760,6 +1825,8 @@ impl Response<'_> {
             Response::MailboxStatus { mailbox, items } => {
                 Response::MailboxStatus { mailbox, items }
             }
+            Response::Quota { root, resources } => Response::Quota { root, resources },
+            Response::QuotaRoot { mailbox, roots } => Response::QuotaRoot { mailbox, roots },
             Response::Search(n, m) => Response::Search(n, m),
             Response::Fetch(n, v) => {
                 Response::Fetch(n, v.into_iter().map(FetchValue::into_owned).collect())

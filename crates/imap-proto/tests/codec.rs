@@ -1117,6 +1117,8 @@ proptest! {
             Response::Status { tag: Tag::new("a1"), kind: StatusKind::No, code: Some(Code::TryCreate), text: text.clone() },
             Response::Status { tag: None, kind: StatusKind::Ok, code: None, text: text.clone() },
             Response::Exists(n),
+            Response::Quota { root: text.clone(), resources: vec![("STORAGE".into(), u64::from(n), u64::from(n) + 1)] },
+            Response::QuotaRoot { mailbox: name.clone(), roots: vec![text.clone(), String::new()] },
             Response::Flags(flags.clone()),
             Response::Search(nums.clone(), None),
             Response::List { lsub: false, attributes: vec!["\\HasNoChildren".into()], delimiter: Some('/'), mailbox: name.clone(), extended: Vec::new() },
@@ -1792,4 +1794,43 @@ fn done_ends_idle_in_any_case_and_nothing_else_does() {
     assert!(!imap_proto::is_idle_done(b"DONE\n"));
     assert!(!imap_proto::is_idle_done(b"a1 DONE\r\n"));
     assert!(!imap_proto::is_idle_done(b"DONEX\r\n"));
+}
+
+#[test]
+fn quota_commands_and_responses_round_trip() {
+    // RFC 9208 §4 examples.
+    for line in [
+        "a GETQUOTA \"\"\r\n",
+        "a GETQUOTAROOT INBOX\r\n",
+        "a SETQUOTA \"\" (STORAGE 512)\r\n",
+        "a SETQUOTA \"\" (STORAGE 512 MESSAGE 1000)\r\n",
+    ] {
+        let cmd = Command::parse(line.as_bytes(), false).unwrap();
+        assert_eq!(join(&cmd.encode(false, false)), line.as_bytes(), "{line}");
+    }
+    let cmd = Command::parse(b"a SETQUOTA \"\" (storage 512)\r\n", false).unwrap();
+    assert_eq!(
+        cmd.body,
+        CommandBody::SetQuota {
+            root: String::new(),
+            limits: vec![("STORAGE".into(), 512)]
+        }
+    );
+    assert!(Command::parse(b"a SETQUOTA \"\" (STORAGE)\r\n", false).is_err());
+    for wire in [
+        &b"* QUOTA \"\" (STORAGE 10 512)\r\n"[..],
+        b"* QUOTA \"\" (STORAGE 10 512 MESSAGE 3 1000)\r\n",
+        b"* QUOTAROOT INBOX \"\"\r\n",
+        b"* QUOTAROOT comp.mail.mime\r\n",
+    ] {
+        let r = Response::parse(wire, false).unwrap();
+        assert_eq!(r.encode(false), wire, "{}", String::from_utf8_lossy(wire));
+    }
+    assert_eq!(
+        Response::parse(b"* QUOTA \"\" (STORAGE 10 512)\r\n", false).unwrap(),
+        Response::Quota {
+            root: String::new(),
+            resources: vec![("STORAGE".into(), 10, 512)]
+        }
+    );
 }
