@@ -551,3 +551,52 @@ fn autologout_before_login() {
     assert!(h.take_wire().starts_with("* BYE Autologout"));
     assert!(h.closed);
 }
+
+#[test]
+fn utf8_append_streams_after_enable() {
+    let mut h = H::new();
+    h.login();
+    h.send("e ENABLE UTF8=ACCEPT\r\n");
+    let w = h.send("a APPEND INBOX UTF8 (~{6}\r\n");
+    assert_eq!(w, "");
+    let Event::Request {
+        token,
+        request: Request::Append { size, .. },
+    } = h.event()
+    else {
+        panic!()
+    };
+    assert_eq!(size, 6);
+    h.s.accept(token).unwrap();
+    assert_eq!(h.take_wire(), "+ Ready for literal data\r\n");
+    h.send("h\u{e9}llo) (\\Seen) UTF8 (~{2+}\r\nhi)\r\n");
+    let mut data = Vec::new();
+    let mut second = None;
+    while let Some(e) = h.events.first() {
+        match e {
+            Event::AppendData(b) => data.extend_from_slice(b),
+            Event::Request {
+                request:
+                    Request::Append {
+                        size, index, flags, ..
+                    },
+                ..
+            } => second = Some((*size, *index, flags.clone())),
+            Event::AppendCommit { .. } => break,
+            e => panic!("{e:?}"),
+        }
+        let e = h.events.remove(0);
+        if let Event::Request { token, .. } = e {
+            h.s.accept(token).unwrap();
+            h.pump();
+        }
+    }
+    assert_eq!(second, Some((2, 1, vec![Flag::Seen])));
+    assert_eq!(data, "h\u{e9}llohi".as_bytes());
+    let Event::AppendCommit { token } = h.event() else {
+        panic!("no commit; wire: {}", h.wire)
+    };
+    h.s.complete(token, Completion::ok("APPEND completed"))
+        .unwrap();
+    assert_eq!(h.take_wire(), "a OK APPEND completed\r\n");
+}

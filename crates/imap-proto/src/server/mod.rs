@@ -1055,7 +1055,7 @@ impl Session {
         if !first {
             probe.extend_from_slice(args);
         }
-        probe.extend_from_slice(b"{0}\r\n\r\n");
+        probe.extend_from_slice(reader::probe_tail(args));
         let parsed = Command::parse(&probe, self.utf8);
         let (tag, mailbox, msg) = match parsed {
             Ok(Command {

@@ -27,6 +27,23 @@ enum State {
     SkipLiteral(u64),
 }
 
+/// What completes an APPEND prefix (ending where a message literal starts)
+/// into a command the parser reads: an empty literal, and the `)` of the
+/// RFC 6855 `UTF8 (~{n})` form.
+pub(crate) fn probe_tail(before_literal: &[u8]) -> &'static [u8] {
+    if utf8_open(before_literal) {
+        b"{0}\r\n)\r\n"
+    } else {
+        b"{0}\r\n\r\n"
+    }
+}
+
+/// Whether a message literal is announced as `UTF8 (~{n}`.
+fn utf8_open(before_literal: &[u8]) -> bool {
+    let n = before_literal.len();
+    n >= 7 && before_literal[n - 7..].eq_ignore_ascii_case(b"UTF8 (~")
+}
+
 /// What the reader found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Item<'a> {
@@ -70,6 +87,8 @@ pub(crate) struct Reader {
     skip_tail: Vec<u8>,
     /// Inside an APPEND, after a message literal.
     in_append: bool,
+    /// The message literal was `UTF8 (~{n}`: a `)` follows it.
+    close_paren: bool,
 }
 
 impl Reader {
@@ -84,6 +103,7 @@ impl Reader {
             state: State::Line,
             skip_tail: Vec::new(),
             in_append: false,
+            close_paren: false,
         }
     }
 
@@ -148,6 +168,7 @@ impl Reader {
         self.line_start = 0;
         self.literal_total = 0;
         self.in_append = false;
+        self.close_paren = false;
     }
 
     fn refuse(&mut self, reason: &'static str, skip: State, input: &[u8]) -> Item<'static> {
@@ -176,7 +197,7 @@ impl Reader {
             return false;
         }
         let mut probe = before_literal.to_vec();
-        probe.extend_from_slice(b"{0}\r\n\r\n");
+        probe.extend_from_slice(probe_tail(before_literal));
         matches!(
             crate::Command::parse(&probe, self.utf8),
             Ok(crate::Command {
@@ -302,14 +323,22 @@ impl Reader {
         }
         if self.in_append {
             // What follows an APPEND message: the end, or another message.
-            let line = line.to_vec();
+            let mut line = line.to_vec();
+            let close = self.close_paren;
             self.clear_command();
+            if close {
+                match line.strip_prefix(b")") {
+                    Some(rest) => line = rest.to_vec(),
+                    None => return (i + 1, Some(Item::AppendSyntax)),
+                }
+            }
             if line == b"\r\n" {
                 return (i + 1, Some(Item::AppendEnd));
             }
             return match trailing_literal(&line) {
                 Some((size, mode)) => {
                     let open = memchr::memrchr(b'{', &line).unwrap_or(0);
+                    self.close_paren = utf8_open(&line[..open]);
                     self.state = State::Paused {
                         size,
                         sync: mode == LiteralMode::Sync,
@@ -338,6 +367,7 @@ impl Reader {
                 if self.is_append_message(before) {
                     let args = before.to_vec();
                     self.clear_command();
+                    self.close_paren = utf8_open(&args);
                     let sync = mode == LiteralMode::Sync;
                     self.state = State::Paused { size: n, sync };
                     return (
