@@ -248,7 +248,8 @@ impl Handler<Session> for SmtpConn {
                         _ => None,
                     })
                     .collect();
-                let mut local_results = match spooled.take() {
+                let delivered_to = users.clone();
+                let local_results = match spooled.take() {
                     Some(m) if queued && !users.is_empty() => {
                         let t = std::time::Instant::now();
                         let store = ctx.store.clone();
@@ -265,8 +266,25 @@ impl Handler<Session> for SmtpConn {
                         Vec::new()
                     }
                     None => Vec::new(),
+                };
+                // What IMAP's FETCH needs of the message, derived once now,
+                // after the commit and off the reply's path.
+                let stored: Vec<(UserName, u32)> = delivered_to
+                    .into_iter()
+                    .zip(&local_results)
+                    .filter_map(|(u, r)| r.as_ref().ok().map(|d| (u, d.uid)))
+                    .collect();
+                if !stored.is_empty() {
+                    let store = ctx.store.clone();
+                    tokio::task::spawn_blocking(move || {
+                        crate::imap::keep_summaries(
+                            &store,
+                            &mailstore::MailboxName::inbox(),
+                            &stored,
+                        )
+                    });
                 }
-                .into_iter();
+                let mut local_results = local_results.into_iter();
                 let mut results = Vec::new();
                 for route in &routes {
                     let ok = match route {

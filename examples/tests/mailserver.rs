@@ -1785,3 +1785,49 @@ print('store', m.store('1', '+FLAGS', '\\\\Seen')[0])
     assert!(text.contains("search 1"), "{text}");
     assert!(text.contains("store NO"), "{text}");
 }
+
+/// ENVELOPE and BODYSTRUCTURE are derived once, when the message arrives,
+/// and kept with it: FETCH answers them without opening the message file
+/// (shown by changing the file behind the server's back).
+#[test]
+fn envelope_and_bodystructure_come_from_the_summary_kept_at_delivery() {
+    let s = start();
+    python(
+        &s,
+        &format!(
+            "{IMAP_PRELUDE}
+c = smtplib.SMTP('127.0.0.1', SMTP, timeout=10)
+c.sendmail('alice@example.org', ['demo@example.test'], 'Subject: kept at delivery\\r\\nContent-Type: text/plain\\r\\n\\r\\nbody\\r\\n')
+c.quit()
+time.sleep(0.5)
+"
+        ),
+    );
+    let dir = s.data.join("store/users/demo/Maildir/new");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(
+        &file,
+        "Subject: changed on disk\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n",
+    )
+    .unwrap();
+    let out = python(
+        &s,
+        &format!(
+            "{IMAP_PRELUDE}
+m = login(); m.select('INBOX')
+print('summary', m.fetch('1', '(ENVELOPE BODYSTRUCTURE)')[1][0].decode())
+print('bytes', m.fetch('1', '(BODY.PEEK[HEADER.FIELDS (SUBJECT)])')[1][0][1].decode().strip())
+"
+        ),
+    );
+    assert!(
+        out.contains("\"kept at delivery\"") && out.contains("\"plain\""),
+        "{out}"
+    );
+    assert!(out.contains("bytes Subject: changed on disk"), "{out}");
+}

@@ -21,6 +21,10 @@ pub(crate) const MAILBOXES: TableDefinition<u64, &[u8]> = TableDefinition::new("
 pub(crate) const MESSAGES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("messages");
 pub(crate) const EXPUNGED: TableDefinition<(u64, u64), u32> = TableDefinition::new("expunged");
 pub(crate) const QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("queue");
+/// Per-message data an application derives from a message once (an IMAP
+/// server's ENVELOPE and BODYSTRUCTURE): (mailbox id, UID) → opaque bytes.
+/// A cache: written without waiting for the disk, rebuilt when missing.
+pub(crate) const SUMMARIES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("summaries");
 /// Subscriptions to names that are no mailbox (RFC 3501 §6.3.6: a
 /// subscription outlives its mailbox): (user, name).
 pub(crate) const SUBSCRIPTIONS: TableDefinition<(&str, &str), u8> =
@@ -242,6 +246,7 @@ pub(crate) fn init(db: &redb::Database) -> Result<(), Error> {
         tx.open_table(EXPUNGED)?;
         tx.open_table(QUEUE)?;
         tx.open_table(SUBSCRIPTIONS)?;
+        tx.open_table(SUMMARIES)?;
     }
     tx.commit()?;
     Ok(())

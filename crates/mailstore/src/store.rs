@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use redb::ReadableDatabase;
 use session_core::CrlfSize;
 
 use crate::Error;
@@ -118,6 +119,9 @@ struct Inner {
     poisoned: AtomicBool,
     counter: AtomicU64,
     seed: u64,
+    /// Summaries of the in-memory store (the disk store keeps them in the
+    /// index).
+    summaries: Mutex<HashMap<(u64, Uid), Arc<[u8]>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -186,6 +190,7 @@ impl Store {
                 poisoned: AtomicBool::new(false),
                 counter: AtomicU64::new(0),
                 seed,
+                summaries: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -232,6 +237,7 @@ impl Store {
             let mut expunged = tx.open_table(EXPUNGED)?;
             let mut queue = tx.open_table(QUEUE)?;
             let mut subs = tx.open_table(index::SUBSCRIPTIONS)?;
+            let mut summaries = tx.open_table(index::SUMMARIES)?;
             for p in puts {
                 match p {
                     Put::Meta(k, v) => {
@@ -249,6 +255,7 @@ impl Store {
                     Put::Mailbox(id, None) => {
                         mailboxes.remove(id)?;
                         messages.retain_in((id, 0)..=(id, u32::MAX), |_, _| false)?;
+                        summaries.retain_in((id, 0)..=(id, u32::MAX), |_, _| false)?;
                         expunged.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
                     }
                     Put::Msg(id, uid, Some(v)) => {
@@ -256,6 +263,7 @@ impl Store {
                     }
                     Put::Msg(id, uid, None) => {
                         messages.remove((id, uid))?;
+                        summaries.remove((id, uid))?;
                     }
                     Put::Expunge(id, m, Some(uid)) => {
                         expunged.insert((id, m), uid)?;
@@ -861,6 +869,67 @@ impl Store {
         out.sort_by_key(|m| m.uid);
         out.dedup_by_key(|m| m.uid);
         Ok(out)
+    }
+
+    /// What the application derived from a message and kept with it (see
+    /// [`Store::set_summary`]); `None` when nothing was kept.
+    pub fn summary(
+        &self,
+        user: &UserName,
+        name: &MailboxName,
+        uid: Uid,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let id = {
+            let model = lock(&self.inner.model);
+            let id = model.mailbox_id(user, name)?;
+            if !model.mailboxes[&id].messages.contains_key(&uid) {
+                return Err(Error::NoSuchMessage(uid));
+            }
+            id
+        };
+        let Some(db) = &self.inner.db else {
+            return Ok(lock(&self.inner.summaries)
+                .get(&(id, uid))
+                .map(|b| b.to_vec()));
+        };
+        let tx = db.begin_read()?;
+        let Ok(table) = tx.open_table(index::SUMMARIES) else {
+            return Ok(None);
+        };
+        Ok(table.get((id, uid))?.map(|v| v.value().to_vec()))
+    }
+
+    /// Keeps `data` with a message: what an application derives from it
+    /// once (an IMAP server's ENVELOPE and BODYSTRUCTURE) instead of
+    /// reading the message again. A cache: written without waiting for the
+    /// disk (the next durable commit carries it), removed with the message.
+    pub fn set_summary(
+        &self,
+        user: &UserName,
+        name: &MailboxName,
+        uid: Uid,
+        data: &[u8],
+    ) -> Result<(), Error> {
+        self.check()?;
+        let _c = lock(&self.inner.commit);
+        let id = {
+            let model = lock(&self.inner.model);
+            let id = model.mailbox_id(user, name)?;
+            if !model.mailboxes[&id].messages.contains_key(&uid) {
+                return Err(Error::NoSuchMessage(uid));
+            }
+            id
+        };
+        let Some(db) = &self.inner.db else {
+            lock(&self.inner.summaries).insert((id, uid), data.into());
+            return Ok(());
+        };
+        let mut tx = db.begin_write()?;
+        tx.set_durability(redb::Durability::None)
+            .map_err(|e| Error::Index(e.to_string()))?;
+        tx.open_table(index::SUMMARIES)?.insert((id, uid), data)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Opens a message's bytes, streamed from its file.

@@ -561,3 +561,45 @@ fn subscriptions_outlive_their_mailboxes_and_survive_a_restart() {
     assert!(s.orphan_subscriptions(&a).unwrap().is_empty());
     assert!(s.mailbox(&a, &mbox("Lists")).unwrap().subscribed);
 }
+
+#[test]
+fn summaries_are_kept_with_their_message_and_go_with_it() {
+    both(|s| {
+        let a = user("alice");
+        s.create_user(&a).unwrap();
+        let inbox = MailboxName::inbox();
+        let d = s
+            .append(
+                &a,
+                &inbox,
+                &mut &b"Subject: x\r\n\r\nbody\r\n"[..],
+                0,
+                &Flags::new(),
+            )
+            .unwrap();
+        assert_eq!(s.summary(&a, &inbox, d.uid).unwrap(), None);
+        s.set_summary(&a, &inbox, d.uid, b"derived once").unwrap();
+        assert_eq!(
+            s.summary(&a, &inbox, d.uid).unwrap().as_deref(),
+            Some(&b"derived once"[..])
+        );
+        assert!(matches!(
+            s.summary(&a, &inbox, d.uid + 1),
+            Err(Error::NoSuchMessage(_))
+        ));
+        s.store_flags(
+            &a,
+            &inbox,
+            &[d.uid],
+            FlagOp::Add,
+            &Flags::new().with(SystemFlag::Deleted),
+            None,
+        )
+        .unwrap();
+        s.expunge(&a, &inbox, None).unwrap();
+        assert!(matches!(
+            s.summary(&a, &inbox, d.uid),
+            Err(Error::NoSuchMessage(_))
+        ));
+    });
+}
