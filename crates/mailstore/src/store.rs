@@ -121,8 +121,11 @@ struct Inner {
     seed: u64,
     /// Summaries of the in-memory store (the disk store keeps them in the
     /// index).
-    summaries: Mutex<HashMap<(u64, Uid), Arc<[u8]>>>,
+    summaries: Mutex<Summaries>,
 }
+
+/// (mailbox id, UID) → summary bytes.
+type Summaries = HashMap<(u64, Uid), Arc<[u8]>>;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -871,6 +874,16 @@ impl Store {
         Ok(out)
     }
 
+    /// The id of the mailbox holding message `uid`.
+    fn message_mailbox(&self, user: &UserName, name: &MailboxName, uid: Uid) -> Result<u64, Error> {
+        let model = lock(&self.inner.model);
+        let id = model.mailbox_id(user, name)?;
+        if !model.mailboxes[&id].messages.contains_key(&uid) {
+            return Err(Error::NoSuchMessage(uid));
+        }
+        Ok(id)
+    }
+
     /// What the application derived from a message and kept with it (see
     /// [`Store::set_summary`]); `None` when nothing was kept.
     pub fn summary(
@@ -879,14 +892,7 @@ impl Store {
         name: &MailboxName,
         uid: Uid,
     ) -> Result<Option<Vec<u8>>, Error> {
-        let id = {
-            let model = lock(&self.inner.model);
-            let id = model.mailbox_id(user, name)?;
-            if !model.mailboxes[&id].messages.contains_key(&uid) {
-                return Err(Error::NoSuchMessage(uid));
-            }
-            id
-        };
+        let id = self.message_mailbox(user, name, uid)?;
         let Some(db) = &self.inner.db else {
             return Ok(lock(&self.inner.summaries)
                 .get(&(id, uid))
@@ -912,14 +918,7 @@ impl Store {
     ) -> Result<(), Error> {
         self.check()?;
         let _c = lock(&self.inner.commit);
-        let id = {
-            let model = lock(&self.inner.model);
-            let id = model.mailbox_id(user, name)?;
-            if !model.mailboxes[&id].messages.contains_key(&uid) {
-                return Err(Error::NoSuchMessage(uid));
-            }
-            id
-        };
+        let id = self.message_mailbox(user, name, uid)?;
         let Some(db) = &self.inner.db else {
             lock(&self.inner.summaries).insert((id, uid), data.into());
             return Ok(());
