@@ -27,6 +27,81 @@ use crate::spool::{Body, Spooler};
 
 /// Messages read per batch of a FETCH or SEARCH.
 const BATCH: usize = 64;
+/// Message bytes read per batch of a FETCH (at least one message).
+const BATCH_BYTES: u64 = 1 << 20;
+
+/// One batch of FETCH answers: (UID, values) and the `\Seen` changes made.
+type Batch = (Vec<(u32, Vec<FetchValue<'static>>)>, Vec<(u32, u64)>);
+
+/// A FETCH being answered batch by batch.
+#[derive(Debug)]
+struct FetchJob {
+    token: Token,
+    mailbox: MailboxName,
+    /// UIDs still to answer, in order.
+    rest: std::collections::VecDeque<u32>,
+    items: Arc<Vec<FetchItem<'static>>>,
+    bytes: bool,
+    summary: bool,
+    seen: bool,
+    /// The batch being read (kept across a cancelled `news`), with how
+    /// many UIDs it covers.
+    running: Option<(
+        usize,
+        tokio::task::JoinHandle<Result<Batch, mailstore::Error>>,
+    )>,
+    /// A batch read, for `deliver_news` to hand over.
+    ready: Option<Result<Batch, ()>>,
+}
+
+/// Reads one FETCH batch (blocking): sets `\Seen` where the items ask,
+/// then the values of each message.
+fn fetch_batch(
+    store: &Store,
+    user: &UserName,
+    mb: &MailboxName,
+    uids: &[u32],
+    job: (&[FetchItem<'static>], bool, bool, bool),
+) -> Result<Batch, mailstore::Error> {
+    let (items, bytes, summary, seen) = job;
+    let mut metas = store.message_metas(user, mb, uids)?;
+    let mut changed = Vec::new();
+    if seen {
+        let unseen: Vec<u32> = metas
+            .iter()
+            .filter(|m| !m.flags.contains(SystemFlag::Seen))
+            .map(|m| m.uid)
+            .collect();
+        if !unseen.is_empty() {
+            let seen = Flags::new().with(SystemFlag::Seen);
+            changed = store
+                .store_flags(user, mb, &unseen, FlagOp::Add, &seen, None)?
+                .changed;
+            metas = store.message_metas(user, mb, uids)?;
+        }
+    }
+    let mut out = Vec::new();
+    for meta in metas {
+        let body = if bytes {
+            read_message(store, user, mb, meta.uid)
+        } else {
+            None
+        };
+        let summary = if summary {
+            Summary::load(store, user, mb, meta.uid, body.as_deref())
+        } else {
+            None
+        };
+        let mut v = fetch_values(items, &meta, &meta.flags, body.as_deref(), summary.as_ref());
+        if changed.iter().any(|(u, _)| *u == meta.uid)
+            && !v.iter().any(|x| matches!(x, FetchValue::Flags(_)))
+        {
+            v.push(FetchValue::Flags(imap_flags(&meta.flags)));
+        }
+        out.push((meta.uid, v));
+    }
+    Ok((out, changed))
+}
 
 /// One message of a MULTIAPPEND, staged until the command ends.
 #[derive(Debug)]
@@ -55,6 +130,8 @@ pub struct ImapConn {
     own: HashMap<u32, u64>,
     staged: Vec<Staged>,
     spool: Spooler,
+    /// The FETCH being answered.
+    job: Option<FetchJob>,
 }
 
 impl ImapConn {
@@ -72,6 +149,7 @@ impl ImapConn {
             news: Vec::new(),
             own: HashMap::new(),
             staged: Vec::new(),
+            job: None,
         }
     }
 
@@ -619,6 +697,62 @@ impl Handler<Session> for ImapConn {
     }
 
     async fn news(&mut self) {
+        if let (Some(job), Some(user)) = (self.job.as_mut(), self.user.as_ref()) {
+            if job.ready.is_some() {
+                return;
+            }
+            if job.running.is_none() {
+                // The next batch: up to BATCH messages or BATCH_BYTES.
+                let sizes = self
+                    .ctx
+                    .store
+                    .message_metas(
+                        user,
+                        &job.mailbox,
+                        &job.rest.iter().take(BATCH).copied().collect::<Vec<_>>(),
+                    )
+                    .unwrap_or_default();
+                let mut n = 0;
+                let mut total = 0u64;
+                for uid in job.rest.iter().take(BATCH) {
+                    let size = sizes.iter().find(|m| m.uid == *uid).map_or(0, |m| m.size);
+                    if n > 0 && job.bytes && total + size > BATCH_BYTES {
+                        break;
+                    }
+                    total += size;
+                    n += 1;
+                }
+                let uids: Vec<u32> = job.rest.iter().take(n).copied().collect();
+                let (store, user, mb, items) = (
+                    self.ctx.store.clone(),
+                    user.clone(),
+                    job.mailbox.clone(),
+                    job.items.clone(),
+                );
+                let flags = (job.bytes, job.summary, job.seen);
+                let handle = tokio::task::spawn_blocking(move || {
+                    fetch_batch(
+                        &store,
+                        &user,
+                        &mb,
+                        &uids,
+                        (&items, flags.0, flags.1, flags.2),
+                    )
+                });
+                job.running = Some((n, handle));
+            }
+            if let Some((n, handle)) = job.running.as_mut() {
+                let r = handle.await;
+                let n = *n;
+                job.running = None;
+                job.rest.drain(..n.min(job.rest.len()));
+                job.ready = Some(match r {
+                    Ok(Ok(b)) => Ok(b),
+                    _ => Err(()),
+                });
+            }
+            return;
+        }
         match self.feed.as_mut() {
             Some(feed) => match feed.next().await {
                 Some(c) => self.news.push(c),
@@ -629,6 +763,36 @@ impl Handler<Session> for ImapConn {
     }
 
     fn deliver_news(&mut self, s: &mut Session) {
+        if let Some(job) = self.job.as_mut()
+            && let Some(ready) = job.ready.take()
+        {
+            match ready {
+                Ok((values, changed)) => {
+                    self.own.extend(changed);
+                    for (uid, mut v) in values {
+                        if self.recent.contains(&uid) {
+                            for x in v.iter_mut() {
+                                if let FetchValue::Flags(f) = x {
+                                    f.push(Flag::Extension("Recent".into()));
+                                }
+                            }
+                        }
+                        let _ = s.fetched(&job.token, uid, v);
+                    }
+                    if job.rest.is_empty()
+                        && let Some(job) = self.job.take()
+                    {
+                        let _ = s.complete(job.token, Completion::ok("FETCH completed"));
+                    }
+                }
+                Err(()) => {
+                    if let Some(job) = self.job.take() {
+                        let _ =
+                            s.reject(job.token, Completion::no("the messages could not be read"));
+                    }
+                }
+            }
+        }
         if let Some(feed) = self.feed.as_mut() {
             self.news.extend(feed.drain());
         }
@@ -994,86 +1158,21 @@ impl ImapConn {
                 let Some(mb) = self.selected.clone() else {
                     return s.reject(token, Completion::no("no mailbox selected"));
                 };
-                let bytes = needs_bytes(&items);
-                let summary = needs_summary(&items);
-                let seen = sets_seen(&items) && !self.read_only;
-                let items = Arc::new(items);
-                for chunk in messages.chunks(BATCH) {
-                    let uids: Vec<u32> = chunk.iter().map(|m| m.uid).collect();
-                    let (store, user, mb, items) =
-                        (store.clone(), user.clone(), mb.clone(), items.clone());
-                    let r = blocking(move || {
-                        let mut metas = store.message_metas(&user, &mb, &uids)?;
-                        let mut changed = Vec::new();
-                        if seen {
-                            let unseen: Vec<u32> = metas
-                                .iter()
-                                .filter(|m| !m.flags.contains(SystemFlag::Seen))
-                                .map(|m| m.uid)
-                                .collect();
-                            if !unseen.is_empty() {
-                                let r = store.store_flags(
-                                    &user,
-                                    &mb,
-                                    &unseen,
-                                    FlagOp::Add,
-                                    &Flags::new().with(SystemFlag::Seen),
-                                    None,
-                                )?;
-                                changed = r.changed;
-                                metas = store.message_metas(&user, &mb, &uids)?;
-                            }
-                        }
-                        let mut out = Vec::new();
-                        for meta in metas {
-                            let body = if bytes {
-                                read_message(&store, &user, &mb, meta.uid)
-                            } else {
-                                None
-                            };
-                            let summary = if summary {
-                                Summary::load(&store, &user, &mb, meta.uid, body.as_deref())
-                            } else {
-                                None
-                            };
-                            let mut v = fetch_values(
-                                &items,
-                                &meta,
-                                &meta.flags,
-                                body.as_deref(),
-                                summary.as_ref(),
-                            );
-                            if changed.iter().any(|(u, _)| *u == meta.uid)
-                                && !v.iter().any(|x| matches!(x, FetchValue::Flags(_)))
-                            {
-                                v.push(FetchValue::Flags(imap_flags(&meta.flags)));
-                            }
-                            out.push((meta.uid, v));
-                        }
-                        Ok::<_, mailstore::Error>((out, changed))
-                    })
-                    .await;
-                    match r {
-                        Some(Ok((values, changed))) => {
-                            self.own.extend(changed);
-                            for (uid, mut v) in values {
-                                if self.recent.contains(&uid) {
-                                    for x in v.iter_mut() {
-                                        if let FetchValue::Flags(f) = x {
-                                            f.push(Flag::Extension("Recent".into()));
-                                        }
-                                    }
-                                }
-                                let _ = s.fetched(&token, uid, v);
-                            }
-                        }
-                        _ => {
-                            return s
-                                .reject(token, Completion::no("the messages could not be read"));
-                        }
-                    }
-                }
-                s.complete(token, Completion::ok("FETCH completed"))
+                // Answered in batches from `news`, each written out before
+                // the next is read: a FETCH of a whole mailbox holds one
+                // batch in memory, not the mailbox.
+                self.job = Some(FetchJob {
+                    token,
+                    mailbox: mb,
+                    rest: messages.iter().map(|m| m.uid).collect(),
+                    bytes: needs_bytes(&items),
+                    summary: needs_summary(&items),
+                    seen: sets_seen(&items) && !self.read_only,
+                    items: Arc::new(items),
+                    running: None,
+                    ready: None,
+                });
+                Ok(())
             }
             Request::Store {
                 messages,

@@ -283,12 +283,26 @@ where
         // Wait for input or the session's deadline.
         let deadline = session.poll_timeout();
         if !session.wants_input() {
-            // Back-pressure: only the timer (or a decision) moves us on.
-            match deadline {
-                Some(d) => timer.sleep_until(d).await,
-                None => return Ok(()),
+            // Back-pressure: only the timer, or the handler's news (a
+            // decision it is answering in steps), moves us on.
+            let Some(d) = deadline else {
+                return Ok(());
+            };
+            let news_first = {
+                let sleep = timer.sleep_until(d);
+                let news = handler.news();
+                futures::pin_mut!(sleep);
+                futures::pin_mut!(news);
+                matches!(
+                    futures::future::select(sleep, news).await,
+                    futures::future::Either::Right(_)
+                )
+            };
+            if news_first {
+                handler.deliver_news(session);
+            } else {
+                session.handle_timeout(Instant::now());
             }
-            session.handle_timeout(Instant::now());
             continue;
         }
         let read = io.read(&mut buf);

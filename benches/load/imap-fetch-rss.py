@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Server memory while one client FETCHes a whole large mailbox: 40 messages
+of 2 MiB, `FETCH 1:* (BODY.PEEK[])`, peak RSS sampled from /proc.
+
+Usage: python3 benches/load/imap-fetch-rss.py target/release/mailserver
+"""
+import imaplib, socket, subprocess, sys, threading, time, tempfile, re
+binary = sys.argv[1]
+d = tempfile.mkdtemp()
+p = subprocess.Popen([binary, "--data", d + "/data", "--domain", "example.test", "serve",
+    "--smtp", "127.0.0.1:0", "--submission", "127.0.0.1:0", "--lmtp", "127.0.0.1:0", "--pop3", "127.0.0.1:0",
+    "--imap", "127.0.0.1:0", "--allow-plaintext-auth"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+port, pw = None, None
+while port is None:
+    line = p.stdout.readline()
+    m = re.match(r"created user demo with password (\S+)", line)
+    if m: pw = m.group(1)
+    m = re.match(r"listening imap 127.0.0.1:(\d+)", line)
+    if m: port = int(m.group(1))
+def rss():
+    return int(re.search(r"VmRSS:\s+(\d+)", open(f"/proc/{p.pid}/status").read()).group(1)) // 1024
+m = imaplib.IMAP4("127.0.0.1", port); m.login("demo", pw)
+line = b"0123456789" * 7 + b"\r\n"
+msg = b"Subject: big\r\n\r\n" + line * ((2 << 20) // len(line))
+for _ in range(40):
+    m.append("INBOX", None, None, msg)
+m.logout()
+time.sleep(1.0)
+before = rss()
+s = socket.create_connection(("127.0.0.1", port))
+s.recv(4096)
+s.sendall(b"a LOGIN demo " + pw.encode() + b"\r\nb SELECT INBOX\r\nc FETCH 1:* (BODY.PEEK[])\r\n")
+peak, got, done = before, 0, False
+def sample():
+    global peak
+    while not done:
+        peak = max(peak, rss()); time.sleep(0.02)
+t = threading.Thread(target=sample); t.start()
+t0 = time.time(); buf = b""
+while True:
+    data = s.recv(1 << 20)
+    if not data: break
+    got += len(data); buf = (buf + data)[-64:]
+    if b"c OK" in buf: break
+done = True; t.join()
+print(f"FETCH 1:* BODY.PEEK[] of 40 x 2 MiB: {got >> 20} MiB sent in {time.time()-t0:.1f}s; "
+      f"RSS before {before} MiB, peak {peak} MiB")
+p.kill()
