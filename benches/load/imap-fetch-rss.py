@@ -4,21 +4,13 @@ of 2 MiB, `FETCH 1:* (BODY.PEEK[])`, peak RSS sampled from /proc.
 
 Usage: python3 benches/load/imap-fetch-rss.py target/release/mailserver
 """
-import imaplib, socket, subprocess, sys, threading, time, tempfile, re
+import imaplib, os, socket, sys, threading, time
 binary = sys.argv[1]
-d = tempfile.mkdtemp()
-p = subprocess.Popen([binary, "--data", d + "/data", "--domain", "example.test", "serve",
-    "--smtp", "127.0.0.1:0", "--submission", "127.0.0.1:0", "--lmtp", "127.0.0.1:0", "--pop3", "127.0.0.1:0",
-    "--imap", "127.0.0.1:0", "--allow-plaintext-auth"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-port, pw = None, None
-while port is None:
-    line = p.stdout.readline()
-    m = re.match(r"created user demo with password (\S+)", line)
-    if m: pw = m.group(1)
-    m = re.match(r"listening imap 127.0.0.1:(\d+)", line)
-    if m: port = int(m.group(1))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import imapserver
+p, port, pw = imapserver.start(binary, "--allow-plaintext-auth")
 def rss():
-    return int(re.search(r"VmRSS:\s+(\d+)", open(f"/proc/{p.pid}/status").read()).group(1)) // 1024
+    return imapserver.rss_kib(p) // 1024
 m = imaplib.IMAP4("127.0.0.1", port); m.login("demo", pw)
 line = b"0123456789" * 7 + b"\r\n"
 msg = b"Subject: big\r\n\r\n" + line * ((2 << 20) // len(line))

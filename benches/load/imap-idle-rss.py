@@ -7,20 +7,11 @@ Usage: python3 benches/load/imap-idle-rss.py target/release/mailserver [N=1000]
 import base64, hashlib, hmac, os, socket, subprocess, sys, time, tempfile, re
 binary = sys.argv[1]
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
-d = tempfile.mkdtemp()
-p = subprocess.Popen([binary, "--data", d + "/data", "--domain", "example.test", "serve",
-    "--smtp", "127.0.0.1:0", "--submission", "127.0.0.1:0", "--lmtp", "127.0.0.1:0", "--pop3", "127.0.0.1:0",
-    "--imap", "127.0.0.1:0", "--max-connections", str(n + 100), "--max-per-ip", str(n + 100)],
-    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-port, pw = None, None
-while port is None:
-    line = p.stdout.readline()
-    m = re.match(r"created user demo with password (\S+)", line)
-    if m: pw = m.group(1)
-    m = re.match(r"listening imap 127.0.0.1:(\d+)", line)
-    if m: port = int(m.group(1))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import imapserver
+p, port, pw = imapserver.start(binary, "--max-connections", str(n + 100), "--max-per-ip", str(n + 100))
 def rss_kib():
-    return int(re.search(r"VmRSS:\s+(\d+)", open(f"/proc/{p.pid}/status").read()).group(1))
+    return imapserver.rss_kib(p)
 def expect(s, token):
     buf = b""
     while token not in buf:
