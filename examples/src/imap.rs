@@ -1221,6 +1221,8 @@ impl ImapConn {
                 let view: Vec<u32> = s.view().uids().to_vec();
                 let (ls, lu) = (s.view().exists(), s.view().last_uid());
                 let need = search::needs_message(&keys);
+                // ENVELOPE fields are in each message's summary.
+                let from_summary = need && !search::needs_full_message(&keys);
                 let keys = Arc::new(keys);
                 let recent = Arc::new(self.recent.clone());
                 let mut hits = Vec::new();
@@ -1252,7 +1254,10 @@ impl ImapConn {
                                     }
                                     f
                                 },
-                                bytes: if need {
+                                bytes: if from_summary {
+                                    Summary::load(&store, &user, &mb, meta.uid, None)
+                                        .map(|s| search::envelope_header(&s.envelope))
+                                } else if need {
                                     read_message(&store, &user, &mb, meta.uid)
                                 } else {
                                     None

@@ -63,6 +63,89 @@ pub fn needs_message(keys: &[SearchKey<'_>]) -> bool {
     })
 }
 
+/// Whether any key needs more of the message than its ENVELOPE fields
+/// (TEXT, BODY, or an arbitrary HEADER): when not, a caller that keeps
+/// ENVELOPEs can answer from [`envelope_header`] without reading messages.
+pub fn needs_full_message(keys: &[SearchKey<'_>]) -> bool {
+    keys.iter().any(|k| match k {
+        SearchKey::Text(name, _) => matches!(*name, "TEXT" | "BODY"),
+        SearchKey::Header(..) => true,
+        SearchKey::Not(k) => needs_full_message(std::slice::from_ref(k)),
+        SearchKey::Or(a, b) => {
+            needs_full_message(std::slice::from_ref(a))
+                || needs_full_message(std::slice::from_ref(b))
+        }
+        SearchKey::And(ks) => needs_full_message(ks),
+        _ => false,
+    })
+}
+
+/// A header block with the fields of an ENVELOPE (Date, Subject, From,
+/// Sender, Reply-To, To, Cc, Bcc), enough for the FROM, TO, CC, BCC,
+/// SUBJECT and SENT* keys.
+pub fn envelope_header(e: &crate::Envelope<'_>) -> Vec<u8> {
+    fn addresses(out: &mut Vec<u8>, name: &str, list: &[crate::Address<'_>]) {
+        if list.is_empty() {
+            return;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        let mut first = true;
+        for a in list {
+            match (&a.mailbox, &a.host) {
+                // Group start and end markers.
+                (Some(g), None) => {
+                    out.extend_from_slice(g);
+                    out.extend_from_slice(b": ");
+                    first = true;
+                    continue;
+                }
+                (None, None) => {
+                    out.push(b';');
+                    continue;
+                }
+                _ => {}
+            }
+            if !first {
+                out.extend_from_slice(b", ");
+            }
+            first = false;
+            if let Some(n) = &a.name {
+                out.push(b'"');
+                out.extend_from_slice(n);
+                out.extend_from_slice(b"\" ");
+            }
+            out.push(b'<');
+            if let Some(m) = &a.mailbox {
+                out.extend_from_slice(m);
+            }
+            if let Some(h) = &a.host {
+                out.push(b'@');
+                out.extend_from_slice(h);
+            }
+            out.push(b'>');
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    let mut out = Vec::new();
+    for (name, v) in [("Date", &e.date), ("Subject", &e.subject)] {
+        if let Some(v) = v {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    addresses(&mut out, "From", &e.from);
+    addresses(&mut out, "Sender", &e.sender);
+    addresses(&mut out, "Reply-To", &e.reply_to);
+    addresses(&mut out, "To", &e.to);
+    addresses(&mut out, "Cc", &e.cc);
+    addresses(&mut out, "Bcc", &e.bcc);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
 /// Whether `m` matches every key. `largest_seq` and `largest_uid` give `*`
 /// its value.
 pub fn matches(
@@ -424,6 +507,35 @@ mod tests {
         assert!(needs_message(&keys("NOT OR SEEN SUBJECT x")));
         assert!(needs_message(&keys("SENTON 1-Feb-1994")));
         assert!(!needs_message(&keys("ON 1-Feb-1994")));
+    }
+
+    #[test]
+    fn envelope_keys_match_the_same_on_the_envelope_header() {
+        let env = crate::mime::Structure::envelope(MSG);
+        let header: &'static [u8] = Box::leak(envelope_header(&env).into_boxed_slice());
+        let from_env = M { msg: header, ..m() };
+        for k in [
+            "FROM alice",
+            "FROM alice@example.org",
+            "FROM bob",
+            "SUBJECT meeting",
+            "SUBJECT \"re: the\"",
+            "SENTON 1-Feb-1994",
+            "SENTSINCE 2-Feb-1994",
+            "TO nobody",
+            "OR FROM alice TO x",
+        ] {
+            let keys = keys(k);
+            assert!(!needs_full_message(&keys), "{k}");
+            assert_eq!(
+                matches(&keys, &m(), 2, 20),
+                matches(&keys, &from_env, 2, 20),
+                "{k}"
+            );
+        }
+        for k in ["BODY x", "TEXT x", "HEADER X-Tag \"\"", "NOT BODY x"] {
+            assert!(needs_full_message(&keys(k)), "{k}");
+        }
     }
 
     #[test]
