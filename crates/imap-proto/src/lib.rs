@@ -124,6 +124,6 @@ pub use items::{FetchItem, Flag, MAX_SEARCH_DEPTH, SearchKey, Section, SectionTe
 pub use response::{
     Address, BodyExtension, BodyFields, BodyStructure, Code, Envelope, Extension, FetchValue,
     IdField, MAX_BODY_DEPTH, NamespaceEntry, NamespaceExtension, Param, PartKind, Quirks, Response,
-    Rfc822Part, StatusKind,
+    Rfc822Part, StatusKind, fetch_literal_head,
 };
 pub use seq::{SeqNumber, SequenceSet};

@@ -1073,64 +1073,127 @@ impl<'a> Response<'a> {
                     if k > 0 {
                         e.raw(b" ");
                     }
-                    match v {
-                        FetchValue::Flags(f) => {
-                            e.raw(b"FLAGS ");
-                            items::encode_flags(&mut e, f);
-                        }
-                        FetchValue::Uid(u) => {
-                            e.raw(b"UID ").number(u64::from(*u));
-                        }
-                        FetchValue::Rfc822Size(s) => {
-                            e.raw(b"RFC822.SIZE ").number(u64::from(*s));
-                        }
-                        FetchValue::InternalDate(d) => {
-                            e.raw(b"INTERNALDATE ").string(d.as_bytes());
-                        }
-                        FetchValue::Body(b) => {
-                            e.raw(b"BODY ");
-                            encode_body(&mut e, b);
-                        }
-                        FetchValue::BodyStructure(b) => {
-                            e.raw(b"BODYSTRUCTURE ");
-                            encode_body(&mut e, b);
-                        }
-                        FetchValue::Envelope(env) => {
-                            e.raw(b"ENVELOPE ");
-                            encode_envelope(&mut e, env);
-                        }
-                        FetchValue::ModSeq(m) => {
-                            e.raw(b"MODSEQ (").number(*m).raw(b")");
-                        }
-                        FetchValue::Rfc822 { part, data } => {
-                            e.raw(part.as_str().as_bytes()).raw(b" ");
-                            match data {
-                                Some(d) => e.literal(d),
-                                None => e.raw(b"NIL"),
-                            };
-                        }
-                        FetchValue::BodySection {
-                            section,
-                            origin,
-                            data,
-                        } => {
-                            items::encode_body_section(&mut e, false, section);
-                            if let Some(o) = origin {
-                                e.raw(b"<").number(u64::from(*o)).raw(b">");
-                            }
-                            e.raw(b" ");
-                            match data {
-                                Some(d) => e.literal(d),
-                                None => e.raw(b"NIL"),
-                            };
-                        }
-                    }
+                    encode_fetch_value(&mut e, v);
                 }
                 e.raw(b")");
             }
         }
         e.finish_bytes()
     }
+}
+
+/// One FETCH data item as it goes on the wire.
+fn encode_fetch_value(e: &mut Encoder, v: &FetchValue<'_>) {
+    match v {
+        FetchValue::Flags(f) => {
+            e.raw(b"FLAGS ");
+            items::encode_flags(e, f);
+        }
+        FetchValue::Uid(u) => {
+            e.raw(b"UID ").number(u64::from(*u));
+        }
+        FetchValue::Rfc822Size(s) => {
+            e.raw(b"RFC822.SIZE ").number(u64::from(*s));
+        }
+        FetchValue::InternalDate(d) => {
+            e.raw(b"INTERNALDATE ").string(d.as_bytes());
+        }
+        FetchValue::Body(b) => {
+            e.raw(b"BODY ");
+            encode_body(e, b);
+        }
+        FetchValue::BodyStructure(b) => {
+            e.raw(b"BODYSTRUCTURE ");
+            encode_body(e, b);
+        }
+        FetchValue::Envelope(env) => {
+            e.raw(b"ENVELOPE ");
+            encode_envelope(e, env);
+        }
+        FetchValue::ModSeq(m) => {
+            e.raw(b"MODSEQ (").number(*m).raw(b")");
+        }
+        FetchValue::Rfc822 { part, data } => {
+            e.raw(part.as_str().as_bytes()).raw(b" ");
+            match data {
+                Some(d) => e.literal(d),
+                None => e.raw(b"NIL"),
+            };
+        }
+        FetchValue::BodySection {
+            section,
+            origin,
+            data,
+        } => {
+            items::encode_body_section(e, false, section);
+            if let Some(o) = origin {
+                e.raw(b"<").number(u64::from(*o)).raw(b">");
+            }
+            e.raw(b" ");
+            match data {
+                Some(d) => e.literal(d),
+                None => e.raw(b"NIL"),
+            };
+        }
+    }
+}
+
+/// Writes the name of a literal FETCH item (`BODY[1.TEXT]<5>`, `RFC822`).
+fn encode_literal_label(e: &mut Encoder, v: &FetchValue<'_>) -> bool {
+    match v {
+        FetchValue::BodySection {
+            section, origin, ..
+        } => {
+            items::encode_body_section(e, false, section);
+            if let Some(o) = origin {
+                e.raw(b"<").number(u64::from(*o)).raw(b">");
+            }
+            true
+        }
+        FetchValue::Rfc822 { part, .. } => {
+            e.raw(part.as_str().as_bytes());
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The start of a FETCH response whose last item is a literal the caller
+/// sends itself, in pieces: `* seq FETCH (items LABEL {len}\r\n`. Then
+/// come the `len` octets, then `)\r\n`. `last` names the item (a body
+/// section or an RFC822 item; its data is ignored); `None` for any other.
+///
+/// ```
+/// use imap_proto::{FetchValue, Response, Section, SectionText, fetch_literal_head};
+///
+/// let body = FetchValue::BodySection {
+///     section: Section { part: vec![], text: SectionText::Full, partial: None },
+///     origin: None,
+///     data: None,
+/// };
+/// let mut wire = fetch_literal_head(3, &[FetchValue::Uid(7)], &body, 5).unwrap();
+/// wire.extend_from_slice(b"hello)\r\n");
+/// assert_eq!(wire, b"* 3 FETCH (UID 7 BODY[] {5}\r\nhello)\r\n");
+/// assert!(Response::parse(&wire, false).is_ok());
+/// ```
+pub fn fetch_literal_head(
+    seq: u32,
+    values: &[FetchValue<'_>],
+    last: &FetchValue<'_>,
+    len: u64,
+) -> Option<Vec<u8>> {
+    let mut e = Encoder::for_responses();
+    e.raw(b"* ").number(u64::from(seq)).raw(b" FETCH (");
+    for v in values {
+        encode_fetch_value(&mut e, v);
+        e.raw(b" ");
+    }
+    if !encode_literal_label(&mut e, last) {
+        return None;
+    }
+    // finish_bytes ends the line with CRLF.
+    e.raw(b" {").number(len).raw(b"}");
+    Some(e.finish_bytes())
 }
 
 fn end(i: &[u8]) -> Result<(), SyntaxError> {

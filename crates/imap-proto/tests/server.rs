@@ -600,3 +600,68 @@ fn utf8_append_streams_after_enable() {
         .unwrap();
     assert_eq!(h.take_wire(), "a OK APPEND completed\r\n");
 }
+
+#[test]
+fn a_large_body_streams_as_one_literal_in_pieces() {
+    let mut h = H::new();
+    h.login();
+    h.select(vec![4, 9]);
+    h.send("f UID FETCH 9 (FLAGS BODY.PEEK[])\r\n");
+    let Event::Request { token, .. } = h.event() else {
+        panic!()
+    };
+    let body = FetchValue::BodySection {
+        section: imap_proto::Section {
+            part: vec![],
+            text: imap_proto::SectionText::Full,
+            partial: None,
+        },
+        origin: None,
+        data: None,
+    };
+    assert!(
+        h.s.fetched_literal(&token, 9, vec![FetchValue::Flags(vec![])], &body, 10)
+            .unwrap()
+    );
+    assert!(h.s.literal_open());
+    // Nothing else may come between the pieces.
+    assert!(
+        h.s.fetched(&token, 4, vec![FetchValue::Flags(vec![])])
+            .is_err()
+    );
+    h.s.literal_data(&token, b"hello").unwrap();
+    assert_eq!(
+        h.take_wire(),
+        "* 2 FETCH (UID 9 FLAGS () BODY[] {10}\r\nhello"
+    );
+    let token =
+        h.s.complete(token, Completion::ok("early"))
+            .unwrap_err()
+            .into_token();
+    h.s.literal_data(&token, b" worldEXTRA").unwrap();
+    assert!(!h.s.literal_open());
+    h.s.complete(token, Completion::ok("FETCH completed"))
+        .unwrap();
+    let w = h.take_wire();
+    assert_eq!(w, " worl)\r\nf OK FETCH completed\r\n");
+}
+
+#[test]
+fn a_literal_cut_short_closes_the_connection() {
+    let mut h = H::new();
+    h.login();
+    h.select(vec![1]);
+    h.send("f FETCH 1 RFC822\r\n");
+    let Event::Request { token, .. } = h.event() else {
+        panic!()
+    };
+    let last = FetchValue::Rfc822 {
+        part: imap_proto::Rfc822Part::Full,
+        data: None,
+    };
+    assert!(h.s.fetched_literal(&token, 1, vec![], &last, 100).unwrap());
+    h.s.literal_data(&token, b"partial").unwrap();
+    h.s.reject(token, Completion::no("disk error")).unwrap();
+    let w = h.take_wire();
+    assert!(w.ends_with("partial") && h.closed, "{w}");
+}

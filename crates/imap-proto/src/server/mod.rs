@@ -149,6 +149,9 @@ pub struct Session {
     keepalive: Option<Instant>,
     idle_until: Option<Instant>,
     penalty: Option<Instant>,
+    /// Octets of a FETCH literal the application is still streaming
+    /// ([`Session::fetched_literal`]); nothing else may be written before.
+    literal_left: u64,
 }
 
 impl fmt::Debug for Session {
@@ -194,6 +197,7 @@ impl Session {
             keepalive: None,
             idle_until: None,
             penalty: None,
+            literal_left: 0,
         };
         let caps = s.capabilities();
         s.status(
@@ -594,6 +598,9 @@ impl Session {
             Pending::Request(_, Kind::Store { uid, silent }) => (*uid, *silent),
             _ => return Err(ApiMisuse::WrongAnswer),
         };
+        if self.literal_left > 0 {
+            return Err(ApiMisuse::WrongAnswer);
+        }
         let Some(seq) = self.view.seq_of(uid) else {
             return Ok(());
         };
@@ -608,6 +615,75 @@ impl Session {
         }
         self.untagged(&Response::Fetch(seq, values));
         Ok(())
+    }
+
+    /// Starts the FETCH response of one message whose last item (`last`: a
+    /// body section or an RFC822 item, its data ignored) is a literal of
+    /// `len` octets that the application then streams with
+    /// [`Session::literal_data`], so a large message is never held whole.
+    /// Returns false (and expects no data) for a UID the client does not
+    /// know. Nothing else can be answered until the literal is complete.
+    pub fn fetched_literal(
+        &mut self,
+        token: &Token,
+        uid: u32,
+        mut values: Vec<FetchValue<'_>>,
+        last: &FetchValue<'_>,
+        len: u64,
+    ) -> Result<bool, ApiMisuse> {
+        let with_uid = match self.decisions.get(token)? {
+            Pending::Request(_, Kind::Fetch { uid, .. }) => *uid,
+            _ => return Err(ApiMisuse::WrongAnswer),
+        };
+        if self.literal_left > 0 {
+            return Err(ApiMisuse::WrongAnswer);
+        }
+        let Some(seq) = self.view.seq_of(uid) else {
+            return Ok(false);
+        };
+        if values.iter().any(|v| matches!(v, FetchValue::Flags(_))) {
+            self.view.forget_flags(uid);
+        }
+        if with_uid && !values.iter().any(|v| matches!(v, FetchValue::Uid(_))) {
+            values.insert(0, FetchValue::Uid(uid));
+        }
+        let head =
+            crate::fetch_literal_head(seq, &values, last, len).ok_or(ApiMisuse::WrongAnswer)?;
+        self.out.extend_from_slice(&head);
+        self.literal_left = len;
+        if len == 0 {
+            self.out.extend_from_slice(b")\r\n");
+        }
+        self.flush();
+        Ok(true)
+    }
+
+    /// The next octets of the literal started by [`Session::fetched_literal`]
+    /// (anything past its length is ignored); each piece is handed out as it
+    /// comes.
+    pub fn literal_data(&mut self, token: &Token, bytes: &[u8]) -> Result<(), ApiMisuse> {
+        match self.decisions.get(token)? {
+            Pending::Request(_, Kind::Fetch { .. }) => {}
+            _ => return Err(ApiMisuse::WrongAnswer),
+        }
+        if self.literal_left == 0 {
+            return Err(ApiMisuse::WrongAnswer);
+        }
+        let take = usize::try_from(self.literal_left)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        self.out.extend_from_slice(&bytes[..take]);
+        self.literal_left -= take as u64;
+        if self.literal_left == 0 {
+            self.out.extend_from_slice(b")\r\n");
+        }
+        self.flush();
+        Ok(())
+    }
+
+    /// Whether a streamed FETCH literal is unfinished.
+    pub fn literal_open(&self) -> bool {
+        self.literal_left > 0
     }
 
     /// The UIDs that matched the pending SEARCH (any order).
@@ -725,8 +801,9 @@ impl Session {
     /// Completes the pending request (or the APPEND commit) with `OK`, `NO`
     /// or `BAD`, after its data was given.
     pub fn complete(&mut self, token: Token, completion: Completion) -> Result<(), AnswerError> {
+        let open = self.literal_left > 0;
         let pending = self.decisions.take_if(token, |p| match p {
-            Pending::Request(..) | Pending::AppendCommit(_) => Ok(()),
+            Pending::Request(..) | Pending::AppendCommit(_) if !open => Ok(()),
             _ => Err(ApiMisuse::WrongAnswer),
         })?;
         if self.is_closed() {
@@ -748,6 +825,12 @@ impl Session {
     pub fn reject(&mut self, token: Token, completion: Completion) -> Result<(), AnswerError> {
         let pending = self.decisions.take(token)?;
         if self.is_closed() {
+            return Ok(());
+        }
+        if self.literal_left > 0 {
+            // A literal cut short cannot be answered in band: the client
+            // sees the connection close.
+            self.close();
             return Ok(());
         }
         let completion = if completion.is_ok() {
@@ -822,6 +905,10 @@ impl Session {
     }
 
     fn decision_timed_out(&mut self, pending: Pending) {
+        if self.literal_left > 0 {
+            self.close();
+            return;
+        }
         let busy = || Completion::no_code(Code::Other("UNAVAILABLE".into(), None), "server busy");
         match pending {
             Pending::Login(tag, _) | Pending::Scram(tag, _) => {
