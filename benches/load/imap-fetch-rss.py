@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Server memory while one client FETCHes a whole large mailbox: 40 messages
-of 2 MiB, `FETCH 1:* (BODY.PEEK[])`, peak RSS sampled from /proc.
+"""Server memory while one client FETCHes a whole large mailbox: COUNT
+messages of SIZE MiB (default 40 x 2), `FETCH 1:* (BODY.PEEK[])`, peak RSS
+sampled from /proc.
 
-Usage: python3 benches/load/imap-fetch-rss.py target/release/mailserver
+Usage: python3 benches/load/imap-fetch-rss.py target/release/mailserver [COUNT SIZE_MIB]
 """
 import imaplib, os, socket, sys, threading, time
 binary = sys.argv[1]
+count = int(sys.argv[2]) if len(sys.argv) > 2 else 40
+size = int(sys.argv[3]) if len(sys.argv) > 3 else 2
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import imapserver
 p, port, pw = imapserver.start(binary, "--allow-plaintext-auth")
@@ -13,8 +16,8 @@ def rss():
     return imapserver.rss_kib(p) // 1024
 m = imaplib.IMAP4("127.0.0.1", port); m.login("demo", pw)
 line = b"0123456789" * 7 + b"\r\n"
-msg = b"Subject: big\r\n\r\n" + line * ((2 << 20) // len(line))
-for _ in range(40):
+msg = b"Subject: big\r\n\r\n" + line * ((size << 20) // len(line))
+for _ in range(count):
     m.append("INBOX", None, None, msg)
 m.logout()
 time.sleep(1.0)
@@ -35,6 +38,6 @@ while True:
     got += len(data); buf = (buf + data)[-64:]
     if b"c OK" in buf: break
 done = True; t.join()
-print(f"FETCH 1:* BODY.PEEK[] of 40 x 2 MiB: {got >> 20} MiB sent in {time.time()-t0:.1f}s; "
+print(f"FETCH 1:* BODY.PEEK[] of {count} x {size} MiB: {got >> 20} MiB sent in {time.time()-t0:.1f}s; "
       f"RSS before {before} MiB, peak {peak} MiB")
 p.kill()

@@ -30,8 +30,73 @@ const BATCH: usize = 64;
 /// Message bytes read per batch of a FETCH (at least one message).
 const BATCH_BYTES: u64 = 1 << 20;
 
-/// One batch of FETCH answers: (UID, values) and the `\Seen` changes made.
-type Batch = (Vec<(u32, Vec<FetchValue<'static>>)>, Vec<(u32, u64)>);
+/// Messages at least this large are sent as a literal streamed from the
+/// file in pieces of [`STREAM_CHUNK`] when BODY[] or RFC822 is asked.
+const STREAM_MIN: u64 = 256 << 10;
+/// Bytes read from a message file per streamed piece.
+const STREAM_CHUNK: u64 = 256 << 10;
+
+/// One message's FETCH answer: its UID, its values, and when its whole
+/// body follows as a streamed literal, that literal's length.
+type Answered = (u32, Vec<FetchValue<'static>>, Option<u64>);
+
+/// One batch of FETCH answers and the `\Seen` changes made.
+type Batch = (Vec<Answered>, Vec<(u32, u64)>);
+
+/// An open message file.
+struct MessageReader(Box<dyn Read + Send>);
+
+impl std::fmt::Debug for MessageReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MessageReader")
+    }
+}
+
+/// A message body being streamed into a FETCH literal.
+#[derive(Debug)]
+struct Streaming {
+    uid: u32,
+    left: u64,
+    reader: Option<MessageReader>,
+}
+
+/// A piece of a streamed body being read, with the reader to go on with.
+type ChunkTask = tokio::task::JoinHandle<(Option<MessageReader>, Result<Vec<u8>, ()>)>;
+
+/// The item that can be streamed (BODY[] or RFC822, whole), when it is the
+/// only one that needs the message bytes: its label, and the other items.
+fn stream_split(
+    items: &[FetchItem<'static>],
+) -> Option<(FetchValue<'static>, Vec<FetchItem<'static>>)> {
+    let whole = |i: &FetchItem<'_>| match i {
+        FetchItem::BodySection { section, .. } => {
+            section.part.is_empty()
+                && section.text == SectionText::Full
+                && section.partial.is_none()
+        }
+        FetchItem::Rfc822 => true,
+        _ => false,
+    };
+    let label = match items
+        .iter()
+        .filter(|i| whole(i))
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [FetchItem::BodySection { section, .. }] => FetchValue::BodySection {
+            section: section.clone(),
+            origin: None,
+            data: None,
+        },
+        [FetchItem::Rfc822] => FetchValue::Rfc822 {
+            part: Rfc822Part::Full,
+            data: None,
+        },
+        _ => return None,
+    };
+    let rest: Vec<FetchItem<'static>> = items.iter().filter(|i| !whole(i)).cloned().collect();
+    (!needs_bytes(&rest)).then_some((label, rest))
+}
 
 /// A FETCH being answered batch by batch.
 #[derive(Debug)]
@@ -52,6 +117,15 @@ struct FetchJob {
     )>,
     /// A batch read, for `deliver_news` to hand over.
     ready: Option<Result<Batch, ()>>,
+    /// BODY[]/RFC822 streamed for large messages: its label, and the items
+    /// answered before it.
+    stream: Option<(FetchValue<'static>, Arc<Vec<FetchItem<'static>>>)>,
+    /// Answers read, waiting to be handed over (behind a streamed body).
+    queue: std::collections::VecDeque<Answered>,
+    /// The body being streamed, the piece being read, the piece read.
+    streaming: Option<Streaming>,
+    chunk_running: Option<ChunkTask>,
+    chunk_ready: Option<Result<Vec<u8>, ()>>,
 }
 
 /// Reads one FETCH batch (blocking): sets `\Seen` where the items ask,
@@ -62,6 +136,7 @@ fn fetch_batch(
     mb: &MailboxName,
     uids: &[u32],
     job: (&[FetchItem<'static>], bool, bool, bool),
+    stream: Option<&[FetchItem<'static>]>,
 ) -> Result<Batch, mailstore::Error> {
     let (items, bytes, summary, seen) = job;
     let mut metas = store.message_metas(user, mb, uids)?;
@@ -82,6 +157,11 @@ fn fetch_batch(
     }
     let mut out = Vec::new();
     for meta in metas {
+        // A large body goes out as a streamed literal after the rest.
+        let (items, bytes, streamed) = match stream {
+            Some(rest) if meta.size >= STREAM_MIN => (rest, false, Some(meta.size)),
+            _ => (items, bytes, None),
+        };
         let body = if bytes {
             read_message(store, user, mb, meta.uid)
         } else {
@@ -98,7 +178,7 @@ fn fetch_batch(
         {
             v.push(FetchValue::Flags(imap_flags(&meta.flags)));
         }
-        out.push((meta.uid, v));
+        out.push((meta.uid, v, streamed));
     }
     Ok((out, changed))
 }
@@ -698,7 +778,40 @@ impl Handler<Session> for ImapConn {
 
     async fn news(&mut self) {
         if let (Some(job), Some(user)) = (self.job.as_mut(), self.user.as_ref()) {
-            if job.ready.is_some() {
+            if job.ready.is_some() || job.chunk_ready.is_some() {
+                return;
+            }
+            if let Some(st) = job.streaming.as_mut() {
+                if job.chunk_running.is_none() {
+                    let (store, user, mb) =
+                        (self.ctx.store.clone(), user.clone(), job.mailbox.clone());
+                    let (uid, want, reader) = (st.uid, st.left.min(STREAM_CHUNK), st.reader.take());
+                    job.chunk_running = Some(tokio::task::spawn_blocking(move || {
+                        let mut r = match reader {
+                            Some(r) => r,
+                            None => match store.open_message(&user, &mb, uid) {
+                                Ok(r) => MessageReader(r),
+                                Err(_) => return (None, Err(())),
+                            },
+                        };
+                        let mut buf = Vec::new();
+                        match (&mut r.0).take(want).read_to_end(&mut buf) {
+                            Ok(_) => (Some(r), Ok(buf)),
+                            Err(_) => (None, Err(())),
+                        }
+                    }));
+                }
+                if let Some(handle) = job.chunk_running.as_mut() {
+                    let r = handle.await;
+                    job.chunk_running = None;
+                    let (reader, piece) = r.unwrap_or((None, Err(())));
+                    st.reader = reader;
+                    job.chunk_ready = Some(piece);
+                }
+                return;
+            }
+            if !job.queue.is_empty() || job.rest.is_empty() {
+                // Answers to hand over, or the end: `deliver_news`.
                 return;
             }
             if job.running.is_none() {
@@ -729,6 +842,7 @@ impl Handler<Session> for ImapConn {
                     job.mailbox.clone(),
                     job.items.clone(),
                 );
+                let stream = job.stream.as_ref().map(|(_, rest)| rest.clone());
                 let flags = (job.bytes, job.summary, job.seen);
                 let handle = tokio::task::spawn_blocking(move || {
                     fetch_batch(
@@ -737,6 +851,7 @@ impl Handler<Session> for ImapConn {
                         &mb,
                         &uids,
                         (&items, flags.0, flags.1, flags.2),
+                        stream.as_deref().map(Vec::as_slice),
                     )
                 });
                 job.running = Some((n, handle));
@@ -763,35 +878,8 @@ impl Handler<Session> for ImapConn {
     }
 
     fn deliver_news(&mut self, s: &mut Session) {
-        if let Some(job) = self.job.as_mut()
-            && let Some(ready) = job.ready.take()
-        {
-            match ready {
-                Ok((values, changed)) => {
-                    self.own.extend(changed);
-                    for (uid, mut v) in values {
-                        if self.recent.contains(&uid) {
-                            for x in v.iter_mut() {
-                                if let FetchValue::Flags(f) = x {
-                                    f.push(Flag::Extension("Recent".into()));
-                                }
-                            }
-                        }
-                        let _ = s.fetched(&job.token, uid, v);
-                    }
-                    if job.rest.is_empty()
-                        && let Some(job) = self.job.take()
-                    {
-                        let _ = s.complete(job.token, Completion::ok("FETCH completed"));
-                    }
-                }
-                Err(()) => {
-                    if let Some(job) = self.job.take() {
-                        let _ =
-                            s.reject(job.token, Completion::no("the messages could not be read"));
-                    }
-                }
-            }
+        if self.job.is_some() {
+            self.deliver_fetch(s);
         }
         if let Some(feed) = self.feed.as_mut() {
             self.news.extend(feed.drain());
@@ -818,6 +906,73 @@ impl Handler<Session> for ImapConn {
 type Answer = Result<(), imap_proto::server::AnswerError>;
 
 impl ImapConn {
+    /// Hands a FETCH's read answers and streamed pieces to the session;
+    /// completes it when everything was sent.
+    fn deliver_fetch(&mut self, s: &mut Session) {
+        let Some(job) = self.job.as_mut() else {
+            return;
+        };
+        let mut failed = false;
+        if let Some(piece) = job.chunk_ready.take() {
+            match (piece, job.streaming.as_mut()) {
+                (Ok(buf), Some(st)) if !buf.is_empty() => {
+                    let _ = s.literal_data(&job.token, &buf);
+                    st.left = st.left.saturating_sub(buf.len() as u64);
+                    if st.left == 0 {
+                        job.streaming = None;
+                    }
+                }
+                // The file ended early or could not be read.
+                _ => failed = true,
+            }
+        }
+        match job.ready.take() {
+            Some(Ok((answers, changed))) => {
+                self.own.extend(changed);
+                job.queue.extend(answers);
+            }
+            Some(Err(())) => failed = true,
+            None => {}
+        }
+        while !failed && job.streaming.is_none() {
+            let Some((uid, mut v, streamed)) = job.queue.pop_front() else {
+                break;
+            };
+            if self.recent.contains(&uid) {
+                for x in v.iter_mut() {
+                    if let FetchValue::Flags(f) = x {
+                        f.push(Flag::Extension("Recent".into()));
+                    }
+                }
+            }
+            match (streamed, job.stream.as_ref()) {
+                (Some(len), Some((label, _))) => {
+                    if s.fetched_literal(&job.token, uid, v, label, len) == Ok(true) && len > 0 {
+                        job.streaming = Some(Streaming {
+                            uid,
+                            left: len,
+                            reader: None,
+                        });
+                    }
+                }
+                _ => {
+                    let _ = s.fetched(&job.token, uid, v);
+                }
+            }
+        }
+        let done = job.streaming.is_none()
+            && job.queue.is_empty()
+            && job.rest.is_empty()
+            && job.running.is_none();
+        if failed {
+            if let Some(job) = self.job.take() {
+                let _ = s.reject(job.token, Completion::no("the messages could not be read"));
+            }
+        } else if done && let Some(job) = self.job.take() {
+            let _ = s.complete(job.token, Completion::ok("FETCH completed"));
+        }
+    }
+
     async fn login(
         &mut self,
         s: &mut Session,
@@ -1160,7 +1315,8 @@ impl ImapConn {
                 };
                 // Answered in batches from `news`, each written out before
                 // the next is read: a FETCH of a whole mailbox holds one
-                // batch in memory, not the mailbox.
+                // batch in memory, not the mailbox; a large body streams.
+                let stream = stream_split(&items).map(|(label, rest)| (label, Arc::new(rest)));
                 self.job = Some(FetchJob {
                     token,
                     mailbox: mb,
@@ -1171,6 +1327,11 @@ impl ImapConn {
                     items: Arc::new(items),
                     running: None,
                     ready: None,
+                    stream,
+                    queue: Default::default(),
+                    streaming: None,
+                    chunk_running: None,
+                    chunk_ready: None,
                 });
                 Ok(())
             }

@@ -1831,3 +1831,35 @@ print('bytes', m.fetch('1', '(BODY.PEEK[HEADER.FIELDS (SUBJECT)])')[1][0][1].dec
     );
     assert!(out.contains("bytes Subject: changed on disk"), "{out}");
 }
+
+/// Large bodies are streamed from the file into the FETCH literal; what
+/// arrives is byte for byte what was appended, beside small messages.
+#[test]
+fn large_bodies_stream_intact() {
+    let s = start();
+    let out = python(
+        &s,
+        &format!(
+            "{IMAP_PRELUDE}
+import hashlib
+m = login()
+big = b'Subject: big\\r\\n\\r\\n' + b''.join(b'line %07d of a large message\\r\\n' % i for i in range(40000))
+small = b'Subject: small\\r\\n\\r\\nhi\\r\\n'
+for msg in (small, big, small, big):
+    m.append('INBOX', None, None, msg)
+m.select('INBOX')
+typ, data = m.fetch('1:4', '(UID RFC822.SIZE BODY[])')
+bodies = [d[1] for d in data if isinstance(d, tuple)]
+print('sizes', [len(b) for b in bodies], len(big))
+print('intact', bodies == [small, big, small, big])
+typ, data = m.fetch('2', '(RFC822)')
+print('rfc822', data[0][1] == big)
+typ, data = m.fetch('2', '(FLAGS)')
+print('seen', data[0].decode())
+"
+        ),
+    );
+    assert!(out.contains("intact True"), "{out}");
+    assert!(out.contains("rfc822 True"), "{out}");
+    assert!(out.contains("\\Seen"), "{out}");
+}
