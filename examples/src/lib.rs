@@ -191,6 +191,11 @@ async fn within<T>(
     }
 }
 
+/// The socket loop's first read buffer.
+const READ_MIN: usize = 2 * 1024;
+/// The largest it grows to.
+const READ_MAX: usize = 64 * 1024;
+
 /// What woke the socket loop.
 enum Wake {
     Read(io::Result<usize>),
@@ -241,7 +246,9 @@ where
 {
     let mut io = MaybeTls::Plain(io);
     let mut tls_text: Option<String> = None;
-    let mut buf = vec![0u8; 16 * 1024];
+    // Reads start small, so an idle connection holds little, and double up
+    // to 64 KiB while reads keep filling the buffer (a message arriving).
+    let mut buf = vec![0u8; READ_MIN];
     loop {
         // Drain everything the session has to say.
         let mut wrote = false;
@@ -335,7 +342,10 @@ where
             Wake::Read(Ok(0)) => session.handle_eof(now),
             Wake::Read(Ok(n)) => {
                 handler.deliver_news(session);
-                session.handle_input(now, &buf[..n])
+                session.handle_input(now, &buf[..n]);
+                if n == buf.len() && buf.len() < READ_MAX {
+                    buf.resize(buf.len() * 2, 0);
+                }
             }
             Wake::Read(Err(e)) => {
                 session.handle_eof(now);
