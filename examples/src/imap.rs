@@ -662,7 +662,10 @@ fn sets_seen(items: &[FetchItem<'_>]) -> bool {
     items.iter().any(|i| {
         matches!(
             i,
-            FetchItem::Rfc822 | FetchItem::Rfc822Text | FetchItem::BodySection { peek: false, .. }
+            FetchItem::Rfc822
+                | FetchItem::Rfc822Text
+                | FetchItem::BodySection { peek: false, .. }
+                | FetchItem::Binary { peek: false, .. }
         )
     })
 }
@@ -704,6 +707,30 @@ fn fetch_values(
             (FetchItem::BodyStructure, ..) => match summary {
                 Some(s) => FetchValue::BodyStructure(Box::new(s.bodystructure.clone())),
                 None => continue,
+            },
+            (FetchItem::Binary { part, partial, .. }, Some(b), Some(s)) => {
+                // A transfer encoding BINARY cannot undo gives NIL.
+                let data = s.binary(b, part).ok().flatten().map(|d| match partial {
+                    Some((origin, count)) => {
+                        let start = (*origin as usize).min(d.len());
+                        let end = start.saturating_add(*count as usize).min(d.len());
+                        d[start..end].to_vec()
+                    }
+                    None => d.into_owned(),
+                });
+                FetchValue::Binary {
+                    part: part.clone(),
+                    origin: partial.map(|p| p.0),
+                    data: data.map(Into::into),
+                }
+            }
+            (FetchItem::BinarySize(part), Some(b), Some(s)) => FetchValue::BinarySize {
+                part: part.clone(),
+                size: s
+                    .binary(b, part)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |d| u32::try_from(d.len()).unwrap_or(u32::MAX)),
             },
             (FetchItem::Rfc822, Some(b), _) => FetchValue::Rfc822 {
                 part: Rfc822Part::Full,

@@ -176,7 +176,7 @@ pub enum FetchItem<'a> {
     BinarySize(Vec<u32>),
 }
 
-fn part_numbers(i: &[u8]) -> PResult<'_, Vec<u32>> {
+pub(crate) fn part_numbers(i: &[u8]) -> PResult<'_, Vec<u32>> {
     let mut parts = Vec::new();
     let mut r = i;
     while r.first().is_some_and(u8::is_ascii_digit) {
@@ -441,7 +441,7 @@ pub(crate) fn encode_body_section(e: &mut Encoder, peek: bool, section: &Section
     write_partial(e, section.partial);
 }
 
-fn write_parts(e: &mut Encoder, part: &[u32]) {
+pub(crate) fn write_parts(e: &mut Encoder, part: &[u32]) {
     for (k, p) in part.iter().enumerate() {
         if k > 0 {
             e.raw(b".");

@@ -134,6 +134,23 @@ pub enum FetchValue<'a> {
         /// The bytes.
         data: Option<Cow<'a, [u8]>>,
     },
+    /// `BINARY[part]<origin>` (RFC 3516): a part with its content transfer
+    /// encoding undone; sent as `~{n}` when it holds NUL.
+    Binary {
+        /// Part numbers (empty: the whole message).
+        part: Vec<u32>,
+        /// The partial's origin.
+        origin: Option<u32>,
+        /// The decoded bytes (`NIL` when `None`).
+        data: Option<Cow<'a, [u8]>>,
+    },
+    /// `BINARY.SIZE[part]` (RFC 3516): the decoded size.
+    BinarySize {
+        /// Part numbers.
+        part: Vec<u32>,
+        /// Octets.
+        size: u32,
+    },
     /// `RFC822`, `RFC822.HEADER` or `RFC822.TEXT` (IMAP4rev1): the
     /// message, its header or its text.
     Rfc822 {
@@ -421,6 +438,18 @@ fn nstring(i: &[u8]) -> PResult<'_, Option<Cow<'_, [u8]>>> {
     Ok((r, Some(s)))
 }
 
+/// The optional `<origin>` after a section.
+fn partial_origin(r: &[u8]) -> PResult<'_, Option<u32>> {
+    let Some(o) = r.strip_prefix(b"<") else {
+        return Ok((r, None));
+    };
+    let (o2, n) = number(o)?;
+    let r = o2
+        .strip_prefix(b">")
+        .ok_or(SyntaxError::Invalid("origin"))?;
+    Ok((r, Some(n)))
+}
+
 fn fetch_values(i: &[u8], q: Quirks) -> PResult<'_, Vec<FetchValue<'_>>> {
     let mut r = i
         .strip_prefix(b"(")
@@ -448,6 +477,21 @@ fn fetch_values(i: &[u8], q: Quirks) -> PResult<'_, Vec<FetchValue<'_>>> {
                 let (r2, _) = sp(rest)?;
                 let (r2, v) = number(r2)?;
                 (r2, FetchValue::Rfc822Size(v))
+            }
+            b"BINARY" | b"BINARY.SIZE" if rest.first() == Some(&b'[') => {
+                let (r2, part) = items::part_numbers(&rest[1..])?;
+                let mut r2 = r2
+                    .strip_prefix(b"]")
+                    .ok_or(SyntaxError::Invalid("BINARY section"))?;
+                if &*name == b"BINARY.SIZE" {
+                    let (r3, size) = number(sp(r2)?.0)?;
+                    (r3, FetchValue::BinarySize { part, size })
+                } else {
+                    let origin;
+                    (r2, origin) = partial_origin(r2)?;
+                    let (r3, data) = nstring(sp(r2)?.0)?;
+                    (r3, FetchValue::Binary { part, origin, data })
+                }
             }
             b"RFC822" | b"RFC822.HEADER" | b"RFC822.TEXT" => {
                 let part = match &*name {
@@ -499,15 +543,8 @@ fn fetch_values(i: &[u8], q: Quirks) -> PResult<'_, Vec<FetchValue<'_>>> {
                 (r2, FetchValue::ModSeq(v))
             }
             b"BODY" if rest.first() == Some(&b'[') => {
-                let (mut r2, section) = items::section_only(rest)?;
-                let mut origin = None;
-                if let Some(o) = r2.strip_prefix(b"<") {
-                    let (o2, n) = number(o)?;
-                    r2 = o2
-                        .strip_prefix(b">")
-                        .ok_or(SyntaxError::Invalid("origin"))?;
-                    origin = Some(n);
-                }
+                let (r2, section) = items::section_only(rest)?;
+                let (r2, origin) = partial_origin(r2)?;
                 let (r2, _) = sp(r2)?;
                 let (r2, data) = nstring(r2)?;
                 (
@@ -1112,6 +1149,25 @@ fn encode_fetch_value(e: &mut Encoder, v: &FetchValue<'_>) {
         }
         FetchValue::ModSeq(m) => {
             e.raw(b"MODSEQ (").number(*m).raw(b")");
+        }
+        FetchValue::Binary { part, origin, data } => {
+            e.raw(b"BINARY[");
+            items::write_parts(e, part);
+            e.raw(b"]");
+            if let Some(o) = origin {
+                e.raw(b"<").number(u64::from(*o)).raw(b">");
+            }
+            e.raw(b" ");
+            match data {
+                Some(d) if d.contains(&0) => e.literal8(d),
+                Some(d) => e.literal(d),
+                None => e.raw(b"NIL"),
+            };
+        }
+        FetchValue::BinarySize { part, size } => {
+            e.raw(b"BINARY.SIZE[");
+            items::write_parts(e, part);
+            e.raw(b"] ").number(u64::from(*size));
         }
         FetchValue::Rfc822 { part, data } => {
             e.raw(part.as_str().as_bytes()).raw(b" ");
@@ -1949,6 +2005,12 @@ impl FetchValue<'_> {
                 part,
                 data: own_opt(data),
             },
+            FetchValue::Binary { part, origin, data } => FetchValue::Binary {
+                part,
+                origin,
+                data: own_opt(data),
+            },
+            FetchValue::BinarySize { part, size } => FetchValue::BinarySize { part, size },
         }
     }
 }

@@ -1129,6 +1129,9 @@ proptest! {
                 FetchValue::BodySection { section: Section { part: vec![1], text: SectionText::Text, partial: None }, origin: None, data: data.clone().map(Into::into) },
                 FetchValue::Rfc822 { part: imap_proto::Rfc822Part::Header, data: data.clone().map(Into::into) },
                 FetchValue::Rfc822 { part: imap_proto::Rfc822Part::Full, data: Some(b"x"[..].into()) },
+                FetchValue::Binary { part: vec![1, 2], origin: Some(n), data: data.clone().map(Into::into) },
+                FetchValue::Binary { part: vec![], origin: None, data: Some(vec![0u8, 1, 2, 0][..].to_vec().into()) },
+                FetchValue::BinarySize { part: vec![3], size: n },
             ]),
         ] {
             let wire = r.encode(false);
@@ -1833,4 +1836,34 @@ fn quota_commands_and_responses_round_trip() {
             resources: vec![("STORAGE".into(), 10, 512)]
         }
     );
+}
+
+#[test]
+fn binary_fetch_data_round_trips_with_literal8_for_nul() {
+    // RFC 3516 §4.2 shapes: BINARY[section-binary]<partial> literal8, and
+    // BINARY.SIZE[section-binary] number.
+    let wire = b"* 12 FETCH (BINARY[1.2] ~{4}\r\n\x00ab\x00 BINARY.SIZE[1.2] 4)\r\n";
+    let r = Response::parse(wire, false).unwrap();
+    let Response::Fetch(12, v) = &r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        v[0],
+        imap_proto::FetchValue::Binary {
+            part: vec![1, 2],
+            origin: None,
+            data: Some(b"\x00ab\x00"[..].into())
+        }
+    );
+    assert_eq!(
+        v[1],
+        imap_proto::FetchValue::BinarySize {
+            part: vec![1, 2],
+            size: 4
+        }
+    );
+    assert_eq!(r.encode(false), wire);
+    // Without NUL, a plain literal.
+    let wire = b"* 1 FETCH (BINARY[]<0> {2}\r\nhi)\r\n";
+    assert_eq!(Response::parse(wire, false).unwrap().encode(false), wire);
 }
