@@ -601,7 +601,9 @@ pub(crate) fn search_key(i: &[u8], depth: usize) -> PResult<'_, SearchKey<'_>> {
             r = sp(r2)?.0;
         }
     }
-    if i.first().is_some_and(|b| b.is_ascii_digit() || *b == b'*') {
+    if i.first()
+        .is_some_and(|b| b.is_ascii_digit() || *b == b'*' || *b == b'$')
+    {
         let (r, s) = seq::parse(i)?;
         return Ok((r, SearchKey::Seq(s)));
     }

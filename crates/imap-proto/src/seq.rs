@@ -23,11 +23,23 @@ impl SeqNumber {
     }
 }
 
-/// A non-empty sequence set such as `1:5,7,10:*`.
+/// A non-empty sequence set such as `1:5,7,10:*`, or `$`, the result of
+/// the last `SEARCH RETURN (SAVE)` (RFC 5182 SEARCHRES), which the server
+/// session resolves.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SequenceSet(Vec<(SeqNumber, SeqNumber)>);
 
 impl SequenceSet {
+    /// `$`: the saved search result (RFC 5182).
+    pub fn saved() -> SequenceSet {
+        SequenceSet(Vec::new())
+    }
+
+    /// Whether this is `$`.
+    pub fn is_saved(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// A set of one range (`a:b`, in either order).
     pub fn range(a: SeqNumber, b: SeqNumber) -> SequenceSet {
         SequenceSet(vec![(a, b)])
@@ -89,6 +101,9 @@ impl SequenceSet {
 
 impl fmt::Display for SequenceSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_saved() {
+            return f.write_str("$");
+        }
         let n = |x: &SeqNumber| match x {
             SeqNumber::Value(v) => v.to_string(),
             SeqNumber::Largest => "*".to_owned(),
@@ -116,6 +131,9 @@ fn seq_number(i: &[u8]) -> PResult<'_, SeqNumber> {
 }
 
 pub(crate) fn parse(mut i: &[u8]) -> PResult<'_, SequenceSet> {
+    if let Some(r) = i.strip_prefix(b"$") {
+        return Ok((r, SequenceSet::saved()));
+    }
     let mut ranges = Vec::new();
     loop {
         let (r, a) = seq_number(i)?;

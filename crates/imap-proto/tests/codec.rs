@@ -1867,3 +1867,23 @@ fn binary_fetch_data_round_trips_with_literal8_for_nul() {
     let wire = b"* 1 FETCH (BINARY[]<0> {2}\r\nhi)\r\n";
     assert_eq!(Response::parse(wire, false).unwrap().encode(false), wire);
 }
+
+#[test]
+fn the_saved_search_result_is_a_sequence_set() {
+    // RFC 5182 §2.4 examples.
+    for line in [
+        "a UID SEARCH RETURN (SAVE) FLAGGED\r\n",
+        "b UID FETCH $ (UID FLAGS)\r\n",
+        "c COPY $ Archive\r\n",
+        "d SEARCH $ SMALLER 4096\r\n",
+        "e UID STORE $ +FLAGS (\\Seen)\r\n",
+    ] {
+        let cmd = Command::parse(line.as_bytes(), false).unwrap();
+        assert_eq!(join(&cmd.encode(false, false)), line.as_bytes(), "{line}");
+    }
+    let s = SequenceSet::parse(b"$").unwrap();
+    assert!(s.is_saved());
+    assert_eq!(s.to_string(), "$");
+    assert!(SequenceSet::parse(b"$,1").is_err());
+    assert!(!SequenceSet::parse(b"1:*").unwrap().is_saved());
+}

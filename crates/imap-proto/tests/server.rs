@@ -72,6 +72,14 @@ impl H {
         self.events.remove(0)
     }
 
+    /// The next event, which must be a request.
+    fn request(&mut self) -> (imap_proto::server::Token, Request) {
+        match self.event() {
+            Event::Request { token, request } => (token, request),
+            e => panic!("not a request: {e:?}"),
+        }
+    }
+
     fn login(&mut self) {
         self.send("l1 LOGIN alice secret\r\n");
         let Event::Login { token, .. } = self.event() else {
@@ -664,4 +672,51 @@ fn a_literal_cut_short_closes_the_connection() {
     h.s.reject(token, Completion::no("disk error")).unwrap();
     let w = h.take_wire();
     assert!(w.ends_with("partial") && h.closed, "{w}");
+}
+
+#[test]
+fn searchres_keeps_the_result_as_dollar() {
+    let mut h = H::new();
+    h.login();
+    h.select(vec![3, 5, 8, 13]);
+    assert!(h.s.capabilities().iter().any(|c| c == "SEARCHRES"));
+    h.send("a UID SEARCH RETURN (SAVE) FLAGGED\r\n");
+    let (token, _) = h.request();
+    h.s.searched(token, vec![13, 5]).unwrap();
+    // SAVE alone: no ESEARCH response.
+    assert_eq!(h.take_wire(), "a OK SEARCH completed\r\n");
+    h.send("b FETCH $ (FLAGS)\r\n");
+    let (token, Request::Fetch { messages, .. }) = h.request() else {
+        panic!()
+    };
+    assert_eq!(
+        messages.iter().map(|m| (m.seq, m.uid)).collect::<Vec<_>>(),
+        vec![(2, 5), (4, 13)]
+    );
+    h.s.complete(token, Completion::ok("FETCH completed"))
+        .unwrap();
+    h.take_wire();
+    h.send("c SEARCH $ SEEN\r\n");
+    let (token, Request::Search { keys, .. }) = h.request() else {
+        panic!()
+    };
+    assert_eq!(
+        keys[0],
+        imap_proto::SearchKey::Uid(imap_proto::SequenceSet::parse(b"5,13").unwrap())
+    );
+    // MIN with SAVE saves only the minimum.
+    h.s.searched(token, vec![13]).unwrap();
+    h.take_wire();
+    h.send("d SEARCH RETURN (SAVE MIN) ALL\r\n");
+    let (token, _) = h.request();
+    h.s.searched(token, vec![3, 5, 8]).unwrap();
+    assert_eq!(
+        h.take_wire(),
+        "* ESEARCH (TAG \"d\") MIN 1\r\nd OK SEARCH completed\r\n"
+    );
+    h.send("e UID FETCH $ UID\r\n");
+    let (_, Request::Fetch { messages, .. }) = h.request() else {
+        panic!()
+    };
+    assert_eq!(messages.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![3]);
 }

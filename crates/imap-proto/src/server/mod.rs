@@ -152,6 +152,8 @@ pub struct Session {
     /// Octets of a FETCH literal the application is still streaming
     /// ([`Session::fetched_literal`]); nothing else may be written before.
     literal_left: u64,
+    /// The UIDs of the last `SEARCH RETURN (SAVE)`: `$` (RFC 5182).
+    saved: Vec<u32>,
 }
 
 impl fmt::Debug for Session {
@@ -198,6 +200,7 @@ impl Session {
             idle_until: None,
             penalty: None,
             literal_left: 0,
+            saved: Vec::new(),
         };
         let caps = s.capabilities();
         s.status(
@@ -283,6 +286,7 @@ impl Session {
             "NAMESPACE",
             "UNSELECT",
             "ESEARCH",
+            "SEARCHRES",
             "UTF8=ACCEPT",
         ]
         .iter()
@@ -700,6 +704,35 @@ impl Session {
         }
         uids.sort_unstable();
         uids.dedup();
+        if let Some(ret) = &ret
+            && ret.contains(&SearchReturn::Save)
+        {
+            // RFC 5182 §2.1: with only MIN and/or MAX, those are saved.
+            let known: Vec<u32> = uids
+                .iter()
+                .copied()
+                .filter(|u| self.view.seq_of(*u).is_some())
+                .collect();
+            let all = ret
+                .iter()
+                .any(|r| matches!(r, SearchReturn::All | SearchReturn::Count))
+                || !ret
+                    .iter()
+                    .any(|r| matches!(r, SearchReturn::Min | SearchReturn::Max));
+            self.saved = if all {
+                known
+            } else {
+                let mut v = Vec::new();
+                if ret.contains(&SearchReturn::Min) {
+                    v.extend(known.first());
+                }
+                if ret.contains(&SearchReturn::Max) {
+                    v.extend(known.last());
+                }
+                v.dedup();
+                v
+            };
+        }
         let numbers: Vec<u32> = if uid {
             uids.into_iter()
                 .filter(|u| self.view.seq_of(*u).is_some())
@@ -711,6 +744,8 @@ impl Session {
         };
         match ret {
             None => self.untagged(&Response::Search(numbers, None)),
+            // SAVE alone: the result is kept, not sent (RFC 5182 §2.1).
+            Some(ret) if ret == [SearchReturn::Save] => {}
             Some(ret) => {
                 let ret = if ret.is_empty() {
                     vec![SearchReturn::All]
@@ -853,7 +888,15 @@ impl Session {
                 self.state = State::Authenticated;
                 self.finish(&tag, Kind::Other, completion);
             }
-            Pending::Request(tag, kind) => self.finish(&tag, kind, completion),
+            Pending::Request(tag, kind) => {
+                // A failed SEARCH with SAVE leaves `$` empty (RFC 5182 §2.1).
+                if let Kind::Search { ret: Some(r), .. } = &kind
+                    && r.contains(&SearchReturn::Save)
+                {
+                    self.saved.clear();
+                }
+                self.finish(&tag, kind, completion)
+            }
         }
         self.resume();
         Ok(())
@@ -1442,8 +1485,7 @@ impl Session {
                     );
                 }
                 let uids = uids.map(|set| {
-                    self.view
-                        .resolve(&set, true)
+                    self.resolve(&set, true)
                         .into_iter()
                         .map(|m| m.uid)
                         .collect()
@@ -1547,7 +1589,10 @@ impl Session {
                         "charset not supported",
                     );
                 }
-                let keys = keys.into_iter().map(crate::SearchKey::into_owned).collect();
+                let keys = keys
+                    .into_iter()
+                    .map(|k| self.with_saved(k.into_owned()))
+                    .collect();
                 self.request(
                     tag,
                     Kind::Search {
@@ -1599,7 +1644,48 @@ impl Session {
                 return None;
             }
         }
-        Some(self.view.resolve(set, uid))
+        Some(self.resolve(set, uid))
+    }
+
+    /// The messages a set names; `$` is the saved search result.
+    fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<Message> {
+        if !set.is_saved() {
+            return self.view.resolve(set, uid);
+        }
+        let mut out: Vec<Message> = self
+            .saved
+            .iter()
+            .filter_map(|u| self.view.seq_of(*u).map(|seq| Message { seq, uid: *u }))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Search keys with `$` replaced by the UIDs it stands for.
+    fn with_saved(&self, key: crate::SearchKey<'static>) -> crate::SearchKey<'static> {
+        use crate::SearchKey as K;
+        match key {
+            K::Seq(s) | K::Uid(s) if s.is_saved() => {
+                let mut uids: Vec<u32> = self.resolve(&s, true).iter().map(|m| m.uid).collect();
+                uids.sort_unstable();
+                let mut ranges = Vec::new();
+                for u in uids {
+                    match ranges.last_mut() {
+                        Some((_, SeqNumber::Value(b))) if *b + 1 == u => *b = u,
+                        _ => ranges.push((SeqNumber::Value(u), SeqNumber::Value(u))),
+                    }
+                }
+                match SequenceSet::from_ranges(ranges) {
+                    Some(set) => K::Uid(set),
+                    // Nothing saved matches nothing.
+                    None => K::Not(Box::new(K::All)),
+                }
+            }
+            K::Not(k) => K::Not(Box::new(self.with_saved(*k))),
+            K::Or(a, b) => K::Or(Box::new(self.with_saved(*a)), Box::new(self.with_saved(*b))),
+            K::And(ks) => K::And(ks.into_iter().map(|k| self.with_saved(k)).collect()),
+            other => other,
+        }
     }
 
     fn copy(&mut self, tag: Tag, uid: bool, set: &SequenceSet, mailbox: Mailbox, moving: bool) {
@@ -1634,6 +1720,7 @@ impl Session {
         // Selecting leaves the mailbox selected before, whatever happens.
         self.state = State::Authenticated;
         self.view = View::default();
+        self.saved.clear();
         self.request(
             tag,
             Kind::Select { read_only },
