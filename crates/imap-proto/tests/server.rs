@@ -720,3 +720,28 @@ fn searchres_keeps_the_result_as_dollar() {
     };
     assert_eq!(messages.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![3]);
 }
+
+#[test]
+fn binary_content_in_a_literal8_append_is_refused_with_unknown_cte() {
+    let mut h = H::new();
+    h.login();
+    h.send("a APPEND INBOX ~{3+}\r\n");
+    let (token, _) = h.request();
+    h.s.accept(token).unwrap();
+    let w = h.send("x\0y\r\nb NOOP\r\n");
+    assert_eq!(
+        w,
+        "a NO [UNKNOWN-CTE] binary content is not stored here\r\nb OK NOOP completed\r\n"
+    );
+    // Without NUL a literal8 message is stored as any other.
+    h.events.clear();
+    h.send("c APPEND INBOX ~{2+}\r\nok\r\n");
+    let (token, _) = h.request();
+    h.s.accept(token).unwrap();
+    h.pump();
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::AppendCommit { .. }))
+    );
+}

@@ -122,6 +122,11 @@ struct Append {
     index: usize,
     /// A NUL in a message: refused at the end (CHAR8 excludes NUL).
     nul: bool,
+    /// The current message is a literal8 (`~{n}`, RFC 3516).
+    binary: bool,
+    /// A NUL in a literal8 message: binary content, which this server does
+    /// not store (`NO [UNKNOWN-CTE]`, RFC 3516 §4.3).
+    nul_binary: bool,
 }
 
 /// One IMAP server connection.
@@ -1135,7 +1140,12 @@ impl Session {
                 }) => self.append_message(&args, size, sync, first),
                 Some(Item::AppendData(chunk)) => {
                     if let Some(a) = self.append.as_mut() {
-                        a.nul |= memchr::memchr(0, chunk).is_some();
+                        let nul = memchr::memchr(0, chunk).is_some();
+                        if a.binary {
+                            a.nul_binary |= nul;
+                        } else {
+                            a.nul |= nul;
+                        }
                     }
                     self.queue
                         .push_back(Output::Event(Event::AppendData(Bytes::copy_from_slice(
@@ -1147,6 +1157,14 @@ impl Session {
                         if a.nul {
                             self.event(Event::AppendAbort);
                             self.bad(Some(&a.tag), "NUL is not allowed in a message");
+                        } else if a.nul_binary {
+                            self.event(Event::AppendAbort);
+                            self.tagged(
+                                &a.tag,
+                                StatusKind::No,
+                                Some(Code::Other("UNKNOWN-CTE".into(), None)),
+                                "binary content is not stored here",
+                            );
                         } else {
                             let token = self.token(Pending::AppendCommit(a.tag));
                             self.event(Event::AppendCommit { token });
@@ -1243,6 +1261,8 @@ impl Session {
             mailbox: mailbox.clone(),
             index,
             nul: self.append.as_ref().is_some_and(|a| a.nul),
+            binary: args.ends_with(b"~"),
+            nul_binary: self.append.as_ref().is_some_and(|a| a.nul_binary),
         });
         let token = self.token(Pending::Append(tag));
         self.event(Event::Request {
