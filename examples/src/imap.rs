@@ -455,12 +455,16 @@ pub fn list_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     let inbox_fold = |c: &[char]| -> Vec<char> {
-        let s: String = c.iter().collect();
-        if s.len() >= 5
-            && s[..5].eq_ignore_ascii_case("INBOX")
-            && (s.len() == 5 || s[5..].starts_with('/'))
+        // By characters: a name may start with a multi-byte one.
+        let inbox: Vec<char> = "INBOX".chars().collect();
+        if c.len() >= 5
+            && c[..5]
+                .iter()
+                .zip(&inbox)
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
+            && (c.len() == 5 || c[5] == '/')
         {
-            format!("INBOX{}", &s[5..]).chars().collect()
+            inbox.iter().chain(&c[5..]).copied().collect()
         } else {
             c.to_vec()
         }
@@ -1866,6 +1870,10 @@ mod tests {
         assert!(list_match("a*c", "abxc"));
         assert!(!list_match("a*c", "abxd"));
         assert!(list_match("%/%", "x/y"));
+        // Names and patterns with multi-byte characters near the start.
+        assert!(list_match("Entw*", "Entwürfe"));
+        assert!(!list_match("INBOX", "Inbüx"));
+        assert!(list_match("ü*", "ü/x"));
     }
 
     #[test]

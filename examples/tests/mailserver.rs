@@ -1888,3 +1888,40 @@ print('qp', data[0][1].decode())
     );
     assert!(out.contains("qp café"), "{out}");
 }
+
+/// A client that enables IMAP4rev2 gets its rules: UTF-8 mailbox names,
+/// ESEARCH for SEARCH, no RECENT.
+#[test]
+fn imap4rev2_clients_get_utf8_names_and_esearch() {
+    let s = start();
+    let out = imap_script(
+        &s,
+        "print('caps', ' '.join(m.capabilities))
+def run(tag, line):
+    m.send(tag + b' ' + line + b'\\r\\n')
+    got = []
+    while True:
+        l = m.readline()
+        if not l:
+            raise SystemExit('connection closed: ' + ' | '.join(got))
+        got.append(l.decode('utf-8').strip())
+        if l.startswith(tag + b' '):
+            return ' | '.join(got)
+print('enable', run(b'e', b'ENABLE IMAP4rev2'))
+print('create', run(b'c', 'CREATE \"Entwürfe\"'.encode('utf-8')))
+print('list', run(b'l', b'LIST \"\" \"Entw*\"'))
+print('select', run(b's', b'SELECT INBOX'))
+print('search', run(b'f', b'SEARCH ALL'))
+",
+    );
+    assert!(out.contains("IMAP4REV2"), "{out}");
+    assert!(out.contains("* ENABLED IMAP4rev2"), "{out}");
+    assert!(out.contains("c OK"), "{out}");
+    assert!(out.contains("\"Entwürfe\""), "{out}");
+    let select = out.lines().find(|l| l.starts_with("select")).unwrap();
+    assert!(
+        select.contains("EXISTS") && !select.contains("RECENT"),
+        "{select}"
+    );
+    assert!(out.contains("* ESEARCH (TAG \"f\")"), "{out}");
+}

@@ -745,3 +745,52 @@ fn binary_content_in_a_literal8_append_is_refused_with_unknown_cte() {
             .any(|e| matches!(e, Event::AppendCommit { .. }))
     );
 }
+
+#[test]
+fn enable_imap4rev2_switches_to_its_rules() {
+    let mut h = H::new();
+    h.login();
+    assert!(h.s.capabilities().iter().any(|c| c == "IMAP4rev2"));
+    assert_eq!(
+        h.send("e ENABLE IMAP4rev2\r\n"),
+        "* ENABLED IMAP4rev2\r\ne OK ENABLE completed\r\n"
+    );
+    assert!(h.s.utf8(), "IMAP4rev2 includes UTF8=ACCEPT");
+    h.send("s1 SELECT INBOX\r\n");
+    let (token, _) = h.request();
+    let mut sel = Selected::new(7, 4, vec![1, 2, 3]);
+    sel.recent = vec![3];
+    h.s.selected(token, sel).unwrap();
+    let w = h.take_wire();
+    assert!(w.contains("* 3 EXISTS\r\n") && !w.contains("RECENT"), "{w}");
+    // Plain SEARCH is answered with ESEARCH.
+    h.send("a SEARCH ALL\r\n");
+    let (token, _) = h.request();
+    h.s.searched(token, vec![1, 2]).unwrap();
+    assert_eq!(
+        h.take_wire(),
+        "* ESEARCH (TAG \"a\") ALL 1:2\r\na OK SEARCH completed\r\n"
+    );
+    // No \Recent in FLAGS, nor RECENT after EXISTS.
+    h.send("f FETCH 3 FLAGS\r\n");
+    let (token, _) = h.request();
+    h.s.fetched(
+        &token,
+        3,
+        vec![FetchValue::Flags(vec![
+            Flag::Seen,
+            Flag::Extension("Recent".into()),
+        ])],
+    )
+    .unwrap();
+    h.s.push_new(4, true);
+    h.s.complete(token, Completion::ok("FETCH completed"))
+        .unwrap();
+    assert_eq!(
+        h.take_wire(),
+        "* 3 FETCH (FLAGS (\\Seen))\r\n* 4 EXISTS\r\nf OK FETCH completed\r\n"
+    );
+    // Selecting another mailbox closes the first one visibly.
+    let w = h.send("s2 EXAMINE Archive\r\n");
+    assert_eq!(w, "* OK [CLOSED] previous mailbox closed\r\n");
+}

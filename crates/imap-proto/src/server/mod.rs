@@ -159,6 +159,9 @@ pub struct Session {
     literal_left: u64,
     /// The UIDs of the last `SEARCH RETURN (SAVE)`: `$` (RFC 5182).
     saved: Vec<u32>,
+    /// The client enabled IMAP4rev2 (RFC 9051): no RECENT or `\Recent`,
+    /// ESEARCH for every SEARCH, UTF-8 mailbox names, `OK [CLOSED]`.
+    rev2: bool,
 }
 
 impl fmt::Debug for Session {
@@ -206,6 +209,7 @@ impl Session {
             penalty: None,
             literal_left: 0,
             saved: Vec::new(),
+            rev2: false,
         };
         let caps = s.capabilities();
         s.status(
@@ -283,6 +287,7 @@ impl Session {
     pub fn capabilities(&self) -> Vec<String> {
         let mut c: Vec<String> = [
             "IMAP4rev1",
+            "IMAP4rev2",
             "LITERAL+",
             "SASL-IR",
             "ID",
@@ -539,7 +544,9 @@ impl Session {
         self.state = State::Selected { read_only };
         self.untagged(&Response::Flags(mailbox.flags));
         self.untagged(&Response::Exists(self.view.exists()));
-        self.untagged(&Response::Recent(self.view.recent()));
+        if !self.rev2 {
+            self.untagged(&Response::Recent(self.view.recent()));
+        }
         if let Some(seq) = mailbox.first_unseen.and_then(|u| self.view.seq_of(u)) {
             self.untagged_status(StatusKind::Ok, Some(Code::Unseen(seq)), "First unseen");
         }
@@ -622,6 +629,7 @@ impl Session {
         if with_uid && !values.iter().any(|v| matches!(v, FetchValue::Uid(_))) {
             values.insert(0, FetchValue::Uid(uid));
         }
+        self.without_recent(&mut values);
         self.untagged(&Response::Fetch(seq, values));
         Ok(())
     }
@@ -656,6 +664,7 @@ impl Session {
         if with_uid && !values.iter().any(|v| matches!(v, FetchValue::Uid(_))) {
             values.insert(0, FetchValue::Uid(uid));
         }
+        self.without_recent(&mut values);
         let head =
             crate::fetch_literal_head(seq, &values, last, len).ok_or(ApiMisuse::WrongAnswer)?;
         self.out.extend_from_slice(&head);
@@ -748,6 +757,18 @@ impl Session {
                 .collect()
         };
         match ret {
+            // IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 §7.3.4).
+            None if self.rev2 => {
+                let mut items = Vec::new();
+                if !numbers.is_empty() {
+                    items.push(("ALL".to_owned(), compact(&numbers)));
+                }
+                self.untagged(&Response::ESearch {
+                    tag: Some(tag.as_str().as_bytes().to_vec().into()),
+                    uid,
+                    items,
+                });
+            }
             None => self.untagged(&Response::Search(numbers, None)),
             // SAVE alone: the result is kept, not sent (RFC 5182 §2.1).
             Some(ret) if ret == [SearchReturn::Save] => {}
@@ -948,7 +969,24 @@ impl Session {
 
     fn flush_view(&mut self, allow_expunge: bool, with_uid: bool) {
         for r in self.view.flush(allow_expunge, with_uid) {
+            // IMAP4rev2 has no RECENT.
+            if self.rev2 && matches!(r, Response::Recent(_)) {
+                continue;
+            }
             self.untagged(&r);
+        }
+    }
+
+    /// IMAP4rev2 has no `\Recent`.
+    fn without_recent(&self, values: &mut [FetchValue<'_>]) {
+        if self.rev2 {
+            for v in values {
+                if let FetchValue::Flags(f) = v {
+                    f.retain(
+                        |x| !matches!(x, Flag::Extension(e) if e.eq_ignore_ascii_case("Recent")),
+                    );
+                }
+            }
         }
     }
 
@@ -1394,12 +1432,21 @@ impl Session {
                 if !authed {
                     return self.bad(Some(&tag), "ENABLE needs a login");
                 }
-                let mut on = Vec::new();
+                let mut on: Vec<String> = Vec::new();
                 for c in caps {
-                    if c.eq_ignore_ascii_case("UTF8=ACCEPT") && !on.contains(&c) {
-                        self.utf8 = true;
-                        self.reader.set_utf8(true);
-                        on.push("UTF8=ACCEPT".to_owned());
+                    let name = if c.eq_ignore_ascii_case("UTF8=ACCEPT") {
+                        "UTF8=ACCEPT"
+                    } else if c.eq_ignore_ascii_case("IMAP4rev2") {
+                        // RFC 9051 includes UTF8=ACCEPT (RFC 9755).
+                        self.rev2 = true;
+                        "IMAP4rev2"
+                    } else {
+                        continue;
+                    };
+                    self.utf8 = true;
+                    self.reader.set_utf8(true);
+                    if !on.iter().any(|x| x == name) {
+                        on.push(name.to_owned());
                     }
                 }
                 self.untagged(&Response::Enabled(on));
@@ -1737,7 +1784,15 @@ impl Session {
     }
 
     fn select(&mut self, tag: Tag, mailbox: Mailbox, read_only: bool) {
-        // Selecting leaves the mailbox selected before, whatever happens.
+        // Selecting leaves the mailbox selected before, whatever happens;
+        // IMAP4rev2 says so (RFC 9051 §6.3.2).
+        if self.rev2 && self.is_selected() {
+            self.untagged_status(
+                StatusKind::Ok,
+                Some(Code::Closed),
+                "previous mailbox closed",
+            );
+        }
         self.state = State::Authenticated;
         self.view = View::default();
         self.saved.clear();
