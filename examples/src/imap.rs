@@ -40,8 +40,9 @@ const STREAM_CHUNK: u64 = 256 << 10;
 /// body follows as a streamed literal, that literal's length.
 type Answered = (u32, Vec<FetchValue<'static>>, Option<u64>);
 
-/// One batch of FETCH answers and the `\Seen` changes made.
-type Batch = (Vec<Answered>, Vec<(u32, u64)>);
+/// One batch of FETCH answers, the `\Seen` changes made, and whether a
+/// BINARY item met a transfer encoding it cannot undo.
+type Batch = (Vec<Answered>, Vec<(u32, u64)>, bool);
 
 /// An open message file.
 struct MessageReader(Box<dyn Read + Send>);
@@ -126,6 +127,8 @@ struct FetchJob {
     streaming: Option<Streaming>,
     chunk_running: Option<ChunkTask>,
     chunk_ready: Option<Result<Vec<u8>, ()>>,
+    /// A BINARY item met an unknown transfer encoding: `NO [UNKNOWN-CTE]`.
+    unknown_cte: bool,
 }
 
 /// Reads one FETCH batch (blocking): sets `\Seen` where the items ask,
@@ -156,6 +159,7 @@ fn fetch_batch(
         }
     }
     let mut out = Vec::new();
+    let mut unknown_cte = false;
     for meta in metas {
         // A large body goes out as a streamed literal after the rest.
         let (items, bytes, streamed) = match stream {
@@ -173,6 +177,14 @@ fn fetch_batch(
             None
         };
         let mut v = fetch_values(items, &meta, &meta.flags, body.as_deref(), summary.as_ref());
+        unknown_cte |= body.as_deref().is_some_and(|b| {
+            items.iter().any(|i| match i {
+                FetchItem::Binary { part, .. } | FetchItem::BinarySize(part) => {
+                    Structure::parse(b).binary(b, part).is_err()
+                }
+                _ => false,
+            })
+        });
         if changed.iter().any(|(u, _)| *u == meta.uid)
             && !v.iter().any(|x| matches!(x, FetchValue::Flags(_)))
         {
@@ -180,7 +192,7 @@ fn fetch_batch(
         }
         out.push((meta.uid, v, streamed));
     }
-    Ok((out, changed))
+    Ok((out, changed, unknown_cte))
 }
 
 /// One message of a MULTIAPPEND, staged until the command ends.
@@ -958,9 +970,10 @@ impl ImapConn {
             }
         }
         match job.ready.take() {
-            Some(Ok((answers, changed))) => {
+            Some(Ok((answers, changed, unknown_cte))) => {
                 self.own.extend(changed);
                 job.queue.extend(answers);
+                job.unknown_cte |= unknown_cte;
             }
             Some(Err(())) => failed = true,
             None => {}
@@ -1000,7 +1013,16 @@ impl ImapConn {
                 let _ = s.reject(job.token, Completion::no("the messages could not be read"));
             }
         } else if done && let Some(job) = self.job.take() {
-            let _ = s.complete(job.token, Completion::ok("FETCH completed"));
+            let end = if job.unknown_cte {
+                // RFC 3516 §4.2: the values that could be sent were.
+                Completion::no_code(
+                    Code::Other("UNKNOWN-CTE".into(), None),
+                    "a part's transfer encoding cannot be undone",
+                )
+            } else {
+                Completion::ok("FETCH completed")
+            };
+            let _ = s.complete(job.token, end);
         }
     }
 
@@ -1363,6 +1385,7 @@ impl ImapConn {
                     streaming: None,
                     chunk_running: None,
                     chunk_ready: None,
+                    unknown_cte: false,
                 });
                 Ok(())
             }

@@ -1865,8 +1865,8 @@ print('seen', data[0].decode())
     assert!(out.contains("\\Seen"), "{out}");
 }
 
-/// BINARY (RFC 3516) fetch undoes base64 and quoted-printable: the groundwork
-/// for IMAP4rev2 (not advertised yet: literal8 APPEND is not built).
+/// BINARY (RFC 3516, part of IMAP4rev2) fetch undoes base64 and
+/// quoted-printable, and says `NO [UNKNOWN-CTE]` for an encoding it cannot.
 #[test]
 fn binary_fetch_decodes_parts() {
     let s = start();
@@ -1880,6 +1880,9 @@ typ, data = m.fetch('1', '(BINARY.PEEK[1] BINARY.SIZE[1])')
 print('b64', repr(data[0][1]), data[1].decode() if len(data) > 1 else '')
 typ, data = m.fetch('1', '(BINARY.PEEK[2])')
 print('qp', data[0][1].decode())
+m.append('INBOX', None, None, b'Content-Transfer-Encoding: x-uuencode\\r\\n\\r\\nbegin 644 x\\r\\n')
+typ, data = m.fetch('2', '(BINARY.PEEK[1])')
+print('unknown', typ, data)
 ",
     );
     assert!(
@@ -1887,6 +1890,10 @@ print('qp', data[0][1].decode())
         "{out}"
     );
     assert!(out.contains("qp café"), "{out}");
+    assert!(
+        out.contains("unknown NO") && out.contains("[UNKNOWN-CTE]"),
+        "{out}"
+    );
 }
 
 /// A client that enables IMAP4rev2 gets its rules: UTF-8 mailbox names,
