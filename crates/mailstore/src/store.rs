@@ -119,13 +119,17 @@ struct Inner {
     poisoned: AtomicBool,
     counter: AtomicU64,
     seed: u64,
-    /// Summaries of the in-memory store (the disk store keeps them in the
-    /// index).
+    /// Summaries: all of them for the in-memory store; for the disk store,
+    /// those not yet in the index (written with the next index commit, or
+    /// on their own once [`SUMMARY_BUFFER`] wait).
     summaries: Mutex<Summaries>,
 }
 
 /// (mailbox id, UID) → summary bytes.
 type Summaries = HashMap<(u64, Uid), Arc<[u8]>>;
+
+/// Summaries held before they are written on their own.
+const SUMMARY_BUFFER: usize = 256;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -241,6 +245,20 @@ impl Store {
             let mut queue = tx.open_table(QUEUE)?;
             let mut subs = tx.open_table(index::SUBSCRIPTIONS)?;
             let mut summaries = tx.open_table(index::SUMMARIES)?;
+            // Summaries waiting in memory ride along with this commit.
+            let mut waiting = std::mem::take(&mut *lock(&self.inner.summaries));
+            for p in &puts {
+                match p {
+                    Put::Msg(id, uid, None) => {
+                        waiting.remove(&(*id, *uid));
+                    }
+                    Put::Mailbox(id, None) => waiting.retain(|k, _| k.0 != *id),
+                    _ => {}
+                }
+            }
+            for ((id, uid), data) in waiting {
+                summaries.insert((id, uid), &*data)?;
+            }
             for p in puts {
                 match p {
                     Put::Meta(k, v) => {
@@ -893,10 +911,11 @@ impl Store {
         uid: Uid,
     ) -> Result<Option<Vec<u8>>, Error> {
         let id = self.message_mailbox(user, name, uid)?;
+        if let Some(b) = lock(&self.inner.summaries).get(&(id, uid)) {
+            return Ok(Some(b.to_vec()));
+        }
         let Some(db) = &self.inner.db else {
-            return Ok(lock(&self.inner.summaries)
-                .get(&(id, uid))
-                .map(|b| b.to_vec()));
+            return Ok(None);
         };
         let tx = db.begin_read()?;
         let Ok(table) = tx.open_table(index::SUMMARIES) else {
@@ -907,8 +926,10 @@ impl Store {
 
     /// Keeps `data` with a message: what an application derives from it
     /// once (an IMAP server's ENVELOPE and BODYSTRUCTURE) instead of
-    /// reading the message again. A cache: written without waiting for the
-    /// disk (the next durable commit carries it), removed with the message.
+    /// reading the message again. A cache: held in memory and written with
+    /// the next index commit (or on its own, without waiting for the disk,
+    /// once a few hundred wait), removed with the message; one lost in a
+    /// crash is derived again.
     pub fn set_summary(
         &self,
         user: &UserName,
@@ -917,16 +938,29 @@ impl Store {
         data: &[u8],
     ) -> Result<(), Error> {
         self.check()?;
-        let _c = lock(&self.inner.commit);
         let id = self.message_mailbox(user, name, uid)?;
+        let full = {
+            let mut s = lock(&self.inner.summaries);
+            s.insert((id, uid), data.into());
+            s.len() >= SUMMARY_BUFFER
+        };
         let Some(db) = &self.inner.db else {
-            lock(&self.inner.summaries).insert((id, uid), data.into());
             return Ok(());
         };
+        if !full {
+            return Ok(());
+        }
+        let _c = lock(&self.inner.commit);
+        let waiting = std::mem::take(&mut *lock(&self.inner.summaries));
         let mut tx = db.begin_write()?;
         tx.set_durability(redb::Durability::None)
             .map_err(|e| Error::Index(e.to_string()))?;
-        tx.open_table(index::SUMMARIES)?.insert((id, uid), data)?;
+        {
+            let mut table = tx.open_table(index::SUMMARIES)?;
+            for ((id, uid), data) in &waiting {
+                table.insert((*id, *uid), &**data)?;
+            }
+        }
         tx.commit()?;
         Ok(())
     }

@@ -603,3 +603,43 @@ fn summaries_are_kept_with_their_message_and_go_with_it() {
         ));
     });
 }
+
+#[test]
+fn waiting_summaries_ride_along_with_the_next_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = user("alice");
+    let inbox = MailboxName::inbox();
+    let uid = {
+        let s = Store::open(dir.path()).unwrap();
+        s.create_user(&a).unwrap();
+        let d = s
+            .append(
+                &a,
+                &inbox,
+                &mut &b"Subject: x\r\n\r\nbody\r\n"[..],
+                0,
+                &Flags::new(),
+            )
+            .unwrap();
+        s.set_summary(&a, &inbox, d.uid, b"kept").unwrap();
+        // Held in memory until an index commit carries it.
+        assert_eq!(
+            s.summary(&a, &inbox, d.uid).unwrap().as_deref(),
+            Some(&b"kept"[..])
+        );
+        s.append(
+            &a,
+            &inbox,
+            &mut &b"Subject: y\r\n\r\nbody\r\n"[..],
+            0,
+            &Flags::new(),
+        )
+        .unwrap();
+        d.uid
+    };
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        s.summary(&a, &inbox, uid).unwrap().as_deref(),
+        Some(&b"kept"[..])
+    );
+}
