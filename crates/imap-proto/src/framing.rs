@@ -74,6 +74,62 @@ impl Frame<'_> {
     }
 }
 
+/// Where skipping a refused command stands (shared by the framer and the
+/// server session's reader).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Skipping {
+    /// Inside its line.
+    Line,
+    /// Inside a non-synchronising literal the line announced: octets left.
+    Literal(u64),
+    /// Done: the next command starts.
+    Done,
+}
+
+/// Bytes of a skipped line kept to see a literal header at its end.
+pub(crate) const SKIP_TAIL: usize = 32;
+
+/// Skips part of a refused command: to the end of its line, then through
+/// any non-synchronising literal it announces (the command goes on after
+/// it). `tail` keeps the end of the skipped line, bounded, so a literal
+/// header split across reads is still seen. Returns the octets used.
+pub(crate) fn skip(state: Skipping, tail: &mut Vec<u8>, input: &[u8]) -> (usize, Skipping) {
+    match state {
+        Skipping::Done => (0, Skipping::Done),
+        Skipping::Literal(n) => {
+            let take = usize::try_from(n).unwrap_or(usize::MAX).min(input.len());
+            let left = n - take as u64;
+            (
+                take,
+                if left == 0 {
+                    Skipping::Line
+                } else {
+                    Skipping::Literal(left)
+                },
+            )
+        }
+        Skipping::Line => {
+            let lf = memchr::memchr(b'\n', input);
+            let upto = lf.map_or(input.len(), |i| i + 1);
+            tail.extend_from_slice(&input[..upto]);
+            if tail.len() > SKIP_TAIL {
+                let cut = tail.len() - SKIP_TAIL;
+                tail.drain(..cut);
+            }
+            if lf.is_none() {
+                return (upto, Skipping::Line);
+            }
+            let t = std::mem::take(tail);
+            let next = match trailing_literal(&t) {
+                Some((0, LiteralMode::NonSync)) => Skipping::Line,
+                Some((n, LiteralMode::NonSync)) => Skipping::Literal(n),
+                _ => Skipping::Done,
+            };
+            (upto, next)
+        }
+    }
+}
+
 #[derive(Debug)]
 enum State {
     Line,
@@ -138,39 +194,18 @@ impl Framer {
     /// if one completed. Call again with the rest.
     pub fn push<'a>(&mut self, input: &'a [u8]) -> (usize, Option<Frame<'a>>) {
         match self.state {
-            State::Skip => {
-                // Keep the end of the skipped line (bounded) so a literal
-                // header split across reads is still seen.
-                let lf = memchr::memchr(b'\n', input);
-                let upto = lf.map_or(input.len(), |i| i + 1);
-                self.skip_tail.extend_from_slice(&input[..upto]);
-                if self.skip_tail.len() > 32 {
-                    let cut = self.skip_tail.len() - 32;
-                    self.skip_tail.drain(..cut);
-                }
-                if lf.is_some() {
-                    self.state = State::Line;
-                    let tail = std::mem::take(&mut self.skip_tail);
-                    if let Some((n, LiteralMode::NonSync)) = trailing_literal(&tail) {
-                        // The command goes on after the literal.
-                        self.state = if n == 0 {
-                            State::Skip
-                        } else {
-                            State::SkipLiteral(n)
-                        };
-                    }
-                }
-                (upto, None)
-            }
-            State::SkipLiteral(n) => {
-                let take = usize::try_from(n).unwrap_or(usize::MAX).min(input.len());
-                let left = n - take as u64;
-                self.state = if left == 0 {
-                    State::Skip
-                } else {
-                    State::SkipLiteral(left)
+            State::Skip | State::SkipLiteral(_) => {
+                let at = match self.state {
+                    State::SkipLiteral(n) => Skipping::Literal(n),
+                    _ => Skipping::Line,
                 };
-                (take, None)
+                let (used, next) = skip(at, &mut self.skip_tail, input);
+                self.state = match next {
+                    Skipping::Line => State::Skip,
+                    Skipping::Literal(n) => State::SkipLiteral(n),
+                    Skipping::Done => State::Line,
+                };
+                (used, None)
             }
             State::Literal(n) => {
                 let take = usize::try_from(n).unwrap_or(usize::MAX).min(input.len());

@@ -7,11 +7,10 @@
 use std::borrow::Cow;
 
 use crate::core::{LiteralMode, Tag, tag, trailing_literal};
+use crate::framing::{SKIP_TAIL as TAIL, Skipping, skip};
 
 /// Longest tag reported back in a refusal.
 const MAX_TAG: usize = 64;
-/// Bytes of a skipped line kept to see a literal header at its end.
-const TAIL: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -224,36 +223,18 @@ impl Reader {
                 }
                 (take, Some(Item::AppendData(&input[..take])))
             }
-            State::Skip => {
-                let lf = memchr::memchr(b'\n', input);
-                let upto = lf.map_or(input.len(), |i| i + 1);
-                self.skip_tail.extend_from_slice(&input[..upto]);
-                if self.skip_tail.len() > TAIL {
-                    let cut = self.skip_tail.len() - TAIL;
-                    self.skip_tail.drain(..cut);
-                }
-                if lf.is_some() {
-                    self.state = State::Line;
-                    let tail = std::mem::take(&mut self.skip_tail);
-                    if let Some((n, LiteralMode::NonSync)) = trailing_literal(&tail) {
-                        self.state = if n == 0 {
-                            State::Skip
-                        } else {
-                            State::SkipLiteral(n)
-                        };
-                    }
-                }
-                (upto, None)
-            }
-            State::SkipLiteral(n) => {
-                let take = usize::try_from(n).unwrap_or(usize::MAX).min(input.len());
-                let left = n - take as u64;
-                self.state = if left == 0 {
-                    State::Skip
-                } else {
-                    State::SkipLiteral(left)
+            State::Skip | State::SkipLiteral(_) => {
+                let at = match self.state {
+                    State::SkipLiteral(n) => Skipping::Literal(n),
+                    _ => Skipping::Line,
                 };
-                (take, None)
+                let (used, next) = skip(at, &mut self.skip_tail, input);
+                self.state = match next {
+                    Skipping::Line => State::Skip,
+                    Skipping::Literal(n) => State::SkipLiteral(n),
+                    Skipping::Done => State::Line,
+                };
+                (used, None)
             }
             State::Literal(n) => {
                 let take = usize::try_from(n).unwrap_or(usize::MAX).min(input.len());
