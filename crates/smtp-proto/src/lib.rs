@@ -92,6 +92,7 @@
 pub mod address;
 mod bdat;
 mod command;
+pub mod delivery;
 mod ehlo;
 mod error;
 pub mod params;
