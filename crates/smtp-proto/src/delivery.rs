@@ -403,6 +403,35 @@ mod tests {
         assert!(e.permanent);
     }
 
+    proptest::proptest! {
+        /// Whatever the records and the dice: preferences never go down,
+        /// each named host comes once, and nothing else comes.
+        #[test]
+        fn plans_keep_preference_order_and_every_host_once(
+            records in proptest::collection::vec((0u16..5, 0u8..6), 1..12),
+            dice in proptest::collection::vec(0usize..100, 0..20),
+        ) {
+            let mx: Vec<Mx> = records.iter().map(|(p, h)| Mx::new(*p, format!("h{h}.example"))).collect();
+            let mut d = dice.into_iter().cycle();
+            let t = plan("example", MxAnswer::Records(mx.clone()), &mut |n| d.next().unwrap_or(0) % n).unwrap();
+            proptest::prop_assert!(t.windows(2).all(|w| w[0].preference <= w[1].preference));
+            let mut names: Vec<&str> = t.iter().map(|t| t.host.as_str()).collect();
+            let before = names.len();
+            names.sort();
+            names.dedup();
+            proptest::prop_assert_eq!(names.len(), before);
+            let mut want: Vec<String> = mx.iter().map(|m| m.host.clone()).collect();
+            want.sort();
+            want.dedup();
+            proptest::prop_assert_eq!(names, want.iter().map(String::as_str).collect::<Vec<_>>());
+            // A host listed twice takes its best preference.
+            for target in &t {
+                let best = mx.iter().filter(|m| m.host == target.host).map(|m| m.preference).min();
+                proptest::prop_assert_eq!(Some(target.preference), best);
+            }
+        }
+    }
+
     #[test]
     fn outcomes_move_the_recipient_on() {
         let hop = |last| Hop {
