@@ -773,3 +773,60 @@ fn event_token(e: imap_proto::server::Event) -> Option<session_core::Token> {
         _ => None,
     }
 }
+
+/// The MIME walker under arbitrary messages: no panic, bounded work, and
+/// what it builds goes on the wire and back — BODYSTRUCTURE and ENVELOPE
+/// encode to a FETCH response that parses to the same values; every
+/// section it names is a slice no longer than the message (or a derived
+/// header block), and BINARY never panics.
+pub fn imap_mime(data: &[u8]) {
+    use imap_proto::mime::Structure;
+    use imap_proto::{FetchValue, Response, Section, SectionText};
+
+    let s = Structure::parse(data);
+    let b = s.body_structure(data, true);
+    let plain = s.body_structure(data, false);
+    let env = Structure::envelope(data);
+    let r = Response::Fetch(
+        1,
+        vec![
+            FetchValue::BodyStructure(Box::new(b)),
+            FetchValue::Body(Box::new(plain)),
+            FetchValue::Envelope(Box::new(env)),
+        ],
+    );
+    let wire = r.encode(false);
+    if let Ok(back) = Response::parse(&wire, false) {
+        assert_eq!(back, r, "BODYSTRUCTURE/ENVELOPE do not round-trip");
+    } else {
+        // Nesting past the codec's parse depth is the only allowed refusal.
+        assert!(wire.iter().filter(|&&c| c == b'(').count() > imap_proto::MAX_BODY_DEPTH);
+    }
+    for part in [
+        vec![],
+        vec![1],
+        vec![2],
+        vec![1, 1],
+        vec![1, 2, 1],
+        vec![3, 1],
+    ] {
+        for text in [
+            SectionText::Full,
+            SectionText::Header,
+            SectionText::Text,
+            SectionText::Mime,
+            SectionText::HeaderFields(vec!["subject".into(), "from".into()]),
+            SectionText::HeaderFieldsNot(vec!["received".into()]),
+        ] {
+            let sec = Section {
+                part: part.clone(),
+                text,
+                partial: Some((3, 50)),
+            };
+            if let Some(bytes) = s.section(data, &sec) {
+                assert!(bytes.len() <= 50);
+            }
+        }
+        let _ = s.binary(data, &part);
+    }
+}

@@ -67,3 +67,8 @@ fn pop3_client_session_corpus() {
 fn imap_server_session_corpus() {
     replay("imap_server_session", mailkit_fuzz::imap_server_session);
 }
+
+#[test]
+fn imap_mime_corpus() {
+    replay("imap_mime", mailkit_fuzz::imap_mime);
+}

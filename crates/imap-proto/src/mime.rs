@@ -475,6 +475,9 @@ impl Structure {
                             ),
                             lines,
                         },
+                        // A multipart without parts is described as
+                        // text/plain, with its lines like any text.
+                        Shape::Multi(_) => PartKind::Text { lines },
                         _ if p.media_type == "text" => PartKind::Text { lines },
                         _ => PartKind::Basic,
                     };
@@ -890,6 +893,24 @@ mod tests {
         assert_eq!(s.binary(msg, &[4]), Ok(None));
         assert_eq!(&*s.binary(msg, &[]).unwrap().unwrap(), &msg[..]);
         assert_eq!(base64_decode(b"a=b"), None);
+    }
+
+    #[test]
+    fn a_multipart_without_parts_is_consistent_text_plain() {
+        // Found by the imap_mime fuzz target: the type said text, the
+        // shape said basic, and the codec could not read it back.
+        let msg = b"Content-Type: multipart/mixed; boundary=fo\r\n\r\nno delimiter here\r\n";
+        let s = Structure::parse(msg);
+        let b = s.body_structure(msg, true);
+        assert!(matches!(
+            b,
+            BodyStructure::Single {
+                kind: PartKind::Text { .. },
+                ..
+            }
+        ));
+        let r = Response::Fetch(1, vec![FetchValue::BodyStructure(Box::new(b))]);
+        assert_eq!(Response::parse(&r.encode(false), false).unwrap(), r);
     }
 
     #[test]
