@@ -1910,6 +1910,17 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// The helpers that read what a client sent never panic, whatever
+        /// characters it holds (a byte-5 slice inside `ü` once did).
+        #[test]
+        fn client_text_never_panics_the_helpers(pattern in "\\PC{0,12}", name in "\\PC{0,12}", date in "\\PC{0,30}") {
+            let _ = list_match(&pattern, &name);
+            let _ = parse_date(&date);
+            let _ = mailbox_name(&Mailbox::new(name.clone()).unwrap_or_else(|| Mailbox::new("x").unwrap()));
+        }
+    }
+
     #[test]
     fn uid_sets_join_runs_in_order() {
         assert_eq!(uid_set(&[3, 4, 5, 9]).unwrap().to_string(), "3:5,9");
