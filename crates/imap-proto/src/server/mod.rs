@@ -1170,12 +1170,9 @@ impl Session {
                     self.auth = None;
                     self.bad(tag.as_ref(), reason)
                 }
-                Some(Item::AppendMessage {
-                    args,
-                    size,
-                    sync,
-                    first,
-                }) => self.append_message(&args, size, sync, first),
+                Some(Item::AppendMessage { args, size, first }) => {
+                    self.append_message(&args, size, first)
+                }
                 Some(Item::AppendData(chunk)) => {
                     if let Some(a) = self.append.as_mut() {
                         let nul = memchr::memchr(0, chunk).is_some();
@@ -1231,7 +1228,7 @@ impl Session {
         pos
     }
 
-    fn append_message(&mut self, args: &[u8], size: u64, sync: bool, first: bool) {
+    fn append_message(&mut self, args: &[u8], size: u64, first: bool) {
         // Flags and date parsed through the APPEND grammar itself.
         let mut probe = if first {
             args.to_vec()
@@ -1293,7 +1290,6 @@ impl Session {
             );
             return;
         }
-        let _ = sync;
         self.append = Some(Append {
             tag: tag.clone(),
             mailbox: mailbox.clone(),

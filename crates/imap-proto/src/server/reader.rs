@@ -59,11 +59,11 @@ pub(crate) enum Item<'a> {
     /// An APPEND message literal is announced. `args`: the command text
     /// before the literal header (for the first message, from the tag on;
     /// for a further one, what followed the previous message). The reader
-    /// waits for [`Reader::accept_append`] or [`Reader::refuse_append`].
+    /// waits for [`Reader::accept_append`] (which says whether the client
+    /// waits for a `+`) or [`Reader::refuse_append`].
     AppendMessage {
         args: Vec<u8>,
         size: u64,
-        sync: bool,
         first: bool,
     },
     /// Bytes of the accepted APPEND message.
@@ -329,7 +329,6 @@ impl Reader {
                         Some(Item::AppendMessage {
                             args: line[..open].to_vec(),
                             size,
-                            sync: mode == LiteralMode::Sync,
                             first: false,
                         }),
                     )
@@ -356,7 +355,6 @@ impl Reader {
                         Some(Item::AppendMessage {
                             args,
                             size: n,
-                            sync,
                             first: true,
                         }),
                     );
@@ -427,7 +425,7 @@ mod tests {
         assert!(out[1].contains("size: 11"));
         assert!(r.is_paused());
         assert_eq!(r.push(b"hello world\r\n"), (0, None));
-        r.accept_append();
+        assert!(r.accept_append(), "a synchronising literal waits for +");
         let (used, item) = r.push(b"hello world\r\n");
         assert_eq!((used, item), (11, Some(Item::AppendData(b"hello world"))));
         assert_eq!(r.push(b"\r\n"), (2, Some(Item::AppendEnd)));
@@ -438,10 +436,7 @@ mod tests {
         let mut r = Reader::new(1024, 1024);
         let (used, item) = r.push(b"a APPEND INBOX {8+}\r\nb NOOP\r\n\r\nc NOOP\r\n");
         assert_eq!(used, 21);
-        assert!(matches!(
-            item,
-            Some(Item::AppendMessage { sync: false, .. })
-        ));
+        assert!(matches!(item, Some(Item::AppendMessage { size: 8, .. })));
         r.refuse_append();
         let out = all(&mut r, b"b NOOP\r\n\r\nc NOOP\r\n");
         assert_eq!(

@@ -158,13 +158,11 @@ impl View {
         u32::try_from(known).unwrap_or(u32::MAX)
     }
 
-    /// A message's flags changed (to `flags`).
+    /// A message's flags changed (to `flags`). A message not announced yet
+    /// needs no update: the client fetches its flags after the EXISTS.
     pub fn push_flags(&mut self, uid: u32, flags: Vec<Flag>) {
         if self.seq_of(uid).is_some() && !self.expunged.contains(&uid) {
             self.flags.insert(uid, flags);
-        } else if let Ok(i) = self.new.binary_search(&uid) {
-            // Announced with EXISTS; its flags are fetched by the client.
-            let _ = i;
         }
     }
 
