@@ -742,8 +742,17 @@ pub fn imap_server_session(data: &[u8]) {
                     None => Ok(()),
                 },
             };
-            // Answers to decisions that are still pending never fail.
-            let _ = r;
+            // An answer of the right kind fails only when its decision is
+            // gone: answered by the session's timeout, or the session closed.
+            if let Err(e) = r {
+                assert!(
+                    matches!(
+                        e.error,
+                        session_core::ApiMisuse::Expired | session_core::ApiMisuse::UnknownToken
+                    ),
+                    "answer refused: {e:?}"
+                );
+            }
         }
         for e in t.drain(&mut s) {
             match e {
