@@ -316,18 +316,16 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
             Box::pin(async move {
                 let mut session = Session::new(config, Instant::now(), entropy());
                 let mut conn = SmtpConn::new(ctx, role, peer);
-                if let Err(e) = drive(
+                run_connection(
                     &mut session,
-                    sock.compat(),
-                    Some(tls),
-                    &TokioTimer,
-                    io_timeouts,
                     &mut conn,
+                    sock,
+                    tls,
+                    io_timeouts,
+                    peer,
+                    role.name(),
                 )
-                .await
-                {
-                    tracing::debug!(%peer, %e, "connection ended with an error");
-                }
+                .await;
             })
         });
         let busy = b"421 4.7.0 Too many connections, try again later\r\n";
@@ -356,18 +354,16 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         Box::pin(async move {
             let mut session = pop3_proto::server::Session::new(config, Instant::now(), entropy());
             let mut conn = Pop3Conn::new(ctx);
-            if let Err(e) = drive(
+            run_connection(
                 &mut session,
-                sock.compat(),
-                Some(tls),
-                &TokioTimer,
-                io_timeouts,
                 &mut conn,
+                sock,
+                tls,
+                io_timeouts,
+                peer,
+                "pop3",
             )
-            .await
-            {
-                tracing::debug!(%peer, %e, "pop3 connection ended with an error");
-            }
+            .await;
         })
     });
     let busy = b"-ERR [SYS/TEMP] too many connections, try again later\r\n";
@@ -383,18 +379,16 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         Box::pin(async move {
             let mut session = imap_proto::server::Session::new(config, Instant::now(), entropy());
             let mut conn = ImapConn::new(ctx);
-            if let Err(e) = drive(
+            run_connection(
                 &mut session,
-                sock.compat(),
-                Some(tls),
-                &TokioTimer,
-                io_timeouts,
                 &mut conn,
+                sock,
+                tls,
+                io_timeouts,
+                peer,
+                "imap",
             )
-            .await
-            {
-                tracing::debug!(%peer, %e, "imap connection ended with an error");
-            }
+            .await;
         })
     });
     let busy = b"* BYE too many connections, try again later\r\n";
@@ -408,6 +402,33 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
     Ok(())
+}
+
+/// Runs one accepted connection's session to its end over the socket loop.
+async fn run_connection<S, H>(
+    session: &mut S,
+    conn: &mut H,
+    sock: tokio::net::TcpStream,
+    tls: Arc<rustls::ServerConfig>,
+    io_timeouts: IoTimeouts,
+    peer: SocketAddr,
+    proto: &str,
+) where
+    S: session_core::Session,
+    H: mailkit_examples::Handler<S>,
+{
+    if let Err(e) = drive(
+        session,
+        sock.compat(),
+        Some(tls),
+        &TokioTimer,
+        io_timeouts,
+        conn,
+    )
+    .await
+    {
+        tracing::debug!(%peer, %e, proto, "connection ended with an error");
+    }
 }
 
 async fn shutdown_signal() {
