@@ -91,8 +91,10 @@
 
 pub mod address;
 mod bdat;
+pub mod client;
 mod command;
 pub mod delivery;
+pub mod downgrade;
 mod ehlo;
 mod error;
 pub mod params;
