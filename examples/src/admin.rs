@@ -37,6 +37,20 @@ pub enum Action {
     /// Read the aliases file again (sent to a running server after the
     /// command line changed it).
     ReloadAliases,
+    /// The outgoing queue, a line per message.
+    QueueList,
+    /// One queued message in full.
+    QueueShow {
+        /// Its queue id.
+        id: u64,
+    },
+    /// Every waiting recipient due now.
+    QueueFlush,
+    /// Remove a queued message (no delivery, no bounce).
+    QueueDelete {
+        /// Its queue id.
+        id: u64,
+    },
 }
 
 impl Action {
@@ -52,6 +66,10 @@ impl Action {
             Action::Del { name } => format!("del {name}"),
             Action::List => "list".to_owned(),
             Action::ReloadAliases => "reload-aliases".to_owned(),
+            Action::QueueList => "queue-list".to_owned(),
+            Action::QueueShow { id } => format!("queue-show {id}"),
+            Action::QueueFlush => "queue-flush".to_owned(),
+            Action::QueueDelete { id } => format!("queue-delete {id}"),
         }
     }
 
@@ -70,6 +88,10 @@ impl Action {
             }),
             ["list"] => Some(Action::List),
             ["reload-aliases"] => Some(Action::ReloadAliases),
+            ["queue-list"] => Some(Action::QueueList),
+            ["queue-flush"] => Some(Action::QueueFlush),
+            ["queue-show", id] => id.parse().ok().map(|id| Action::QueueShow { id }),
+            ["queue-delete", id] => id.parse().ok().map(|id| Action::QueueDelete { id }),
             _ => None,
         }
     }
@@ -93,6 +115,9 @@ pub fn apply(
         Some(p) if !p.is_empty() => Ok(p),
         _ => Err("empty password".to_owned()),
     };
+    if let Some(text) = queue_action(store, action) {
+        return text;
+    }
     let mut acc = accounts
         .write()
         .map_err(|_| "accounts unavailable".to_owned())?;
@@ -136,7 +161,100 @@ pub fn apply(
             .map(|u| u.to_string())
             .collect::<Vec<_>>()
             .join("\n")),
+        Action::QueueList
+        | Action::QueueShow { .. }
+        | Action::QueueFlush
+        | Action::QueueDelete { .. } => Err("not a user action".into()),
     }
+}
+
+fn state_word(s: &mailstore::queue::RecipientState) -> &'static str {
+    use mailstore::queue::RecipientState::*;
+    match s {
+        Pending => "pending",
+        Deferred => "deferred",
+        Delivered => "delivered",
+        Failed => "failed",
+    }
+}
+
+/// The queue commands; `None` for the others.
+fn queue_action(store: &Store, action: &Action) -> Option<Result<String, String>> {
+    use mailstore::queue::rfc5322_date;
+    let now = crate::smtp::now_secs();
+    Some(match action {
+        Action::QueueList => {
+            let mut lines = Vec::new();
+            for m in store.queue_list() {
+                let rcpts: Vec<String> = m
+                    .recipients
+                    .iter()
+                    .map(|r| format!("{} ({})", r.address, state_word(&r.state)))
+                    .collect();
+                lines.push(format!(
+                    "{}\t{} octets\t{}\t<{}>\t{}",
+                    m.id,
+                    m.size,
+                    rfc5322_date(m.arrival),
+                    m.from,
+                    rcpts.join(", ")
+                ));
+            }
+            if lines.is_empty() {
+                Ok("the queue is empty".into())
+            } else {
+                Ok(lines.join("\n"))
+            }
+        }
+        Action::QueueShow { id } => match store.queue_get(*id) {
+            None => Err(format!("no queued message {id}")),
+            Some(m) => {
+                let mut s = format!(
+                    "id: {}\nfrom: <{}>\narrival: {}\nsize: {}\n",
+                    m.id,
+                    m.from,
+                    rfc5322_date(m.arrival),
+                    m.size
+                );
+                if let Some(e) = &m.envid {
+                    s.push_str(&format!("envid: {e}\n"));
+                }
+                for r in &m.recipients {
+                    s.push_str(&format!(
+                        "recipient: <{}> {} attempts={} next={}{}\n",
+                        r.address,
+                        state_word(&r.state),
+                        r.attempts,
+                        rfc5322_date(r.next_attempt.max(now)),
+                        r.last_reply
+                            .as_ref()
+                            .map(|l| format!(" last=\"{l}\""))
+                            .unwrap_or_default()
+                    ));
+                }
+                // The header of the message, for people to recognise it.
+                if let Ok(mut f) = store.queue_open(*id) {
+                    let mut head = vec![0u8; 8192];
+                    let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
+                    let head = String::from_utf8_lossy(&head[..n]).into_owned();
+                    let end = head.find("\r\n\r\n").unwrap_or(head.len());
+                    s.push('\n');
+                    s.push_str(&head[..end].replace("\r\n", "\n"));
+                }
+                Ok(s.trim_end().to_owned())
+            }
+        },
+        Action::QueueFlush => store
+            .queue_flush(now)
+            .map(|n| format!("{n} recipients due now"))
+            .map_err(|e| format!("store: {e}")),
+        Action::QueueDelete { id } => match store.queue_delete(*id) {
+            Ok(true) => Ok(format!("deleted {id}")),
+            Ok(false) => Err(format!("no queued message {id}")),
+            Err(e) => Err(format!("store: {e}")),
+        },
+        _ => return None,
+    })
 }
 
 /// Sends `action` to the server running on `data`, if one answers.
@@ -218,12 +336,16 @@ pub fn handle(stream: UnixStream, ctx: &crate::routing::Ctx) -> std::io::Result<
                 reader.read_line(&mut pw)?;
             }
             let pw = pw.trim_end_matches(['\r', '\n']);
-            apply(
+            let r = apply(
                 &ctx.store,
                 &ctx.accounts,
                 &action,
                 action.needs_password().then_some(pw),
-            )
+            );
+            if action == Action::QueueFlush {
+                ctx.queue_wake.notify_one();
+            }
+            r
         }
     };
     let mut stream = stream;

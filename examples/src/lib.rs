@@ -13,9 +13,11 @@
 pub mod accounts;
 pub mod admin;
 pub mod aliases;
+pub mod dkim;
 pub mod imap;
 pub mod listen;
 pub mod metrics;
+pub mod outbound;
 pub mod pop3;
 pub mod routing;
 pub mod smtp;

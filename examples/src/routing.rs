@@ -46,6 +46,8 @@ pub struct Ctx {
     /// lowest UID no session has seen yet (held in memory: after a restart
     /// every message is new once more).
     pub recent: Mutex<HashMap<(UserName, mailstore::MailboxName, u32), u32>>,
+    /// Woken when mail is queued for the queue runner.
+    pub queue_wake: tokio::sync::Notify,
 }
 
 impl Ctx {

@@ -236,7 +236,10 @@ impl Handler<Session> for SmtpConn {
                     .await;
                     ctx.metrics.commit(t.elapsed());
                     match q {
-                        Ok(Ok(m)) => spooled = Some(m),
+                        Ok(Ok(m)) => {
+                            spooled = Some(m);
+                            ctx.queue_wake.notify_one();
+                        }
                         _ => queued = false,
                     }
                 }

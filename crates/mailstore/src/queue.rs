@@ -397,10 +397,38 @@ fn status_of(reply: &str, expired: bool) -> String {
         .map_or_else(|| "5.0.0".to_owned(), str::to_owned)
 }
 
+/// What a delivery status notification reports for one recipient
+/// (RFC 3464 §2.3.3 `Action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Failed for good: its last reply was permanent.
+    Failed,
+    /// Failed: the delivery time ran out.
+    Expired,
+    /// Delivered to a next hop that takes DSN requests on (NOTIFY=SUCCESS).
+    Delivered,
+    /// Passed to a next hop that does not take DSN requests on: no further
+    /// notification will come (RFC 3461 §6.2.1).
+    Relayed,
+    /// Not delivered yet, still being tried (NOTIFY=DELAY).
+    Delayed,
+}
+
+impl Action {
+    fn word(self) -> &'static str {
+        match self {
+            Action::Failed | Action::Expired => "failed",
+            Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
+            Action::Delayed => "delayed",
+        }
+    }
+}
+
 /// Builds an RFC 3464 delivery status notification for the failed
-/// recipients of `m`, from the null reverse path, to its sender.
-/// `original` is the queued message's bytes (its headers, or all of it
-/// with `RET=FULL`, are attached).
+/// recipients of `m` (`true` when its time expired), from the null
+/// reverse path, to its sender. `original` is the queued message's bytes
+/// (its headers, or all of it with `RET=FULL`, are attached).
 pub fn build_bounce(
     m: &QueuedMessage,
     failed: &[(usize, bool)],
@@ -408,6 +436,52 @@ pub fn build_bounce(
     reporting_mta: &str,
     now: i64,
 ) -> Result<Vec<u8>, Error> {
+    let entries: Vec<(usize, Action)> = failed
+        .iter()
+        .map(|&(i, expired)| {
+            (
+                i,
+                if expired {
+                    Action::Expired
+                } else {
+                    Action::Failed
+                },
+            )
+        })
+        .collect();
+    build_report(m, &entries, original, reporting_mta, now)
+}
+
+/// Builds an RFC 3464 delivery status notification for the recipients of
+/// `m` listed with what happened to each, to its sender. A report that
+/// holds no failure returns only the headers of the message (RFC 3461
+/// §4.3 allows no more for success), whatever RET asked.
+pub fn build_report(
+    m: &QueuedMessage,
+    entries: &[(usize, Action)],
+    original: &mut dyn Read,
+    reporting_mta: &str,
+    now: i64,
+) -> Result<Vec<u8>, Error> {
+    let any_failed = entries
+        .iter()
+        .any(|(_, a)| matches!(a, Action::Failed | Action::Expired));
+    let (subject, intro) = if any_failed {
+        (
+            "Undelivered Mail Returned to Sender",
+            "Your message could not be delivered to one or more recipients.",
+        )
+    } else if entries.iter().all(|(_, a)| *a == Action::Delayed) {
+        (
+            "Delayed Mail (still being retried)",
+            "Your message could not be delivered yet; delivery is still being tried.",
+        )
+    } else {
+        (
+            "Successful Mail Delivery Report",
+            "Your message was delivered (or passed on) to the recipients below.",
+        )
+    };
     let mut orig = Vec::new();
     original.take(10 * 1024 * 1024).read_to_end(&mut orig)?;
     let headers_end = find(&orig, b"\r\n\r\n")
@@ -420,7 +494,7 @@ pub fn build_bounce(
     out.push_str(&format!(
         "From: Mail Delivery System <MAILER-DAEMON@{reporting_mta}>\r\n\
 To: <{}>\r\n\
-Subject: Undelivered Mail Returned to Sender\r\n\
+Subject: {subject}\r\n\
 Date: {date}\r\n\
 Message-ID: <bounce.{}.{now}@{reporting_mta}>\r\n\
 Auto-Submitted: auto-replied\r\n\
@@ -429,17 +503,19 @@ Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{bo
 This is a MIME-encapsulated message.\r\n\r\n--{boundary}\r\n\
 Content-Type: text/plain; charset=us-ascii\r\n\r\n\
 This is the mail system at host {reporting_mta}.\r\n\r\n\
-Your message could not be delivered to one or more recipients.\r\n\r\n",
+{intro}\r\n\r\n",
         m.from, m.id
     ));
-    for (i, expired) in failed {
-        let r = &m.recipients[*i];
-        let why = if *expired {
-            "delivery time expired".to_owned()
-        } else {
-            r.last_reply.clone().unwrap_or_default()
+    let entries: Vec<(&QueueRecipient, Action)> = entries
+        .iter()
+        .filter_map(|&(i, a)| m.recipients.get(i).map(|r| (r, a)))
+        .collect();
+    for (r, action) in &entries {
+        let why = match action {
+            Action::Expired => "delivery time expired".to_owned(),
+            _ => r.last_reply.clone().unwrap_or_default(),
         };
-        out.push_str(&format!("<{}>: {}\r\n", r.address, why));
+        out.push_str(&format!("<{}>: {}: {}\r\n", r.address, action.word(), why));
     }
     out.push_str(&format!(
         "\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; {reporting_mta}\r\n"
@@ -448,23 +524,27 @@ Your message could not be delivered to one or more recipients.\r\n\r\n",
         out.push_str(&format!("Original-Envelope-Id: {e}\r\n"));
     }
     out.push_str(&format!("Arrival-Date: {}\r\n", rfc5322_date(m.arrival)));
-    for (i, expired) in failed {
-        let r = &m.recipients[*i];
+    for (r, action) in &entries {
         let reply = r.last_reply.clone().unwrap_or_default();
         out.push_str(&format!("\r\nFinal-Recipient: rfc822; {}\r\n", r.address));
         if let Some(o) = &r.orcpt {
             out.push_str(&format!("Original-Recipient: rfc822; {o}\r\n"));
         }
+        let status = match action {
+            Action::Failed | Action::Expired => status_of(&reply, *action == Action::Expired),
+            Action::Delivered | Action::Relayed => "2.0.0".to_owned(),
+            Action::Delayed => "4.0.0".to_owned(),
+        };
         out.push_str(&format!(
-            "Action: failed\r\nStatus: {}\r\n",
-            status_of(&reply, *expired)
+            "Action: {}\r\nStatus: {status}\r\n",
+            action.word()
         ));
         if !reply.is_empty() {
             out.push_str(&format!("Diagnostic-Code: smtp; {reply}\r\n"));
         }
         out.push_str(&format!("Last-Attempt-Date: {date}\r\n"));
     }
-    let full = m.ret == Some(Return::Full);
+    let full = any_failed && m.ret == Some(Return::Full);
     out.push_str(&format!(
         "\r\n--{boundary}\r\nContent-Type: {}\r\n\r\n",
         if full {

@@ -1638,6 +1638,57 @@ impl Store {
             .collect()
     }
 
+    /// Makes every waiting recipient due at `now` (`queue flush`).
+    /// Returns how many recipients were made due.
+    pub fn queue_flush(&self, now: i64) -> Result<usize, Error> {
+        self.check()?;
+        let _c = lock(&self.inner.commit);
+        let (n, puts) = {
+            let mut model = lock(&self.inner.model);
+            let mut n = 0;
+            let mut puts = Vec::new();
+            for m in model.queue.messages.values_mut() {
+                let mut changed = false;
+                for r in &mut m.recipients {
+                    if matches!(r.state, RecipientState::Pending | RecipientState::Deferred)
+                        && r.next_attempt > now
+                    {
+                        r.next_attempt = now;
+                        n += 1;
+                        changed = true;
+                    }
+                }
+                if changed {
+                    puts.push(Put::Queue(m.id, Some(q::encode(m))));
+                }
+            }
+            (n, puts)
+        };
+        if !puts.is_empty() {
+            self.write_index(puts)?;
+        }
+        Ok(n)
+    }
+
+    /// Removes a queued message without delivering it or bouncing it
+    /// (`queue delete`). A runner holding its lease finds it gone when it
+    /// records its results. `Ok(false)`: no such message.
+    pub fn queue_delete(&self, id: QueueId) -> Result<bool, Error> {
+        self.check()?;
+        let _c = lock(&self.inner.commit);
+        let existed = {
+            let mut model = lock(&self.inner.model);
+            model.queue.leases.remove(&id);
+            model.queue.messages.remove(&id).is_some()
+        };
+        if !existed {
+            return Ok(false);
+        }
+        self.write_index(vec![Put::Queue(id, None)])?;
+        let _ = self.inner.fs.remove_file(&self.queue_path(id));
+        Ok(true)
+    }
+
     /// A queued message's bytes.
     pub fn queue_open(&self, id: QueueId) -> Result<Box<dyn Read + Send>, Error> {
         Ok(self.inner.fs.open(&self.queue_path(id))?)

@@ -23,6 +23,7 @@ use mailkit_examples::listen::{Limits, RunFn, entropy, listen};
 use mailkit_examples::pop3::Pop3Conn;
 use mailkit_examples::routing::Ctx;
 use mailkit_examples::smtp::{Role, SmtpConn, SmtpOptions, session_config};
+use mailkit_examples::tls::OutboundTls;
 use mailkit_examples::{IoTimeouts, TokioTimer, drive};
 use mailstore::{Store, UserName};
 use sasl::Mechanism;
@@ -69,8 +70,45 @@ enum Cmd {
         #[command(subcommand)]
         action: AliasCmd,
     },
+    /// The outgoing queue; works while the server runs.
+    Queue {
+        #[command(subcommand)]
+        action: QueueCmd,
+    },
+    /// DKIM signing keys.
+    Dkim {
+        #[command(subcommand)]
+        action: DkimCmd,
+    },
     /// Run the server (the default).
     Serve(Box<ServeArgs>),
+}
+
+#[derive(Subcommand, Debug)]
+enum QueueCmd {
+    /// A line per queued message: id, size, arrival, sender, recipients.
+    List,
+    /// One message: its recipients' states, attempts, last replies, header.
+    Show { id: u64 },
+    /// Try every waiting recipient now.
+    Flush,
+    /// Remove a message from the queue (no delivery, no bounce).
+    Delete { id: u64 },
+}
+
+#[derive(Subcommand, Debug)]
+enum DkimCmd {
+    /// Make a signing key for DOMAIN and print the TXT record to publish.
+    Generate {
+        domain: String,
+        /// The selector (the record's name is SELECTOR._domainkey.DOMAIN).
+        #[arg(long, default_value = "mail")]
+        selector: String,
+        /// An RSA 2048 key instead of Ed25519 (RFC 8463), for receivers
+        /// that do not check Ed25519 yet.
+        #[arg(long)]
+        rsa: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,6 +191,47 @@ struct ServeArgs {
     /// Seconds one write may wait for a peer that stopped reading.
     #[arg(long, default_value_t = 120)]
     write_timeout: u64,
+    /// Send all outgoing mail through this smarthost (HOST:PORT) instead of
+    /// looking up MX records.
+    #[arg(long)]
+    relay: Option<String>,
+    /// User for AUTH at the smarthost; the password is read from
+    /// --relay-password-file or the MAILSERVER_RELAY_PASSWORD environment
+    /// variable, never from the command line.
+    #[arg(long, requires = "relay")]
+    relay_user: Option<String>,
+    /// File holding the smarthost password (first line).
+    #[arg(long, requires = "relay_user")]
+    relay_password_file: Option<PathBuf>,
+    /// Nameserver for MX and address lookups (IP:PORT); the system's
+    /// resolver by default.
+    #[arg(long)]
+    dns: Option<SocketAddr>,
+    /// Port of the MX hosts mail is delivered to.
+    #[arg(long, default_value_t = 25)]
+    outbound_port: u16,
+    /// Source address of outgoing connections.
+    #[arg(long)]
+    outbound_bind: Option<std::net::IpAddr>,
+    /// TLS for outgoing mail: `may` (STARTTLS when offered), `encrypt`
+    /// (STARTTLS required) or `verify` (required, certificate checked
+    /// against the web PKI and the MX name). Never falls back to plaintext
+    /// when encryption is required.
+    #[arg(long, value_enum, default_value_t = OutboundTls::May)]
+    tls_outbound: OutboundTls,
+    /// Seconds before the first retry of a deferred recipient (doubling
+    /// up to --retry-max).
+    #[arg(long, default_value_t = 300)]
+    retry_first: i64,
+    /// Longest wait between retries, in seconds.
+    #[arg(long, default_value_t = 4000)]
+    retry_max: i64,
+    /// Seconds after arrival when an undelivered recipient bounces.
+    #[arg(long, default_value_t = 5 * 24 * 3600)]
+    queue_lifetime: i64,
+    /// Connections at once to one destination.
+    #[arg(long, default_value_t = 4)]
+    outbound_per_destination: usize,
 }
 
 /// A listening address: `IP:PORT` or `HOST:PORT` (resolved now; IPv4
@@ -280,9 +359,15 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         metrics: Arc::new(mailkit_examples::metrics::Metrics::new()),
         users: RwLock::new(Default::default()),
         recent: Mutex::new(HashMap::new()),
+        queue_wake: tokio::sync::Notify::new(),
     });
     ctx.refresh_users();
     admin::listen(data, ctx.clone())?;
+    let outbound = outbound(data, &ctx.hostname, &args)?;
+    tokio::spawn(mailkit_examples::outbound::run(
+        ctx.clone(),
+        Arc::new(outbound),
+    ));
     let metrics = match args.metrics {
         Some(addr) => Some(mailkit_examples::metrics::serve(addr, ctx.clone()).await?),
         None => None,
@@ -404,6 +489,69 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The queue runner's settings from the command line.
+fn outbound(
+    data: &std::path::Path,
+    hostname: &str,
+    args: &ServeArgs,
+) -> Result<mailkit_examples::outbound::Outbound, String> {
+    use mailkit_examples::outbound::{Outbound, Relay, dns::Dns};
+    let relay = match &args.relay {
+        None => None,
+        Some(addr) => {
+            let auth = match &args.relay_user {
+                None => None,
+                Some(user) => {
+                    let password = match &args.relay_password_file {
+                        Some(f) => std::fs::read_to_string(f)
+                            .map_err(|e| format!("--relay-password-file {}: {e}", f.display()))?
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                            .to_owned(),
+                        None => std::env::var("MAILSERVER_RELAY_PASSWORD").map_err(|_| {
+                            "--relay-user needs --relay-password-file or MAILSERVER_RELAY_PASSWORD"
+                                .to_owned()
+                        })?,
+                    };
+                    Some((user.clone(), sasl::Secret::new(password)))
+                }
+            };
+            Some(Relay {
+                addr: addr.clone(),
+                auth,
+            })
+        }
+    };
+    let dns = if relay.is_some() {
+        None
+    } else {
+        Some(Dns::new(args.dns)?)
+    };
+    let dkim = mailkit_examples::dkim::Keys::load(data)?;
+    if let Some(k) = &dkim {
+        tracing::info!(domains = ?k, "DKIM signing");
+    }
+    Ok(Outbound {
+        hostname: hostname.to_owned(),
+        relay,
+        dns,
+        port: args.outbound_port,
+        tls: args.tls_outbound,
+        policy: mailstore::queue::RetryPolicy {
+            first_retry: args.retry_first.max(1),
+            max_interval: args.retry_max.max(1),
+            give_up_after: args.queue_lifetime.max(1),
+        },
+        per_destination: args.outbound_per_destination.max(1),
+        max_connections: 100,
+        connect_timeout: Duration::from_secs(30),
+        bind: args.outbound_bind,
+        dkim,
+        lease: 3600,
+    })
+}
+
 /// Runs one accepted connection's session to its end over the socket loop.
 async fn run_connection<S, H>(
     session: &mut S,
@@ -515,6 +663,22 @@ fn user_cmd(cli: &Cli, action: &UserCmd) -> Result<(), String> {
         UserCmd::Del { name } => admin::Action::Del { name: name.clone() },
         UserCmd::List => admin::Action::List,
     };
+    admin_cmd(cli, action)
+}
+
+/// `dkim generate`: the key goes to DATA/dkim; the record to stdout.
+fn dkim_generate(cli: &Cli, domain: &str, selector: &str, rsa: bool) -> Result<(), String> {
+    Domain::new(domain.to_owned()).map_err(|e| format!("{domain}: {e}"))?;
+    Domain::new(selector.to_owned()).map_err(|e| format!("--selector {selector}: {e}"))?;
+    let (name, value) = mailkit_examples::dkim::generate(&cli.data, domain, selector, rsa)?;
+    println!("{name}. IN TXT \"{value}\"");
+    eprintln!("publish this record, then restart the server to sign mail from {domain}");
+    Ok(())
+}
+
+/// An administrative action: through the running server's admin socket,
+/// else on the store directly.
+fn admin_cmd(cli: &Cli, action: admin::Action) -> Result<(), String> {
     let store_dir = cli.data.join("store");
     if !matches!(action, admin::Action::Add { .. }) && !store_dir.exists() {
         return Err(format!(
@@ -576,6 +740,23 @@ fn main() {
     let result = match &cli.cmd {
         Some(Cmd::User { action }) => user_cmd(&cli, action),
         Some(Cmd::Alias { action }) => alias_cmd(&cli, action),
+        Some(Cmd::Queue { action }) => admin_cmd(
+            &cli,
+            match action {
+                QueueCmd::List => admin::Action::QueueList,
+                QueueCmd::Show { id } => admin::Action::QueueShow { id: *id },
+                QueueCmd::Flush => admin::Action::QueueFlush,
+                QueueCmd::Delete { id } => admin::Action::QueueDelete { id: *id },
+            },
+        ),
+        Some(Cmd::Dkim {
+            action:
+                DkimCmd::Generate {
+                    domain,
+                    selector,
+                    rsa,
+                },
+        }) => dkim_generate(&cli, domain, selector, *rsa),
         Some(Cmd::Serve(args)) => run_serve(&cli, (**args).clone()),
         None => run_serve(&cli, ServeArgs::default()),
     };
