@@ -3,162 +3,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    data: PathBuf,
-    smtp: u16,
-    submission: u16,
-    lmtp: u16,
-    pop3: u16,
-    imap: u16,
-    /// The metrics listener, when `--metrics` was given.
-    metrics: u16,
-    password: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_in(data: &Path, dir: Option<tempfile::TempDir>, password: Option<String>) -> Server {
-    start_with(data, dir, password, &[])
-}
-
-/// [`start_in`] with more `serve` options.
-fn start_with(
-    data: &Path,
-    dir: Option<tempfile::TempDir>,
-    password: Option<String>,
-    extra: &[&str],
-) -> Server {
-    start_full(data, dir, password, extra, None)
-}
-
-/// [`start_with`], the server's log (standard error) going to `log`.
-fn start_full(
-    data: &Path,
-    dir: Option<tempfile::TempDir>,
-    password: Option<String>,
-    extra: &[&str],
-    log: Option<&Path>,
-) -> Server {
-    let stderr = match log {
-        Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
-        None => Stdio::null(),
-    };
-    // Port 0 everywhere: the server binds free ports itself and prints
-    // them, so no other process can take one between a probe and the bind.
-    let (mut smtp, mut submission, mut lmtp, mut pop3, mut imap, mut metrics) = (0, 0, 0, 0, 0, 0);
-    let want = if extra.contains(&"--metrics") { 6 } else { 5 };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailserver"))
-        .arg("--data")
-        .arg(data)
-        .args(["--domain", "example.test", "--domain", "localhost", "serve"])
-        .args(["--smtp", "127.0.0.1:0"])
-        .args(["--submission", "127.0.0.1:0"])
-        .args(["--lmtp", "127.0.0.1:0"])
-        .args(["--pop3", "127.0.0.1:0"])
-        .args(["--imap", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("mailserver starts");
-    let out = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(out).lines();
-    let mut password = password;
-    let mut listening = 0;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while listening < want {
-        assert!(Instant::now() < deadline, "server did not start");
-        let line = lines.next().expect("server output").unwrap();
-        if let Some(p) = line.strip_prefix("created user demo with password ") {
-            password = Some(p.to_owned());
-        }
-        if let Some(rest) = line.strip_prefix("listening ") {
-            let (proto, addr) = rest.split_once(' ').expect("listening PROTO ADDR");
-            let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
-            match proto {
-                "smtp" => smtp = port,
-                "submission" => submission = port,
-                "lmtp" => lmtp = port,
-                "pop3" => pop3 = port,
-                "imap" => imap = port,
-                "metrics" => metrics = port,
-                other => panic!("unexpected listener {other}"),
-            }
-            listening += 1;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        data: data.to_owned(),
-        smtp,
-        submission,
-        lmtp,
-        pop3,
-        imap,
-        metrics,
-        password: password.expect("demo password printed on first start"),
-        _dir: dir,
-    }
-}
-
-fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("mail-data");
-    start_in(&data, Some(dir), None)
-}
-
-/// Runs a Python script with the server's ports as arguments; returns
-/// its standard output, failing the test on a non-zero exit.
-fn python(s: &Server, script: &str) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args([
-            s.smtp.to_string(),
-            s.submission.to_string(),
-            s.lmtp.to_string(),
-            s.password.clone(),
-            s.pop3.to_string(),
-            s.imap.to_string(),
-        ])
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// The messages in a user's INBOX Maildir.
-fn maildir(s: &Server, user: &str) -> Vec<String> {
-    let base = s.data.join("store/users").join(user).join("Maildir");
-    let mut v = Vec::new();
-    for sub in ["new", "cur"] {
-        if let Ok(rd) = std::fs::read_dir(base.join(sub)) {
-            for e in rd {
-                v.push(
-                    String::from_utf8_lossy(&std::fs::read(e.unwrap().path()).unwrap())
-                        .into_owned(),
-                );
-            }
-        }
-    }
-    v
-}
+mod common;
+use common::*;
 
 const PRELUDE: &str = r#"
 import smtplib, ssl, socket, sys, time, threading
@@ -786,11 +635,6 @@ for i, v in enumerate(variants):
     }
 }
 
-/// Runs `mailserver --data DATA ARGS…` to its end: (success, stdout+stderr).
-fn cli(data: &Path, args: &[&str]) -> (bool, String) {
-    cli_input(data, args, "")
-}
-
 /// RFC 5321 §4.5.1: `<Postmaster>` and `postmaster@DOMAIN` are accepted;
 /// `abuse` too; aliases managed from the command line while the server
 /// runs take effect at once.
@@ -1122,33 +966,6 @@ p.user("demo"); p.pass_(PW); p.quit()
         }
         drop(dir);
     }
-}
-
-/// Runs `mailserver --data DATA ARGS…` with `stdin` as its input.
-fn cli_input(data: &Path, args: &[&str], stdin: &str) -> (bool, String) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailserver"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mailserver runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.success(), text)
 }
 
 /// Users are managed while the server runs, taking effect at once; adding

@@ -210,6 +210,11 @@ impl<'a> EhloResponse<'a> {
         }
         let mut capabilities = Vec::with_capacity(lines.len() - 1);
         for line in &lines[1..] {
+            // An empty last line ("250 ") is sent by some servers (Postfix's
+            // smtp-sink): it offers nothing and is skipped.
+            if line.trim().is_empty() {
+                continue;
+            }
             capabilities.push(match line {
                 Cow::Borrowed(l) => Capability::parse(l)?,
                 Cow::Owned(l) => Capability::parse(l)?.into_owned(),

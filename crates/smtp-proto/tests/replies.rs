@@ -192,3 +192,12 @@ fn ehlo_capabilities_round_trip() {
         Err(EhloError::Syntax)
     );
 }
+
+/// Postfix's smtp-sink ends its EHLO reply with an empty `250 ` line: it
+/// offers nothing, and the rest still reads.
+#[test]
+fn an_empty_capability_line_is_skipped() {
+    let reply = parse(b"250-smtp-sink\r\n250-PIPELINING\r\n250-DSN\r\n250 \r\n");
+    let ehlo = EhloResponse::from_reply(&reply).unwrap();
+    assert_eq!(ehlo.capabilities, [Capability::Pipelining, Capability::Dsn]);
+}

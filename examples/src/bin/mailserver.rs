@@ -232,6 +232,10 @@ struct ServeArgs {
     /// Connections at once to one destination.
     #[arg(long, default_value_t = 4)]
     outbound_per_destination: usize,
+    /// Keep outgoing mail queued: no queue runner (for maintenance; mail
+    /// for local users is still delivered at once).
+    #[arg(long)]
+    hold_queue: bool,
 }
 
 /// A listening address: `IP:PORT` or `HOST:PORT` (resolved now; IPv4
@@ -363,11 +367,15 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
     });
     ctx.refresh_users();
     admin::listen(data, ctx.clone())?;
-    let outbound = outbound(data, &ctx.hostname, &args)?;
-    tokio::spawn(mailkit_examples::outbound::run(
-        ctx.clone(),
-        Arc::new(outbound),
-    ));
+    if args.hold_queue {
+        tracing::info!("outgoing mail is held in the queue (--hold-queue)");
+    } else {
+        let outbound = outbound(data, &ctx.hostname, &args)?;
+        tokio::spawn(mailkit_examples::outbound::run(
+            ctx.clone(),
+            Arc::new(outbound),
+        ));
+    }
     let metrics = match args.metrics {
         Some(addr) => Some(mailkit_examples::metrics::serve(addr, ctx.clone()).await?),
         None => None,

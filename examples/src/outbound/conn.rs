@@ -224,7 +224,10 @@ impl Conn {
         while let Some(out) = self.session.poll_output() {
             match out {
                 Output::Transmit(b) => self.write(&b).await?,
-                Output::Event(e) => self.events.push_back(e),
+                Output::Event(e) => {
+                    tracing::debug!(event = ?e, "smtp client");
+                    self.events.push_back(e);
+                }
                 Output::StartTls => self.handshake().await?,
                 Output::Closed => {
                     self.closed = true;
@@ -294,6 +297,7 @@ impl Conn {
             None => self.session.handle_timeout(now),
             Some(Ok(0)) | Some(Err(_)) => self.session.handle_eof(now),
             Some(Ok(n)) => {
+                tracing::trace!(read = %String::from_utf8_lossy(&self.buf[..n]), "smtp client");
                 let (session, buf) = (&mut self.session, &self.buf);
                 session.handle_input(now, &buf[..n]);
             }

@@ -1,0 +1,729 @@
+//! The mail server as an MTA, over loopback with no outside network: two
+//! instances (`a.test` on 127.0.0.11, `b.test` on 127.0.0.12) and a real
+//! DNS server in the test process (hickory-server) serving the test zone's
+//! MX, A and TXT records; Postfix's `smtp-sink` as a smarthost.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::rr::rdata::{A, MX, SOA, TXT};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordSet, RrKey};
+use hickory_server::Server as DnsServerLoop;
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+
+/// An authoritative DNS server for `test.` on 127.0.0.1 (UDP and TCP),
+/// running on its own runtime for the test's life.
+struct Dns {
+    addr: SocketAddr,
+    _server: DnsServerLoop<Catalog>,
+    rt: tokio::runtime::Runtime,
+}
+
+enum Rec<'a> {
+    Mx(u16, &'a str),
+    A(Ipv4Addr),
+    Txt(&'a str),
+}
+
+fn name(s: &str) -> Name {
+    Name::from_str(&format!("{}.", s.trim_end_matches('.'))).unwrap()
+}
+
+fn dns(records: &[(&str, Rec<'_>)]) -> Dns {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let origin = name("test");
+    let mut map: BTreeMap<RrKey, RecordSet> = BTreeMap::new();
+    let mut add = |owner: Name, data: RData| {
+        let record = Record::from_rdata(owner.clone(), 60, data);
+        let key = RrKey::new(LowerName::new(&owner), record.record_type());
+        map.entry(key)
+            .or_insert_with(|| RecordSet::new(owner.clone(), record.record_type(), 1))
+            .insert(record, 1);
+    };
+    add(
+        origin.clone(),
+        RData::SOA(SOA::new(
+            name("ns.test"),
+            name("hostmaster.test"),
+            1,
+            60,
+            60,
+            60,
+            60,
+        )),
+    );
+    for (owner, rec) in records {
+        let data = match rec {
+            Rec::Mx(p, host) => RData::MX(MX::new(
+                *p,
+                if host.is_empty() {
+                    Name::root()
+                } else {
+                    name(host)
+                },
+            )),
+            Rec::A(ip) => RData::A(A(*ip)),
+            Rec::Txt(t) => RData::TXT(TXT::new(vec![(*t).to_owned()])),
+        };
+        add(name(owner), data);
+    }
+    let zone = InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::new(
+        origin.clone(),
+        map,
+        ZoneType::Primary,
+        AxfrPolicy::Deny,
+    )
+    .unwrap();
+    let mut catalog = Catalog::new();
+    catalog.upsert(LowerName::new(&origin), vec![Arc::new(zone)]);
+    let (server, addr) = rt.block_on(async {
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let mut server = DnsServerLoop::new(catalog);
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(5), 4096);
+        (server, addr)
+    });
+    Dns {
+        addr,
+        _server: server,
+        rt,
+    }
+}
+
+/// What a DKIM key generated for `domain` in `data` asks to publish.
+fn dkim_key(data: &Path, domain: &str) -> (String, String) {
+    std::fs::create_dir_all(data).unwrap();
+    let (ok, out) = cli(data, &["dkim", "generate", domain]);
+    assert!(ok, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("IN TXT"))
+        .expect("a TXT record is printed");
+    let (owner, rest) = line.split_once(". IN TXT ").unwrap();
+    (owner.to_owned(), rest.trim_matches('"').to_owned())
+}
+
+fn add_user(s: &Server, user: &str) {
+    let (ok, out) = cli_input(&s.data, &["user", "add", user], "secret-of-user\n");
+    assert!(ok, "{out}");
+}
+
+/// Submits a message at `s` (submission port, STARTTLS, AUTH as demo).
+fn submit(s: &Server, ip: &str, from: &str, to: &[&str], subject: &str, rcpt_options: &str) {
+    let to_list = to
+        .iter()
+        .map(|t| format!("{t:?}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let script = format!(
+        r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+c = smtplib.SMTP("{ip}", int(sys.argv[2]), timeout=20)
+c.starttls(context=ctx)
+c.login("demo", sys.argv[4])
+msg = "From: <{from}>\r\nTo: <{first}>\r\nSubject: {subject}\r\nMessage-ID: <{subject}@a.test>\r\n\r\nHello from A.\r\n"
+refused = c.sendmail("{from}", [{to_list}], msg, rcpt_options=[{rcpt_options}])
+print("refused", refused)
+c.quit()
+"#,
+        first = to[0],
+    );
+    python(s, &script);
+}
+
+/// Waits (bounded) until `f` holds.
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Pair {
+    a: Server,
+    b: Server,
+    dns: Dns,
+    _dir: tempfile::TempDir,
+}
+
+/// The test zone plus `extra`, B on 127.0.0.12, A on 127.0.0.11 sending
+/// to B's SMTP port, DKIM key for a.test published.
+fn pair(extra_records: &[(&str, Rec<'_>)], a_args: &[&str]) -> Pair {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_data, b_data) = (dir.path().join("a"), dir.path().join("b"));
+    let (owner, txt) = dkim_key(&a_data, "a.test");
+    let mut records = vec![
+        ("a.test", Rec::Mx(10, "mx.a.test")),
+        ("mx.a.test", Rec::A(Ipv4Addr::new(127, 0, 0, 11))),
+        ("b.test", Rec::Mx(10, "mx.b.test")),
+        ("mx.b.test", Rec::A(Ipv4Addr::new(127, 0, 0, 12))),
+        (owner.as_str(), Rec::Txt(&txt)),
+    ];
+    records.extend(extra_records.iter().map(|(o, r)| {
+        (
+            *o,
+            match r {
+                Rec::Mx(p, h) => Rec::Mx(*p, h),
+                Rec::A(ip) => Rec::A(*ip),
+                Rec::Txt(t) => Rec::Txt(t),
+            },
+        )
+    }));
+    let dns = dns(&records);
+    let dns_arg = dns.addr.to_string();
+    let b_log = dir.path().join("b.log");
+    let b = start_at(
+        &b_data,
+        None,
+        None,
+        "127.0.0.12",
+        &["b.test", "c.test"],
+        &["--dns", &dns_arg],
+        Some(&b_log),
+    );
+    // (B serves c.test too: the smarthost test's sender, demo@c.test, is
+    // B's demo user.)
+    let port = b.smtp.to_string();
+    let mut args = vec![
+        "--dns",
+        &dns_arg,
+        "--outbound-port",
+        &port,
+        "--outbound-bind",
+        "127.0.0.11",
+    ];
+    args.extend_from_slice(a_args);
+    let log = dir.path().join("a.log");
+    let a = start_at(
+        &a_data,
+        None,
+        None,
+        "127.0.0.11",
+        &["a.test"],
+        &args,
+        Some(&log),
+    );
+    add_user(&b, "bob");
+    Pair {
+        a,
+        b,
+        dns,
+        _dir: dir,
+    }
+}
+
+/// Verifies the DKIM signature of `message` against the test zone.
+fn dkim_verifies(dns: &Dns, message: &str) -> bool {
+    use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+    let mut ns = NameServerConfig::udp_and_tcp(dns.addr.ip());
+    ns.connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
+        .into_iter()
+        .map(|mut c| {
+            c.port = dns.addr.port();
+            c
+        })
+        .collect();
+    dns.rt.block_on(async {
+        let resolver = hickory_resolver::Resolver::builder_with_config(
+            ResolverConfig::from_name_servers(vec![ns]),
+            hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+        )
+        .build()
+        .unwrap();
+        let auth = mail_auth::MessageAuthenticator(resolver);
+        let parsed = mail_auth::AuthenticatedMessage::parse(message.as_bytes()).unwrap();
+        let results = auth.verify_dkim(&parsed).await;
+        !results.is_empty()
+            && results
+                .iter()
+                .all(|r| *r.result() == mail_auth::DkimResult::Pass)
+    })
+}
+
+#[test]
+fn mail_for_another_domain_goes_by_mx_dkim_signed_with_the_local_copy_in_one_transaction() {
+    let p = pair(&[], &[]);
+    submit(
+        &p.a,
+        "127.0.0.11",
+        "demo@a.test",
+        &["bob@b.test", "demo@a.test"],
+        "by-mx",
+        "",
+    );
+    wait_for("delivery at B", Duration::from_secs(30), || {
+        !maildir(&p.b, "bob").is_empty()
+    });
+    let got = maildir(&p.b, "bob").remove(0);
+    assert!(got.contains("Subject: by-mx"), "{got}");
+    assert!(got.starts_with("Return-Path: <demo@a.test>"), "{got}");
+    assert!(got.contains("DKIM-Signature:"), "{got}");
+    // B's trace header names A's address, and the hop was TLS.
+    assert!(got.contains("127.0.0.11"), "{got}");
+    assert!(got.contains("TLS"), "{got}");
+    assert!(
+        dkim_verifies(&p.dns, &got),
+        "the signature verifies:\n{got}"
+    );
+    // The local recipient of the same transaction has its copy.
+    assert_eq!(maildir(&p.a, "demo").len(), 1);
+    // The queue at A is empty once B acknowledged.
+    wait_for("an empty queue", Duration::from_secs(10), || {
+        cli(&p.a.data, &["queue", "list"])
+            .1
+            .contains("the queue is empty")
+    });
+}
+
+fn bounces(s: &Server) -> Vec<String> {
+    maildir(s, "demo")
+        .into_iter()
+        .filter(|m| m.contains("MAILER-DAEMON"))
+        .collect()
+}
+
+#[test]
+fn null_mx_bounces_into_the_senders_inbox_at_once() {
+    let p = pair(&[("nullmx.test", Rec::Mx(0, ""))], &[]);
+    submit(
+        &p.a,
+        "127.0.0.11",
+        "demo@a.test",
+        &["someone@nullmx.test"],
+        "to-null",
+        "",
+    );
+    wait_for("a bounce", Duration::from_secs(20), || {
+        !bounces(&p.a).is_empty()
+    });
+    let b = bounces(&p.a).remove(0);
+    assert!(b.contains("Status: 5.1.10"), "{b}");
+    assert!(b.contains("Action: failed"), "{b}");
+    assert!(
+        b.contains("Final-Recipient: rfc822; someone@nullmx.test"),
+        "{b}"
+    );
+    assert!(
+        b.contains("Subject: to-null"),
+        "the original headers are attached: {b}"
+    );
+    assert!(b.starts_with("Return-Path: <>"), "{b}");
+}
+
+#[test]
+fn an_unreachable_mx_keeps_the_message_queued_and_bounces_at_expiry() {
+    // Nothing listens on 127.0.0.13.
+    let p = pair(
+        &[
+            ("down.test", Rec::Mx(10, "mx.down.test")),
+            ("mx.down.test", Rec::A(Ipv4Addr::new(127, 0, 0, 13))),
+        ],
+        &[
+            "--retry-first",
+            "1",
+            "--retry-max",
+            "1",
+            "--queue-lifetime",
+            "6",
+        ],
+    );
+    submit(
+        &p.a,
+        "127.0.0.11",
+        "demo@a.test",
+        &["x@down.test"],
+        "to-down",
+        "",
+    );
+    wait_for("a retry", Duration::from_secs(20), || {
+        let (_, list) = cli(&p.a.data, &["queue", "list"]);
+        list.contains("x@down.test (deferred)")
+    });
+    let (_, list) = cli(&p.a.data, &["queue", "list"]);
+    let id = list.split('\t').next().unwrap().trim().to_owned();
+    let (ok, show) = cli(&p.a.data, &["queue", "show", &id]);
+    assert!(ok, "{show}");
+    assert!(
+        show.contains("4.4.1"),
+        "the connection failure is recorded: {show}"
+    );
+    assert!(show.contains("Subject: to-down"), "{show}");
+    wait_for("the expiry bounce", Duration::from_secs(30), || {
+        !bounces(&p.a).is_empty()
+    });
+    let b = bounces(&p.a).remove(0);
+    assert!(b.contains("Status: 4.4.7"), "{b}");
+    assert!(b.contains("delivery time expired"), "{b}");
+}
+
+#[test]
+fn a_refused_recipient_bounces_alone() {
+    let p = pair(&[], &[]);
+    submit(
+        &p.a,
+        "127.0.0.11",
+        "demo@a.test",
+        &["bob@b.test", "nosuch@b.test"],
+        "two",
+        "",
+    );
+    wait_for("delivery to bob", Duration::from_secs(30), || {
+        !maildir(&p.b, "bob").is_empty()
+    });
+    wait_for("a bounce", Duration::from_secs(20), || {
+        !bounces(&p.a).is_empty()
+    });
+    let b = bounces(&p.a).remove(0);
+    assert!(b.contains("Final-Recipient: rfc822; nosuch@b.test"), "{b}");
+    assert!(!b.contains("Final-Recipient: rfc822; bob@b.test"), "{b}");
+    assert!(b.contains("Status: 5.1.1"), "{b}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(bounces(&p.a).len(), 1, "one bounce only");
+}
+
+#[test]
+fn notify_success_gives_a_delivery_report() {
+    let p = pair(&[], &[]);
+    submit(
+        &p.a,
+        "127.0.0.11",
+        "demo@a.test",
+        &["bob@b.test"],
+        "dsn",
+        "\"NOTIFY=SUCCESS\"",
+    );
+    wait_for("a report", Duration::from_secs(30), || {
+        !bounces(&p.a).is_empty()
+    });
+    let r = bounces(&p.a).remove(0);
+    assert!(r.contains("Action: delivered"), "{r}");
+    assert!(r.contains("Status: 2.0.0"), "{r}");
+    assert!(r.contains("Final-Recipient: rfc822; bob@b.test"), "{r}");
+    assert_eq!(maildir(&p.b, "bob").len(), 1);
+}
+
+#[test]
+fn queue_commands_work_while_the_server_runs() {
+    let p = pair(
+        &[
+            ("down.test", Rec::Mx(10, "mx.down.test")),
+            ("mx.down.test", Rec::A(Ipv4Addr::new(127, 0, 0, 13))),
+        ],
+        &[],
+    );
+    submit(
+        &p.a,
+        "127.0.0.11",
+        "demo@a.test",
+        &["x@down.test"],
+        "held",
+        "",
+    );
+    wait_for("a deferral", Duration::from_secs(20), || {
+        cli(&p.a.data, &["queue", "list"]).1.contains("(deferred)")
+    });
+    let (ok, out) = cli(&p.a.data, &["queue", "flush"]);
+    assert!(ok && out.contains("1 recipients due now"), "{out}");
+    let (_, list) = cli(&p.a.data, &["queue", "list"]);
+    let id = list.split('\t').next().unwrap().trim().to_owned();
+    let (ok, out) = cli(&p.a.data, &["queue", "delete", &id]);
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&p.a.data, &["queue", "show", &id]);
+    assert!(!ok && out.contains("no queued message"), "{out}");
+    assert!(
+        cli(&p.a.data, &["queue", "list"])
+            .1
+            .contains("the queue is empty")
+    );
+    // Deleted means no bounce either.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(bounces(&p.a).is_empty());
+}
+
+#[test]
+fn tls_required_never_falls_back_to_plaintext() {
+    // verify: B's self-signed certificate does not pass, so the message
+    // stays queued rather than going in the clear or unchecked.
+    let p = pair(&[], &["--tls-outbound", "verify"]);
+    submit(
+        &p.a,
+        "127.0.0.11",
+        "demo@a.test",
+        &["bob@b.test"],
+        "verify",
+        "",
+    );
+    wait_for("a deferral", Duration::from_secs(20), || {
+        cli(&p.a.data, &["queue", "list"])
+            .1
+            .contains("bob@b.test (deferred)")
+    });
+    assert!(maildir(&p.b, "bob").is_empty());
+}
+
+#[test]
+fn smtp_sink_receives_through_the_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = sink.local_addr().unwrap().port();
+    drop(sink);
+    let dump = dir.path().join("dump");
+    std::fs::create_dir_all(&dump).unwrap();
+    let template = format!("{}/%M.", dump.display());
+    let bin = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("Postfix's smtp-sink is installed (package postfix; .ci/test installs it)");
+    let mut child = Command::new(bin)
+        .args([
+            "-u",
+            "root",
+            "-d",
+            &template,
+            &format!("127.0.0.1:{port}"),
+            "10",
+        ])
+        .spawn()
+        .expect("smtp-sink starts");
+    let relay = format!("127.0.0.1:{port}");
+    let data = dir.path().join("a");
+    let log = dir.path().join("a.log");
+    let a = start_at(
+        &data,
+        None,
+        None,
+        "127.0.0.1",
+        &["a.test"],
+        &["--relay", &relay],
+        Some(&log),
+    );
+    // smtp-sink may take a moment to listen; the runner retries anyway.
+    submit(
+        &a,
+        "127.0.0.1",
+        "demo@a.test",
+        &["carol@elsewhere.example"],
+        "relayed",
+        "",
+    );
+    let found = || {
+        std::fs::read_dir(&dump)
+            .map(|d| {
+                d.flatten().any(|e| {
+                    std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("Subject: relayed"))
+                })
+            })
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !found() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "smtp-sink never received the message; A logged:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        if cli(&a.data, &["queue", "list"]).1.contains("(deferred)") {
+            cli(&a.data, &["queue", "flush"]);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn kill_9_during_delivery_loses_nothing_and_resends_at_most_the_unrecorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pair(&[], &[]);
+    let n = 200;
+    // The client prints each message A acknowledged; A is killed while it
+    // takes and sends them.
+    let script = format!(
+        r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+try:
+    c = smtplib.SMTP("127.0.0.11", int(sys.argv[1]), timeout=20)
+    c.starttls(context=ctx)
+    c.login("demo", sys.argv[2])
+    for i in range({n}):
+        c.sendmail("demo@a.test", ["bob@b.test"], "Subject: m%d\r\n\r\n%s\r\n" % (i, "x" * 20000))
+        print(i, flush=True)
+except Exception:
+    pass
+"#
+    );
+    let client = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .args([p.a.submission.to_string(), p.a.password.clone()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("some deliveries", Duration::from_secs(30), || {
+        maildir(&p.b, "bob").len() >= 3
+    });
+    let Pair {
+        mut a,
+        b,
+        dns,
+        _dir,
+    } = p;
+    let (a_data, password) = (a.data.clone(), a.password.clone());
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    drop(a);
+    let out = client.wait_with_output().unwrap();
+    let acked: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| format!("Subject: m{}", l.trim()))
+        .collect();
+    assert!(!acked.is_empty());
+    let dns_arg = dns.addr.to_string();
+    let port = b.smtp.to_string();
+    let a = start_at(
+        &a_data,
+        None,
+        Some(password),
+        "127.0.0.11",
+        &["a.test"],
+        &[
+            "--dns",
+            &dns_arg,
+            "--outbound-port",
+            &port,
+            "--outbound-bind",
+            "127.0.0.11",
+        ],
+        Some(&dir.path().join("a2.log")),
+    );
+    wait_for("an empty queue", Duration::from_secs(60), || {
+        cli(&a.data, &["queue", "list"])
+            .1
+            .contains("the queue is empty")
+    });
+    let got: Vec<String> = maildir(&b, "bob")
+        .iter()
+        .filter_map(|m| {
+            m.lines()
+                .find(|l| l.starts_with("Subject: "))
+                .map(str::to_owned)
+        })
+        .collect();
+    for s in &acked {
+        assert!(got.contains(s), "{s} was acknowledged and must arrive");
+    }
+    let unique: std::collections::BTreeSet<&String> = got.iter().collect();
+    // At most the messages in flight at the kill (4 connections) twice.
+    assert!(
+        got.len() - unique.len() <= 4,
+        "{} duplicates",
+        got.len() - unique.len()
+    );
+}
+
+/// A smarthost that wants AUTH: B's submission port (STARTTLS, then AUTH
+/// as B's demo user, the password from a file).
+#[test]
+fn relay_with_auth_through_a_submission_port() {
+    let p = pair(&[], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("relay-password");
+    std::fs::write(&pw, format!("{}\n", p.b.password)).unwrap();
+    let relay = format!("127.0.0.12:{}", p.b.submission);
+    let c = start_at(
+        &dir.path().join("c"),
+        None,
+        None,
+        "127.0.0.1",
+        &["c.test"],
+        &[
+            "--relay",
+            &relay,
+            "--relay-user",
+            "demo",
+            "--relay-password-file",
+            pw.to_str().unwrap(),
+        ],
+        Some(&dir.path().join("c.log")),
+    );
+    submit(
+        &c,
+        "127.0.0.1",
+        "demo@c.test",
+        &["bob@b.test"],
+        "via-auth",
+        "",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_for(
+        "delivery through the relay",
+        Duration::from_secs(31),
+        || {
+            assert!(
+                Instant::now() < deadline,
+                "no delivery; the sender logged:\n{}\nthe relay logged:\n{}",
+                std::fs::read_to_string(dir.path().join("c.log")).unwrap_or_default(),
+                std::fs::read_to_string(p._dir.path().join("b.log")).unwrap_or_default()
+            );
+            maildir(&p.b, "bob")
+                .iter()
+                .any(|m| m.contains("Subject: via-auth"))
+        },
+    );
+    // A wrong password keeps the mail queued.
+    std::fs::write(&pw, "wrong\n").unwrap();
+    let d = start_at(
+        &dir.path().join("d"),
+        None,
+        None,
+        "127.0.0.1",
+        &["d.test"],
+        &[
+            "--relay",
+            &relay,
+            "--relay-user",
+            "demo",
+            "--relay-password-file",
+            pw.to_str().unwrap(),
+        ],
+        None,
+    );
+    submit(
+        &d,
+        "127.0.0.1",
+        "demo@d.test",
+        &["bob@b.test"],
+        "bad-auth",
+        "",
+    );
+    wait_for("a deferral", Duration::from_secs(20), || {
+        cli(&d.data, &["queue", "list"]).1.contains("(deferred)")
+    });
+    let (_, list) = cli(&d.data, &["queue", "list"]);
+    let id = list.split('\t').next().unwrap().trim().to_owned();
+    assert!(
+        cli(&d.data, &["queue", "show", &id])
+            .1
+            .contains("AUTH refused")
+    );
+}
