@@ -839,3 +839,139 @@ pub fn imap_mime(data: &[u8]) {
         let _ = s.binary(data, &part);
     }
 }
+
+/// The SMTP client session against a scripted server: replies from a set
+/// of real ones and raw bytes, split anywhere, with the caller's actions
+/// (send a transaction, body, STARTTLS, AUTH, QUIT) at any point. Checks:
+/// no panic, outputs consistent, every transaction it starts ends in one
+/// `Completed` with one reply per recipient, and a closed session has no
+/// deadline.
+pub fn smtp_client_session(data: &[u8]) {
+    use smtp_proto::client::{Config, Envelope, Event, Session};
+    use smtp_proto::{Domain, ForwardPath, Host, MailParameters, Mailbox, ReversePath};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let mut u = arbitrary::Unstructured::new(data);
+    let Ok(script) = <SessionScript as arbitrary::Arbitrary>::arbitrary(&mut u) else {
+        return;
+    };
+    const SERVER: &[&[u8]] = &[
+        b"220 mx.example ESMTP\r\n",
+        b"250-mx.example\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n250-SIZE 1000\r\n250-STARTTLS\r\n250-DSN\r\n250 AUTH PLAIN SCRAM-SHA-256\r\n",
+        b"250 mx.example\r\n",
+        b"250 2.1.0 OK\r\n",
+        b"550 5.1.1 no such user\r\n",
+        b"354 go ahead\r\n",
+        b"220 2.0.0 ready for TLS\r\n",
+        b"334 \r\n",
+        b"235 2.7.0 ok\r\n",
+        b"421 4.3.2 closing\r\n",
+        b"502 what\r\n",
+        b"250-a\r\n251 b\r\n",
+        b"452 4.2.2 full\r\n",
+    ];
+    let mut config = Config::new(Host::Domain(
+        Domain::new("c.example").unwrap_or_else(|_| unreachable!()),
+    ));
+    if script.switches & 1 != 0 {
+        config.mode = smtp_proto::server::Mode::Lmtp;
+    }
+    config.pipelining = script.switches & 2 == 0;
+    config.chunking = script.switches & 4 == 0;
+    config.allow_plaintext_auth = script.switches & 8 != 0;
+    let mut now = Instant::now();
+    let mut c = Session::new(Arc::new(config), now);
+    let mut t = Transport::default();
+    let mut open: Option<usize> = None;
+    let mailbox = |s: &str| Mailbox::parse(s).map(|m| m.into_owned()).ok();
+    for step in script.steps {
+        if let Some(d) = t.step(&mut c, &mut now, SERVER, step) {
+            let pick = match d {
+                Decision::Each(n) => usize::from(n),
+                Decision::Scram(b) => usize::from(b),
+                Decision::Accept => 0,
+                Decision::Reject => 1,
+                Decision::AcceptWith => 2,
+            };
+            match pick % 6 {
+                0 | 1 => {
+                    let n = pick % 4;
+                    let (Some(from), Some(to)) = (mailbox("a@b.example"), mailbox("c@d.example"))
+                    else {
+                        continue;
+                    };
+                    let env = Envelope {
+                        from: ReversePath::Mailbox(from),
+                        params: MailParameters {
+                            size: Some(pick as u64 * 300),
+                            ..MailParameters::default()
+                        },
+                        recipients: (0..n)
+                            .map(|_| ForwardPath::Mailbox(to.clone()).into())
+                            .collect(),
+                    };
+                    if c.send(now, env).is_ok() {
+                        assert!(open.is_none(), "one transaction at a time");
+                        open = Some(n);
+                    }
+                }
+                2 => {
+                    let _ = c.send_body(now, b"Subject: x\r\n\r\n.dot\r\n");
+                }
+                3 => {
+                    let _ = c.finish_body(now);
+                }
+                4 => {
+                    let _ = c.start_tls(now);
+                }
+                _ => {
+                    let mech = if pick & 8 != 0 {
+                        sasl::Mechanism::Plain
+                    } else {
+                        sasl::Mechanism::ScramSha256
+                    };
+                    let x = sasl::client::ClientExchange::new(
+                        mech,
+                        "tim",
+                        sasl::Secret::new("pw".into()),
+                        None,
+                        &[7; 16],
+                    );
+                    let _ = c.authenticate(now, x);
+                }
+            }
+        }
+        for e in t.drain(&mut c) {
+            match e {
+                Event::Completed(r) => {
+                    let n = open.take();
+                    assert_eq!(
+                        n,
+                        Some(r.len()),
+                        "one Completed per transaction, a reply per recipient"
+                    );
+                }
+                Event::Failed(_) => assert!(c.is_closed(), "a failure closes the session"),
+                _ => {}
+            }
+        }
+        if c.is_closed() {
+            assert!(open.is_none(), "a closed session ended its transaction");
+        }
+    }
+}
+
+/// The 8-bit downgrade: never panics; its output is 7-bit; 7-bit input
+/// comes back unchanged.
+pub fn smtp_downgrade(data: &[u8]) {
+    match smtp_proto::downgrade::to_seven_bit(data) {
+        Ok(out) => {
+            assert!(out.is_ascii(), "the downgrade gives 7-bit output");
+            if data.is_ascii() {
+                assert_eq!(out, data);
+            }
+        }
+        Err(_) => assert!(!data.is_ascii()),
+    }
+}

@@ -72,3 +72,13 @@ fn imap_server_session_corpus() {
 fn imap_mime_corpus() {
     replay("imap_mime", mailkit_fuzz::imap_mime);
 }
+
+#[test]
+fn smtp_client_session_corpus() {
+    replay("smtp_client_session", mailkit_fuzz::smtp_client_session);
+}
+
+#[test]
+fn smtp_downgrade_corpus() {
+    replay("smtp_downgrade", mailkit_fuzz::smtp_downgrade);
+}

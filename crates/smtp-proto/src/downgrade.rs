@@ -185,12 +185,27 @@ fn multipart(
         quoted_printable(body, out);
         return Ok(());
     };
-    out.extend_from_slice(&body[..first]);
+    // The preamble is not shown to readers: kept when 7-bit.
+    if body[..first].is_ascii() {
+        out.extend_from_slice(&body[..first]);
+    } else {
+        out.extend_from_slice(b"\r\n");
+    }
     for (k, &pos) in cuts.iter().enumerate() {
         let line_end =
             memchr::memmem::find(&body[pos..], b"\r\n").map_or(body.len(), |i| pos + i + 2);
-        out.extend_from_slice(&body[pos..line_end]);
         let closing = body[pos + delim.len()..].starts_with(b"--");
+        // The delimiter line, without any 8-bit transport padding.
+        let line = &body[pos..line_end];
+        if line.is_ascii() {
+            out.extend_from_slice(line);
+        } else {
+            out.extend_from_slice(&delim);
+            if closing {
+                out.extend_from_slice(b"--");
+            }
+            out.extend_from_slice(b"\r\n");
+        }
         let end = cuts.get(k + 1).map_or(body.len(), |&n| n);
         if closing {
             // The epilogue: not shown to readers; kept when 7-bit.

@@ -446,3 +446,52 @@ proptest! {
         let _ = DataDecoder::new().decode(&input, &mut out);
     }
 }
+
+/// Undoes quoted-printable (RFC 2045 §6.7), for checking the downgrade.
+fn qp_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'=' if s[i + 1..].starts_with(b"\r\n") => i += 3,
+            b'=' => {
+                let hex = std::str::from_utf8(&s[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    /// An 8-bit text message downgrades to 7-bit, lines of at most 76
+    /// characters, and its body decodes back to the original.
+    #[test]
+    fn downgrade_is_seven_bit_and_reversible(
+        lines in proptest::collection::vec(proptest::collection::vec(any::<u8>().prop_filter("no line ends", |b| *b != b'\r' && *b != b'\n'), 0..200), 1..8)
+    ) {
+        let mut body = Vec::new();
+        for l in &lines {
+            body.extend_from_slice(l);
+            body.extend_from_slice(b"\r\n");
+        }
+        let mut msg = b"Subject: p\r\nContent-Type: text/plain\r\n\r\n".to_vec();
+        msg.extend_from_slice(&body);
+        let out = smtp_proto::downgrade::to_seven_bit(&msg).unwrap();
+        prop_assert!(out.is_ascii());
+        let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        for line in out[split..].split(|&b| b == b'\n') {
+            prop_assert!(line.len() <= 77);
+        }
+        if body.is_ascii() {
+            prop_assert_eq!(&out, &msg);
+        } else {
+            prop_assert_eq!(qp_decode(&out[split..]), body);
+        }
+    }
+}
