@@ -156,6 +156,12 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// down.test: its MX has an address nothing listens on.
+const DOWN: [(&str, Rec<'static>); 2] = [
+    ("down.test", Rec::Mx(10, "mx.down.test")),
+    ("mx.down.test", Rec::A(Ipv4Addr::new(127, 0, 0, 13))),
+];
+
 struct Pair {
     a: Server,
     b: Server,
@@ -331,10 +337,7 @@ fn null_mx_bounces_into_the_senders_inbox_at_once() {
 fn an_unreachable_mx_keeps_the_message_queued_and_bounces_at_expiry() {
     // Nothing listens on 127.0.0.13.
     let p = pair(
-        &[
-            ("down.test", Rec::Mx(10, "mx.down.test")),
-            ("mx.down.test", Rec::A(Ipv4Addr::new(127, 0, 0, 13))),
-        ],
+        &DOWN,
         &[
             "--retry-first",
             "1",
@@ -421,13 +424,7 @@ fn notify_success_gives_a_delivery_report() {
 
 #[test]
 fn queue_commands_work_while_the_server_runs() {
-    let p = pair(
-        &[
-            ("down.test", Rec::Mx(10, "mx.down.test")),
-            ("mx.down.test", Rec::A(Ipv4Addr::new(127, 0, 0, 13))),
-        ],
-        &[],
-    );
+    let p = pair(&DOWN, &[]);
     submit(
         &p.a,
         "127.0.0.11",
@@ -478,20 +475,19 @@ fn tls_required_never_falls_back_to_plaintext() {
     assert!(maildir(&p.b, "bob").is_empty());
 }
 
-#[test]
-fn smtp_sink_receives_through_the_relay() {
-    let dir = tempfile::tempdir().unwrap();
+/// Postfix's smtp-sink on a free loopback port, dumping each message into
+/// `dump`: (the process, its port).
+fn smtp_sink(dump: &Path) -> (std::process::Child, u16) {
     let sink = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = sink.local_addr().unwrap().port();
     drop(sink);
-    let dump = dir.path().join("dump");
-    std::fs::create_dir_all(&dump).unwrap();
+    std::fs::create_dir_all(dump).unwrap();
     let template = format!("{}/%M.", dump.display());
     let bin = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"]
         .into_iter()
         .find(|p| Path::new(p).exists())
         .expect("Postfix's smtp-sink is installed (package postfix; .ci/test installs it)");
-    let mut child = Command::new(bin)
+    let child = Command::new(bin)
         .args([
             "-u",
             "root",
@@ -502,6 +498,28 @@ fn smtp_sink_receives_through_the_relay() {
         ])
         .spawn()
         .expect("smtp-sink starts");
+    // Bounded wait until it listens.
+    wait_for("smtp-sink to listen", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (child, port)
+}
+
+/// Whether a message dumped by smtp-sink contains `text`.
+fn dumped(dump: &Path, text: &str) -> bool {
+    std::fs::read_dir(dump)
+        .map(|d| {
+            d.flatten()
+                .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(text)))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn smtp_sink_receives_through_the_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump");
+    let (mut child, port) = smtp_sink(&dump);
     let relay = format!("127.0.0.1:{port}");
     let data = dir.path().join("a");
     let log = dir.path().join("a.log");
@@ -523,15 +541,7 @@ fn smtp_sink_receives_through_the_relay() {
         "relayed",
         "",
     );
-    let found = || {
-        std::fs::read_dir(&dump)
-            .map(|d| {
-                d.flatten().any(|e| {
-                    std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("Subject: relayed"))
-                })
-            })
-            .unwrap_or(false)
-    };
+    let found = || dumped(&dump, "Subject: relayed");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !found() {
         if Instant::now() > deadline {
@@ -726,4 +736,59 @@ fn relay_with_auth_through_a_submission_port() {
             .1
             .contains("AUTH refused")
     );
+}
+
+/// The `relay` example: a header added, the smarthost's answer passed on
+/// (250 when it took the message, 451 when it is down).
+#[test]
+fn the_relay_example_forwards_with_its_header() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump");
+    let (mut sink, port) = smtp_sink(&dump);
+    let start = |smarthost: String| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
+            .args(["127.0.0.1:0", &smarthost])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+        (child, port)
+    };
+    let send = |port: u16| {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                r#"
+import smtplib
+c = smtplib.SMTP("127.0.0.1", {port}, timeout=20)
+try:
+    c.sendmail("a@example.org", ["b@example.net"], "Subject: through-relay\r\n\r\nhi\r\n")
+    print("sent")
+except smtplib.SMTPResponseException as e:
+    print("refused", e.smtp_code)
+"#
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (mut relay, relay_port) = start(format!("127.0.0.1:{port}"));
+    assert_eq!(send(relay_port).trim(), "sent");
+    wait_for("the relayed message", Duration::from_secs(10), || {
+        dumped(&dump, "X-Relayed-By: mailkit-relay")
+    });
+    assert!(dumped(&dump, "Subject: through-relay"));
+    let _ = relay.kill();
+    // A smarthost that is down: the sender is told to try later.
+    let _ = sink.kill();
+    let _ = sink.wait();
+    let (mut relay, relay_port) = start(format!("127.0.0.1:{port}"));
+    assert_eq!(send(relay_port).trim(), "refused 451");
+    let _ = relay.kill();
+    let _ = relay.wait();
 }

@@ -100,14 +100,10 @@ pub use session_core::ApiMisuse;
 /// What the session hands to its caller.
 pub type Output = session_core::Output<Event>;
 
-/// One recipient of a transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recipient {
-    /// The forward path.
-    pub to: ForwardPath<'static>,
-    /// DSN `NOTIFY` and `ORCPT` (dropped when the server lacks DSN).
-    pub params: RcptParameters<'static>,
-}
+/// One recipient of a transaction: the same type the server session hands
+/// out, so a relay passes its recipients on as they came. DSN's `NOTIFY`
+/// and `ORCPT` are dropped when the next hop lacks DSN.
+pub use crate::server::Recipient;
 
 impl From<ForwardPath<'static>> for Recipient {
     fn from(to: ForwardPath<'static>) -> Self {
