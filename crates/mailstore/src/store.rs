@@ -1708,81 +1708,138 @@ impl Store {
         policy: &RetryPolicy,
         reporting_mta: &str,
     ) -> Result<Option<QueueId>, Error> {
+        let mut r =
+            self.queue_record_many(&[(id, results.to_vec())], now, policy, reporting_mta)?;
+        match r.pop() {
+            Some(Err(e)) => Err(e),
+            Some(Ok(b)) => Ok(b),
+            None => Err(Error::NoSuchMessage(0)),
+        }
+    }
+
+    /// [`Store::queue_record`] for many messages with one index commit
+    /// (one fsync), as a queue runner finishing many deliveries at once
+    /// wants. One result per message, in order; a message no longer
+    /// queued (deleted meanwhile) gets `Err(NoSuchMessage)` and the others
+    /// are recorded.
+    pub fn queue_record_many(
+        &self,
+        batch: &[(QueueId, Vec<(usize, Attempt)>)],
+        now: i64,
+        policy: &RetryPolicy,
+        reporting_mta: &str,
+    ) -> Result<Vec<Result<Option<QueueId>, Error>>, Error> {
         self.check()?;
-        let (updated, failed) = {
-            let mut model = lock(&self.inner.model);
-            model.queue.leases.remove(&id);
-            let m = model
-                .queue
-                .messages
-                .get_mut(&id)
-                .ok_or(Error::NoSuchMessage(0))?;
-            let mut failed = Vec::new();
-            for (i, outcome) in results {
-                let Some(r) = m.recipients.get_mut(*i) else {
-                    continue;
-                };
-                if matches!(r.state, RecipientState::Delivered | RecipientState::Failed) {
-                    continue;
-                }
-                r.attempts += 1;
-                match outcome {
-                    Attempt::Delivered(reply) => {
-                        r.state = RecipientState::Delivered;
-                        r.last_reply = Some(reply.clone());
-                    }
-                    Attempt::Permanent(reply) => {
-                        r.state = RecipientState::Failed;
-                        r.last_reply = Some(reply.clone());
-                        failed.push((*i, false));
-                    }
-                    Attempt::Transient(reply) => {
-                        r.last_reply = Some(reply.clone());
-                        let next = now + policy.delay(r.attempts);
-                        if next >= m.arrival + policy.give_up_after {
-                            r.state = RecipientState::Failed;
-                            failed.push((*i, true));
-                        } else {
-                            r.state = RecipientState::Deferred;
-                            r.next_attempt = next;
-                        }
+        let mut updates = Vec::new();
+        let mut out = Vec::with_capacity(batch.len());
+        for (id, results) in batch {
+            let updated = {
+                let mut model = lock(&self.inner.model);
+                model.queue.leases.remove(id);
+                match model.queue.messages.get_mut(id) {
+                    None => None,
+                    Some(m) => {
+                        let failed = apply_results(m, results, now, policy);
+                        Some((m.clone(), failed))
                     }
                 }
-            }
-            (m.clone(), failed)
-        };
-        let wants_bounce: Vec<(usize, bool)> = failed
-            .into_iter()
-            .filter(|(i, _)| updated.recipients[*i].notify.failure)
-            .collect();
-        let mut bounce_id = None;
-        if !wants_bounce.is_empty() && !updated.from.is_empty() {
-            let mut original = self.queue_open(id)?;
-            let dsn = q::build_bounce(&updated, &wants_bounce, &mut original, reporting_mta, now)?;
-            let env = Envelope {
-                from: String::new(),
-                recipients: vec![(updated.from.clone(), q::Notify::default(), None)],
-                envid: None,
-                ret: None,
             };
-            bounce_id = Some(self.queue_add(env, &mut &dsn[..], now)?);
+            let Some((updated, failed)) = updated else {
+                out.push(Err(Error::NoSuchMessage(0)));
+                continue;
+            };
+            let wants_bounce: Vec<(usize, bool)> = failed
+                .into_iter()
+                .filter(|(i, _)| updated.recipients[*i].notify.failure)
+                .collect();
+            let mut bounce_id = None;
+            if !wants_bounce.is_empty() && !updated.from.is_empty() {
+                let mut original = self.queue_open(*id)?;
+                let dsn =
+                    q::build_bounce(&updated, &wants_bounce, &mut original, reporting_mta, now)?;
+                let env = Envelope {
+                    from: String::new(),
+                    recipients: vec![(updated.from.clone(), q::Notify::default(), None)],
+                    envid: None,
+                    ret: None,
+                };
+                bounce_id = Some(self.queue_add(env, &mut &dsn[..], now)?);
+            }
+            out.push(Ok(bounce_id));
+            updates.push(updated);
         }
         let _c = lock(&self.inner.commit);
-        let finished = updated.is_finished();
-        let puts = if finished {
-            lock(&self.inner.model).queue.messages.remove(&id);
-            vec![Put::Queue(id, None)]
-        } else {
-            let encoded = q::encode(&updated);
-            lock(&self.inner.model).queue.messages.insert(id, updated);
-            vec![Put::Queue(id, Some(encoded))]
-        };
-        self.write_index(puts)?;
-        if finished {
+        let mut puts = Vec::with_capacity(updates.len());
+        let mut finished = Vec::new();
+        {
+            let mut model = lock(&self.inner.model);
+            for updated in updates {
+                let id = updated.id;
+                if !model.queue.messages.contains_key(&id) {
+                    // Deleted while the bounce was made.
+                    continue;
+                }
+                if updated.is_finished() {
+                    model.queue.messages.remove(&id);
+                    puts.push(Put::Queue(id, None));
+                    finished.push(id);
+                } else {
+                    puts.push(Put::Queue(id, Some(q::encode(&updated))));
+                    model.queue.messages.insert(id, updated);
+                }
+            }
+        }
+        if !puts.is_empty() {
+            self.write_index(puts)?;
+        }
+        for id in finished {
             let _ = self.inner.fs.remove_file(&self.queue_path(id));
         }
-        Ok(bounce_id)
+        Ok(out)
     }
+}
+
+/// Applies one attempt's outcomes to a queued message; returns the
+/// recipients that failed now (with whether their time ran out).
+fn apply_results(
+    m: &mut QueuedMessage,
+    results: &[(usize, Attempt)],
+    now: i64,
+    policy: &RetryPolicy,
+) -> Vec<(usize, bool)> {
+    let mut failed = Vec::new();
+    for (i, outcome) in results {
+        let Some(r) = m.recipients.get_mut(*i) else {
+            continue;
+        };
+        if matches!(r.state, RecipientState::Delivered | RecipientState::Failed) {
+            continue;
+        }
+        r.attempts += 1;
+        match outcome {
+            Attempt::Delivered(reply) => {
+                r.state = RecipientState::Delivered;
+                r.last_reply = Some(reply.clone());
+            }
+            Attempt::Permanent(reply) => {
+                r.state = RecipientState::Failed;
+                r.last_reply = Some(reply.clone());
+                failed.push((*i, false));
+            }
+            Attempt::Transient(reply) => {
+                r.last_reply = Some(reply.clone());
+                let next = now + policy.delay(r.attempts);
+                if next >= m.arrival + policy.give_up_after {
+                    r.state = RecipientState::Failed;
+                    failed.push((*i, true));
+                } else {
+                    r.state = RecipientState::Deferred;
+                    r.next_attempt = next;
+                }
+            }
+        }
+    }
+    failed
 }
 
 /// A message being received, written to the store's spool folder as its

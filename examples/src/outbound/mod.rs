@@ -12,7 +12,7 @@ pub mod dns;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mailstore::queue::{
@@ -89,22 +89,39 @@ type Reports = Vec<(usize, Action)>;
 #[derive(Debug, Default)]
 struct Tally {
     open: HashMap<QueueId, (usize, Results, Reports)>,
+    recorder: Option<tokio::sync::mpsc::UnboundedSender<Done>>,
 }
+
+/// The messages waiting for one destination and the workers sending them.
+#[derive(Debug, Default)]
+struct Destination {
+    items: Mutex<std::collections::VecDeque<Item>>,
+    wake: tokio::sync::Notify,
+    workers: std::sync::atomic::AtomicUsize,
+}
+
+/// Most messages held in memory by the runner at once (leased, waiting
+/// for a worker); the rest stay in the store until there is room.
+const IN_FLIGHT: usize = 2000;
 
 /// Runs the queue until the process ends.
 pub async fn run(ctx: Arc<Ctx>, out: Arc<Outbound>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(out.max_connections.max(1)));
-    let dests: Arc<Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>> = Arc::default();
+    let dests: Arc<Mutex<HashMap<String, Arc<Destination>>>> = Arc::default();
     let tally: Arc<Mutex<Tally>> = Arc::default();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    lock(&tally).recorder = Some(tx);
+    tokio::spawn(recorder(ctx.clone(), out.clone(), rx));
     loop {
-        let free = slots.available_permits();
-        let leases = if free == 0 {
+        let held = lock(&tally).open.len();
+        let room = IN_FLIGHT.saturating_sub(held);
+        let leases = if room == 0 {
             Vec::new()
         } else {
             let store = ctx.store.clone();
             let lease = out.lease;
             tokio::task::spawn_blocking(move || {
-                let leases = store.queue_due(now_secs(), lease, free.min(200));
+                let leases = store.queue_due(now_secs(), lease, room.min(500));
                 leases
                     .into_iter()
                     .filter_map(|l| {
@@ -121,12 +138,11 @@ pub async fn run(ctx: Arc<Ctx>, out: Arc<Outbound>) {
         if leases.is_empty() {
             tokio::select! {
                 _ = ctx.queue_wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(if room == 0 { 50 } else { 1000 })) => {}
             }
             continue;
         }
         // Group the recipients by destination.
-        let mut groups: HashMap<String, Vec<Item>> = HashMap::new();
         let mut local: Vec<Item> = Vec::new();
         for item in leases {
             let mut by_dest: HashMap<String, Vec<usize>> = HashMap::new();
@@ -160,11 +176,30 @@ pub async fn run(ctx: Arc<Ctx>, out: Arc<Outbound>) {
                     rcpts: here,
                 });
             }
-            for (dest, rcpts) in by_dest {
-                groups.entry(dest).or_default().push(Item {
-                    msg: item.msg.clone(),
-                    rcpts,
-                });
+            for (key, rcpts) in by_dest {
+                let dest = lock(&dests).entry(key.clone()).or_default().clone();
+                let backlog = {
+                    let mut q = lock(&dest.items);
+                    q.push_back(Item {
+                        msg: item.msg.clone(),
+                        rcpts,
+                    });
+                    q.len()
+                };
+                dest.wake.notify_one();
+                // Another connection while the backlog outgrows the ones open.
+                let workers = dest.workers.load(std::sync::atomic::Ordering::SeqCst);
+                if workers < out.per_destination.max(1) && backlog > workers {
+                    dest.workers
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let (ctx, out, tally, slots) =
+                        (ctx.clone(), out.clone(), tally.clone(), slots.clone());
+                    tokio::spawn(async move {
+                        let slot = slots.acquire_owned().await;
+                        worker(&ctx, &out, &tally, &key, &dest).await;
+                        drop(slot);
+                    });
+                }
             }
         }
         if !local.is_empty() {
@@ -176,40 +211,83 @@ pub async fn run(ctx: Arc<Ctx>, out: Arc<Outbound>) {
                 }
             });
         }
-        for (dest, items) in groups {
-            let limit = lock(&dests)
-                .entry(dest.clone())
-                .or_insert_with(|| {
-                    Arc::new(tokio::sync::Semaphore::new(out.per_destination.max(1)))
-                })
-                .clone();
-            // Spread over the destination's connections, each reused for
-            // its share.
-            let n = out.per_destination.max(1).min(items.len());
-            let mut shares: Vec<Vec<Item>> = vec![Vec::new(); n];
-            for (k, item) in items.into_iter().enumerate() {
-                shares[k % n].push(item);
+    }
+}
+
+/// One connection's worth of sending to a destination: takes its waiting
+/// messages one after another over one connection (reused), and ends
+/// after two idle seconds.
+async fn worker(
+    ctx: &Arc<Ctx>,
+    out: &Arc<Outbound>,
+    tally: &Arc<Mutex<Tally>>,
+    key: &str,
+    dest: &Destination,
+) {
+    let domain = key.strip_prefix("relay ").unwrap_or(key);
+    let mut route: Option<(Instant, Hops)> = None;
+    let mut conn: Option<(Conn, usize)> = None;
+    let mut dead: Vec<usize> = Vec::new();
+    loop {
+        let next = lock(&dest.items).pop_front();
+        let Some(item) = next else {
+            let idle = tokio::time::timeout(Duration::from_secs(2), dest.wake.notified()).await;
+            if idle.is_err() {
+                // Leave only with nothing waiting (checked under the lock,
+                // so an item pushed meanwhile finds a worker).
+                let q = lock(&dest.items);
+                if q.is_empty() {
+                    dest.workers
+                        .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    drop(q);
+                    break;
+                }
             }
-            for share in shares {
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                let (ctx, out, tally, limit, dest) = (
-                    ctx.clone(),
-                    out.clone(),
-                    tally.clone(),
-                    limit.clone(),
-                    dest.clone(),
+            continue;
+        };
+        // Routes are looked up again after a minute.
+        if route
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() > Duration::from_secs(60))
+        {
+            route = Some((Instant::now(), hops(out, domain).await));
+            dead.clear();
+        }
+        let Some((_, r)) = &route else { continue };
+        match r {
+            Ok(hops) => {
+                let (results, reports) =
+                    deliver_item(ctx, out, hops, &mut conn, &mut dead, &item).await;
+                report(ctx, out, tally, &item, results, reports).await;
+            }
+            Err(f) => {
+                let text = format!(
+                    "{} {} {}",
+                    if f.permanent { 550 } else { 451 },
+                    f.status,
+                    f.reason
                 );
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    let Ok(_permit) = limit.acquire_owned().await else {
-                        return;
-                    };
-                    deliver_remote(&ctx, &out, &tally, &dest, share).await;
-                });
+                tracing::info!(destination = key, reason = %text, "no route");
+                let results = item
+                    .rcpts
+                    .iter()
+                    .map(|&i| {
+                        let a = if f.permanent {
+                            Attempt::Permanent(text.clone())
+                        } else {
+                            Attempt::Transient(text.clone())
+                        };
+                        (i, a)
+                    })
+                    .collect();
+                report(ctx, out, tally, &item, results, Vec::new()).await;
             }
         }
+    }
+    if let Some((c, _)) = conn
+        && c.session().is_ready()
+    {
+        c.quit().await;
     }
 }
 
@@ -244,43 +322,89 @@ async fn report(
     let Some((_, results, reports)) = done else {
         return;
     };
-    let (store, out2, msg) = (ctx.store.clone(), out.clone(), item.msg.clone());
-    let bounced = tokio::task::spawn_blocking(move || {
-        let now = now_secs();
-        if !reports.is_empty() && !msg.from.is_empty() {
-            // Success reports (NOTIFY=SUCCESS), built before the record
-            // removes a finished message.
-            let mut m = msg.clone();
-            for (i, a) in &results {
-                if let (Some(r), Attempt::Delivered(t)) = (m.recipients.get_mut(*i), a) {
-                    r.last_reply = Some(t.clone());
+    let recorder = lock(tally).recorder.clone();
+    if let Some(tx) = recorder {
+        let _ = tx.send(Done {
+            msg: item.msg.clone(),
+            results,
+            reports,
+        });
+    }
+    let _ = (ctx, out);
+}
+
+/// A message whose every part is done, for the recorder.
+#[derive(Debug)]
+struct Done {
+    msg: QueuedMessage,
+    results: Results,
+    reports: Reports,
+}
+
+/// Records finished messages in batches: whatever finished while the last
+/// batch was being written goes in the next one, with one index commit
+/// (one fsync) for all of it. Success reports are queued first, while the
+/// message is still there to quote.
+async fn recorder(
+    ctx: Arc<Ctx>,
+    out: Arc<Outbound>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Done>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 1024 {
+            match rx.try_recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
+        }
+        let (store, out2) = (ctx.store.clone(), out.clone());
+        let woke = tokio::task::spawn_blocking(move || {
+            let now = now_secs();
+            let mut queued = false;
+            for d in &batch {
+                if d.reports.is_empty() || d.msg.from.is_empty() {
+                    continue;
+                }
+                let mut m = d.msg.clone();
+                for (i, a) in &d.results {
+                    if let (Some(r), Attempt::Delivered(t)) = (m.recipients.get_mut(*i), a) {
+                        r.last_reply = Some(t.clone());
+                    }
+                }
+                if let Ok(mut original) = store.queue_open(m.id)
+                    && let Ok(dsn) = mailstore::queue::build_report(
+                        &m,
+                        &d.reports,
+                        &mut original,
+                        &out2.hostname,
+                        now,
+                    )
+                {
+                    let env = QueueEnvelope {
+                        from: String::new(),
+                        recipients: vec![(m.from.clone(), never(), None)],
+                        envid: None,
+                        ret: None,
+                    };
+                    queued |= store.queue_add(env, &mut &dsn[..], now).is_ok();
                 }
             }
-            if let Ok(mut original) = store.queue_open(m.id)
-                && let Ok(dsn) =
-                    mailstore::queue::build_report(&m, &reports, &mut original, &out2.hostname, now)
-            {
-                let env = QueueEnvelope {
-                    from: String::new(),
-                    recipients: vec![(m.from.clone(), never(), None)],
-                    envid: None,
-                    ret: None,
-                };
-                let _ = store.queue_add(env, &mut &dsn[..], now);
+            let list: Vec<(QueueId, Results)> =
+                batch.into_iter().map(|d| (d.msg.id, d.results)).collect();
+            match store.queue_record_many(&list, now, &out2.policy, &out2.hostname) {
+                Ok(each) => queued || each.iter().any(|r| matches!(r, Ok(Some(_)))),
+                Err(e) => {
+                    tracing::warn!(%e, "could not record delivery results");
+                    queued
+                }
             }
+        })
+        .await
+        .unwrap_or(false);
+        if woke {
+            ctx.queue_wake.notify_one();
         }
-        match store.queue_record(msg.id, &results, now, &out2.policy, &out2.hostname) {
-            Ok(b) => b.is_some() || !reports.is_empty(),
-            Err(e) => {
-                tracing::warn!(queue_id = msg.id, %e, "could not record delivery results");
-                false
-            }
-        }
-    })
-    .await
-    .unwrap_or(false);
-    if bounced {
-        ctx.queue_wake.notify_one();
     }
 }
 
@@ -355,8 +479,11 @@ async fn deliver_local(ctx: &Arc<Ctx>, item: &Item) -> Vec<(usize, Attempt)> {
     results
 }
 
+/// The hops (and their ports) of a destination, or why it has none.
+type Hops = Result<Vec<(Hop, u16)>, delivery::Failure>;
+
 /// The hops to try for a destination, or why there are none.
-async fn hops(out: &Outbound, dest: &str) -> Result<Vec<(Hop, u16)>, delivery::Failure> {
+async fn hops(out: &Outbound, dest: &str) -> Hops {
     if let Some(relay) = &out.relay {
         let addrs: Vec<SocketAddr> = match tokio::net::lookup_host(relay.addr.as_str()).await {
             Ok(a) => a.collect(),
@@ -439,154 +566,113 @@ fn reply_text(r: &Reply<'_>) -> String {
     r.to_string().trim_end().replace("\r\n", " ")
 }
 
-/// Delivers a share of a destination's messages: hop after hop, one
-/// connection per hop reused for every message still to go.
-async fn deliver_remote(
+/// Sends one message's recipients: over the open connection when it goes
+/// to the first hop still worth trying, else hop after hop (a connection
+/// failure or a 4xx at a hop that is not the last moves on; 5xx bounces).
+async fn deliver_item(
     ctx: &Arc<Ctx>,
     out: &Arc<Outbound>,
-    tally: &Arc<Mutex<Tally>>,
-    dest: &str,
-    items: Vec<Item>,
-) {
-    let domain = dest.strip_prefix("relay ").unwrap_or(dest);
-    let hops = match hops(out, domain).await {
-        Ok(h) => h,
-        Err(f) => {
-            let text = format!(
-                "{} {} {}",
-                if f.permanent { 550 } else { 451 },
-                f.status,
-                f.reason
-            );
-            tracing::info!(destination = dest, reason = %text, "no route");
-            for item in items {
-                let results = item
-                    .rcpts
-                    .iter()
-                    .map(|&i| {
-                        (
-                            i,
-                            if f.permanent {
-                                Attempt::Permanent(text.clone())
-                            } else {
-                                Attempt::Transient(text.clone())
-                            },
-                        )
-                    })
-                    .collect();
-                report(ctx, out, tally, &item, results, Vec::new()).await;
-            }
-            return;
-        }
-    };
-    // Per item: recipients still to try, outcomes so far.
-    let mut todo: Vec<(Item, Results, Reports)> = items
-        .into_iter()
-        .map(|i| (i, Vec::new(), Vec::new()))
-        .collect();
+    hops: &[(Hop, u16)],
+    conn: &mut Option<(Conn, usize)>,
+    dead: &mut Vec<usize>,
+    item: &Item,
+) -> (Results, Reports) {
+    let mut results = Vec::new();
+    let mut reports = Vec::new();
+    let mut rcpts = item.rcpts.clone();
     let mut last_error = String::from("451 4.4.1 no mail exchanger answered");
-    for (hop, port) in &hops {
-        if todo.iter().all(|t| t.0.rcpts.is_empty()) {
+    for (k, (hop, port)) in hops.iter().enumerate() {
+        if rcpts.is_empty() {
             break;
         }
-        let mut conn = match connect(out, hop, *port).await {
-            Ok(c) => c,
-            Err(e) => {
-                last_error = format!("451 4.4.1 {}[{}]:{port}: {e}", hop.host, hop.ip);
-                tracing::info!(host = %hop.host, ip = %hop.ip, %e, "connection failed");
-                continue;
-            }
-        };
-        for (item, results, reports) in &mut todo {
-            if item.rcpts.is_empty() {
-                continue;
-            }
-            if !conn.session().is_ready() {
-                // The connection broke: the rest goes to the next hop.
-                break;
-            }
-            match send_item(&ctx.store, out, &mut conn, item).await {
-                Ok(Ok(replies)) => {
-                    let dsn = conn.session().capabilities().dsn;
-                    let mut keep = Vec::new();
-                    for (&i, r) in item.rcpts.iter().zip(&replies) {
-                        let text = reply_text(r);
-                        match delivery::next(delivery::Attempt::Reply(r.code().get()), hop) {
-                            Next::Delivered => {
-                                tracing::info!(queue_id = item.msg.id, rcpt = %item.msg.recipients[i].address, host = %hop.host, reply = %text, "delivered");
-                                if item.msg.recipients[i].notify.success {
-                                    reports.push((
-                                        i,
-                                        if dsn {
-                                            Action::Delivered
-                                        } else {
-                                            Action::Relayed
-                                        },
-                                    ));
-                                }
-                                results.push((i, Attempt::Delivered(text)));
-                            }
-                            Next::Bounce => results.push((i, Attempt::Permanent(text))),
-                            Next::Retry => results.push((i, Attempt::Transient(text))),
-                            Next::TryNext => {
-                                last_error = text;
-                                keep.push(i);
-                            }
-                        }
-                    }
-                    item.rcpts = keep;
-                }
-                Ok(Err(client::SendError::NotReady)) => break,
-                Ok(Err(e)) => {
-                    let text = reply_text(&e.reply());
-                    for &i in &item.rcpts {
-                        results.push((
-                            i,
-                            if e.reply().code().is_permanent() {
-                                Attempt::Permanent(text.clone())
-                            } else {
-                                Attempt::Transient(text.clone())
-                            },
-                        ));
-                    }
-                    item.rcpts.clear();
-                }
-                Err(e) => {
-                    last_error = format!("451 4.4.2 {}[{}]: {e}", hop.host, hop.ip);
-                    break;
-                }
-            }
-            if item.rcpts.is_empty() {
-                // Recorded as soon as the peer answered, so a crash now
-                // sends nothing twice.
-                let done = Item {
-                    msg: item.msg.clone(),
-                    rcpts: Vec::new(),
-                };
-                report(
-                    ctx,
-                    out,
-                    tally,
-                    &done,
-                    std::mem::take(results),
-                    std::mem::take(reports),
-                )
-                .await;
-            }
-        }
-        if conn.session().is_ready() {
-            conn.quit().await;
-        }
-    }
-    for (item, mut results, reports) in todo {
-        if item.rcpts.is_empty() && results.is_empty() {
+        if dead.contains(&k) && !hop.last {
             continue;
         }
-        for &i in &item.rcpts {
-            results.push((i, Attempt::Transient(last_error.clone())));
+        let reuse = conn
+            .as_ref()
+            .is_some_and(|(c, at)| *at == k && c.session().is_ready());
+        if !reuse {
+            if let Some((old, _)) = conn.take()
+                && old.session().is_ready()
+            {
+                old.quit().await;
+            }
+            match connect(out, hop, *port).await {
+                Ok(c) => *conn = Some((c, k)),
+                Err(e) => {
+                    last_error = format!("451 4.4.1 {}[{}]:{port}: {e}", hop.host, hop.ip);
+                    tracing::info!(host = %hop.host, ip = %hop.ip, %e, "connection failed");
+                    dead.push(k);
+                    continue;
+                }
+            }
         }
-        report(ctx, out, tally, &item, results, reports).await;
+        let Some((c, _)) = conn.as_mut() else {
+            continue;
+        };
+        let attempt = Item {
+            msg: item.msg.clone(),
+            rcpts: rcpts.clone(),
+        };
+        match send_item(&ctx.store, out, c, &attempt).await {
+            Ok(Ok(replies)) => {
+                let dsn = c.session().capabilities().dsn;
+                let mut keep = Vec::new();
+                for (&i, r) in rcpts.iter().zip(&replies) {
+                    let text = reply_text(r);
+                    match delivery::next(delivery::Attempt::Reply(r.code().get()), hop) {
+                        Next::Delivered => {
+                            tracing::info!(queue_id = item.msg.id, rcpt = %item.msg.recipients[i].address, host = %hop.host, reply = %text, "delivered");
+                            if item.msg.recipients[i].notify.success {
+                                reports.push((
+                                    i,
+                                    if dsn {
+                                        Action::Delivered
+                                    } else {
+                                        Action::Relayed
+                                    },
+                                ));
+                            }
+                            results.push((i, Attempt::Delivered(text)));
+                        }
+                        Next::Bounce => results.push((i, Attempt::Permanent(text))),
+                        Next::Retry => results.push((i, Attempt::Transient(text))),
+                        Next::TryNext => {
+                            last_error = text;
+                            keep.push(i);
+                        }
+                    }
+                }
+                rcpts = keep;
+            }
+            Ok(Err(client::SendError::NotReady)) => {
+                *conn = None;
+            }
+            Ok(Err(e)) => {
+                let text = reply_text(&e.reply());
+                let permanent = e.reply().code().is_permanent();
+                for &i in &rcpts {
+                    results.push((
+                        i,
+                        if permanent {
+                            Attempt::Permanent(text.clone())
+                        } else {
+                            Attempt::Transient(text.clone())
+                        },
+                    ));
+                }
+                rcpts.clear();
+            }
+            Err(e) => {
+                last_error = format!("451 4.4.2 {}[{}]: {e}", hop.host, hop.ip);
+                *conn = None;
+            }
+        }
     }
+    for &i in &rcpts {
+        results.push((i, Attempt::Transient(last_error.clone())));
+    }
+    (results, reports)
 }
 
 /// A connection to `hop`, greeted, with TLS as the policy asks and AUTH
