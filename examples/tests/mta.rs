@@ -76,7 +76,12 @@ fn dns(records: &[(&str, Rec<'_>)]) -> Dns {
                 },
             )),
             Rec::A(ip) => RData::A(A(*ip)),
-            Rec::Txt(t) => RData::TXT(TXT::new(vec![(*t).to_owned()])),
+            Rec::Txt(t) => RData::TXT(TXT::new(
+                t.as_bytes()
+                    .chunks(255)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect(),
+            )),
         };
         add(name(owner), data);
     }
@@ -106,16 +111,24 @@ fn dns(records: &[(&str, Rec<'_>)]) -> Dns {
 }
 
 /// What a DKIM key generated for `domain` in `data` asks to publish.
-fn dkim_key(data: &Path, domain: &str) -> (String, String) {
+fn dkim_key(data: &Path, domain: &str, rsa: bool) -> (String, String) {
     std::fs::create_dir_all(data).unwrap();
-    let (ok, out) = cli(data, &["dkim", "generate", domain]);
+    let mut args = vec!["dkim", "generate", domain];
+    if rsa {
+        args.push("--rsa");
+    }
+    let (ok, out) = cli(data, &args);
     assert!(ok, "{out}");
     let line = out
         .lines()
         .find(|l| l.contains("IN TXT"))
         .expect("a TXT record is printed");
     let (owner, rest) = line.split_once(". IN TXT ").unwrap();
-    (owner.to_owned(), rest.trim_matches('"').to_owned())
+    // Several quoted strings for a long (RSA) key: joined, as resolvers do.
+    (
+        owner.to_owned(),
+        rest.split('"').skip(1).step_by(2).collect(),
+    )
 }
 
 fn add_user(s: &Server, user: &str) {
@@ -172,9 +185,14 @@ struct Pair {
 /// The test zone plus `extra`, B on 127.0.0.12, A on 127.0.0.11 sending
 /// to B's SMTP port, DKIM key for a.test published.
 fn pair(extra_records: &[(&str, Rec<'_>)], a_args: &[&str]) -> Pair {
+    pair_with(extra_records, a_args, false)
+}
+
+/// [`pair`] with an RSA DKIM key instead of Ed25519.
+fn pair_with(extra_records: &[(&str, Rec<'_>)], a_args: &[&str], rsa: bool) -> Pair {
     let dir = tempfile::tempdir().unwrap();
     let (a_data, b_data) = (dir.path().join("a"), dir.path().join("b"));
-    let (owner, txt) = dkim_key(&a_data, "a.test");
+    let (owner, txt) = dkim_key(&a_data, "a.test", rsa);
     let mut records = vec![
         ("a.test", Rec::Mx(10, "mx.a.test")),
         ("mx.a.test", Rec::A(Ipv4Addr::new(127, 0, 0, 11))),
@@ -298,6 +316,28 @@ fn mail_for_another_domain_goes_by_mx_dkim_signed_with_the_local_copy_in_one_tra
     });
 }
 
+#[test]
+fn an_rsa_dkim_key_signs_too() {
+    let p = pair_with(&[], &[], true);
+    submit(
+        &p.a,
+        "127.0.0.11",
+        "demo@a.test",
+        &["bob@b.test"],
+        "rsa",
+        "",
+    );
+    wait_for("delivery at B", Duration::from_secs(30), || {
+        !maildir(&p.b, "bob").is_empty()
+    });
+    let got = maildir(&p.b, "bob").remove(0);
+    assert!(got.contains("a=rsa-sha256"), "{got}");
+    assert!(
+        dkim_verifies(&p.dns, &got),
+        "the signature verifies:\n{got}"
+    );
+}
+
 fn bounces(s: &Server) -> Vec<String> {
     maildir(s, "demo")
         .into_iter()
@@ -345,6 +385,8 @@ fn an_unreachable_mx_keeps_the_message_queued_and_bounces_at_expiry() {
             "1",
             "--queue-lifetime",
             "6",
+            "--delay-warning",
+            "2",
         ],
     );
     submit(
@@ -353,7 +395,7 @@ fn an_unreachable_mx_keeps_the_message_queued_and_bounces_at_expiry() {
         "demo@a.test",
         &["x@down.test"],
         "to-down",
-        "",
+        "\"NOTIFY=DELAY,FAILURE\"",
     );
     wait_for("a retry", Duration::from_secs(20), || {
         let (_, list) = cli(&p.a.data, &["queue", "list"]);
@@ -368,10 +410,23 @@ fn an_unreachable_mx_keeps_the_message_queued_and_bounces_at_expiry() {
         "the connection failure is recorded: {show}"
     );
     assert!(show.contains("Subject: to-down"), "{show}");
-    wait_for("the expiry bounce", Duration::from_secs(30), || {
-        !bounces(&p.a).is_empty()
+    // NOTIFY=DELAY: told once that it is late, then that it failed.
+    let report = |what: &'static str| move |m: &String| m.contains(what);
+    wait_for("the delay report", Duration::from_secs(30), || {
+        bounces(&p.a).iter().any(report("Action: delayed"))
     });
-    let b = bounces(&p.a).remove(0);
+    wait_for("the expiry bounce", Duration::from_secs(30), || {
+        bounces(&p.a).iter().any(report("Action: failed"))
+    });
+    let all = bounces(&p.a);
+    assert_eq!(
+        all.iter().filter(|m| report("Action: delayed")(m)).count(),
+        1
+    );
+    let d = all.iter().find(|m| report("Action: delayed")(m)).unwrap();
+    assert!(d.contains("Subject: Delayed Mail"), "{d}");
+    assert!(d.contains("Status: 4.0.0"), "{d}");
+    let b = all.iter().find(|m| report("Action: failed")(m)).unwrap();
     assert!(b.contains("Status: 4.4.7"), "{b}");
     assert!(b.contains("delivery time expired"), "{b}");
 }

@@ -73,6 +73,8 @@ pub struct QueueRecipient {
     pub next_attempt: i64,
     /// The last reply from a remote server, if any.
     pub last_reply: Option<String>,
+    /// A "delayed" report (NOTIFY=DELAY) was sent for it.
+    pub delay_notified: bool,
 }
 
 /// The envelope of a queued message.
@@ -127,6 +129,9 @@ pub struct RetryPolicy {
     pub max_interval: i64,
     /// Give up this long after arrival, in seconds.
     pub give_up_after: i64,
+    /// Send a "delayed" report (NOTIFY=DELAY, once) for a recipient still
+    /// not delivered this long after arrival, in seconds; 0: never.
+    pub delay_warning: i64,
 }
 
 impl Default for RetryPolicy {
@@ -135,6 +140,7 @@ impl Default for RetryPolicy {
             first_retry: 300,
             max_interval: 4000,
             give_up_after: 5 * 24 * 3600,
+            delay_warning: 4 * 3600,
         }
     }
 }
@@ -260,6 +266,10 @@ pub(crate) fn encode(m: &QueuedMessage) -> Vec<u8> {
         put_u64(&mut w, r.next_attempt as u64);
         put_opt(&mut w, &r.last_reply);
     }
+    // Added later, after the recipients so older records still read.
+    for r in &m.recipients {
+        w.push(u8::from(r.delay_notified));
+    }
     w
 }
 
@@ -333,7 +343,13 @@ pub(crate) fn decode(id: QueueId, b: &[u8]) -> Result<QueuedMessage, Error> {
             attempts,
             next_attempt,
             last_reply,
+            delay_notified: false,
         });
+    }
+    if let Ok(flags) = take(recipients.len()) {
+        for (r, f) in recipients.iter_mut().zip(flags) {
+            r.delay_notified = *f == 1;
+        }
     }
     Ok(QueuedMessage {
         id,

@@ -1605,6 +1605,7 @@ impl Store {
                     attempts: 0,
                     next_attempt: now,
                     last_reply: None,
+                    delay_notified: false,
                 })
                 .collect(),
         };
@@ -1739,12 +1740,12 @@ impl Store {
                 match model.queue.messages.get_mut(id) {
                     None => None,
                     Some(m) => {
-                        let failed = apply_results(m, results, now, policy);
-                        Some((m.clone(), failed))
+                        let (failed, delayed) = apply_results(m, results, now, policy);
+                        Some((m.clone(), failed, delayed))
                     }
                 }
             };
-            let Some((updated, failed)) = updated else {
+            let Some((updated, failed, delayed)) = updated else {
                 out.push(Err(Error::NoSuchMessage(0)));
                 continue;
             };
@@ -1764,6 +1765,24 @@ impl Store {
                     ret: None,
                 };
                 bounce_id = Some(self.queue_add(env, &mut &dsn[..], now)?);
+            }
+            if !delayed.is_empty() && !updated.from.is_empty() {
+                let entries: Vec<(usize, q::Action)> =
+                    delayed.iter().map(|&i| (i, q::Action::Delayed)).collect();
+                let mut original = self.queue_open(*id)?;
+                let dsn = q::build_report(&updated, &entries, &mut original, reporting_mta, now)?;
+                let never = q::Notify {
+                    success: false,
+                    failure: false,
+                    delay: false,
+                };
+                let env = Envelope {
+                    from: String::new(),
+                    recipients: vec![(updated.from.clone(), never, None)],
+                    envid: None,
+                    ret: None,
+                };
+                bounce_id = bounce_id.or(Some(self.queue_add(env, &mut &dsn[..], now)?));
             }
             out.push(Ok(bounce_id));
             updates.push(updated);
@@ -1800,14 +1819,16 @@ impl Store {
 }
 
 /// Applies one attempt's outcomes to a queued message; returns the
-/// recipients that failed now (with whether their time ran out).
+/// recipients that failed now (with whether their time ran out), and those
+/// due a "delayed" report.
 fn apply_results(
     m: &mut QueuedMessage,
     results: &[(usize, Attempt)],
     now: i64,
     policy: &RetryPolicy,
-) -> Vec<(usize, bool)> {
+) -> (Vec<(usize, bool)>, Vec<usize>) {
     let mut failed = Vec::new();
+    let mut delayed = Vec::new();
     for (i, outcome) in results {
         let Some(r) = m.recipients.get_mut(*i) else {
             continue;
@@ -1835,11 +1856,19 @@ fn apply_results(
                 } else {
                     r.state = RecipientState::Deferred;
                     r.next_attempt = next;
+                    if r.notify.delay
+                        && !r.delay_notified
+                        && policy.delay_warning > 0
+                        && now - m.arrival >= policy.delay_warning
+                    {
+                        r.delay_notified = true;
+                        delayed.push(*i);
+                    }
                 }
             }
         }
     }
-    failed
+    (failed, delayed)
 }
 
 /// A message being received, written to the store's spool folder as its

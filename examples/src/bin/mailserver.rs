@@ -226,6 +226,10 @@ struct ServeArgs {
     /// Longest wait between retries, in seconds.
     #[arg(long, default_value_t = 4000)]
     retry_max: i64,
+    /// Seconds after arrival when a sender who asked (NOTIFY=DELAY) is told
+    /// once that a recipient is not delivered yet; 0: never.
+    #[arg(long, default_value_t = 4 * 3600)]
+    delay_warning: i64,
     /// Seconds after arrival when an undelivered recipient bounces.
     #[arg(long, default_value_t = 5 * 24 * 3600)]
     queue_lifetime: i64,
@@ -550,6 +554,7 @@ fn outbound(
             first_retry: args.retry_first.max(1),
             max_interval: args.retry_max.max(1),
             give_up_after: args.queue_lifetime.max(1),
+            delay_warning: args.delay_warning.max(0),
         },
         per_destination: args.outbound_per_destination.max(1),
         max_connections: 100,
@@ -679,7 +684,14 @@ fn dkim_generate(cli: &Cli, domain: &str, selector: &str, rsa: bool) -> Result<(
     Domain::new(domain.to_owned()).map_err(|e| format!("{domain}: {e}"))?;
     Domain::new(selector.to_owned()).map_err(|e| format!("--selector {selector}: {e}"))?;
     let (name, value) = mailkit_examples::dkim::generate(&cli.data, domain, selector, rsa)?;
-    println!("{name}. IN TXT \"{value}\"");
+    // A TXT string holds at most 255 octets: longer values (RSA keys) go
+    // as several strings, which resolvers join.
+    let strings: Vec<String> = value
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect();
+    println!("{name}. IN TXT {}", strings.join(" "));
     eprintln!("publish this record, then restart the server to sign mail from {domain}");
     Ok(())
 }
