@@ -1782,7 +1782,9 @@ impl Store {
                     envid: None,
                     ret: None,
                 };
-                bounce_id = bounce_id.or(Some(self.queue_add(env, &mut &dsn[..], now)?));
+                // Queued like a bounce, but not one: the result names only
+                // the failure report.
+                self.queue_add(env, &mut &dsn[..], now)?;
             }
             out.push(Ok(bounce_id));
             updates.push(updated);

@@ -70,7 +70,11 @@ fn leases_retries_and_expiry_bounce() {
     );
     // Leased: a second runner gets nothing.
     assert!(s.queue_due(T0 + 1, 600, 10).is_empty());
-    let policy = RetryPolicy::default();
+    // (No delay reports here: see one_delay_report_after_the_warning_time.)
+    let policy = RetryPolicy {
+        delay_warning: 0,
+        ..RetryPolicy::default()
+    };
     let b = s
         .queue_record(
             id,
@@ -240,4 +244,54 @@ fn queue_survives_restart() {
         .queue_add(env("a@b.c", &["d@e.f"]), &mut &b"x"[..], T0)
         .unwrap();
     assert!(next > id, "queue ids are not reused");
+}
+
+/// NOTIFY=DELAY: one "delayed" report once the warning time has passed,
+/// never a second; the record keeps that it was sent.
+#[test]
+fn one_delay_report_after_the_warning_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let id = s
+        .queue_add(
+            Envelope {
+                from: "alice@example.org".into(),
+                recipients: vec![("bob@example.net".into(), Notify::default(), None)],
+                envid: None,
+                ret: None,
+            },
+            &mut &b"Subject: late\r\n\r\nhi\r\n"[..],
+            T0,
+        )
+        .unwrap();
+    let policy = RetryPolicy {
+        delay_warning: 3600,
+        ..RetryPolicy::default()
+    };
+    let fail = |now| {
+        s.queue_record(
+            id,
+            &[(0, Attempt::Transient("451 4.4.1 no answer".into()))],
+            now,
+            &policy,
+            "mx",
+        )
+        .unwrap()
+    };
+    fail(T0 + 10);
+    assert_eq!(s.queue_list().len(), 1, "no report before the warning time");
+    fail(T0 + 3600);
+    fail(T0 + 7200);
+    let reports: Vec<_> = s
+        .queue_list()
+        .into_iter()
+        .filter(|m| m.from.is_empty())
+        .collect();
+    assert_eq!(reports.len(), 1, "one delay report");
+    assert!(body(&s, reports[0].id).contains("Action: delayed"));
+    assert!(s.queue_get(id).unwrap().recipients[0].delay_notified);
+    // Kept across a restart.
+    drop(s);
+    let s = Store::open(dir.path()).unwrap();
+    assert!(s.queue_get(id).unwrap().recipients[0].delay_notified);
 }
