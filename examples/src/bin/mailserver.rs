@@ -233,8 +233,8 @@ struct ServeArgs {
     /// Seconds after arrival when an undelivered recipient bounces.
     #[arg(long, default_value_t = 5 * 24 * 3600)]
     queue_lifetime: i64,
-    /// Connections at once to one destination.
-    #[arg(long, default_value_t = 4)]
+    /// Connections at once to one destination (Postfix's default is 20).
+    #[arg(long, default_value_t = 16)]
     outbound_per_destination: usize,
     /// Keep outgoing mail queued: no queue runner (for maintenance; mail
     /// for local users is still delivered at once).

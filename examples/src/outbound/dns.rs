@@ -12,7 +12,8 @@ use smtp_proto::delivery::{AddrAnswer, Mx, MxAnswer};
 /// The resolver the queue runner asks.
 #[derive(Clone)]
 pub struct Dns {
-    resolver: TokioResolver,
+    /// `Err`: why there is none (lookups then fail, temporarily).
+    resolver: Result<TokioResolver, String>,
 }
 
 impl std::fmt::Debug for Dns {
@@ -40,12 +41,21 @@ impl Dns {
                     TokioRuntimeProvider::default(),
                 )
             }
-            None => {
-                Resolver::builder_tokio().map_err(|e| format!("system DNS configuration: {e}"))?
-            }
+            None => match Resolver::builder_tokio() {
+                Ok(b) => b,
+                // A machine without /etc/resolv.conf still serves local
+                // mail; outgoing mail waits in the queue.
+                Err(e) => {
+                    let why = format!("system DNS configuration: {e}");
+                    tracing::warn!(%why, "no resolver: outgoing mail will wait (or give --dns)");
+                    return Ok(Dns { resolver: Err(why) });
+                }
+            },
         };
         let resolver = builder.build().map_err(|e| format!("DNS resolver: {e}"))?;
-        Ok(Dns { resolver })
+        Ok(Dns {
+            resolver: Ok(resolver),
+        })
     }
 
     fn fqdn(name: &str) -> String {
@@ -58,7 +68,11 @@ impl Dns {
 
     /// The MX records of `domain`.
     pub async fn mx(&self, domain: &str) -> MxAnswer {
-        match self.resolver.mx_lookup(Self::fqdn(domain)).await {
+        let resolver = match &self.resolver {
+            Ok(r) => r,
+            Err(why) => return MxAnswer::Failed(why.clone()),
+        };
+        match resolver.mx_lookup(Self::fqdn(domain)).await {
             Ok(lookup) => {
                 let mx: Vec<Mx> = lookup
                     .answers()
@@ -85,7 +99,11 @@ impl Dns {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return AddrAnswer::Addrs(vec![ip]);
         }
-        match self.resolver.lookup_ip(Self::fqdn(host)).await {
+        let resolver = match &self.resolver {
+            Ok(r) => r,
+            Err(why) => return AddrAnswer::Failed(why.clone()),
+        };
+        match resolver.lookup_ip(Self::fqdn(host)).await {
             Ok(l) => {
                 let mut ips: Vec<IpAddr> = l.iter().collect();
                 ips.sort_by_key(|ip| ip.is_ipv6());

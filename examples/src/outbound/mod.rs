@@ -203,11 +203,11 @@ pub async fn run(ctx: Arc<Ctx>, out: Arc<Outbound>) {
             }
         }
         if !local.is_empty() {
-            let (ctx, out, tally) = (ctx.clone(), out.clone(), tally.clone());
+            let (ctx, tally) = (ctx.clone(), tally.clone());
             tokio::spawn(async move {
                 for item in local {
                     let results = deliver_local(&ctx, &item).await;
-                    report(&ctx, &out, &tally, &item, results, Vec::new()).await;
+                    report(&tally, &item, results, Vec::new()).await;
                 }
             });
         }
@@ -258,7 +258,7 @@ async fn worker(
             Ok(hops) => {
                 let (results, reports) =
                     deliver_item(ctx, out, hops, &mut conn, &mut dead, &item).await;
-                report(ctx, out, tally, &item, results, reports).await;
+                report(tally, &item, results, reports).await;
             }
             Err(f) => {
                 let text = format!(
@@ -280,7 +280,7 @@ async fn worker(
                         (i, a)
                     })
                     .collect();
-                report(ctx, out, tally, &item, results, Vec::new()).await;
+                report(tally, &item, results, Vec::new()).await;
             }
         }
     }
@@ -298,8 +298,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// One part of a message is done: once every part is, its outcomes are
 /// recorded (and success reports queued).
 async fn report(
-    ctx: &Arc<Ctx>,
-    out: &Arc<Outbound>,
     tally: &Arc<Mutex<Tally>>,
     item: &Item,
     results: Vec<(usize, Attempt)>,
@@ -330,7 +328,6 @@ async fn report(
             reports,
         });
     }
-    let _ = (ctx, out);
 }
 
 /// A message whose every part is done, for the recorder.
