@@ -847,3 +847,93 @@ except smtplib.SMTPResponseException as e:
     let _ = relay.kill();
     let _ = relay.wait();
 }
+
+/// A peer that offers STARTTLS and then breaks the handshake: with `may`
+/// the message goes in plaintext on a new connection; with `encrypt` it
+/// waits in the queue.
+#[test]
+fn a_broken_starttls_falls_back_only_when_tls_is_optional() {
+    use std::io::{BufRead, BufReader};
+    const PEER: &str = r#"
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); s.listen(5)
+print(s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept(); f = c.makefile("rb")
+    c.sendall(b"220 peer ESMTP\r\n")
+    data = False
+    for line in f:
+        if data:
+            if line == b".\r\n":
+                data = False; c.sendall(b"250 2.0.0 ok\r\n")
+            elif line.startswith(b"Subject:"):
+                print(line.decode().strip(), flush=True)
+            continue
+        cmd = line[:4].upper()
+        if cmd == b"EHLO":
+            c.sendall(b"250-peer\r\n250 STARTTLS\r\n")
+        elif cmd == b"STAR":
+            c.sendall(b"220 go ahead\r\n"); c.recv(4096)  # the ClientHello
+            c.sendall(b"\x15\x03\x03\x00\x02\x02\x28"); f.close(); c.close(); break
+        elif cmd == b"DATA":
+            data = True; c.sendall(b"354 go\r\n")
+        elif cmd == b"QUIT":
+            c.sendall(b"221 bye\r\n"); f.close(); c.close(); break
+        else:
+            c.sendall(b"250 ok\r\n")
+"#;
+    for (policy, delivered) in [("may", true), ("encrypt", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut peer = Command::new("python3")
+            .args(["-c", PEER])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(peer.stdout.take().unwrap()).lines();
+        let _peer = KillOnDrop(peer);
+        let port = lines.next().unwrap().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let relay = format!("127.0.0.1:{port}");
+        let a = start_at(
+            &dir.path().join("a"),
+            None,
+            None,
+            "127.0.0.1",
+            &["a.test"],
+            &["--relay", &relay, "--tls-outbound", policy],
+            Some(&dir.path().join("a.log")),
+        );
+        submit(
+            &a,
+            "127.0.0.1",
+            "demo@a.test",
+            &["x@far.example"],
+            "fallback",
+            "",
+        );
+        let got = rx.recv_timeout(Duration::from_secs(if delivered { 20 } else { 3 }));
+        if delivered {
+            let log = std::fs::read_to_string(dir.path().join("a.log")).unwrap_or_default();
+            assert_eq!(got.as_deref(), Ok("Subject: fallback"), "{policy}: {log}");
+        } else {
+            assert!(got.is_err(), "{policy}: never sent in plaintext");
+            assert!(cli(&a.data, &["queue", "list"]).1.contains("(deferred)"));
+        }
+    }
+}
+
+/// A child process that ends with the test, even a failing one.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

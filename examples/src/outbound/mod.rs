@@ -674,11 +674,15 @@ async fn deliver_item(
 
 /// A connection to `hop`, greeted, with TLS as the policy asks and AUTH
 /// for a relay that needs it.
-async fn connect(out: &Outbound, hop: &Hop, port: u16) -> Result<Conn, String> {
+fn conn_config(out: &Outbound) -> Arc<client::Config> {
     let mut config = client::Config::new(ehlo_host(&out.hostname));
     config.allow_plaintext_auth = false;
+    Arc::new(config)
+}
+
+async fn connect(out: &Outbound, hop: &Hop, port: u16) -> Result<Conn, String> {
     let addr = SocketAddr::new(hop.ip, port);
-    let mut conn = Conn::open(addr, Arc::new(config), out.connect_timeout, out.bind)
+    let mut conn = Conn::open(addr, conn_config(out), out.connect_timeout, out.bind)
         .await
         .map_err(|e| e.to_string())?;
     let offered = conn.session().capabilities().starttls;
@@ -693,6 +697,14 @@ async fn connect(out: &Outbound, hop: &Hop, port: u16) -> Result<Conn, String> {
             Ok(true) => {}
             Ok(false) if !required => {}
             Ok(false) => return Err("STARTTLS refused and TLS is required".into()),
+            // Opportunistic TLS that fails: once more in plaintext, as
+            // `may` allows (RFC 7435); never when TLS is required.
+            Err(e) if !required => {
+                tracing::info!(host = %hop.host, %e, "TLS failed; plaintext (--tls-outbound may)");
+                conn = Conn::open(addr, conn_config(out), out.connect_timeout, out.bind)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             Err(e) => return Err(format!("TLS: {e}")),
         }
     } else if required {
