@@ -784,3 +784,73 @@ fn a_large_body_streams_in_bdat_chunks() {
     assert_eq!(p.server.messages[0].len(), body.len());
     assert!(p.server.messages[0] == body);
 }
+
+/// The server's side of a conversation, one entry per turn (what it sends
+/// after the client's last flight).
+const SERVER_TURNS: &[&[u8]] = &[
+    b"220 mx.example ESMTP\r\n",
+    b"250-mx.example\r\n250-PIPELINING\r\n250-SIZE 100000\r\n250 DSN\r\n",
+    b"250 2.1.0 OK\r\n250 2.1.5 OK\r\n550 5.1.1 no\r\n354 go\r\n",
+    b"250 2.0.0 queued\r\n",
+    b"250 2.1.0 OK\r\n452 4.2.2 full\r\n554 5.5.1 no valid recipients\r\n",
+    b"221 bye\r\n",
+];
+
+/// Runs the client over `SERVER_TURNS`, each turn cut at `cuts` (modulo
+/// its length); returns what it wrote and its events.
+fn run_split(cuts: &[usize]) -> (Vec<u8>, Vec<Event>) {
+    let now = Instant::now();
+    let mut c = Session::new(Arc::new(client_config()), now);
+    let (mut wire, mut events, mut marks) = (Vec::new(), Vec::new(), Vec::new());
+    let mut acted = 0;
+    for turn in SERVER_TURNS {
+        let mut bounds: Vec<usize> = cuts.iter().map(|&k| k % turn.len()).collect();
+        bounds.push(turn.len());
+        bounds.sort_unstable();
+        let mut at = 0;
+        for end in bounds {
+            if end > at {
+                c.handle_input(now, &turn[at..end]);
+                at = end;
+                drain(&mut c, &mut wire, &mut events, &mut marks);
+            }
+        }
+        // The caller acts on what the events said.
+        while acted < events.len() {
+            match &events[acted] {
+                Event::Ready => c
+                    .send(now, envelope(&["a@x.example", "b@x.example"]))
+                    .unwrap(),
+                Event::SendBody => {
+                    c.send_body(now, b"Subject: s\r\n\r\n.x\r\n").unwrap();
+                    c.finish_body(now).unwrap();
+                }
+                Event::Completed(r) if r.len() == 2 => {
+                    c.send(now, envelope(&["c@x.example"])).unwrap();
+                }
+                Event::Completed(_) => c.quit(now),
+                _ => {}
+            }
+            acted += 1;
+            drain(&mut c, &mut wire, &mut events, &mut marks);
+        }
+    }
+    assert_eq!(marks, vec!["closed"]);
+    (wire, events)
+}
+
+proptest::proptest! {
+    /// However the server's bytes are split across reads, the client writes
+    /// the same bytes and reports the same events.
+    #[test]
+    fn client_output_does_not_depend_on_read_boundaries(cuts in proptest::collection::vec(0usize..400, 0..12)) {
+        let whole = run_split(&[]);
+        let split = run_split(&cuts);
+        proptest::prop_assert_eq!(&split, &whole);
+        let codes: Vec<Vec<u16>> = whole.1.iter().filter_map(|e| match e {
+            Event::Completed(r) => Some(r.iter().map(|r| r.code().get()).collect()),
+            _ => None,
+        }).collect();
+        proptest::prop_assert_eq!(codes, vec![vec![250, 550], vec![452]]);
+    }
+}
