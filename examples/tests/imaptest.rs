@@ -479,7 +479,9 @@ fn parse_test(path: &Path) -> Result<Test, String> {
                 continue;
             }
             if let Some(ex) = untagged_prefix(&line) {
-                let mut args = parse_args(&line.as_bytes()[2..])?;
+                // From the raw bytes: a binary literal is not UTF-8.
+                let raw = bytes.strip_suffix(b"\r").unwrap_or(&bytes);
+                let mut args = parse_args(raw.get(2..).unwrap_or_default())?;
                 default_directives(&mut args);
                 if args
                     .iter()
@@ -543,10 +545,20 @@ fn parse_test(path: &Path) -> Result<Test, String> {
         if reply.is_none() {
             g.pending += 1;
         }
+        // The command's own bytes: a binary literal is not UTF-8, and the
+        // lossy text above would change its length. The part before it
+        // (connection, tag) is ASCII, so the offsets agree.
+        let raw = bytes.strip_suffix(b"\r").unwrap_or(&bytes);
+        let prefix = line.len() - rest.len();
+        let command = if line[..prefix].is_ascii() && raw.len() >= prefix {
+            raw[prefix..].to_vec()
+        } else {
+            rest.as_bytes().to_vec()
+        };
         g.commands.push(Cmd {
             line: lineno,
             tag,
-            command: rest.as_bytes().to_vec(),
+            command,
             reply: reply.map(|r| vec![Arg::Atom(r.to_owned())]),
         });
     }
@@ -1514,7 +1526,12 @@ fn scripts() -> PathBuf {
 /// Groups that are expected to fail for now, with the reason (kept in the
 /// README); the runner fails if one of them starts to pass, so the list
 /// stays true.
-const KNOWN: &[(&str, &str)] = &[];
+const KNOWN: &[(&str, &str)] = &[(
+    "append-binary",
+    "its last expectation disagrees with itself: BINARY.SIZE[1] 7 with a 6-octet \
+     literal (imaptest's own reading of the file, test-parser.c, gives 6); the server \
+     returns the 7 octets the APPEND sent, converted to base64 and decoded back",
+)];
 
 #[test]
 fn imaptest_scripted_groups() {

@@ -616,33 +616,45 @@ fn base64_decode(b: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Quoted-printable decoded (RFC 2045 §6.7): `=XX`, soft line breaks;
-/// a lone `=` is kept as it is.
+/// Quoted-printable decoded (RFC 2045 §6.7), line by line: whitespace at
+/// the end of a line is transport padding and goes; a line that then ends
+/// in `=` is a soft break (joined to the next); `=XX` is an octet; a lone
+/// `=` is kept as it is.
 fn qp_decode(b: &[u8]) -> Vec<u8> {
     let hex = |c: u8| (c as char).to_digit(16);
     let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'=' {
-            if b[i + 1..].starts_with(b"\r\n") {
-                i += 3;
-                continue;
-            }
-            if b[i + 1..].starts_with(b"\n") {
-                i += 2;
-                continue;
-            }
-            if let (Some(h), Some(l)) = (
-                b.get(i + 1).and_then(|c| hex(*c)),
-                b.get(i + 2).and_then(|c| hex(*c)),
-            ) {
+    for raw in b.split_inclusive(|&c| c == b'\n') {
+        let (content, eol): (&[u8], &[u8]) = match raw {
+            [c @ .., b'\r', b'\n'] => (c, b"\r\n"),
+            [c @ .., b'\n'] => (c, b"\n"),
+            c => (c, b""),
+        };
+        let mut line = content;
+        while let [rest @ .., b' ' | b'\t'] = line {
+            line = rest;
+        }
+        let soft = line.last() == Some(&b'=') && !eol.is_empty();
+        if soft {
+            line = &line[..line.len() - 1];
+        }
+        let mut i = 0;
+        while i < line.len() {
+            if line[i] == b'='
+                && let (Some(h), Some(l)) = (
+                    line.get(i + 1).and_then(|c| hex(*c)),
+                    line.get(i + 2).and_then(|c| hex(*c)),
+                )
+            {
                 out.push((h * 16 + l) as u8);
                 i += 3;
                 continue;
             }
+            out.push(line[i]);
+            i += 1;
         }
-        out.push(b[i]);
-        i += 1;
+        if !soft {
+            out.extend_from_slice(eol);
+        }
     }
     out
 }

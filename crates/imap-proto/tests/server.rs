@@ -722,7 +722,7 @@ fn searchres_keeps_the_result_as_dollar() {
 }
 
 #[test]
-fn binary_content_in_a_literal8_append_is_refused_with_unknown_cte() {
+fn binary_content_in_a_literal8_append_is_converted_or_refused_with_unknown_cte() {
     let mut h = H::new();
     h.login();
     h.send("a APPEND INBOX ~{3+}\r\n");
@@ -731,8 +731,38 @@ fn binary_content_in_a_literal8_append_is_refused_with_unknown_cte() {
     let w = h.send("x\0y\r\nb NOOP\r\n");
     assert_eq!(
         w,
-        "a NO [UNKNOWN-CTE] binary content is not stored here\r\nb OK NOOP completed\r\n"
+        "a NO [UNKNOWN-CTE] binary content that cannot be converted\r\nb OK NOOP completed\r\n"
     );
+    // A binary MIME part is converted to base64 before the application
+    // sees it (RFC 3516 §4.3).
+    h.events.clear();
+    let msg = b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n\x00\xff\r\n";
+    h.send(&format!("d APPEND INBOX ~{{{}+}}\r\n", msg.len()));
+    let (token, _) = h.request();
+    h.s.accept(token).unwrap();
+    h.s.handle_input(h.now, msg);
+    h.s.handle_input(h.now, b"\r\n");
+    h.pump();
+    let data: Vec<u8> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AppendData(d) => Some(d.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(
+        data,
+        b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAP8NCg==\r\n"
+    );
+    let commit = h.events.drain(..).find_map(|e| match e {
+        Event::AppendCommit { token } => Some(token),
+        _ => None,
+    });
+    h.s.complete(commit.expect("a commit"), Completion::ok("APPEND completed"))
+        .unwrap();
+    assert!(h.take_wire().contains("d OK APPEND completed"));
     // Without NUL a literal8 message is stored as any other.
     h.events.clear();
     h.send("c APPEND INBOX ~{2+}\r\nok\r\n");

@@ -88,6 +88,7 @@ mod body;
 mod crlf;
 mod line;
 mod session;
+pub mod transfer;
 
 pub use body::{BodyError, BodyProgress, DataDecoder, DataEncoder};
 pub use crlf::{CrlfSize, crlf_size};

@@ -94,7 +94,11 @@ mod bdat;
 pub mod client;
 mod command;
 pub mod delivery;
-pub mod downgrade;
+/// The 8-bit downgrade for servers without 8BITMIME (shared with IMAP's
+/// binary APPEND, so it lives in the session core).
+pub mod downgrade {
+    pub use session_core::transfer::{DowngradeError, is_eight_bit, to_seven_bit};
+}
 mod ehlo;
 mod error;
 pub mod params;

@@ -122,11 +122,13 @@ struct Append {
     index: usize,
     /// A NUL in a message: refused at the end (CHAR8 excludes NUL).
     nul: bool,
-    /// The current message is a literal8 (`~{n}`, RFC 3516).
-    binary: bool,
-    /// A NUL in a literal8 message: binary content, which this server does
-    /// not store (`NO [UNKNOWN-CTE]`, RFC 3516 §4.3).
+    /// A literal8 message whose binary parts could not be converted to
+    /// 7-bit: refused with `NO [UNKNOWN-CTE]` (RFC 3516 §4.3).
     nul_binary: bool,
+    /// A literal8 message, held whole so its binary parts can be converted
+    /// to base64 (RFC 3516 §4.3 lets the server convert) before it goes to
+    /// the application. Bounded by `Limits::max_append`.
+    held: Option<BytesMut>,
 }
 
 /// One IMAP server connection.
@@ -298,6 +300,7 @@ impl Session {
             "ESEARCH",
             "SEARCHRES",
             "UTF8=ACCEPT",
+            "BINARY",
         ]
         .iter()
         .map(|s| (*s).to_owned())
@@ -1150,6 +1153,33 @@ impl Session {
         }
     }
 
+    /// Hands the held literal8 message to the application, its binary
+    /// parts converted to base64 (text to quoted-printable). What cannot be
+    /// converted and holds NUL is refused at the end of the APPEND.
+    fn release_binary(&mut self) {
+        let Some(a) = self.append.as_mut() else {
+            return;
+        };
+        let Some(held) = a.held.take() else {
+            return;
+        };
+        let message = match session_core::transfer::to_seven_bit(&held) {
+            Ok(converted) => Bytes::from(converted),
+            // 8-bit headers (UTF8=ACCEPT): kept as they are.
+            Err(_) => held.freeze(),
+        };
+        // NUL left over (in a header, or no MIME structure to convert):
+        // nothing a mail store may hold.
+        if memchr::memchr(0, &message).is_some() {
+            a.nul_binary = true;
+            return;
+        }
+        if !message.is_empty() {
+            self.queue
+                .push_back(Output::Event(Event::AppendData(message)));
+        }
+    }
+
     /// Processes as much of `input` as possible; returns bytes consumed.
     fn run(&mut self, input: &[u8]) -> usize {
         let mut pos = 0;
@@ -1175,12 +1205,11 @@ impl Session {
                 }
                 Some(Item::AppendData(chunk)) => {
                     if let Some(a) = self.append.as_mut() {
-                        let nul = memchr::memchr(0, chunk).is_some();
-                        if a.binary {
-                            a.nul_binary |= nul;
-                        } else {
-                            a.nul |= nul;
+                        if let Some(held) = a.held.as_mut() {
+                            held.extend_from_slice(chunk);
+                            continue;
                         }
+                        a.nul |= memchr::memchr(0, chunk).is_some();
                     }
                     self.queue
                         .push_back(Output::Event(Event::AppendData(Bytes::copy_from_slice(
@@ -1188,6 +1217,7 @@ impl Session {
                         ))));
                 }
                 Some(Item::AppendEnd) => {
+                    self.release_binary();
                     if let Some(a) = self.append.take() {
                         if a.nul {
                             self.event(Event::AppendAbort);
@@ -1198,7 +1228,7 @@ impl Session {
                                 &a.tag,
                                 StatusKind::No,
                                 Some(Code::Other("UNKNOWN-CTE".into(), None)),
-                                "binary content is not stored here",
+                                "binary content that cannot be converted",
                             );
                         } else {
                             let token = self.token(Pending::AppendCommit(a.tag));
@@ -1290,13 +1320,15 @@ impl Session {
             );
             return;
         }
+        self.release_binary();
+        let binary = args.ends_with(b"~");
         self.append = Some(Append {
             tag: tag.clone(),
             mailbox: mailbox.clone(),
             index,
             nul: self.append.as_ref().is_some_and(|a| a.nul),
-            binary: args.ends_with(b"~"),
             nul_binary: self.append.as_ref().is_some_and(|a| a.nul_binary),
+            held: binary.then(BytesMut::new),
         });
         let token = self.token(Pending::Append(tag));
         self.event(Event::Request {

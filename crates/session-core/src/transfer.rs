@@ -1,6 +1,7 @@
-//! Turning an 8-bit message into a 7-bit one for a server without
-//! 8BITMIME (RFC 6152 §3): every MIME leaf with 8-bit octets is re-encoded,
-//! text as quoted-printable and the rest as base64, its
+//! Turning an 8-bit or binary message into a 7-bit one: for an SMTP
+//! server without 8BITMIME (RFC 6152 §3) and for an IMAP APPEND of binary
+//! content (RFC 3516 §4.3). Every MIME leaf with 8-bit octets or NUL is
+//! re-encoded, text as quoted-printable and the rest as base64, its
 //! `Content-Transfer-Encoding` changed to match. Multiparts and attached
 //! messages are walked; their structure stays as it was.
 //!
@@ -9,7 +10,7 @@
 //!
 //! ```
 //! let msg = b"Subject: hi\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nCaf\xc3\xa9\r\n";
-//! let seven = smtp_proto::downgrade::to_seven_bit(msg).unwrap();
+//! let seven = session_core::transfer::to_seven_bit(msg).unwrap();
 //! assert_eq!(seven, b"Subject: hi\r\nContent-Type: text/plain; charset=utf-8\r\n\
 //!     Content-Transfer-Encoding: quoted-printable\r\n\r\nCaf=C3=A9\r\n");
 //! assert!(seven.is_ascii());
@@ -30,6 +31,11 @@ pub enum DowngradeError {
 /// Whether the message holds any octet above 127.
 pub fn is_eight_bit(message: &[u8]) -> bool {
     !message.is_ascii()
+}
+
+/// Whether `body` can go as it is in 7-bit transport: ASCII without NUL.
+fn seven_bit(body: &[u8]) -> bool {
+    body.is_ascii() && memchr::memchr(0, body).is_none()
 }
 
 /// The message with every 8-bit MIME part re-encoded as 7-bit; a message
@@ -101,7 +107,7 @@ fn entity(e: &[u8], out: &mut Vec<u8>, depth: usize) -> Result<(), DowngradeErro
     if !head.is_ascii() {
         return Err(DowngradeError::EightBitHeader);
     }
-    if body.is_ascii() {
+    if seven_bit(body) {
         out.extend_from_slice(e);
         return Ok(());
     }
@@ -186,7 +192,7 @@ fn multipart(
         return Ok(());
     };
     // The preamble is not shown to readers: kept when 7-bit.
-    if body[..first].is_ascii() {
+    if seven_bit(&body[..first]) {
         out.extend_from_slice(&body[..first]);
     } else {
         out.extend_from_slice(b"\r\n");
@@ -197,7 +203,7 @@ fn multipart(
         let closing = body[pos + delim.len()..].starts_with(b"--");
         // The delimiter line, without any 8-bit transport padding.
         let line = &body[pos..line_end];
-        if line.is_ascii() {
+        if seven_bit(line) {
             out.extend_from_slice(line);
         } else {
             out.extend_from_slice(&delim);
@@ -210,7 +216,7 @@ fn multipart(
         if closing {
             // The epilogue: not shown to readers; kept when 7-bit.
             let epilogue = &body[line_end.min(end)..];
-            if epilogue.is_ascii() {
+            if seven_bit(epilogue) {
                 out.extend_from_slice(epilogue);
             }
             return Ok(());
@@ -265,7 +271,12 @@ fn quoted_printable(body: &[u8], out: &mut Vec<u8>) {
 /// Base64 in lines of 76 characters.
 fn base64_lines(body: &[u8], out: &mut Vec<u8>) {
     for chunk in body.chunks(57) {
-        out.extend_from_slice(sasl::encode(chunk).as_bytes());
+        use base64::Engine;
+        out.extend_from_slice(
+            base64::engine::general_purpose::STANDARD
+                .encode(chunk)
+                .as_bytes(),
+        );
         out.extend_from_slice(b"\r\n");
     }
 }
