@@ -310,6 +310,9 @@ pub fn session_config(
         "LIST-STATUS",
         "SPECIAL-USE",
         "STATUS=SIZE",
+        // SORT=DISPLAY waits for an ENVELOPE that keeps a bare
+        // `From: d` (it has no address today, so DISPLAYFROM sees nothing).
+        "SORT",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -1130,6 +1133,80 @@ impl ImapConn {
         }
     }
 
+    /// The UIDs of the selected mailbox's messages that match `keys`, read
+    /// in batches off the async workers; `None` if the store failed.
+    fn search_uids(
+        &self,
+        s: &Session,
+        store: &Store,
+        user: &UserName,
+        mb: &MailboxName,
+        keys: Vec<imap_proto::SearchKey<'static>>,
+    ) -> impl std::future::Future<Output = Option<Vec<u32>>> + Send + 'static {
+        let (store, user, mb) = (store.clone(), user.clone(), mb.clone());
+        let view: Vec<u32> = s.view().uids().to_vec();
+        let (ls, lu) = (s.view().exists(), s.view().last_uid());
+        let recent = Arc::new(self.recent.clone());
+        async move {
+            let need = search::needs_message(&keys);
+            // ENVELOPE fields are in each message's summary.
+            let from_summary = need && !search::needs_full_message(&keys);
+            let keys = Arc::new(keys);
+            let mut hits = Vec::new();
+            for (b, chunk) in view.chunks(BATCH * 16).enumerate() {
+                let (store, user, mb, keys, recent) = (
+                    store.clone(),
+                    user.clone(),
+                    mb.clone(),
+                    keys.clone(),
+                    recent.clone(),
+                );
+                let chunk = chunk.to_vec();
+                let base = b * BATCH * 16;
+                let r = blocking(move || {
+                    let metas = store.message_metas(&user, &mb, &chunk)?;
+                    let seqs: HashMap<u32, u32> = chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, u)| (*u, u32::try_from(base + i + 1).unwrap_or(u32::MAX)))
+                        .collect();
+                    let mut out = Vec::new();
+                    for meta in metas {
+                        let c = Candidate {
+                            seq: seqs.get(&meta.uid).copied().unwrap_or(0),
+                            flags: {
+                                let mut f = imap_flags(&meta.flags);
+                                if recent.contains(&meta.uid) {
+                                    f.push(Flag::Extension("Recent".into()));
+                                }
+                                f
+                            },
+                            bytes: if from_summary {
+                                Summary::load(&store, &user, &mb, meta.uid, None)
+                                    .map(|s| search::envelope_header(&s.envelope))
+                            } else if need {
+                                read_message(&store, &user, &mb, meta.uid)
+                            } else {
+                                None
+                            },
+                            meta,
+                        };
+                        if search::matches(&keys, &c, ls, lu) {
+                            out.push(c.meta.uid);
+                        }
+                    }
+                    Ok::<_, mailstore::Error>(out)
+                })
+                .await;
+                match r {
+                    Some(Ok(v)) => hits.extend(v),
+                    _ => return None,
+                }
+            }
+            Some(hits)
+        }
+    }
+
     async fn request(&mut self, s: &mut Session, token: Token, request: Request) -> Answer {
         let Some(user) = self.user.clone() else {
             return s.reject(token, Completion::no("not logged in"));
@@ -1433,65 +1510,43 @@ impl ImapConn {
                 let Some(mb) = self.selected.clone() else {
                     return s.reject(token, Completion::no("no mailbox selected"));
                 };
-                let view: Vec<u32> = s.view().uids().to_vec();
-                let (ls, lu) = (s.view().exists(), s.view().last_uid());
-                let need = search::needs_message(&keys);
-                // ENVELOPE fields are in each message's summary.
-                let from_summary = need && !search::needs_full_message(&keys);
-                let keys = Arc::new(keys);
-                let recent = Arc::new(self.recent.clone());
-                let mut hits = Vec::new();
-                for (b, chunk) in view.chunks(BATCH * 16).enumerate() {
-                    let (store, user, mb, keys, recent) = (
-                        store.clone(),
-                        user.clone(),
-                        mb.clone(),
-                        keys.clone(),
-                        recent.clone(),
-                    );
-                    let chunk = chunk.to_vec();
-                    let base = b * BATCH * 16;
-                    let r = blocking(move || {
-                        let metas = store.message_metas(&user, &mb, &chunk)?;
-                        let seqs: HashMap<u32, u32> = chunk
-                            .iter()
-                            .enumerate()
-                            .map(|(i, u)| (*u, u32::try_from(base + i + 1).unwrap_or(u32::MAX)))
-                            .collect();
-                        let mut out = Vec::new();
-                        for meta in metas {
-                            let c = Candidate {
-                                seq: seqs.get(&meta.uid).copied().unwrap_or(0),
-                                flags: {
-                                    let mut f = imap_flags(&meta.flags);
-                                    if recent.contains(&meta.uid) {
-                                        f.push(Flag::Extension("Recent".into()));
-                                    }
-                                    f
-                                },
-                                bytes: if from_summary {
-                                    Summary::load(&store, &user, &mb, meta.uid, None)
-                                        .map(|s| search::envelope_header(&s.envelope))
-                                } else if need {
-                                    read_message(&store, &user, &mb, meta.uid)
-                                } else {
-                                    None
-                                },
-                                meta,
-                            };
-                            if search::matches(&keys, &c, ls, lu) {
-                                out.push(c.meta.uid);
-                            }
-                        }
-                        Ok::<_, mailstore::Error>(out)
-                    })
-                    .await;
-                    match r {
-                        Some(Ok(v)) => hits.extend(v),
-                        _ => return s.reject(token, Completion::no("search failed")),
-                    }
+                match self.search_uids(s, &store, &user, &mb, keys).await {
+                    Some(hits) => s.searched(token, hits),
+                    None => s.reject(token, Completion::no("search failed")),
                 }
-                s.searched(token, hits)
+            }
+            Request::Sort { criteria, keys, .. } => {
+                let Some(mb) = self.selected.clone() else {
+                    return s.reject(token, Completion::no("no mailbox selected"));
+                };
+                let Some(hits) = self.search_uids(s, &store, &user, &mb, keys).await else {
+                    return s.reject(token, Completion::no("sort failed"));
+                };
+                // From each message's kept summary, internal date and size:
+                // no message file is read.
+                let sorted = blocking(move || {
+                    let mut fields = Vec::with_capacity(hits.len());
+                    for chunk in hits.chunks(BATCH * 16) {
+                        for meta in store.message_metas(&user, &mb, chunk)? {
+                            let envelope = Summary::load(&store, &user, &mb, meta.uid, None)
+                                .map(|s| s.envelope)
+                                .unwrap_or_default();
+                            fields.push(imap_proto::sort::SortFields::new(
+                                meta.uid,
+                                &envelope,
+                                meta.internal_date,
+                                meta.size,
+                            ));
+                        }
+                    }
+                    imap_proto::sort::sort(&mut fields, &criteria);
+                    Ok::<_, mailstore::Error>(fields.into_iter().map(|f| f.uid).collect())
+                })
+                .await;
+                match sorted {
+                    Some(Ok(uids)) => s.sorted(token, uids),
+                    _ => s.reject(token, Completion::no("sort failed")),
+                }
             }
             Request::Copy {
                 messages,

@@ -586,19 +586,39 @@ fn parse_test(path: &Path) -> Result<Test, String> {
 }
 
 /// The messages of an mbox file, with CRLF line ends.
-fn mbox_messages(path: &Path) -> Vec<Vec<u8>> {
+/// The time of an mbox `From ` line (`From user@domain  Fri Feb 22
+/// 00:00:00 2008 [+0200]`) as an IMAP date-time, which imaptest gives the
+/// APPEND as INTERNALDATE (UTC without a zone).
+fn from_line_date(line: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(line);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let wd = words
+        .iter()
+        .position(|w| ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].contains(w))?;
+    let (mon, day, time, year) = (
+        words.get(wd + 1)?,
+        words.get(wd + 2)?,
+        words.get(wd + 3)?,
+        words.get(wd + 4)?,
+    );
+    let zone = words.get(wd + 5).copied().unwrap_or("+0000");
+    let day: u32 = day.parse().ok()?;
+    Some(format!("\"{day:02}-{mon}-{year} {time} {zone}\""))
+}
+
+fn mbox_messages(path: &Path) -> Vec<(Vec<u8>, Option<String>)> {
     let text = std::fs::read(path).unwrap_or_default();
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    let mut cur: Option<Vec<u8>> = None;
+    let mut out: Vec<(Vec<u8>, Option<String>)> = Vec::new();
+    let mut cur: Option<(Vec<u8>, Option<String>)> = None;
     for line in text.split_inclusive(|&b| b == b'\n') {
         if line.starts_with(b"From ") {
             if let Some(m) = cur.take() {
                 out.push(m);
             }
-            cur = Some(Vec::new());
+            cur = Some((Vec::new(), from_line_date(line)));
             continue;
         }
-        if let Some(m) = cur.as_mut() {
+        if let Some((m, _)) = cur.as_mut() {
             let body = line.strip_suffix(b"\n").unwrap_or(line);
             let body = body.strip_suffix(b"\r").unwrap_or(body);
             m.extend_from_slice(body);
@@ -1099,8 +1119,9 @@ enum Outcome {
     Fail(String),
 }
 
-fn append_command(mailbox_args: &str, msg: &[u8]) -> Vec<u8> {
-    let mut c = format!("APPEND {mailbox_args} {{{}}}\r\n", msg.len()).into_bytes();
+fn append_command(mailbox_args: &str, msg: &[u8], date: Option<&str>) -> Vec<u8> {
+    let date = date.map(|d| format!(" {d}")).unwrap_or_default();
+    let mut c = format!("APPEND {mailbox_args}{date} {{{}}}\r\n", msg.len()).into_bytes();
     c.extend_from_slice(msg);
     c
 }
@@ -1115,7 +1136,7 @@ fn run_test(t: &Test, port: u16, password: &str) -> Outcome {
 fn run_test_inner(t: &Test, port: u16, password: &str) -> Result<Outcome, String> {
     let messages = mbox_messages(&t.mbox);
     let mut source = 0usize;
-    let next_message = |source: &mut usize| -> Vec<u8> {
+    let next_message = |source: &mut usize| -> (Vec<u8>, Option<String>) {
         let m = messages[*source % messages.len().max(1)].clone();
         *source += 1;
         m
@@ -1183,8 +1204,8 @@ fn run_test_inner(t: &Test, port: u16, password: &str) -> Result<Outcome, String
             t.messages
         };
         for _ in 0..count {
-            let msg = next_message(&mut source);
-            let (r, _) = conns[0].run(&append_command(MAILBOX, &msg))?;
+            let (msg, date) = next_message(&mut source);
+            let (r, _) = conns[0].run(&append_command(MAILBOX, &msg, date.as_deref()))?;
             if !r
                 .first()
                 .and_then(Arg::atom)
@@ -1245,10 +1266,11 @@ fn run_test_inner(t: &Test, port: u16, password: &str) -> Result<Outcome, String
                 .map_err(|e| format!("{}: {e}", where_(c)))?;
             let lower = String::from_utf8_lossy(&expanded).to_ascii_lowercase();
             let command = if lower == "append" {
-                append_command(MAILBOX, &next_message(&mut source))
+                let (msg, date) = next_message(&mut source);
+                append_command(MAILBOX, &msg, date.as_deref())
             } else if lower.starts_with("append ") && literal_at_any(&expanded).is_none() {
                 let args = String::from_utf8_lossy(&expanded[7..]).into_owned();
-                append_command(&args, &next_message(&mut source))
+                append_command(&args, &next_message(&mut source).0, None)
             } else {
                 expanded
             };

@@ -270,6 +270,17 @@ pub enum CommandBody<'a> {
         /// The keys (all must match).
         keys: Vec<SearchKey<'a>>,
     },
+    /// `[UID] SORT (criteria) charset key…` (RFC 5256).
+    Sort {
+        /// UIDs rather than message numbers in the answer.
+        uid: bool,
+        /// The order, most significant first (at least one).
+        criteria: Vec<SortCriterion>,
+        /// The charset of the search keys' strings.
+        charset: String,
+        /// Which messages (all keys must match).
+        keys: Vec<SearchKey<'a>>,
+    },
     /// `APPEND mailbox [(flags)] [date-time] literal [SP …]`: one message,
     /// or several with MULTIAPPEND (RFC 3502), appended all or none.
     Append {
@@ -518,6 +529,81 @@ fn append_message(i: &[u8], utf8_accept: bool) -> PResult<'_, AppendMessage<'_>>
             utf8: false,
         },
     ))
+}
+
+/// What a `SORT` orders by (RFC 5256 §3; `DISPLAYFROM`/`DISPLAYTO` from
+/// RFC 5957).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SortKey {
+    /// `ARRIVAL`: the internal date.
+    Arrival,
+    /// `CC`: the first Cc address's mailbox (local part).
+    Cc,
+    /// `DATE`: the Date header (the internal date when it has none).
+    Date,
+    /// `FROM`: the first From address's mailbox (local part).
+    From,
+    /// `SIZE`: RFC822.SIZE.
+    Size,
+    /// `SUBJECT`: the base subject (RFC 5256 §2.1).
+    Subject,
+    /// `TO`: the first To address's mailbox (local part).
+    To,
+    /// `DISPLAYFROM`: the first From address's display name, else its
+    /// address.
+    DisplayFrom,
+    /// `DISPLAYTO`: the same for To.
+    DisplayTo,
+}
+
+impl SortKey {
+    /// The wire keyword.
+    pub fn as_str(self) -> &'static str {
+        SORT_KEYS
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("", |(_, name)| name)
+    }
+}
+
+const SORT_KEYS: &[(SortKey, &str)] = &[
+    (SortKey::Arrival, "ARRIVAL"),
+    (SortKey::Cc, "CC"),
+    (SortKey::Date, "DATE"),
+    (SortKey::From, "FROM"),
+    (SortKey::Size, "SIZE"),
+    (SortKey::Subject, "SUBJECT"),
+    (SortKey::To, "TO"),
+    (SortKey::DisplayFrom, "DISPLAYFROM"),
+    (SortKey::DisplayTo, "DISPLAYTO"),
+];
+
+/// One sort criterion: a key, optionally `REVERSE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SortCriterion {
+    /// Descending instead of ascending.
+    pub reverse: bool,
+    /// The key.
+    pub key: SortKey,
+}
+
+/// `(criterion …)` after `SORT `.
+fn sort_criteria(i: &[u8]) -> PResult<'_, Vec<SortCriterion>> {
+    let (r, words) = paren_list(i, false, |r| {
+        if let Some(rest) = prefix_ci(r, b"REVERSE ") {
+            let (r2, key) = keyword(rest, SORT_KEYS, "sort key")?;
+            return Ok((r2, SortCriterion { reverse: true, key }));
+        }
+        let (r2, key) = keyword(r, SORT_KEYS, "sort key")?;
+        Ok((
+            r2,
+            SortCriterion {
+                reverse: false,
+                key,
+            },
+        ))
+    })?;
+    Ok((r, words))
 }
 
 /// A `SEARCH RETURN` option (RFC 4731 §3.1, `SAVE` from RFC 5182).
@@ -855,6 +941,17 @@ impl CommandBody<'_> {
             } => C::Search {
                 uid,
                 ret,
+                charset,
+                keys: keys.into_iter().map(SearchKey::into_owned).collect(),
+            },
+            C::Sort {
+                uid,
+                criteria,
+                charset,
+                keys,
+            } => C::Sort {
+                uid,
+                criteria,
                 charset,
                 keys: keys.into_iter().map(SearchKey::into_owned).collect(),
             },
@@ -1221,6 +1318,23 @@ impl<'a> Command<'a> {
                     keys,
                 }
             }
+            (_, b"SORT") => {
+                let (r, _) = sp(i)?;
+                let (r, criteria) = sort_criteria(r)?;
+                let (r, _) = sp(r)?;
+                let (r, c) = astring(r)?;
+                let charset = String::from_utf8(c.into_owned())
+                    .map_err(|_| SyntaxError::Invalid("charset"))?;
+                let (r, _) = sp(r)?;
+                let (r, keys) = sp_separated(r, |r| items::search_key(r, 0))?;
+                end(r)?;
+                CommandBody::Sort {
+                    uid,
+                    criteria,
+                    charset,
+                    keys,
+                }
+            }
             (false, b"APPEND") => {
                 let (r, _) = sp(i)?;
                 let (r, m) = mailbox(r, utf8)?;
@@ -1500,6 +1614,28 @@ impl<'a> Command<'a> {
                 if let Some(c) = charset {
                     e.raw(b" CHARSET ").astring(c.as_bytes());
                 }
+                for k in keys {
+                    e.raw(b" ");
+                    items::encode_search_key(&mut e, k);
+                }
+            }
+            CommandBody::Sort {
+                uid,
+                criteria,
+                charset,
+                keys,
+            } => {
+                if *uid {
+                    e.raw(b"UID ");
+                }
+                e.raw(b"SORT ");
+                encode_paren(&mut e, criteria, |e, c| {
+                    if c.reverse {
+                        e.raw(b"REVERSE ");
+                    }
+                    e.raw(c.key.as_str().as_bytes());
+                });
+                e.raw(b" ").astring(charset.as_bytes());
                 for k in keys {
                     e.raw(b" ");
                     items::encode_search_key(&mut e, k);

@@ -110,11 +110,12 @@ mod response;
 pub mod search;
 mod seq;
 pub mod server;
+pub mod sort;
 pub mod utf7;
 
 pub use command::{
     AppendMessage, Command, CommandBody, CommandError, ListReturn, ListSelect, Mailbox, QResync,
-    SearchReturn, StatusItem, StoreOp, is_idle_done,
+    SearchReturn, SortCriterion, SortKey, StatusItem, StoreOp, is_idle_done,
 };
 pub use core::{
     Chunk, Encoder, LiteralMode, SyntaxError, Tag, is_astring_char, is_atom_char, join,

@@ -278,6 +278,8 @@ pub enum Response<'a> {
     },
     /// `* SEARCH n…` with the optional `(MODSEQ n)`
     Search(Vec<u32>, Option<u64>),
+    /// `* SORT n…` (RFC 5256): numbers in the sorted order.
+    Sort(Vec<u32>),
     /// `* n FETCH (…)`
     Fetch(u32, Vec<FetchValue<'a>>),
     /// `* ID (…)` / `* ID NIL` (RFC 2971): field/value pairs.
@@ -762,6 +764,17 @@ impl<'a> Response<'a> {
                 end(&r[1..])?;
                 Ok(Response::MailboxStatus { mailbox: m, items })
             }
+            "SORT" => {
+                let mut r = r;
+                let mut nums = Vec::new();
+                while let Some(r2) = r.strip_prefix(b" ") {
+                    let (r3, n) = crate::core::nz_number(r2)?;
+                    nums.push(n);
+                    r = r3;
+                }
+                end(r)?;
+                Ok(Response::Sort(nums))
+            }
             "SEARCH" => {
                 let mut r = r;
                 let mut nums = Vec::new();
@@ -1042,6 +1055,12 @@ impl<'a> Response<'a> {
                 }
                 if let Some(m) = modseq {
                     e.raw(format!(" (MODSEQ {m})").as_bytes());
+                }
+            }
+            Response::Sort(nums) => {
+                e.raw(b"* SORT");
+                for n in nums {
+                    e.raw(format!(" {n}").as_bytes());
                 }
             }
             Response::Id(None) => {
@@ -1947,6 +1966,7 @@ impl Response<'_> {
             Response::Quota { root, resources } => Response::Quota { root, resources },
             Response::QuotaRoot { mailbox, roots } => Response::QuotaRoot { mailbox, roots },
             Response::Search(n, m) => Response::Search(n, m),
+            Response::Sort(n) => Response::Sort(n),
             Response::Fetch(n, v) => {
                 Response::Fetch(n, v.into_iter().map(FetchValue::into_owned).collect())
             }

@@ -613,6 +613,35 @@ fn command() -> impl Strategy<Value = Command<'static>> {
                 keys,
             }),
         (
+            any::<bool>(),
+            proptest::collection::vec(
+                (
+                    any::<bool>(),
+                    proptest::sample::select(vec![
+                        SortKey::Arrival,
+                        SortKey::Cc,
+                        SortKey::Date,
+                        SortKey::From,
+                        SortKey::Size,
+                        SortKey::Subject,
+                        SortKey::To,
+                        SortKey::DisplayFrom,
+                        SortKey::DisplayTo,
+                    ])
+                )
+                    .prop_map(|(reverse, key)| SortCriterion { reverse, key }),
+                1..4
+            ),
+            proptest::sample::select(vec!["UTF-8".to_owned(), "US-ASCII".to_owned()]),
+            proptest::collection::vec(search_key(), 1..4)
+        )
+            .prop_map(|(uid, criteria, charset, keys)| CommandBody::Sort {
+                uid,
+                criteria,
+                charset,
+                keys,
+            }),
+        (
             mailbox_name(),
             proptest::collection::vec(
                 (
@@ -1028,6 +1057,11 @@ fn rfc3501_responses() {
         response_round_trip(b"* SEARCH\r\n"),
         Response::Search(vec![], None)
     );
+    // RFC 5256 §4.
+    assert_eq!(
+        response_round_trip(b"* SORT 2 3 6\r\n"),
+        Response::Sort(vec![2, 3, 6])
+    );
     assert_eq!(
         response_round_trip(b"* SEARCH 2 5 (MODSEQ 917162500)\r\n"),
         Response::Search(vec![2, 5], Some(917162500))
@@ -1121,6 +1155,7 @@ proptest! {
             Response::QuotaRoot { mailbox: name.clone(), roots: vec![text.clone(), String::new()] },
             Response::Flags(flags.clone()),
             Response::Search(nums.clone(), None),
+            Response::Sort(nums.clone()),
             Response::List { lsub: false, attributes: vec!["\\HasNoChildren".into()], delimiter: Some('/'), mailbox: name.clone(), extended: Vec::new() },
             Response::List { lsub: false, attributes: vec![], delimiter: Some('/'), mailbox: name.clone(), extended: vec![("CHILDINFO".into(), vec!["SUBSCRIBED".into()]), ("OLDNAME".into(), vec![text.clone()])] },
             Response::Fetch(n, vec![
@@ -1886,4 +1921,56 @@ fn the_saved_search_result_is_a_sequence_set() {
     assert_eq!(s.to_string(), "$");
     assert!(SequenceSet::parse(b"$,1").is_err());
     assert!(!SequenceSet::parse(b"1:*").unwrap().is_saved());
+}
+
+/// RFC 5256 §4's examples, parsed.
+#[test]
+fn sort_commands_of_rfc5256() {
+    let c = Command::parse(b"A282 SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994\r\n", false).unwrap();
+    let CommandBody::Sort {
+        uid,
+        criteria,
+        charset,
+        keys,
+    } = c.body
+    else {
+        panic!("{c:?}")
+    };
+    assert!(!uid);
+    assert_eq!(
+        criteria,
+        [SortCriterion {
+            reverse: false,
+            key: SortKey::Subject
+        }]
+    );
+    assert_eq!(charset, "UTF-8");
+    assert_eq!(keys.len(), 1);
+    let c = Command::parse(b"A283 UID SORT (SUBJECT REVERSE DATE) UTF-8 ALL\r\n", false).unwrap();
+    let CommandBody::Sort { uid, criteria, .. } = c.body else {
+        panic!("{c:?}")
+    };
+    assert!(uid);
+    assert_eq!(
+        criteria,
+        [
+            SortCriterion {
+                reverse: false,
+                key: SortKey::Subject
+            },
+            SortCriterion {
+                reverse: true,
+                key: SortKey::Date
+            }
+        ]
+    );
+    assert!(
+        Command::parse(b"a SORT () UTF-8 ALL\r\n", false).is_err(),
+        "criteria are required"
+    );
+    assert!(Command::parse(b"a SORT (REVERSE) UTF-8 ALL\r\n", false).is_err());
+    assert!(
+        Command::parse(b"a SORT (SUBJECT) ALL\r\n", false).is_err(),
+        "the charset is required"
+    );
 }

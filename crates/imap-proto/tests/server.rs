@@ -760,8 +760,11 @@ fn binary_content_in_a_literal8_append_is_converted_or_refused_with_unknown_cte(
         Event::AppendCommit { token } => Some(token),
         _ => None,
     });
-    h.s.complete(commit.expect("a commit"), Completion::ok("APPEND completed"))
-        .unwrap();
+    h.s.complete(
+        commit.expect("a commit"),
+        Completion::ok("APPEND completed"),
+    )
+    .unwrap();
     assert!(h.take_wire().contains("d OK APPEND completed"));
     // Without NUL a literal8 message is stored as any other.
     h.events.clear();
@@ -823,4 +826,26 @@ fn enable_imap4rev2_switches_to_its_rules() {
     // Selecting another mailbox closes the first one visibly.
     let w = h.send("s2 EXAMINE Archive\r\n");
     assert_eq!(w, "* OK [CLOSED] previous mailbox closed\r\n");
+}
+
+#[test]
+fn sort_answers_in_the_applications_order_as_numbers_or_uids() {
+    let mut h = H::new();
+    h.login();
+    h.select(vec![10, 20, 30]);
+    h.send("a SORT (REVERSE ARRIVAL) UTF-8 ALL\r\n");
+    let (token, Request::Sort { criteria, uid, .. }) = h.request() else {
+        panic!()
+    };
+    assert!(!uid);
+    assert!(criteria[0].reverse);
+    // An unknown UID (99) is left out.
+    h.s.sorted(token, vec![30, 99, 10, 20]).unwrap();
+    assert_eq!(h.take_wire(), "* SORT 3 1 2\r\na OK SORT completed\r\n");
+    h.send("b UID SORT (SIZE) US-ASCII ALL\r\n");
+    let (token, _) = h.request();
+    h.s.sorted(token, vec![20, 10]).unwrap();
+    assert_eq!(h.take_wire(), "* SORT 20 10\r\nb OK SORT completed\r\n");
+    let w = h.send("c SORT (SIZE) KOI8-R ALL\r\n");
+    assert!(w.starts_with("c NO [BADCHARSET (UTF-8 US-ASCII)]"), "{w}");
 }

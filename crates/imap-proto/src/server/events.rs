@@ -179,6 +179,16 @@ pub enum Request {
         /// ESEARCH `RETURN` options (`None`: plain SEARCH).
         ret: Option<Vec<SearchReturn>>,
     },
+    /// SORT (RFC 5256): the matching UIDs, sorted, through
+    /// [`super::Session::sorted`] ([`crate::sort`] does the ordering).
+    Sort {
+        /// The order, most significant first.
+        criteria: Vec<crate::SortCriterion>,
+        /// Which messages (all must match).
+        keys: Vec<SearchKey<'static>>,
+        /// UID SORT.
+        uid: bool,
+    },
     /// COPY or MOVE: complete with `COPYUID`; for MOVE, first
     /// [`super::Session::expunged`] with the moved UIDs.
     Copy {

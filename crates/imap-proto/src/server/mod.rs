@@ -97,6 +97,9 @@ enum Kind {
         uid: bool,
         ret: Option<Vec<SearchReturn>>,
     },
+    Sort {
+        uid: bool,
+    },
     Copy {
         moving: bool,
     },
@@ -821,6 +824,62 @@ impl Session {
         Ok(())
     }
 
+    /// The keys of a SEARCH or SORT with `$` resolved, or `None` after
+    /// `NO [BADCHARSET]` for a charset other than UTF-8 and US-ASCII.
+    fn search_keys(
+        &mut self,
+        tag: &Tag,
+        charset: Option<&str>,
+        keys: Vec<crate::SearchKey<'_>>,
+    ) -> Option<Vec<crate::SearchKey<'static>>> {
+        if let Some(c) = charset
+            && !c.eq_ignore_ascii_case("UTF-8")
+            && !c.eq_ignore_ascii_case("US-ASCII")
+        {
+            self.tagged(
+                tag,
+                StatusKind::No,
+                Some(Code::Other(
+                    "BADCHARSET".into(),
+                    Some("(UTF-8 US-ASCII)".into()),
+                )),
+                "charset not supported",
+            );
+            return None;
+        }
+        Some(
+            keys.into_iter()
+                .map(|k| self.with_saved(k.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// Answers a SORT: the matching UIDs in sorted order (see
+    /// [`crate::sort`]). Numbers the client does not know are left out.
+    pub fn sorted(&mut self, token: Token, uids: Vec<u32>) -> Result<(), AnswerError> {
+        let pending = self.decisions.take_if(token, |p| match p {
+            Pending::Request(_, Kind::Sort { .. }) => Ok(()),
+            _ => Err(ApiMisuse::WrongAnswer),
+        })?;
+        let Pending::Request(tag, Kind::Sort { uid }) = pending else {
+            return Ok(());
+        };
+        if self.is_closed() {
+            return Ok(());
+        }
+        let numbers: Vec<u32> = uids
+            .iter()
+            .filter_map(|&u| {
+                let seq = self.view.seq_of(u)?;
+                Some(if uid { u } else { seq })
+            })
+            .collect();
+        self.untagged(&Response::Sort(numbers));
+        self.finish(&tag, Kind::Sort { uid }, Completion::ok("SORT completed"));
+        self.resume();
+        Ok(())
+    }
+
     /// Messages the pending EXPUNGE, UID EXPUNGE or MOVE removed: the
     /// session sends their EXPUNGE responses (numbered as the client
     /// renumbers). For CLOSE, nothing is sent.
@@ -944,9 +1003,10 @@ impl Session {
 
     fn finish(&mut self, tag: &Tag, kind: Kind, completion: Completion) {
         let (allow_expunge, with_uid) = match &kind {
-            Kind::Fetch { uid, .. } | Kind::Store { uid, .. } | Kind::Search { uid, .. } => {
-                (*uid, *uid)
-            }
+            Kind::Fetch { uid, .. }
+            | Kind::Store { uid, .. }
+            | Kind::Search { uid, .. }
+            | Kind::Sort { uid } => (*uid, *uid),
             _ => (true, false),
         };
         let completion = match kind {
@@ -1670,24 +1730,9 @@ impl Session {
                 charset,
                 keys,
             } if selected => {
-                if let Some(c) = charset
-                    && !c.eq_ignore_ascii_case("UTF-8")
-                    && !c.eq_ignore_ascii_case("US-ASCII")
-                {
-                    return self.tagged(
-                        &tag,
-                        StatusKind::No,
-                        Some(Code::Other(
-                            "BADCHARSET".into(),
-                            Some("(UTF-8 US-ASCII)".into()),
-                        )),
-                        "charset not supported",
-                    );
-                }
-                let keys = keys
-                    .into_iter()
-                    .map(|k| self.with_saved(k.into_owned()))
-                    .collect();
+                let Some(keys) = self.search_keys(&tag, charset.as_deref(), keys) else {
+                    return;
+                };
                 self.request(
                     tag,
                     Kind::Search {
@@ -1695,6 +1740,25 @@ impl Session {
                         ret: ret.clone(),
                     },
                     Request::Search { keys, uid, ret },
+                );
+            }
+            C::Sort {
+                uid,
+                criteria,
+                charset,
+                keys,
+            } if selected => {
+                let Some(keys) = self.search_keys(&tag, Some(&charset), keys) else {
+                    return;
+                };
+                self.request(
+                    tag,
+                    Kind::Sort { uid },
+                    Request::Sort {
+                        criteria,
+                        keys,
+                        uid,
+                    },
                 );
             }
             C::Copy { uid, set, mailbox } if selected => self.copy(tag, uid, &set, mailbox, false),
