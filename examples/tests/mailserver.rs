@@ -1749,3 +1749,83 @@ print('search', run(b'f', b'SEARCH ALL'))
     );
     assert!(out.contains("* ESEARCH (TAG \"f\")"), "{out}");
 }
+
+/// Clients' own habits, each replayed as the client sends it (issue 15):
+/// ID before LOGIN (iOS, some providers require it), capabilities read
+/// only from LOGIN's tagged OK (K-9), `DONE` and the next command in one
+/// packet (iOS Mail), mbsync's `X-TUID` and OfflineIMAP's `X-OfflineIMAP`
+/// header searches, Thunderbird's plain `UID FETCH 1:* (FLAGS)` resync,
+/// and Outlook, which uses XLIST only when it is advertised and otherwise
+/// reads SPECIAL-USE from LIST.
+#[test]
+fn client_quirks_replayed() {
+    let s = start();
+    let out = python(
+        &s,
+        &format!(
+            r#"{IMAP_PRELUDE}
+def conn():
+    raw = socket.create_connection(('127.0.0.1', IMAP), timeout=10)
+    f = raw.makefile('rb'); f.readline()
+    raw.sendall(b'a0 STARTTLS\r\n'); f.readline()
+    t = ctx.wrap_socket(raw); return t, t.makefile('rb')
+def until(f, tag):
+    lines = []
+    while True:
+        l = f.readline()
+        assert l, 'connection closed'
+        lines.append(l.decode('utf-8', 'replace').rstrip())
+        if l.startswith(tag + b' '):
+            return lines
+t, f = conn()
+# ID before LOGIN.
+t.sendall(b'a1 ID ("name" "iPhone Mail" "version" "21A329" "os" "iOS")\r\n')
+r = until(f, b'a1'); print('id', r[0].startswith('* ID ('), r[-1].startswith('a1 OK'))
+# K-9: the capabilities come with LOGIN's tagged OK, post-login ones included.
+t.sendall(('a2 LOGIN demo ' + PW + '\r\n').encode())
+r = until(f, b'a2'); caps = r[-1]
+print('login-caps', '[CAPABILITY' in caps, 'IDLE' in caps, 'MOVE' in caps, 'XLIST' in caps)
+t.sendall(b'a3 SELECT INBOX\r\n'); until(f, b'a3')
+# Messages for the searches and the flag resync.
+for i in range(30):
+    msg = 'Subject: q%d\r\nX-TUID: tuid%03d\r\nX-OfflineIMAP: 1234-offline%d\r\n\r\nbody\r\n' % (i, i, i)
+    t.sendall(('a4.%d APPEND INBOX {{%d+}}\r\n' % (i, len(msg)) + msg + '\r\n').encode())
+    until(f, ('a4.%d' % i).encode())
+t.sendall(b'a5 NOOP\r\n'); until(f, b'a5')
+# mbsync finds what it appended by its X-TUID header; OfflineIMAP likewise.
+t.sendall(b'a6 UID SEARCH HEADER X-TUID tuid017\r\n'); r = until(f, b'a6')
+print('tuid', [l for l in r if l.startswith('* SEARCH')])
+t.sendall(b'a7 UID SEARCH HEADER X-OfflineIMAP 1234-offline29\r\n'); r = until(f, b'a7')
+print('offlineimap', [l for l in r if l.startswith('* SEARCH')])
+# Thunderbird without CONDSTORE: flags changed elsewhere, then a full flag resync.
+t.sendall(b'a8 STORE 3:5 +FLAGS.SILENT (\\Flagged)\r\n'); until(f, b'a8')
+t.sendall(b'a9 UID FETCH 1:* (FLAGS)\r\n'); r = until(f, b'a9')
+fetched = [l for l in r if l.startswith('*') and ' FETCH ' in l]
+print('resync', len(fetched), sum('\\Flagged' in l for l in fetched), r[-1].startswith('a9 OK'))
+# iOS Mail: DONE and the next command in one packet.
+t.sendall(b'a10 IDLE\r\n'); print('idle', f.readline().startswith(b'+'))
+t.sendall(b'DONE\r\na11 NOOP\r\n')
+r = until(f, b'a10'); r2 = until(f, b'a11')
+print('done', r[-1].startswith('a10 OK'), r2[-1].startswith('a11 OK'))
+# Outlook: no XLIST advertised; LIST carries the special-use attributes.
+t.sendall(b'a12 LIST "" "*"\r\n'); r = until(f, b'a12')
+print('special-use', any('\\Sent' in l for l in r), any('\\Trash' in l for l in r))
+t.sendall(b'a13 XLIST "" "*"\r\n'); r = until(f, b'a13'); print('xlist', r[-1].split()[1])
+t.sendall(b'a14 LOGOUT\r\n'); until(f, b'a14')
+"#
+        ),
+    );
+    for want in [
+        "id True True",
+        "login-caps True True True False",
+        "tuid ['* SEARCH 18']",
+        "offlineimap ['* SEARCH 30']",
+        "resync 30 3 True",
+        "idle True",
+        "done True True",
+        "special-use True True",
+        "xlist BAD",
+    ] {
+        assert!(out.contains(want), "{want} missing in\n{out}");
+    }
+}
