@@ -313,6 +313,7 @@ pub fn session_config(
         // SORT=DISPLAY waits for an ENVELOPE that keeps a bare
         // `From: d` (it has no address today, so DISPLAYFROM sees nothing).
         "SORT",
+        "THREAD=ORDEREDSUBJECT",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -1522,30 +1523,31 @@ impl ImapConn {
                 let Some(hits) = self.search_uids(s, &store, &user, &mb, keys).await else {
                     return s.reject(token, Completion::no("sort failed"));
                 };
-                // From each message's kept summary, internal date and size:
-                // no message file is read.
-                let sorted = blocking(move || {
-                    let mut fields = Vec::with_capacity(hits.len());
-                    for chunk in hits.chunks(BATCH * 16) {
-                        for meta in store.message_metas(&user, &mb, chunk)? {
-                            let envelope = Summary::load(&store, &user, &mb, meta.uid, None)
-                                .map(|s| s.envelope)
-                                .unwrap_or_default();
-                            fields.push(imap_proto::sort::SortFields::new(
-                                meta.uid,
-                                &envelope,
-                                meta.internal_date,
-                                meta.size,
-                            ));
-                        }
+                match blocking(move || sort_fields(&store, &user, &mb, &hits)).await {
+                    Some(Ok(mut fields)) => {
+                        imap_proto::sort::sort(&mut fields, &criteria);
+                        s.sorted(token, fields.into_iter().map(|f| f.uid).collect())
                     }
-                    imap_proto::sort::sort(&mut fields, &criteria);
-                    Ok::<_, mailstore::Error>(fields.into_iter().map(|f| f.uid).collect())
-                })
-                .await;
-                match sorted {
-                    Some(Ok(uids)) => s.sorted(token, uids),
                     _ => s.reject(token, Completion::no("sort failed")),
+                }
+            }
+            Request::Thread {
+                algorithm, keys, ..
+            } => {
+                let Some(mb) = self.selected.clone() else {
+                    return s.reject(token, Completion::no("no mailbox selected"));
+                };
+                if algorithm != imap_proto::ThreadAlgorithm::OrderedSubject {
+                    return s.reject(token, Completion::no("thread algorithm not supported"));
+                }
+                let Some(hits) = self.search_uids(s, &store, &user, &mb, keys).await else {
+                    return s.reject(token, Completion::no("thread failed"));
+                };
+                match blocking(move || sort_fields(&store, &user, &mb, &hits)).await {
+                    Some(Ok(fields)) => {
+                        s.threaded(token, imap_proto::sort::thread_ordered_subject(fields))
+                    }
+                    _ => s.reject(token, Completion::no("thread failed")),
                 }
             }
             Request::Copy {
@@ -1931,6 +1933,31 @@ async fn list(
             }
         }
     }
+}
+
+/// What SORT and THREAD order `uids` by, from each message's kept summary,
+/// internal date and size: no message file is read.
+fn sort_fields(
+    store: &Store,
+    user: &UserName,
+    mb: &MailboxName,
+    uids: &[u32],
+) -> Result<Vec<imap_proto::sort::SortFields>, mailstore::Error> {
+    let mut fields = Vec::with_capacity(uids.len());
+    for chunk in uids.chunks(BATCH * 16) {
+        for meta in store.message_metas(user, mb, chunk)? {
+            let envelope = Summary::load(store, user, mb, meta.uid, None)
+                .map(|s| s.envelope)
+                .unwrap_or_default();
+            fields.push(imap_proto::sort::SortFields::new(
+                meta.uid,
+                &envelope,
+                meta.internal_date,
+                meta.size,
+            ));
+        }
+    }
+    Ok(fields)
 }
 
 #[cfg(test)]

@@ -281,6 +281,17 @@ pub enum CommandBody<'a> {
         /// Which messages (all keys must match).
         keys: Vec<SearchKey<'a>>,
     },
+    /// `[UID] THREAD algorithm charset key…` (RFC 5256).
+    Thread {
+        /// UIDs rather than message numbers in the answer.
+        uid: bool,
+        /// How messages are threaded.
+        algorithm: ThreadAlgorithm,
+        /// The charset of the search keys' strings.
+        charset: String,
+        /// Which messages (all keys must match).
+        keys: Vec<SearchKey<'a>>,
+    },
     /// `APPEND mailbox [(flags)] [date-time] literal [SP …]`: one message,
     /// or several with MULTIAPPEND (RFC 3502), appended all or none.
     Append {
@@ -578,6 +589,25 @@ const SORT_KEYS: &[(SortKey, &str)] = &[
     (SortKey::DisplayTo, "DISPLAYTO"),
 ];
 
+/// A THREAD algorithm (RFC 5256 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ThreadAlgorithm {
+    /// `ORDEREDSUBJECT`: by base subject, then date ("poor man's threading").
+    OrderedSubject,
+    /// `REFERENCES`: by Message-ID, In-Reply-To and References.
+    References,
+}
+
+impl ThreadAlgorithm {
+    /// The wire keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThreadAlgorithm::OrderedSubject => "ORDEREDSUBJECT",
+            ThreadAlgorithm::References => "REFERENCES",
+        }
+    }
+}
+
 /// One sort criterion: a key, optionally `REVERSE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SortCriterion {
@@ -585,6 +615,25 @@ pub struct SortCriterion {
     pub reverse: bool,
     /// The key.
     pub key: SortKey,
+}
+
+/// ` charset key…` to the end of a SORT or THREAD command.
+fn charset_and_keys(r: &[u8]) -> Result<(String, Vec<SearchKey<'_>>), SyntaxError> {
+    let (r, _) = sp(r)?;
+    let (r, c) = astring(r)?;
+    let charset = String::from_utf8(c.into_owned()).map_err(|_| SyntaxError::Invalid("charset"))?;
+    let (r, _) = sp(r)?;
+    let (r, keys) = sp_separated(r, |r| items::search_key(r, 0))?;
+    end(r)?;
+    Ok((charset, keys))
+}
+
+fn encode_charset_and_keys(e: &mut Encoder, charset: &str, keys: &[SearchKey<'_>]) {
+    e.raw(b" ").astring(charset.as_bytes());
+    for k in keys {
+        e.raw(b" ");
+        items::encode_search_key(e, k);
+    }
 }
 
 /// `(criterion …)` after `SORT `.
@@ -955,6 +1004,17 @@ impl CommandBody<'_> {
                 charset,
                 keys: keys.into_iter().map(SearchKey::into_owned).collect(),
             },
+            C::Thread {
+                uid,
+                algorithm,
+                charset,
+                keys,
+            } => C::Thread {
+                uid,
+                algorithm,
+                charset,
+                keys: keys.into_iter().map(SearchKey::into_owned).collect(),
+            },
             C::Append { mailbox, messages } => C::Append {
                 mailbox,
                 messages: messages
@@ -1321,16 +1381,28 @@ impl<'a> Command<'a> {
             (_, b"SORT") => {
                 let (r, _) = sp(i)?;
                 let (r, criteria) = sort_criteria(r)?;
-                let (r, _) = sp(r)?;
-                let (r, c) = astring(r)?;
-                let charset = String::from_utf8(c.into_owned())
-                    .map_err(|_| SyntaxError::Invalid("charset"))?;
-                let (r, _) = sp(r)?;
-                let (r, keys) = sp_separated(r, |r| items::search_key(r, 0))?;
-                end(r)?;
+                let (charset, keys) = charset_and_keys(r)?;
                 CommandBody::Sort {
                     uid,
                     criteria,
+                    charset,
+                    keys,
+                }
+            }
+            (_, b"THREAD") => {
+                let (r, _) = sp(i)?;
+                let (r, algorithm) = keyword(
+                    r,
+                    &[
+                        (ThreadAlgorithm::OrderedSubject, "ORDEREDSUBJECT"),
+                        (ThreadAlgorithm::References, "REFERENCES"),
+                    ],
+                    "thread algorithm",
+                )?;
+                let (charset, keys) = charset_and_keys(r)?;
+                CommandBody::Thread {
+                    uid,
+                    algorithm,
                     charset,
                     keys,
                 }
@@ -1635,11 +1707,20 @@ impl<'a> Command<'a> {
                     }
                     e.raw(c.key.as_str().as_bytes());
                 });
-                e.raw(b" ").astring(charset.as_bytes());
-                for k in keys {
-                    e.raw(b" ");
-                    items::encode_search_key(&mut e, k);
+                encode_charset_and_keys(&mut e, charset, keys);
+            }
+            CommandBody::Thread {
+                uid,
+                algorithm,
+                charset,
+                keys,
+            } => {
+                if *uid {
+                    e.raw(b"UID ");
                 }
+                e.raw(b"THREAD ");
+                e.raw(algorithm.as_str().as_bytes());
+                encode_charset_and_keys(&mut e, charset, keys);
             }
             CommandBody::Append {
                 mailbox: m,

@@ -115,7 +115,7 @@ pub mod utf7;
 
 pub use command::{
     AppendMessage, Command, CommandBody, CommandError, ListReturn, ListSelect, Mailbox, QResync,
-    SearchReturn, SortCriterion, SortKey, StatusItem, StoreOp, is_idle_done,
+    SearchReturn, SortCriterion, SortKey, StatusItem, StoreOp, ThreadAlgorithm, is_idle_done,
 };
 pub use core::{
     Chunk, Encoder, LiteralMode, SyntaxError, Tag, is_astring_char, is_atom_char, join,
@@ -124,7 +124,7 @@ pub use framing::{Frame, Framer, FramerLimits};
 pub use items::{FetchItem, Flag, MAX_SEARCH_DEPTH, SearchKey, Section, SectionText};
 pub use response::{
     Address, BodyExtension, BodyFields, BodyStructure, Code, Envelope, Extension, FetchValue,
-    IdField, MAX_BODY_DEPTH, NamespaceEntry, NamespaceExtension, Param, PartKind, Quirks, Response,
-    Rfc822Part, StatusKind, fetch_literal_head,
+    IdField, MAX_BODY_DEPTH, MAX_THREAD_DEPTH, NamespaceEntry, NamespaceExtension, Param, PartKind,
+    Quirks, Response, Rfc822Part, StatusKind, Thread, fetch_literal_head,
 };
 pub use seq::{SeqNumber, SequenceSet};

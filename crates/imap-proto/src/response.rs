@@ -280,6 +280,8 @@ pub enum Response<'a> {
     Search(Vec<u32>, Option<u64>),
     /// `* SORT n…` (RFC 5256): numbers in the sorted order.
     Sort(Vec<u32>),
+    /// `* THREAD (…)…` (RFC 5256): the threads, in order.
+    Thread(Vec<Thread>),
     /// `* n FETCH (…)`
     Fetch(u32, Vec<FetchValue<'a>>),
     /// `* ID (…)` / `* ID NIL` (RFC 2971): field/value pairs.
@@ -764,6 +766,17 @@ impl<'a> Response<'a> {
                 end(&r[1..])?;
                 Ok(Response::MailboxStatus { mailbox: m, items })
             }
+            "THREAD" => {
+                let mut r = r.strip_prefix(b" ").unwrap_or(r);
+                let mut threads = Vec::new();
+                while r.first() == Some(&b'(') {
+                    let (r2, t) = thread_list(r, 0)?;
+                    threads.push(t);
+                    r = r2;
+                }
+                end(r)?;
+                Ok(Response::Thread(threads))
+            }
             "SORT" => {
                 let mut r = r;
                 let mut nums = Vec::new();
@@ -1057,6 +1070,17 @@ impl<'a> Response<'a> {
                     e.raw(format!(" (MODSEQ {m})").as_bytes());
                 }
             }
+            Response::Thread(threads) => {
+                e.raw(b"* THREAD");
+                if !threads.is_empty() {
+                    e.raw(b" ");
+                }
+                for t in threads {
+                    let mut s = String::new();
+                    t.encode(&mut s);
+                    e.raw(s.as_bytes());
+                }
+            }
             Response::Sort(nums) => {
                 e.raw(b"* SORT");
                 for n in nums {
@@ -1329,6 +1353,101 @@ pub struct Address<'a> {
     pub mailbox: Option<Cow<'a, [u8]>>,
     /// Domain (NIL for group syntax).
     pub host: Option<Cow<'a, [u8]>>,
+}
+
+/// One thread of a `* THREAD` answer (RFC 5256 §4): a message (or, in
+/// REFERENCES, a missing parent with `None`) and its replies.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Thread {
+    /// The message's number (or UID), `None` for a parent that is not in
+    /// the mailbox.
+    pub message: Option<u32>,
+    /// Its children, in order.
+    pub children: Vec<Thread>,
+}
+
+/// Deepest thread nesting parsed; deeper input is a syntax error.
+pub const MAX_THREAD_DEPTH: usize = 64;
+
+impl Thread {
+    /// A message without replies.
+    pub fn leaf(message: u32) -> Thread {
+        Thread {
+            message: Some(message),
+            children: Vec::new(),
+        }
+    }
+
+    /// Writes the thread as a `thread-list`: a chain of single replies as
+    /// numbers, branches as nested lists.
+    pub fn encode(&self, out: &mut String) {
+        out.push('(');
+        let mut node = self;
+        let mut first = true;
+        loop {
+            if let Some(m) = node.message {
+                if !first {
+                    out.push(' ');
+                }
+                out.push_str(&m.to_string());
+                first = false;
+            }
+            match node.children.len() {
+                1 if node.children[0].message.is_some() => node = &node.children[0],
+                0 => break,
+                _ => {
+                    if !first {
+                        out.push(' ');
+                    }
+                    for c in &node.children {
+                        c.encode(out);
+                    }
+                    break;
+                }
+            }
+        }
+        out.push(')');
+    }
+}
+
+/// `thread-list = "(" (thread-members / thread-nested) ")"`.
+fn thread_list(i: &[u8], depth: usize) -> PResult<'_, Thread> {
+    if depth > MAX_THREAD_DEPTH {
+        return Err(SyntaxError::Invalid("THREAD nested too deeply"));
+    }
+    let mut r = i
+        .strip_prefix(b"(")
+        .ok_or(SyntaxError::Invalid("expected ("))?;
+    // The chain of numbers, each the parent of the next.
+    let mut chain: Vec<u32> = Vec::new();
+    while r.first().is_some_and(u8::is_ascii_digit) {
+        let (r2, n) = crate::core::nz_number(r)?;
+        chain.push(n);
+        r = r2.strip_prefix(b" ").unwrap_or(r2);
+    }
+    let mut nested = Vec::new();
+    while r.first() == Some(&b'(') {
+        let (r2, t) = thread_list(r, depth + 1)?;
+        nested.push(t);
+        r = r2;
+    }
+    let r = r
+        .strip_prefix(b")")
+        .ok_or(SyntaxError::Invalid("expected )"))?;
+    if chain.is_empty() && nested.len() < 2 {
+        return Err(SyntaxError::Invalid("empty thread"));
+    }
+    let mut node = Thread {
+        message: chain.pop(),
+        children: nested,
+    };
+    while let Some(m) = chain.pop() {
+        node = Thread {
+            message: Some(m),
+            children: vec![node],
+        };
+    }
+    Ok((r, node))
 }
 
 /// The ENVELOPE of a message: header fields as the server parsed them.
@@ -1967,6 +2086,7 @@ impl Response<'_> {
             Response::QuotaRoot { mailbox, roots } => Response::QuotaRoot { mailbox, roots },
             Response::Search(n, m) => Response::Search(n, m),
             Response::Sort(n) => Response::Sort(n),
+            Response::Thread(t) => Response::Thread(t),
             Response::Fetch(n, v) => {
                 Response::Fetch(n, v.into_iter().map(FetchValue::into_owned).collect())
             }

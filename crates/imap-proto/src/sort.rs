@@ -100,6 +100,43 @@ pub fn sort(messages: &mut [SortFields], criteria: &[SortCriterion]) {
     });
 }
 
+/// THREAD=ORDEREDSUBJECT (RFC 5256 §3): messages grouped by base subject;
+/// in each group the earliest (by sent date, then mailbox order) is the
+/// parent and the others its replies, by date; the threads ordered by
+/// their first message. Numbers in the result are the messages' UIDs.
+pub fn thread_ordered_subject(mut messages: Vec<SortFields>) -> Vec<crate::response::Thread> {
+    use crate::response::Thread;
+    messages.sort_by(|a, b| {
+        a.subject
+            .cmp(&b.subject)
+            .then(a.date.cmp(&b.date))
+            .then(a.uid.cmp(&b.uid))
+    });
+    let mut threads: Vec<(i64, u32, Thread)> = Vec::new();
+    let mut i = 0;
+    while i < messages.len() {
+        let first = &messages[i];
+        let mut j = i + 1;
+        while j < messages.len() && messages[j].subject == first.subject {
+            j += 1;
+        }
+        threads.push((
+            first.date,
+            first.uid,
+            Thread {
+                message: Some(first.uid),
+                children: messages[i + 1..j]
+                    .iter()
+                    .map(|m| Thread::leaf(m.uid))
+                    .collect(),
+            },
+        ));
+        i = j;
+    }
+    threads.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    threads.into_iter().map(|t| t.2).collect()
+}
+
 /// RFC 2047 encoded words decoded (through mail-parser's header reader).
 fn decode_words(raw: &[u8]) -> String {
     let mut h = b"Subject: ".to_vec();
@@ -255,6 +292,29 @@ mod tests {
         ] {
             assert_eq!(base_subject(input), want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn ordered_subject_threads() {
+        let f = |uid, subject: &str, date| SortFields {
+            uid,
+            date,
+            subject: base_subject(subject),
+            ..SortFields::default()
+        };
+        let threads = thread_ordered_subject(vec![
+            f(1, "b", 30),
+            f(2, "a", 20),
+            f(3, "Re: b", 10),
+            f(4, "Re: a", 25),
+            f(5, "c", 5),
+        ]);
+        let mut s = String::new();
+        for t in &threads {
+            t.encode(&mut s);
+        }
+        // b's thread starts with 3 (the earliest), then c, then a.
+        assert_eq!(s, "(5)(3 1)(2 4)");
     }
 
     #[test]

@@ -642,6 +642,20 @@ fn command() -> impl Strategy<Value = Command<'static>> {
                 keys,
             }),
         (
+            any::<bool>(),
+            proptest::sample::select(vec![
+                ThreadAlgorithm::OrderedSubject,
+                ThreadAlgorithm::References
+            ]),
+            proptest::collection::vec(search_key(), 1..3)
+        )
+            .prop_map(|(uid, algorithm, keys)| CommandBody::Thread {
+                uid,
+                algorithm,
+                charset: "UTF-8".into(),
+                keys,
+            }),
+        (
             mailbox_name(),
             proptest::collection::vec(
                 (
@@ -1973,4 +1987,66 @@ fn sort_commands_of_rfc5256() {
         Command::parse(b"a SORT (SUBJECT) ALL\r\n", false).is_err(),
         "the charset is required"
     );
+}
+
+/// RFC 5256 §4's THREAD example, and the command.
+#[test]
+fn thread_response_and_command_of_rfc5256() {
+    let r = response_round_trip(b"* THREAD (2)(3 6 (4 23)(44 7 96))\r\n");
+    let Response::Thread(t) = &r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(t.len(), 2);
+    assert_eq!(t[0], Thread::leaf(2));
+    // 3 -> 6 -> { 4 -> 23, 44 -> 7 -> 96 }
+    let six = &t[1].children[0];
+    assert_eq!(six.message, Some(6));
+    assert_eq!(six.children.len(), 2);
+    assert_eq!(six.children[1].children[0].children[0], Thread::leaf(96));
+    // A parent that is not in the mailbox.
+    let r = response_round_trip(b"* THREAD ((3)(5))\r\n");
+    assert!(
+        matches!(&r, Response::Thread(t) if t[0].message.is_none() && t[0].children.len() == 2)
+    );
+    assert_eq!(
+        response_round_trip(b"* THREAD\r\n"),
+        Response::Thread(vec![])
+    );
+    let c = Command::parse(
+        b"a UID THREAD ORDEREDSUBJECT UTF-8 SINCE 5-MAR-2000\r\n",
+        false,
+    )
+    .unwrap();
+    assert!(matches!(
+        c.body,
+        CommandBody::Thread {
+            uid: true,
+            algorithm: ThreadAlgorithm::OrderedSubject,
+            ..
+        }
+    ));
+    assert!(Command::parse(b"a THREAD SIDEWAYS UTF-8 ALL\r\n", false).is_err());
+    // Nesting past the limit is refused, not recursed into.
+    let deep = format!("* THREAD {}1{}\r\n", "(1 (2)".repeat(100), ")".repeat(100));
+    assert!(Response::parse(deep.as_bytes(), false).is_err());
+}
+
+fn thread_tree() -> impl Strategy<Value = Thread> {
+    let leaf = (1u32..1000).prop_map(Thread::leaf);
+    leaf.prop_recursive(4, 24, 3, |inner| {
+        ((1u32..1000), proptest::collection::vec(inner, 0..3)).prop_map(|(m, children)| Thread {
+            message: Some(m),
+            children,
+        })
+    })
+}
+
+proptest! {
+    /// Any thread tree written and read back is the same tree.
+    #[test]
+    fn thread_responses_round_trip(threads in proptest::collection::vec(thread_tree(), 0..4)) {
+        let r = Response::Thread(threads);
+        let bytes = r.encode(false);
+        prop_assert_eq!(response_round_trip(&bytes), r);
+    }
 }

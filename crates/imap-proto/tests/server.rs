@@ -849,3 +849,32 @@ fn sort_answers_in_the_applications_order_as_numbers_or_uids() {
     let w = h.send("c SORT (SIZE) KOI8-R ALL\r\n");
     assert!(w.starts_with("c NO [BADCHARSET (UTF-8 US-ASCII)]"), "{w}");
 }
+
+#[test]
+fn thread_renumbers_and_leaves_unknown_uids_out() {
+    let mut h = H::new();
+    h.login();
+    h.select(vec![10, 20, 30]);
+    h.send("a THREAD ORDEREDSUBJECT UTF-8 ALL\r\n");
+    let (token, Request::Thread { algorithm, .. }) = h.request() else {
+        panic!()
+    };
+    assert_eq!(algorithm, imap_proto::ThreadAlgorithm::OrderedSubject);
+    let t = |m, children| imap_proto::Thread {
+        message: Some(m),
+        children,
+    };
+    // 99 is not in the view: its reply (30) takes its place.
+    h.s.threaded(
+        token,
+        vec![
+            t(20, vec![imap_proto::Thread::leaf(10)]),
+            t(99, vec![imap_proto::Thread::leaf(30)]),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        h.take_wire(),
+        "* THREAD (2 1)(3)\r\na OK THREAD completed\r\n"
+    );
+}

@@ -189,6 +189,16 @@ pub enum Request {
         /// UID SORT.
         uid: bool,
     },
+    /// THREAD (RFC 5256): the matching messages threaded, with UIDs,
+    /// through [`super::Session::threaded`].
+    Thread {
+        /// The algorithm asked for.
+        algorithm: crate::ThreadAlgorithm,
+        /// Which messages (all must match).
+        keys: Vec<SearchKey<'static>>,
+        /// UID THREAD.
+        uid: bool,
+    },
     /// COPY or MOVE: complete with `COPYUID`; for MOVE, first
     /// [`super::Session::expunged`] with the moved UIDs.
     Copy {

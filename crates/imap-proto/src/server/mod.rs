@@ -100,6 +100,9 @@ enum Kind {
     Sort {
         uid: bool,
     },
+    Thread {
+        uid: bool,
+    },
     Copy {
         moving: bool,
     },
@@ -880,6 +883,65 @@ impl Session {
         Ok(())
     }
 
+    /// Answers a THREAD: the threads with UIDs (see
+    /// [`crate::sort::thread_ordered_subject`]). A UID the client does not
+    /// know is left out, its replies taking its place.
+    pub fn threaded(
+        &mut self,
+        token: Token,
+        threads: Vec<crate::Thread>,
+    ) -> Result<(), AnswerError> {
+        let pending = self.decisions.take_if(token, |p| match p {
+            Pending::Request(_, Kind::Thread { .. }) => Ok(()),
+            _ => Err(ApiMisuse::WrongAnswer),
+        })?;
+        let Pending::Request(tag, Kind::Thread { uid }) = pending else {
+            return Ok(());
+        };
+        if self.is_closed() {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        for t in threads {
+            out.extend(self.renumber(t, uid, 0));
+        }
+        self.untagged(&Response::Thread(out));
+        self.finish(
+            &tag,
+            Kind::Thread { uid },
+            Completion::ok("THREAD completed"),
+        );
+        self.resume();
+        Ok(())
+    }
+
+    /// A thread with its UIDs as the client numbers them; unknown ones
+    /// replaced by their replies. Depth bounded like the parser's.
+    fn renumber(&self, t: crate::Thread, uid: bool, depth: usize) -> Vec<crate::Thread> {
+        if depth > crate::MAX_THREAD_DEPTH {
+            return Vec::new();
+        }
+        let children: Vec<crate::Thread> = t
+            .children
+            .into_iter()
+            .flat_map(|c| self.renumber(c, uid, depth + 1))
+            .collect();
+        let known = t
+            .message
+            .and_then(|u| self.view.seq_of(u).map(|s| if uid { u } else { s }));
+        match known {
+            Some(m) => vec![crate::Thread {
+                message: Some(m),
+                children,
+            }],
+            None if children.len() >= 2 && t.message.is_none() => vec![crate::Thread {
+                message: None,
+                children,
+            }],
+            None => children,
+        }
+    }
+
     /// Messages the pending EXPUNGE, UID EXPUNGE or MOVE removed: the
     /// session sends their EXPUNGE responses (numbered as the client
     /// renumbers). For CLOSE, nothing is sent.
@@ -1006,7 +1068,8 @@ impl Session {
             Kind::Fetch { uid, .. }
             | Kind::Store { uid, .. }
             | Kind::Search { uid, .. }
-            | Kind::Sort { uid } => (*uid, *uid),
+            | Kind::Sort { uid }
+            | Kind::Thread { uid } => (*uid, *uid),
             _ => (true, false),
         };
         let completion = match kind {
@@ -1756,6 +1819,25 @@ impl Session {
                     Kind::Sort { uid },
                     Request::Sort {
                         criteria,
+                        keys,
+                        uid,
+                    },
+                );
+            }
+            C::Thread {
+                uid,
+                algorithm,
+                charset,
+                keys,
+            } if selected => {
+                let Some(keys) = self.search_keys(&tag, Some(&charset), keys) else {
+                    return;
+                };
+                self.request(
+                    tag,
+                    Kind::Thread { uid },
+                    Request::Thread {
+                        algorithm,
                         keys,
                         uid,
                     },
