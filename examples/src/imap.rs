@@ -313,6 +313,7 @@ pub fn session_config(
         // SORT=DISPLAY waits for an ENVELOPE that keeps a bare
         // `From: d` (it has no address today, so DISPLAYFROM sees nothing).
         "SORT",
+        "ESORT",
         "THREAD=ORDEREDSUBJECT",
     ]
     .iter()

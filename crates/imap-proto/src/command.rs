@@ -270,10 +270,15 @@ pub enum CommandBody<'a> {
         /// The keys (all must match).
         keys: Vec<SearchKey<'a>>,
     },
-    /// `[UID] SORT (criteria) charset key…` (RFC 5256).
+    /// `[UID] SORT [RETURN (opt…)] (criteria) charset key…` (RFC 5256;
+    /// `RETURN` is ESORT, RFC 5267).
     Sort {
         /// UIDs rather than message numbers in the answer.
         uid: bool,
+        /// ESORT `RETURN` options: `None` asks for `* SORT`, `Some` for
+        /// `* ESEARCH` (MIN/MAX the first/last in sort order, ALL in sort
+        /// order).
+        ret: Option<Vec<SearchReturn>>,
         /// The order, most significant first (at least one).
         criteria: Vec<SortCriterion>,
         /// The charset of the search keys' strings.
@@ -995,11 +1000,13 @@ impl CommandBody<'_> {
             },
             C::Sort {
                 uid,
+                ret,
                 criteria,
                 charset,
                 keys,
             } => C::Sort {
                 uid,
+                ret,
                 criteria,
                 charset,
                 keys: keys.into_iter().map(SearchKey::into_owned).collect(),
@@ -1379,11 +1386,18 @@ impl<'a> Command<'a> {
                 }
             }
             (_, b"SORT") => {
-                let (r, _) = sp(i)?;
+                let (mut r, _) = sp(i)?;
+                let mut ret = None;
+                if let Some(r2) = prefix_ci(r, b"RETURN ") {
+                    let (r3, opts) = search_return(r2)?;
+                    ret = Some(opts);
+                    r = sp(r3)?.0;
+                }
                 let (r, criteria) = sort_criteria(r)?;
                 let (charset, keys) = charset_and_keys(r)?;
                 CommandBody::Sort {
                     uid,
+                    ret,
                     criteria,
                     charset,
                     keys,
@@ -1693,6 +1707,7 @@ impl<'a> Command<'a> {
             }
             CommandBody::Sort {
                 uid,
+                ret,
                 criteria,
                 charset,
                 keys,
@@ -1701,6 +1716,13 @@ impl<'a> Command<'a> {
                     e.raw(b"UID ");
                 }
                 e.raw(b"SORT ");
+                if let Some(opts) = ret {
+                    e.raw(b"RETURN ");
+                    encode_paren(&mut e, opts, |e, o| {
+                        e.raw(o.as_str().as_bytes());
+                    });
+                    e.raw(b" ");
+                }
                 encode_paren(&mut e, criteria, |e, c| {
                     if c.reverse {
                         e.raw(b"REVERSE ");

@@ -637,6 +637,7 @@ fn command() -> impl Strategy<Value = Command<'static>> {
         )
             .prop_map(|(uid, criteria, charset, keys)| CommandBody::Sort {
                 uid,
+                ret: (charset == "US-ASCII").then(|| vec![SearchReturn::Min, SearchReturn::Count]),
                 criteria,
                 charset,
                 keys,
@@ -1943,6 +1944,7 @@ fn sort_commands_of_rfc5256() {
     let c = Command::parse(b"A282 SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994\r\n", false).unwrap();
     let CommandBody::Sort {
         uid,
+        ret,
         criteria,
         charset,
         keys,
@@ -1950,6 +1952,7 @@ fn sort_commands_of_rfc5256() {
     else {
         panic!("{c:?}")
     };
+    assert_eq!(ret, None);
     assert!(!uid);
     assert_eq!(
         criteria,

@@ -878,3 +878,24 @@ fn thread_renumbers_and_leaves_unknown_uids_out() {
         "* THREAD (2 1)(3)\r\na OK THREAD completed\r\n"
     );
 }
+
+#[test]
+fn esort_returns_esearch_in_sort_order() {
+    let mut h = H::new();
+    h.login();
+    h.select(vec![10, 20, 30, 40]);
+    h.send("a SORT RETURN (MIN MAX COUNT ALL) (REVERSE ARRIVAL) UTF-8 ALL\r\n");
+    let (token, _) = h.request();
+    h.s.sorted(token, vec![40, 30, 10]).unwrap();
+    assert_eq!(
+        h.take_wire(),
+        "* ESEARCH (TAG \"a\") MIN 4 MAX 1 COUNT 3 ALL 4,3,1\r\na OK SORT completed\r\n"
+    );
+    h.send("b UID SORT RETURN () (ARRIVAL) UTF-8 ALL\r\n");
+    let (token, _) = h.request();
+    h.s.sorted(token, vec![10, 20, 30]).unwrap();
+    assert_eq!(
+        h.take_wire(),
+        "* ESEARCH (TAG \"b\") UID ALL 10,20,30\r\nb OK SORT completed\r\n"
+    );
+}

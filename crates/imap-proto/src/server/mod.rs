@@ -99,6 +99,7 @@ enum Kind {
     },
     Sort {
         uid: bool,
+        ret: Option<Vec<SearchReturn>>,
     },
     Thread {
         uid: bool,
@@ -787,30 +788,7 @@ impl Session {
                 } else {
                     ret
                 };
-                let mut items = Vec::new();
-                for r in &ret {
-                    match r {
-                        SearchReturn::Min => {
-                            if let Some(m) = numbers.first() {
-                                items.push(("MIN".to_owned(), m.to_string()));
-                            }
-                        }
-                        SearchReturn::Max => {
-                            if let Some(m) = numbers.last() {
-                                items.push(("MAX".to_owned(), m.to_string()));
-                            }
-                        }
-                        SearchReturn::All => {
-                            if !numbers.is_empty() {
-                                items.push(("ALL".to_owned(), compact(&numbers)));
-                            }
-                        }
-                        SearchReturn::Count => {
-                            items.push(("COUNT".to_owned(), numbers.len().to_string()))
-                        }
-                        SearchReturn::Save => {}
-                    }
-                }
+                let items = esearch_items(&ret, &numbers);
                 self.untagged(&Response::ESearch {
                     tag: Some(tag.as_str().as_bytes().to_vec().into()),
                     uid,
@@ -864,7 +842,7 @@ impl Session {
             Pending::Request(_, Kind::Sort { .. }) => Ok(()),
             _ => Err(ApiMisuse::WrongAnswer),
         })?;
-        let Pending::Request(tag, Kind::Sort { uid }) = pending else {
+        let Pending::Request(tag, Kind::Sort { uid, ret }) = pending else {
             return Ok(());
         };
         if self.is_closed() {
@@ -877,8 +855,28 @@ impl Session {
                 Some(if uid { u } else { seq })
             })
             .collect();
-        self.untagged(&Response::Sort(numbers));
-        self.finish(&tag, Kind::Sort { uid }, Completion::ok("SORT completed"));
+        match &ret {
+            None => self.untagged(&Response::Sort(numbers)),
+            Some(ret) => {
+                // RETURN () is ALL (RFC 4731 §3.1).
+                let ret: &[SearchReturn] = if ret.is_empty() {
+                    &[SearchReturn::All]
+                } else {
+                    ret
+                };
+                let items = esearch_items(ret, &numbers);
+                self.untagged(&Response::ESearch {
+                    tag: Some(tag.as_str().as_bytes().to_vec().into()),
+                    uid,
+                    items,
+                });
+            }
+        }
+        self.finish(
+            &tag,
+            Kind::Sort { uid, ret: None },
+            Completion::ok("SORT completed"),
+        );
         self.resume();
         Ok(())
     }
@@ -1068,7 +1066,7 @@ impl Session {
             Kind::Fetch { uid, .. }
             | Kind::Store { uid, .. }
             | Kind::Search { uid, .. }
-            | Kind::Sort { uid }
+            | Kind::Sort { uid, .. }
             | Kind::Thread { uid } => (*uid, *uid),
             _ => (true, false),
         };
@@ -1807,6 +1805,7 @@ impl Session {
             }
             C::Sort {
                 uid,
+                ret,
                 criteria,
                 charset,
                 keys,
@@ -1816,7 +1815,7 @@ impl Session {
                 };
                 self.request(
                     tag,
-                    Kind::Sort { uid },
+                    Kind::Sort { uid, ret },
                     Request::Sort {
                         criteria,
                         keys,
@@ -2054,6 +2053,34 @@ impl Session {
 }
 
 /// `1:3,5` from ascending numbers.
+/// ESEARCH's return data for `numbers` (ascending for SEARCH, in sort
+/// order for ESORT: MIN and MAX are then the first and last sorted).
+fn esearch_items(ret: &[SearchReturn], numbers: &[u32]) -> Vec<(String, String)> {
+    let mut items = Vec::new();
+    for r in ret {
+        match r {
+            SearchReturn::Min => {
+                if let Some(m) = numbers.first() {
+                    items.push(("MIN".to_owned(), m.to_string()));
+                }
+            }
+            SearchReturn::Max => {
+                if let Some(m) = numbers.last() {
+                    items.push(("MAX".to_owned(), m.to_string()));
+                }
+            }
+            SearchReturn::All => {
+                if !numbers.is_empty() {
+                    items.push(("ALL".to_owned(), compact(numbers)));
+                }
+            }
+            SearchReturn::Count => items.push(("COUNT".to_owned(), numbers.len().to_string())),
+            SearchReturn::Save => {}
+        }
+    }
+    items
+}
+
 fn compact(numbers: &[u32]) -> String {
     let mut out = String::new();
     let mut i = 0;
