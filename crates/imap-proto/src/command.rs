@@ -693,6 +693,17 @@ const SEARCH_RETURNS: &[(SearchReturn, &str)] = &[
     (SearchReturn::Save, "SAVE"),
 ];
 
+/// An optional `RETURN (opt …) ` at the start of a SEARCH or SORT.
+fn return_options(r: &[u8]) -> PResult<'_, Option<Vec<SearchReturn>>> {
+    match prefix_ci(r, b"RETURN ") {
+        Some(r2) => {
+            let (r3, opts) = search_return(r2)?;
+            Ok((sp(r3)?.0, Some(opts)))
+        }
+        None => Ok((r, None)),
+    }
+}
+
 /// `RETURN (opt opt …)` after `SEARCH `; the rest follows a space.
 fn search_return(i: &[u8]) -> PResult<'_, Vec<SearchReturn>> {
     let (r, opts) = paren_list(i, true, |r| {
@@ -1360,13 +1371,8 @@ impl<'a> Command<'a> {
                 }
             }
             (_, b"SEARCH") => {
-                let (mut r, _) = sp(i)?;
-                let mut ret = None;
-                if let Some(r2) = prefix_ci(r, b"RETURN ") {
-                    let (r3, opts) = search_return(r2)?;
-                    ret = Some(opts);
-                    r = sp(r3)?.0;
-                }
+                let (r, _) = sp(i)?;
+                let (mut r, ret) = return_options(r)?;
                 let mut charset = None;
                 if let Some(r2) = prefix_ci(r, b"CHARSET ") {
                     let (r3, c) = astring(r2)?;
@@ -1386,13 +1392,8 @@ impl<'a> Command<'a> {
                 }
             }
             (_, b"SORT") => {
-                let (mut r, _) = sp(i)?;
-                let mut ret = None;
-                if let Some(r2) = prefix_ci(r, b"RETURN ") {
-                    let (r3, opts) = search_return(r2)?;
-                    ret = Some(opts);
-                    r = sp(r3)?.0;
-                }
+                let (r, _) = sp(i)?;
+                let (r, ret) = return_options(r)?;
                 let (r, criteria) = sort_criteria(r)?;
                 let (charset, keys) = charset_and_keys(r)?;
                 CommandBody::Sort {

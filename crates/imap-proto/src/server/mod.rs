@@ -769,15 +769,7 @@ impl Session {
         match ret {
             // IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 §7.3.4).
             None if self.rev2 => {
-                let mut items = Vec::new();
-                if !numbers.is_empty() {
-                    items.push(("ALL".to_owned(), compact(&numbers)));
-                }
-                self.untagged(&Response::ESearch {
-                    tag: Some(tag.as_str().as_bytes().to_vec().into()),
-                    uid,
-                    items,
-                });
+                self.esearch(&tag, uid, esearch_items(&[SearchReturn::All], &numbers));
             }
             None => self.untagged(&Response::Search(numbers, None)),
             // SAVE alone: the result is kept, not sent (RFC 5182 §2.1).
@@ -788,12 +780,7 @@ impl Session {
                 } else {
                     ret
                 };
-                let items = esearch_items(&ret, &numbers);
-                self.untagged(&Response::ESearch {
-                    tag: Some(tag.as_str().as_bytes().to_vec().into()),
-                    uid,
-                    items,
-                });
+                self.esearch(&tag, uid, esearch_items(&ret, &numbers));
             }
         }
         self.finish(
@@ -803,6 +790,15 @@ impl Session {
         );
         self.resume();
         Ok(())
+    }
+
+    /// `* ESEARCH (TAG …) [UID] items`.
+    fn esearch(&mut self, tag: &Tag, uid: bool, items: Vec<(String, String)>) {
+        self.untagged(&Response::ESearch {
+            tag: Some(tag.as_str().as_bytes().to_vec().into()),
+            uid,
+            items,
+        });
     }
 
     /// The keys of a SEARCH or SORT with `$` resolved, or `None` after
@@ -864,12 +860,7 @@ impl Session {
                 } else {
                     ret
                 };
-                let items = esearch_items(ret, &numbers);
-                self.untagged(&Response::ESearch {
-                    tag: Some(tag.as_str().as_bytes().to_vec().into()),
-                    uid,
-                    items,
-                });
+                self.esearch(&tag, uid, esearch_items(ret, &numbers));
             }
         }
         self.finish(
