@@ -314,6 +314,8 @@ pub fn session_config(
         // `From: d` (it has no address today, so DISPLAYFROM sees nothing).
         "SORT",
         "ESORT",
+        "QUOTA",
+        "QUOTA=RES-STORAGE",
         "THREAD=ORDEREDSUBJECT",
     ]
     .iter()
@@ -1398,7 +1400,7 @@ impl ImapConn {
                 flags,
                 date,
                 index,
-                ..
+                size,
             } => {
                 if index == 0 {
                     self.spool.abort().await;
@@ -1422,6 +1424,13 @@ impl ImapConn {
                     .as_deref()
                     .and_then(parse_date)
                     .unwrap_or_else(now_secs);
+                let (ctx, u) = (self.ctx.clone(), user.clone());
+                if blocking(move || ctx.over_quota(&u, size))
+                    .await
+                    .unwrap_or(false)
+                {
+                    return s.reject(token, over_quota());
+                }
                 let n = name.clone();
                 match blocking(move || store.mailbox(&user, &n)).await {
                     Some(Ok(_)) => {
@@ -1517,6 +1526,47 @@ impl ImapConn {
                     None => s.reject(token, Completion::no("search failed")),
                 }
             }
+            Request::GetQuotaRoot { mailbox } => {
+                let quota = self.ctx.quota;
+                if quota == 0 {
+                    // No quota: the mailbox has no quota root (RFC 9208 §4.1.2).
+                    s.untagged(&Response::QuotaRoot {
+                        mailbox,
+                        roots: Vec::new(),
+                    });
+                    return s.complete(token, Completion::ok("GETQUOTAROOT completed"));
+                }
+                let Some(name) = mailbox_name(&mailbox) else {
+                    return s.reject(token, nonexistent());
+                };
+                let (st, u) = (store.clone(), user.clone());
+                if !matches!(blocking(move || st.mailbox(&u, &name)).await, Some(Ok(_))) {
+                    return s.reject(token, nonexistent());
+                }
+                let used = blocking(move || store.quota_usage(&user)).await;
+                let Some(Ok(used)) = used else {
+                    return s.reject(token, Completion::no("quota unavailable"));
+                };
+                s.untagged(&Response::QuotaRoot {
+                    mailbox,
+                    roots: vec![String::new()],
+                });
+                s.untagged(&storage_quota(used, quota));
+                s.complete(token, Completion::ok("GETQUOTAROOT completed"))
+            }
+            Request::GetQuota { root } => {
+                let quota = self.ctx.quota;
+                if quota == 0 || !root.is_empty() {
+                    return s.reject(token, Completion::no("no such quota root"));
+                }
+                match blocking(move || store.quota_usage(&user)).await {
+                    Some(Ok(used)) => {
+                        s.untagged(&storage_quota(used, quota));
+                        s.complete(token, Completion::ok("GETQUOTA completed"))
+                    }
+                    _ => s.reject(token, Completion::no("quota unavailable")),
+                }
+            }
             Request::Sort { criteria, keys, .. } => {
                 let Some(mb) = self.selected.clone() else {
                     return s.reject(token, Completion::no("no mailbox selected"));
@@ -1560,6 +1610,24 @@ impl ImapConn {
                 let Some(from) = self.selected.clone() else {
                     return s.reject(token, Completion::no("no mailbox selected"));
                 };
+                // A MOVE keeps the user's total; a COPY adds the copies.
+                if !moving && self.ctx.quota > 0 {
+                    let (ctx, u, mb) = (self.ctx.clone(), user.clone(), from.clone());
+                    let uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
+                    let over = blocking(move || {
+                        let added: u64 = ctx
+                            .store
+                            .message_metas(&u, &mb, &uids)
+                            .map(|m| m.iter().map(|m| m.size).sum())
+                            .unwrap_or(0);
+                        ctx.over_quota(&u, added)
+                    })
+                    .await
+                    .unwrap_or(false);
+                    if over {
+                        return s.reject(token, over_quota());
+                    }
+                }
                 let Some(to) = mailbox_name(&mailbox) else {
                     return s.reject(
                         token,
@@ -1959,6 +2027,19 @@ fn sort_fields(
         }
     }
     Ok(fields)
+}
+
+/// `NO [OVERQUOTA]` (RFC 9208 §4.3).
+fn over_quota() -> Completion {
+    Completion::no_code(Code::Other("OVERQUOTA".into(), None), "over quota")
+}
+
+/// `* QUOTA "" (STORAGE used limit)`, in KiB as RFC 9208 §5.1 counts.
+fn storage_quota(used: u64, limit: u64) -> Response<'static> {
+    Response::Quota {
+        root: String::new(),
+        resources: vec![("STORAGE".into(), used.div_ceil(1024), limit / 1024)],
+    }
 }
 
 #[cfg(test)]

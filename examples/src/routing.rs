@@ -48,6 +48,8 @@ pub struct Ctx {
     pub recent: Mutex<HashMap<(UserName, mailstore::MailboxName, u32), u32>>,
     /// Woken when mail is queued for the queue runner.
     pub queue_wake: tokio::sync::Notify,
+    /// Octets each user may store (IMAP QUOTA, RFC 9208); 0: no limit.
+    pub quota: u64,
 }
 
 impl Ctx {
@@ -68,6 +70,16 @@ impl Ctx {
             },
         };
         self.local(local).map_or(Route::UnknownLocal, Route::Local)
+    }
+
+    /// Whether storing `more` octets for `user` would pass their quota
+    /// (blocking: it sums the user's messages).
+    pub fn over_quota(&self, user: &UserName, more: u64) -> bool {
+        self.quota > 0
+            && self
+                .store
+                .quota_usage(user)
+                .is_ok_and(|used| used.saturating_add(more) > self.quota)
     }
 
     /// Reads the user list from the store again (after an administrative

@@ -47,6 +47,10 @@ pub fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// A recipient whose mailbox is at its quota (RFC 5321 §4.5.3.1.10: 452
+/// for a temporary shortage of storage; the sender retries).
+const MAILBOX_FULL: FixedReply = FixedReply::new(452, Some((4, 2, 2)), "Mailbox full");
+
 /// LMTP's answer for a recipient whose copy is stored.
 const DELIVERED: FixedReply = FixedReply::new(250, Some((2, 0, 0)), "Delivered");
 /// SMTP's answer for a stored message, followed by its queue id.
@@ -105,6 +109,18 @@ impl Handler<Session> for SmtpConn {
             }
             // Routing reads in-memory tables only: no store lock, no I/O.
             Event::Rcpt(r) => match (ctx.route(&r.to), self.role) {
+                (Route::Local(u), _)
+                    if ctx.quota > 0 && {
+                        let (c, u) = (ctx.clone(), u.clone());
+                        // Full: not one more octet fits.
+                        tokio::task::spawn_blocking(move || c.over_quota(&u, 1))
+                            .await
+                            .unwrap_or(false)
+                    } =>
+                {
+                    tracing::info!(rcpt = %r.to, code = 452, reason = "over quota", "recipient refused");
+                    s.reject(r.token, MAILBOX_FULL)
+                }
                 (route @ Route::Local(_), _) => {
                     self.routes.push(route);
                     s.accept(r.token)

@@ -1829,3 +1829,68 @@ t.sendall(b'a14 LOGOUT\r\n'); until(f, b'a14')
         assert!(out.contains(want), "{want} missing in\n{out}");
     }
 }
+
+/// QUOTA (RFC 9208) from the store's usage with `--quota-mb`: GETQUOTAROOT
+/// and GETQUOTA report STORAGE in KiB; an APPEND or COPY past the limit
+/// gets `NO [OVERQUOTA]`; SMTP refuses a full mailbox's recipient with
+/// `452 4.2.2`; SETQUOTA is the administrator's.
+#[test]
+fn quota_is_reported_and_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_with(&dir.path().join("d"), None, None, &["--quota-mb", "1"]);
+    let out = imap_script(
+        &s,
+        r#"
+caps = m.capability()[1][0].decode()
+print('caps', 'QUOTA' in caps.split(), 'QUOTA=RES-STORAGE' in caps.split())
+big = b'Subject: big\r\n\r\n' + (b'x' * 76 + b'\r\n') * 7000
+print('append1', m.append('INBOX', None, None, big)[0])
+typ, data = m.getquotaroot('INBOX')
+print('quotaroot', typ, data)
+typ, data = m.getquota('""')
+print('quota', typ, data)
+typ, data = m.append('INBOX', None, None, big)
+print('append2', typ, data)
+m.select('INBOX')
+typ, data = m.copy('1', 'INBOX')
+print('copy', typ, data)
+print('setquota', m.setquota('""', '(STORAGE 99999)')[0])
+m.logout()
+c = smtplib.SMTP('127.0.0.1', SMTP, timeout=10)
+c.ehlo('x'); c.mail('a@example.org')
+print('rcpt-small', c.rcpt('demo@example.test')[0])
+c.quit()
+"#,
+    );
+    for want in [
+        "caps True True",
+        "append1 OK",
+        "quotaroot OK [[b'INBOX \"\"'], [b'\"\" (STORAGE 534 1024)']]",
+        "quota OK [b'\"\" (STORAGE 534 1024)']",
+        "append2 NO [b'[OVERQUOTA] over quota']",
+        "copy NO [b'[OVERQUOTA] over quota']",
+        "setquota NO",
+        "rcpt-small 250",
+    ] {
+        assert!(out.contains(want), "{want} missing in\n{out}");
+    }
+    // Once full, SMTP says so for the recipient.
+    let out = imap_script(
+        &s,
+        r#"
+# Exactly what is left: the mailbox is then full.
+small = b'Subject: s\r\n\r\n' + b'y' * (1024 * 1024 - (16 + 78 * 7000) - 14)
+print('append3', m.append('INBOX', None, None, small)[0])
+m.logout()
+c = smtplib.SMTP('127.0.0.1', SMTP, timeout=10)
+c.ehlo('x'); c.mail('a@example.org')
+print('rcpt-full', c.rcpt('demo@example.test'))
+c.quit()
+"#,
+    );
+    assert!(out.contains("append3 OK"), "{out}");
+    assert!(
+        out.contains("rcpt-full (452, b'4.2.2 Mailbox full')"),
+        "{out}"
+    );
+}

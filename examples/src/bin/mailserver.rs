@@ -236,6 +236,11 @@ struct ServeArgs {
     /// Connections at once to one destination (Postfix's default is 20).
     #[arg(long, default_value_t = 16)]
     outbound_per_destination: usize,
+    /// Megabytes each user may store (IMAP QUOTA; over it APPEND and COPY
+    /// get `NO [OVERQUOTA]` and SMTP/LMTP recipients `452 4.2.2`); 0: no
+    /// limit.
+    #[arg(long, default_value_t = 0)]
+    quota_mb: u64,
     /// Keep outgoing mail queued: no queue runner (for maintenance; mail
     /// for local users is still delivered at once).
     #[arg(long)]
@@ -368,6 +373,7 @@ async fn serve(cli: &Cli, args: ServeArgs) -> Result<(), String> {
         users: RwLock::new(Default::default()),
         recent: Mutex::new(HashMap::new()),
         queue_wake: tokio::sync::Notify::new(),
+        quota: args.quota_mb.saturating_mul(1024 * 1024),
     });
     ctx.refresh_users();
     admin::listen(data, ctx.clone())?;

@@ -199,6 +199,18 @@ pub enum Request {
         /// UID THREAD.
         uid: bool,
     },
+    /// GETQUOTAROOT (RFC 9208): send `* QUOTAROOT` and `* QUOTA` with
+    /// [`super::Session::untagged`], then complete.
+    GetQuotaRoot {
+        /// The mailbox asked about.
+        mailbox: crate::Mailbox,
+    },
+    /// GETQUOTA (RFC 9208): send `* QUOTA` for the root, then complete (or
+    /// refuse an unknown root).
+    GetQuota {
+        /// The quota root.
+        root: String,
+    },
     /// COPY or MOVE: complete with `COPYUID`; for MOVE, first
     /// [`super::Session::expunged`] with the moved UIDs.
     Copy {

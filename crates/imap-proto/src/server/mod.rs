@@ -1592,6 +1592,20 @@ impl Session {
                 self.untagged(&Response::Enabled(on));
                 self.finish(&tag, Kind::Other, Completion::ok("ENABLE completed"));
             }
+            C::GetQuotaRoot(mailbox) if authed => {
+                self.request(tag, Kind::Other, Request::GetQuotaRoot { mailbox });
+            }
+            C::GetQuota(root) if authed => {
+                self.request(tag, Kind::Other, Request::GetQuota { root });
+            }
+            // Limits are the administrator's (RFC 9208 §4.1.3 lets a server
+            // refuse SETQUOTA).
+            C::SetQuota { .. } if authed => self.tagged(
+                &tag,
+                StatusKind::No,
+                Some(Code::Other("NOPERM".into(), None)),
+                "quotas are set by the administrator",
+            ),
             C::Namespace if authed => {
                 let personal = vec![NamespaceEntry {
                     prefix: b""[..].into(),
