@@ -284,14 +284,7 @@ fn dkim_verifies(dns: &Dns, message: &str) -> bool {
 #[test]
 fn mail_for_another_domain_goes_by_mx_dkim_signed_with_the_local_copy_in_one_transaction() {
     let p = pair(&[], &[]);
-    submit(
-        &p.a,
-        "127.0.0.11",
-        "demo@a.test",
-        &["bob@b.test", "demo@a.test"],
-        "by-mx",
-        "",
-    );
+    submit_a(&p, &["bob@b.test", "demo@a.test"], "by-mx", "");
     wait_for("delivery at B", Duration::from_secs(30), || {
         !maildir(&p.b, "bob").is_empty()
     });
@@ -319,14 +312,7 @@ fn mail_for_another_domain_goes_by_mx_dkim_signed_with_the_local_copy_in_one_tra
 #[test]
 fn an_rsa_dkim_key_signs_too() {
     let p = pair_with(&[], &[], true);
-    submit(
-        &p.a,
-        "127.0.0.11",
-        "demo@a.test",
-        &["bob@b.test"],
-        "rsa",
-        "",
-    );
+    submit_a(&p, &["bob@b.test"], "rsa", "");
     wait_for("delivery at B", Duration::from_secs(30), || {
         !maildir(&p.b, "bob").is_empty()
     });
@@ -336,6 +322,17 @@ fn an_rsa_dkim_key_signs_too() {
         dkim_verifies(&p.dns, &got),
         "the signature verifies:\n{got}"
     );
+}
+
+/// Submits at A as demo@a.test.
+fn submit_a(p: &Pair, to: &[&str], subject: &str, rcpt_options: &str) {
+    submit(&p.a, "127.0.0.11", "demo@a.test", to, subject, rcpt_options);
+}
+
+/// Waits (bounded, `secs`) for the first report in demo's INBOX.
+fn first_report(s: &Server, what: &str, secs: u64) -> String {
+    wait_for(what, Duration::from_secs(secs), || !bounces(s).is_empty());
+    bounces(s).remove(0)
 }
 
 fn bounces(s: &Server) -> Vec<String> {
@@ -348,18 +345,8 @@ fn bounces(s: &Server) -> Vec<String> {
 #[test]
 fn null_mx_bounces_into_the_senders_inbox_at_once() {
     let p = pair(&[("nullmx.test", Rec::Mx(0, ""))], &[]);
-    submit(
-        &p.a,
-        "127.0.0.11",
-        "demo@a.test",
-        &["someone@nullmx.test"],
-        "to-null",
-        "",
-    );
-    wait_for("a bounce", Duration::from_secs(20), || {
-        !bounces(&p.a).is_empty()
-    });
-    let b = bounces(&p.a).remove(0);
+    submit_a(&p, &["someone@nullmx.test"], "to-null", "");
+    let b = first_report(&p.a, "a bounce", 20);
     assert!(b.contains("Status: 5.1.10"), "{b}");
     assert!(b.contains("Action: failed"), "{b}");
     assert!(
@@ -389,14 +376,7 @@ fn an_unreachable_mx_keeps_the_message_queued_and_bounces_at_expiry() {
             "2",
         ],
     );
-    submit(
-        &p.a,
-        "127.0.0.11",
-        "demo@a.test",
-        &["x@down.test"],
-        "to-down",
-        "\"NOTIFY=DELAY,FAILURE\"",
-    );
+    submit_a(&p, &["x@down.test"], "to-down", "\"NOTIFY=DELAY,FAILURE\"");
     wait_for("a retry", Duration::from_secs(20), || {
         let (_, list) = cli(&p.a.data, &["queue", "list"]);
         list.contains("x@down.test (deferred)")
@@ -434,21 +414,11 @@ fn an_unreachable_mx_keeps_the_message_queued_and_bounces_at_expiry() {
 #[test]
 fn a_refused_recipient_bounces_alone() {
     let p = pair(&[], &[]);
-    submit(
-        &p.a,
-        "127.0.0.11",
-        "demo@a.test",
-        &["bob@b.test", "nosuch@b.test"],
-        "two",
-        "",
-    );
+    submit_a(&p, &["bob@b.test", "nosuch@b.test"], "two", "");
     wait_for("delivery to bob", Duration::from_secs(30), || {
         !maildir(&p.b, "bob").is_empty()
     });
-    wait_for("a bounce", Duration::from_secs(20), || {
-        !bounces(&p.a).is_empty()
-    });
-    let b = bounces(&p.a).remove(0);
+    let b = first_report(&p.a, "a bounce", 20);
     assert!(b.contains("Final-Recipient: rfc822; nosuch@b.test"), "{b}");
     assert!(!b.contains("Final-Recipient: rfc822; bob@b.test"), "{b}");
     assert!(b.contains("Status: 5.1.1"), "{b}");
@@ -459,18 +429,8 @@ fn a_refused_recipient_bounces_alone() {
 #[test]
 fn notify_success_gives_a_delivery_report() {
     let p = pair(&[], &[]);
-    submit(
-        &p.a,
-        "127.0.0.11",
-        "demo@a.test",
-        &["bob@b.test"],
-        "dsn",
-        "\"NOTIFY=SUCCESS\"",
-    );
-    wait_for("a report", Duration::from_secs(30), || {
-        !bounces(&p.a).is_empty()
-    });
-    let r = bounces(&p.a).remove(0);
+    submit_a(&p, &["bob@b.test"], "dsn", "\"NOTIFY=SUCCESS\"");
+    let r = first_report(&p.a, "a report", 30);
     assert!(r.contains("Action: delivered"), "{r}");
     assert!(r.contains("Status: 2.0.0"), "{r}");
     assert!(r.contains("Final-Recipient: rfc822; bob@b.test"), "{r}");
@@ -480,14 +440,7 @@ fn notify_success_gives_a_delivery_report() {
 #[test]
 fn queue_commands_work_while_the_server_runs() {
     let p = pair(&DOWN, &[]);
-    submit(
-        &p.a,
-        "127.0.0.11",
-        "demo@a.test",
-        &["x@down.test"],
-        "held",
-        "",
-    );
+    submit_a(&p, &["x@down.test"], "held", "");
     wait_for("a deferral", Duration::from_secs(20), || {
         cli(&p.a.data, &["queue", "list"]).1.contains("(deferred)")
     });
@@ -514,14 +467,7 @@ fn tls_required_never_falls_back_to_plaintext() {
     // verify: B's self-signed certificate does not pass, so the message
     // stays queued rather than going in the clear or unchecked.
     let p = pair(&[], &["--tls-outbound", "verify"]);
-    submit(
-        &p.a,
-        "127.0.0.11",
-        "demo@a.test",
-        &["bob@b.test"],
-        "verify",
-        "",
-    );
+    submit_a(&p, &["bob@b.test"], "verify", "");
     wait_for("a deferral", Duration::from_secs(20), || {
         cli(&p.a.data, &["queue", "list"])
             .1
