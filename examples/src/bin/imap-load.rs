@@ -7,8 +7,8 @@
 //! (LOGIN in plaintext: start the server with `--allow-plaintext-auth`).
 //!
 //! `imap-load bigbox PORT USER PASSWORD N` appends N messages to a mailbox
-//! `big` (pipelined, LITERAL+), then times `SELECT big` and
-//! `UID FETCH 1:* (FLAGS)` on it.
+//! `big` (pipelined, LITERAL+), then times `SELECT big`,
+//! `UID FETCH 1:* (FLAGS)`, `SEARCH UNSEEN`, SORT and THREAD on it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -158,12 +158,16 @@ fn bigbox(args: &[String]) -> std::io::Result<()> {
         "UID FETCH 1:* (FLAGS) of {n}: {:.1} ms",
         t.elapsed().as_secs_f64() * 1e3
     );
-    let t = Instant::now();
-    assert!(c.run("SEARCH UNSEEN", None)?);
-    println!(
-        "SEARCH UNSEEN of {n}: {:.1} ms",
-        t.elapsed().as_secs_f64() * 1e3
-    );
+    for cmd in [
+        "SEARCH UNSEEN",
+        "SORT (SUBJECT) UTF-8 ALL",
+        "SORT (REVERSE DATE) UTF-8 ALL",
+        "THREAD ORDEREDSUBJECT UTF-8 ALL",
+    ] {
+        let t = Instant::now();
+        assert!(c.run(cmd, None)?);
+        println!("{cmd} of {n}: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    }
     c.run("LOGOUT", None)?;
     Ok(())
 }
