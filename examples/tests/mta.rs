@@ -95,9 +95,20 @@ fn dns(records: &[(&str, Rec<'_>)]) -> Dns {
     let mut catalog = Catalog::new();
     catalog.upsert(LowerName::new(&origin), vec![Arc::new(zone)]);
     let (server, addr) = rt.block_on(async {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+        // UDP and TCP on one port number: the free UDP port may be taken
+        // for TCP by another test, so try again (bounded).
+        let mut tries = 0;
+        let (udp, tcp, addr) = loop {
+            let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, tcp, addr),
+                Err(e) => {
+                    tries += 1;
+                    assert!(tries < 50, "no port free for both UDP and TCP: {e}");
+                }
+            }
+        };
         let mut server = DnsServerLoop::new(catalog);
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 4096);
