@@ -102,14 +102,15 @@ pub struct ResponseError;
 
 impl Status {
     /// A status line from its parts; fails if the text holds a control
-    /// character.
+    /// character, or starts with `[` without a code (it would read back as
+    /// a response code, RFC 2449 §8).
     pub fn new(
         ok: bool,
         code: Option<RespCode>,
         text: impl Into<String>,
     ) -> Result<Status, InvalidResponse> {
         let text = text.into();
-        if text.chars().any(char::is_control) {
+        if text.chars().any(char::is_control) || code.is_none() && text.starts_with('[') {
             return Err(InvalidResponse);
         }
         Ok(Status { ok, code, text })
@@ -139,7 +140,9 @@ impl Status {
         }
     }
 
-    /// `-ERR text` (control characters in `text` are dropped).
+    /// `-ERR text` (control characters in `text` are dropped). A text
+    /// starting with `[` reads back as a response code: use
+    /// [`Status::err_code`] or [`Status::new`] for texts not fixed in code.
     pub fn err(text: impl Into<String>) -> Status {
         Status {
             ok: false,
