@@ -575,10 +575,7 @@ pub enum SortKey {
 impl SortKey {
     /// The wire keyword.
     pub fn as_str(self) -> &'static str {
-        SORT_KEYS
-            .iter()
-            .find(|(k, _)| *k == self)
-            .map_or("", |(_, name)| name)
+        name_in(SORT_KEYS, self)
     }
 }
 
@@ -606,11 +603,21 @@ pub enum ThreadAlgorithm {
 impl ThreadAlgorithm {
     /// The wire keyword.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ThreadAlgorithm::OrderedSubject => "ORDEREDSUBJECT",
-            ThreadAlgorithm::References => "REFERENCES",
-        }
+        name_in(THREAD_ALGORITHMS, self)
     }
+}
+
+const THREAD_ALGORITHMS: &[(ThreadAlgorithm, &str)] = &[
+    (ThreadAlgorithm::OrderedSubject, "ORDEREDSUBJECT"),
+    (ThreadAlgorithm::References, "REFERENCES"),
+];
+
+/// The wire name of `value` in a keyword table (the same tables parse).
+fn name_in<T: Copy + PartialEq>(table: &[(T, &'static str)], value: T) -> &'static str {
+    table
+        .iter()
+        .find(|(v, _)| *v == value)
+        .map_or("", |(_, name)| name)
 }
 
 /// One sort criterion: a key, optionally `REVERSE`.
@@ -678,10 +685,7 @@ pub enum SearchReturn {
 impl SearchReturn {
     /// The wire keyword.
     pub fn as_str(self) -> &'static str {
-        SEARCH_RETURNS
-            .iter()
-            .find(|(o, _)| *o == self)
-            .map_or("", |(_, name)| name)
+        name_in(SEARCH_RETURNS, self)
     }
 }
 
@@ -1406,14 +1410,7 @@ impl<'a> Command<'a> {
             }
             (_, b"THREAD") => {
                 let (r, _) = sp(i)?;
-                let (r, algorithm) = keyword(
-                    r,
-                    &[
-                        (ThreadAlgorithm::OrderedSubject, "ORDEREDSUBJECT"),
-                        (ThreadAlgorithm::References, "REFERENCES"),
-                    ],
-                    "thread algorithm",
-                )?;
+                let (r, algorithm) = keyword(r, THREAD_ALGORITHMS, "thread algorithm")?;
                 let (charset, keys) = charset_and_keys(r)?;
                 CommandBody::Thread {
                     uid,

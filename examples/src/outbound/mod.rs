@@ -207,7 +207,7 @@ pub async fn run(ctx: Arc<Ctx>, out: Arc<Outbound>) {
             tokio::spawn(async move {
                 for item in local {
                     let results = deliver_local(&ctx, &item).await;
-                    report(&tally, &item, results, Vec::new()).await;
+                    report(&tally, &item, results, Vec::new());
                 }
             });
         }
@@ -258,7 +258,7 @@ async fn worker(
             Ok(hops) => {
                 let (results, reports) =
                     deliver_item(ctx, out, hops, &mut conn, &mut dead, &item).await;
-                report(tally, &item, results, reports).await;
+                report(tally, &item, results, reports);
             }
             Err(f) => {
                 let text = format!(
@@ -280,7 +280,7 @@ async fn worker(
                         (i, a)
                     })
                     .collect();
-                report(tally, &item, results, Vec::new()).await;
+                report(tally, &item, results, Vec::new());
             }
         }
     }
@@ -297,7 +297,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// One part of a message is done: once every part is, its outcomes are
 /// recorded (and success reports queued).
-async fn report(
+fn report(
     tally: &Arc<Mutex<Tally>>,
     item: &Item,
     results: Vec<(usize, Attempt)>,

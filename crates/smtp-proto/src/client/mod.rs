@@ -351,7 +351,6 @@ pub struct Session {
     txn: Option<Txn>,
     auth: Option<Box<ClientExchange>>,
     need_rset: bool,
-    greeting_deadline: Instant,
 }
 
 impl fmt::Debug for Session {
@@ -436,11 +435,10 @@ impl Session {
             txn: None,
             auth: None,
             need_rset: false,
-            greeting_deadline,
         };
         s.inflight.push_back(InFlight {
             expect: Expect::Greeting,
-            deadline: s.greeting_deadline,
+            deadline: greeting_deadline,
             len: 0,
         });
         s
@@ -721,7 +719,7 @@ impl Session {
         let dsn = caps.dsn;
         let n = envelope.recipients.len();
         let pipelined_data = self.pipelining() && !bdat;
-        let mut txn = Txn {
+        let txn = Txn {
             phase: TxnPhase::Envelope,
             mail: None,
             rcpt: vec![None; n],
@@ -734,7 +732,6 @@ impl Session {
             pending: BytesMut::new(),
             encoder: DataEncoder::new(),
         };
-        txn.finals.shrink_to_fit();
         self.phase = Phase::Busy;
         self.txn = Some(txn);
         if std::mem::take(&mut self.need_rset) {
