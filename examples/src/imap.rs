@@ -9,7 +9,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use imap_proto::mime::Structure;
 use imap_proto::search::{self, SearchMessage};
-use imap_proto::server::{Completion, Event, LoginCheck, Request, Selected, Session, Token};
+use imap_proto::server::{
+    Completion, Event, FlagState, LoginCheck, Request, Selected, Session, Token,
+};
 use imap_proto::{
     Code, FetchItem, FetchValue, Flag, ListReturn, ListSelect, Mailbox, Response, Rfc822Part,
     Section, SectionText, SeqNumber, SequenceSet, StatusItem, StatusKind, StoreOp,
@@ -310,6 +312,8 @@ pub fn session_config(
         "LIST-STATUS",
         "SPECIAL-USE",
         "STATUS=SIZE",
+        "CONDSTORE",
+        "QRESYNC",
         // SORT=DISPLAY waits for an ENVELOPE that keeps a bare
         // `From: d` (it has no address today, so DISPLAYFROM sees nothing).
         "SORT",
@@ -944,7 +948,7 @@ impl Handler<Session> for ImapConn {
                     if self.own.get(&uid).is_some_and(|m| *m >= modseq) {
                         continue;
                     }
-                    s.push_flags(uid, imap_flags(&flags));
+                    s.push_flags(uid, imap_flags(&flags), Some(modseq));
                 }
                 Change::Expunged { uid, .. } => s.push_expunge(uid),
                 Change::Gone => s.mailbox_gone(),
@@ -1137,8 +1141,9 @@ impl ImapConn {
         }
     }
 
-    /// The UIDs of the selected mailbox's messages that match `keys`, read
-    /// in batches off the async workers; `None` if the store failed.
+    /// The UIDs of the selected mailbox's messages that match `keys`, with
+    /// their MODSEQs, read in batches off the async workers; `None` if the
+    /// store failed.
     fn search_uids(
         &self,
         s: &Session,
@@ -1146,7 +1151,7 @@ impl ImapConn {
         user: &UserName,
         mb: &MailboxName,
         keys: Vec<imap_proto::SearchKey<'static>>,
-    ) -> impl std::future::Future<Output = Option<Vec<u32>>> + Send + 'static {
+    ) -> impl std::future::Future<Output = Option<Vec<(u32, u64)>>> + Send + 'static {
         let (store, user, mb) = (store.clone(), user.clone(), mb.clone());
         let view: Vec<u32> = s.view().uids().to_vec();
         let (ls, lu) = (s.view().exists(), s.view().last_uid());
@@ -1196,7 +1201,7 @@ impl ImapConn {
                             meta,
                         };
                         if search::matches(&keys, &c, ls, lu) {
-                            out.push(c.meta.uid);
+                            out.push((c.meta.uid, c.meta.modseq));
                         }
                     }
                     Ok::<_, mailstore::Error>(out)
@@ -1221,7 +1226,12 @@ impl ImapConn {
         let cannot =
             || Completion::no_code(Code::Other("CANNOT".into(), None), "invalid mailbox name");
         match request {
-            Request::Select { mailbox, read_only } => {
+            Request::Select {
+                mailbox,
+                read_only,
+                qresync,
+                ..
+            } => {
                 self.deselect();
                 let Some(name) = mailbox_name(&mailbox) else {
                     return s.reject(token, nonexistent());
@@ -1231,11 +1241,19 @@ impl ImapConn {
                     let feed = store.watch(&u, &n)?;
                     let info = store.mailbox(&u, &n)?;
                     let msgs = store.messages(&u, &n)?;
-                    Ok::<_, mailstore::Error>((feed, info, msgs))
+                    // QRESYNC: what the client's MODSEQ has not seen.
+                    let since = qresync
+                        .filter(|q| q.uid_validity == info.uid_validity)
+                        .map(|q| q.mod_seq);
+                    let vanished = match since {
+                        Some(m) => Some(store.vanished_since(&u, &n, m)?),
+                        None => None,
+                    };
+                    Ok::<_, mailstore::Error>((feed, info, msgs, since, vanished))
                 })
                 .await;
                 match r {
-                    Some(Ok((feed, info, msgs))) => {
+                    Some(Ok((feed, info, msgs, since, vanished))) => {
                         let first_unseen = msgs
                             .iter()
                             .find(|m| !m.flags.contains(SystemFlag::Seen))
@@ -1258,6 +1276,23 @@ impl ImapConn {
                         self.uid_validity = info.uid_validity;
                         sel.first_unseen = first_unseen;
                         sel.read_only = read_only;
+                        // Never 0, even when empty (RFC 7162 §3.1.2.1).
+                        sel.highest_modseq = Some(info.highest_modseq.max(1));
+                        if let Some(since) = since {
+                            sel.changed = msgs
+                                .iter()
+                                .filter(|m| m.modseq > since)
+                                .map(|m| FlagState {
+                                    uid: m.uid,
+                                    flags: self.shown_flags(m.uid, &m.flags),
+                                    modseq: m.modseq,
+                                })
+                                .collect();
+                            sel.expunged_since = match vanished {
+                                Some(mailstore::Vanished::Uids(v)) => Some(v),
+                                _ => None,
+                            };
+                        }
                         let mut keywords: Vec<String> = msgs
                             .iter()
                             .flat_map(|m| m.flags.keywords().map(str::to_owned).collect::<Vec<_>>())
@@ -1449,11 +1484,53 @@ impl ImapConn {
                 }
             }
             Request::Fetch {
-                messages, items, ..
+                messages,
+                items,
+                changed_since,
+                vanished,
+                ..
             } => {
                 let Some(mb) = self.selected.clone() else {
                     return s.reject(token, Completion::no("no mailbox selected"));
                 };
+                let mut rest: Vec<u32> = messages.iter().map(|m| m.uid).collect();
+                if let Some(since) = changed_since {
+                    // CONDSTORE: only what changed, and for VANISHED what
+                    // was expunged, since the client's MODSEQ.
+                    let (u, n) = (user.clone(), mb.clone());
+                    let uids = rest.clone();
+                    let r = blocking(move || {
+                        let metas = store.message_metas(&u, &n, &uids)?;
+                        let gone = if vanished {
+                            Some(store.vanished_since(&u, &n, since)?)
+                        } else {
+                            None
+                        };
+                        Ok::<_, mailstore::Error>((metas, gone))
+                    })
+                    .await;
+                    let Some(Ok((metas, gone))) = r else {
+                        return s.reject(token, Completion::no("the messages could not be read"));
+                    };
+                    match gone {
+                        Some(mailstore::Vanished::Uids(v)) => {
+                            let _ = s.fetch_vanished(&token, Some(&v));
+                        }
+                        Some(mailstore::Vanished::TooOld) => {
+                            let _ = s.fetch_vanished(&token, None);
+                        }
+                        None => {}
+                    }
+                    let changed: std::collections::HashSet<u32> = metas
+                        .iter()
+                        .filter(|m| m.modseq > since)
+                        .map(|m| m.uid)
+                        .collect();
+                    rest.retain(|u| changed.contains(u));
+                    if rest.is_empty() {
+                        return s.complete(token, Completion::ok("FETCH completed"));
+                    }
+                }
                 // Answered in batches from `news`, each written out before
                 // the next is read: a FETCH of a whole mailbox holds one
                 // batch in memory, not the mailbox; a large body streams.
@@ -1461,7 +1538,7 @@ impl ImapConn {
                 self.job = Some(FetchJob {
                     token,
                     mailbox: mb,
-                    rest: messages.iter().map(|m| m.uid).collect(),
+                    rest: rest.into(),
                     bytes: needs_bytes(&items),
                     summary: needs_summary(&items),
                     seen: sets_seen(&items) && !self.read_only,
@@ -1505,11 +1582,15 @@ impl ImapConn {
                 match r {
                     Some(Ok((r, metas))) => {
                         self.own.extend(r.changed.iter().copied());
-                        for m in metas {
+                        let _ = s.store_modified(&token, &r.modified);
+                        for m in metas.iter().filter(|m| !r.modified.contains(&m.uid)) {
                             let _ = s.fetched(
                                 &token,
                                 m.uid,
-                                vec![FetchValue::Flags(self.shown_flags(m.uid, &m.flags))],
+                                vec![
+                                    FetchValue::Flags(self.shown_flags(m.uid, &m.flags)),
+                                    FetchValue::ModSeq(m.modseq),
+                                ],
                             );
                         }
                         s.complete(token, Completion::ok("STORE completed"))
@@ -1522,7 +1603,7 @@ impl ImapConn {
                     return s.reject(token, Completion::no("no mailbox selected"));
                 };
                 match self.search_uids(s, &store, &user, &mb, keys).await {
-                    Some(hits) => s.searched(token, hits),
+                    Some(hits) => s.searched_with_modseq(token, hits),
                     None => s.reject(token, Completion::no("search failed")),
                 }
             }
@@ -1574,6 +1655,7 @@ impl ImapConn {
                 let Some(hits) = self.search_uids(s, &store, &user, &mb, keys).await else {
                     return s.reject(token, Completion::no("sort failed"));
                 };
+                let hits: Vec<u32> = hits.into_iter().map(|h| h.0).collect();
                 match blocking(move || sort_fields(&store, &user, &mb, &hits)).await {
                     Some(Ok(mut fields)) => {
                         imap_proto::sort::sort(&mut fields, &criteria);
@@ -1594,6 +1676,7 @@ impl ImapConn {
                 let Some(hits) = self.search_uids(s, &store, &user, &mb, keys).await else {
                     return s.reject(token, Completion::no("thread failed"));
                 };
+                let hits: Vec<u32> = hits.into_iter().map(|h| h.0).collect();
                 match blocking(move || sort_fields(&store, &user, &mb, &hits)).await {
                     Some(Ok(fields)) => {
                         s.threaded(token, imap_proto::sort::thread_ordered_subject(fields))

@@ -1894,3 +1894,122 @@ c.quit()
         "{out}"
     );
 }
+
+/// CONDSTORE and QRESYNC (RFC 7162) through imaplib: a second client
+/// changes and expunges; the first resyncs with `SELECT (QRESYNC …)` and
+/// `UID FETCH … (CHANGEDSINCE … VANISHED)` and gets only that; a
+/// conditional STORE reports MODIFIED; and after a restart MODSEQ goes on
+/// from where it was, never back.
+#[test]
+fn condstore_and_qresync_resync_only_what_changed_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let s = start_in(&data, None, None);
+    let password = s.password.clone();
+    let helpers = r#"
+import re
+def code(m, name):
+    for typ, data in [('OK', m.untagged_responses.get('OK', []))]:
+        for d in data:
+            d = d.decode() if isinstance(d, bytes) else str(d)
+            if d.startswith('[' + name + ' '):
+                return int(d[len(name) + 2:].split(']')[0])
+    return None
+def enable_qresync(m):
+    typ, data = m._simple_command('ENABLE', 'QRESYNC')
+    return m._untagged_response(typ, data, 'ENABLED')[1]
+"#;
+    let out = imap_script(
+        &s,
+        &format!(
+            r#"{helpers}
+caps = m.capability()[1][0].decode().split()
+print('caps', 'CONDSTORE' in caps, 'QRESYNC' in caps)
+for i in range(5):
+    m.append('INBOX', None, None, ('Subject: m%d\r\n\r\nbody\r\n' % i).encode())
+print('enabled', enable_qresync(m))
+m.untagged_responses.clear()
+m.select('INBOX')
+uv, h1 = code(m, 'UIDVALIDITY'), code(m, 'HIGHESTMODSEQ')
+print('first', uv is not None, h1 is not None and h1 > 0)
+print('state', uv, h1)
+m.logout()
+# Another client: a flag change, an expunge.
+b = login(); b.select('INBOX')
+b.store('2', '+FLAGS', '(\\Seen)')
+b.store('4', '+FLAGS', '(\\Deleted)'); b.expunge()
+b.logout()
+m = login(); enable_qresync(m)
+m.untagged_responses.clear()
+typ, data = m._simple_command('SELECT', 'INBOX', '(QRESYNC (%d %d 1:5))' % (uv, h1))
+m.state = 'SELECTED'
+print('resync', typ, m.untagged_responses.get('VANISHED'), m.untagged_responses.get('FETCH'))
+h2 = code(m, 'HIGHESTMODSEQ'); print('h2-above', h2 > h1)
+m.untagged_responses.clear()
+typ, data = m.uid('FETCH', '1:*', '(FLAGS) (CHANGEDSINCE %d VANISHED)' % h1)
+print('changedsince', typ, data, m.untagged_responses.get('VANISHED'))
+typ, data = m.uid('FETCH', '1:*', '(FLAGS) (CHANGEDSINCE %d)' % h2)
+print('nothing-new', typ, data)
+m.untagged_responses.clear()
+typ, data = m._simple_command('STORE', '1', '(UNCHANGEDSINCE 1) +FLAGS', '(\\Flagged)')
+print('conditional', typ, data, m.untagged_responses.get('FETCH'))
+typ, data = m.store('1', '(UNCHANGEDSINCE %d) +FLAGS' % h2, '(\\Flagged)')
+print('conditional-ok', typ, re.sub(r'MODSEQ \(\d+\)', 'MODSEQ (n)', data[0].decode()))
+typ, data = m.search(None, 'MODSEQ', str(h2 + 1))
+print('search-modseq', typ, data)
+typ, data = m.status('INBOX', '(HIGHESTMODSEQ)')
+print('status', data[0].decode())
+m.logout()
+"#
+        ),
+    );
+    for want in [
+        "caps True True",
+        "enabled [b'QRESYNC']",
+        "first True True",
+        "resync OK [b'(EARLIER) 4'] [b'2 (UID 2 FLAGS (\\\\Seen) MODSEQ (",
+        "h2-above True",
+        "changedsince OK [b'2 (UID 2 FLAGS (\\\\Seen) MODSEQ (",
+        "[b'(EARLIER) 4']",
+        "nothing-new OK [None]",
+        "conditional OK [b'[MODIFIED 1] Conditional STORE failed for some messages'] None",
+        "conditional-ok OK 1 (FLAGS (\\Flagged) MODSEQ (n))",
+    ] {
+        assert!(out.contains(want), "{want} missing in\n{out}");
+    }
+    let status: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("status INBOX (HIGHESTMODSEQ "))
+        .and_then(|r| r.trim_end_matches(')').parse().ok())
+        .unwrap_or_else(|| panic!("no status in\n{out}"));
+    let search = out
+        .lines()
+        .find(|l| l.starts_with("search-modseq"))
+        .unwrap();
+    assert!(search.contains("b'1 (MODSEQ "), "{out}");
+    drop(s);
+    // Restarted on the same data: HIGHESTMODSEQ is where it was, and a
+    // change goes above it.
+    let s = start_in(&data, None, Some(password));
+    let out = imap_script(
+        &s,
+        &format!(
+            r#"{helpers}
+m.untagged_responses.clear()
+m.select('INBOX')
+print('after', code(m, 'HIGHESTMODSEQ'))
+m.fetch('1', '(MODSEQ)')
+typ, data = m.store('1', '+FLAGS', '(\\Answered)')
+print('next', re.search(r'MODSEQ \((\d+)\)', data[0].decode()).group(1))
+"#
+        ),
+    );
+    let num = |k: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|r| r.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in\n{out}"))
+    };
+    assert_eq!(num("after "), status, "{out}");
+    assert!(num("next ") > status, "{out}");
+}

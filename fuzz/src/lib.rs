@@ -642,8 +642,16 @@ pub fn imap_server_session(data: &[u8]) {
         b"l STARTTLS\r\n",
         b"m AUTHENTICATE PLAIN AGJvYgBwdw==\r\n",
         b"n LOGOUT\r\n",
+        b"o ENABLE QRESYNC CONDSTORE\r\n",
+        b"p SELECT INBOX (QRESYNC (7 3 1:9 (1:3 1:3)))\r\n",
+        b"q UID FETCH 1:* (FLAGS) (CHANGEDSINCE 2 VANISHED)\r\n",
+        b"r STORE 1:3 (UNCHANGEDSINCE 4) +FLAGS.SILENT (\\Seen)\r\n",
+        b"s SEARCH RETURN (MIN MAX) MODSEQ 3\r\n",
     ];
     let mut config = Config::new("imap.example.org");
+    if script.switches & 8 != 0 {
+        config.capabilities = vec!["CONDSTORE".into(), "QRESYNC".into()];
+    }
     config.allow_plaintext_auth = script.switches & 1 != 0;
     config.starttls = script.switches & 2 != 0;
     config.implicit_tls = script.switches & 4 != 0;
@@ -671,24 +679,47 @@ pub fn imap_server_session(data: &[u8]) {
                 ),
                 (Event::Request { token, request }, Decision::Accept | Decision::AcceptWith) => {
                     match request {
-                        Request::Select { .. } => {
-                            s.selected(token, Selected::new(7, 6, vec![1, 2, 3, 4, 5]))
+                        Request::Select { qresync, .. } => {
+                            let mut sel = Selected::new(7, 6, vec![1, 2, 3, 4, 5]);
+                            sel.highest_modseq = Some(9);
+                            if qresync.is_some() {
+                                sel.changed = vec![imap_proto::server::FlagState {
+                                    uid: 2,
+                                    flags: vec![Flag::Seen],
+                                    modseq: 8,
+                                }];
+                                sel.expunged_since = (next_uid % 2 == 0).then(|| vec![6, 7]);
+                            }
+                            s.selected(token, sel)
                         }
                         Request::Fetch { messages, .. } | Request::Store { messages, .. } => {
+                            // Each answers only its own kind of request.
+                            let _ = s.fetch_vanished(&token, Some(&[3, 40]));
+                            let _ = s.store_modified(&token, &[1]);
                             for m in &messages {
                                 assert!(s.view().seq_of(m.uid) == Some(m.seq));
                                 assert!(
                                     s.fetched(
                                         &token,
                                         m.uid,
-                                        vec![FetchValue::Flags(vec![Flag::Seen])]
+                                        vec![
+                                            FetchValue::Flags(vec![Flag::Seen]),
+                                            FetchValue::ModSeq(u64::from(m.uid) + 9)
+                                        ]
                                     )
                                     .is_ok()
                                 );
                             }
                             s.complete(token, ok)
                         }
-                        Request::Search { .. } => s.searched(token, s.view().uids().to_vec()),
+                        Request::Search { .. } => s.searched_with_modseq(
+                            token,
+                            s.view()
+                                .uids()
+                                .iter()
+                                .map(|u| (*u, u64::from(*u)))
+                                .collect(),
+                        ),
                         Request::Append { size, .. } => {
                             append_left = size;
                             s.accept(token)
@@ -725,7 +756,9 @@ pub fn imap_server_session(data: &[u8]) {
                             s.push_new(next_uid, n & 4 != 0);
                         }
                         1 => s.push_expunge(u32::from(n % 7)),
-                        _ => s.push_flags(u32::from(n % 7), vec![Flag::Flagged]),
+                        _ => {
+                            s.push_flags(u32::from(n % 7), vec![Flag::Flagged], Some(u64::from(n)))
+                        }
                     }
                     pending.push_front(ev);
                     Ok(())

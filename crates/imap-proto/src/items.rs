@@ -668,7 +668,22 @@ pub(crate) fn search_key(i: &[u8], depth: usize) -> PResult<'_, SearchKey<'_>> {
             Ok((r, SearchKey::Uid(s)))
         }
         "MODSEQ" => {
-            let (r, _) = sp(r)?;
+            let (mut r, _) = sp(r)?;
+            // `MODSEQ "/flags/\\seen" all n` (RFC 7162 §3.1.5): the store
+            // keeps one MODSEQ per message, which is never below a flag's,
+            // so the entry is read and the message's MODSEQ compared.
+            if r.first() == Some(&b'"') {
+                let (r2, _entry) = crate::core::string(r)?;
+                let (r2, _) = sp(r2)?;
+                let (r2, kind) = crate::core::atom(r2)?;
+                if !["priv", "shared", "all"]
+                    .iter()
+                    .any(|k| kind.eq_ignore_ascii_case(k))
+                {
+                    return Err(SyntaxError::Invalid("MODSEQ entry type"));
+                }
+                r = sp(r2)?.0;
+            }
             let (r, v) = crate::core::number64(r)?;
             Ok((r, SearchKey::ModSeq(v)))
         }

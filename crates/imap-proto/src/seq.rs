@@ -52,6 +52,37 @@ impl SequenceSet {
             .then_some(SequenceSet(ranges))
     }
 
+    /// The set of these numbers (any order; 0 is dropped), runs joined:
+    /// `[1, 2, 3, 7]` is `1:3,7`. `None` when nothing is left.
+    pub fn from_numbers(numbers: &[u32]) -> Option<SequenceSet> {
+        let numbers: std::borrow::Cow<'_, [u32]> = if numbers.is_sorted() {
+            numbers.into()
+        } else {
+            let mut v = numbers.to_vec();
+            v.sort_unstable();
+            v.into()
+        };
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        for &n in numbers.iter().filter(|n| **n != 0) {
+            match ranges.last_mut() {
+                Some((_, b)) if n <= b.saturating_add(1) => *b = (*b).max(n),
+                _ => ranges.push((n, n)),
+            }
+        }
+        SequenceSet::from_spans(&ranges)
+    }
+
+    /// The set of these inclusive spans (`(lo, hi)`, as given); `None` when
+    /// empty or a bound is 0.
+    pub fn from_spans(spans: &[(u32, u32)]) -> Option<SequenceSet> {
+        SequenceSet::from_ranges(
+            spans
+                .iter()
+                .map(|&(a, b)| (SeqNumber::Value(a), SeqNumber::Value(b)))
+                .collect(),
+        )
+    }
+
     /// The ranges as written.
     pub fn ranges(&self) -> &[(SeqNumber, SeqNumber)] {
         &self.0
@@ -70,6 +101,12 @@ impl SequenceSet {
     /// computed lazily range by range (cost follows the answer, not the
     /// ranges written: `1:4294967295` on a 10-message mailbox yields 10).
     pub fn iter(&self, largest: u32) -> impl Iterator<Item = u32> + '_ {
+        self.spans(largest).into_iter().flat_map(|(lo, hi)| lo..=hi)
+    }
+
+    /// The members among `1..=largest` as inclusive spans, ascending,
+    /// overlapping and adjacent ranges merged.
+    pub fn spans(&self, largest: u32) -> Vec<(u32, u32)> {
         let mut spans: Vec<(u32, u32)> = self
             .0
             .iter()
@@ -87,7 +124,7 @@ impl SequenceSet {
                 _ => merged.push((lo, hi)),
             }
         }
-        merged.into_iter().flat_map(|(lo, hi)| lo..=hi)
+        merged
     }
 
     /// Parses a sequence set.

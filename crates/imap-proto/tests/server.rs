@@ -177,7 +177,9 @@ fn pipelined_commands_run_in_order_and_the_login_ok_has_capabilities() {
     assert!(w.contains("UIDPLUS"), "post-login capabilities: {w}");
     let Event::Request {
         token,
-        request: Request::Select { mailbox, read_only },
+        request: Request::Select {
+            mailbox, read_only, ..
+        },
     } = h.event()
     else {
         panic!()
@@ -406,7 +408,7 @@ fn no_expunge_during_a_fetch_by_number_but_flags_and_exists_go() {
     h.login();
     h.select(vec![1, 2, 3]);
     h.s.push_expunge(2);
-    h.s.push_flags(3, vec![Flag::Flagged]);
+    h.s.push_flags(3, vec![Flag::Flagged], Some(12));
     h.s.push_new(4, false);
     h.send("f FETCH 1:3 (FLAGS)\r\n");
     let Event::Request {
@@ -898,4 +900,256 @@ fn esort_returns_esearch_in_sort_order() {
         h.take_wire(),
         "* ESEARCH (TAG \"b\") UID ALL 10,20,30\r\nb OK SORT completed\r\n"
     );
+}
+
+fn condstore_config(c: &mut Config) {
+    c.capabilities = vec!["CONDSTORE".into(), "QRESYNC".into()];
+}
+
+#[test]
+fn a_condstore_enabling_fetch_reports_highestmodseq_and_flag_updates_carry_modseq() {
+    let mut h = H::with(condstore_config);
+    h.login();
+    h.send("s1 SELECT INBOX\r\n");
+    let (token, _) = h.request();
+    let mut sel = Selected::new(7, 4, vec![1, 2, 3]);
+    sel.highest_modseq = Some(638435220681800000);
+    h.s.selected(token, sel).unwrap();
+    let w = h.take_wire();
+    assert!(w.contains("* OK [HIGHESTMODSEQ 638435220681800000]"), "{w}");
+    assert!(!h.s.condstore());
+    // Before CONDSTORE is on, a flag update has no MODSEQ.
+    h.s.push_flags(2, vec![Flag::Seen], Some(638435220681800001));
+    assert_eq!(
+        h.send("n NOOP\r\n"),
+        "* 2 FETCH (FLAGS (\\Seen))\r\nn OK NOOP completed\r\n"
+    );
+    // FETCH MODSEQ switches it on: HIGHESTMODSEQ first (RFC 7162 §3.1).
+    assert_eq!(
+        h.send("f FETCH 1 (MODSEQ)\r\n"),
+        "* OK [HIGHESTMODSEQ 638435220681800000] Highest\r\n"
+    );
+    let (token, _) = h.request();
+    assert!(h.s.condstore());
+    h.s.fetched(&token, 1, vec![FetchValue::ModSeq(5)]).unwrap();
+    h.s.complete(token, Completion::ok("FETCH completed"))
+        .unwrap();
+    assert_eq!(
+        h.take_wire(),
+        "* 1 FETCH (MODSEQ (5))\r\nf OK FETCH completed\r\n"
+    );
+    h.s.push_flags(3, vec![], Some(638435220681800002));
+    assert_eq!(
+        h.send("n NOOP\r\n"),
+        "* 3 FETCH (FLAGS () UID 3 MODSEQ (638435220681800002))\r\nn OK NOOP completed\r\n"
+    );
+}
+
+#[test]
+fn changedsince_asks_for_modseq_and_unchangedsince_reports_modified() {
+    let mut h = H::with(condstore_config);
+    h.login();
+    h.select(vec![1, 2, 3, 4]);
+    h.send("f FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)\r\n");
+    let (
+        token,
+        Request::Fetch {
+            items,
+            changed_since,
+            ..
+        },
+    ) = h.request()
+    else {
+        panic!()
+    };
+    assert_eq!(changed_since, Some(12345));
+    assert!(items.contains(&imap_proto::FetchItem::ModSeq), "{items:?}");
+    h.s.complete(token, Completion::ok("FETCH completed"))
+        .unwrap();
+    h.take_wire();
+    // UNCHANGEDSINCE: 2 and 4 changed since; .SILENT still tells MODSEQ.
+    h.send("s UID STORE 1:4 (UNCHANGEDSINCE 100) +FLAGS.SILENT (\\Deleted)\r\n");
+    let (
+        token,
+        Request::Store {
+            unchanged_since, ..
+        },
+    ) = h.request()
+    else {
+        panic!()
+    };
+    assert_eq!(unchanged_since, Some(100));
+    h.s.store_modified(&token, &[2, 4]).unwrap();
+    for uid in [1, 3] {
+        h.s.fetched(
+            &token,
+            uid,
+            vec![
+                FetchValue::Flags(vec![Flag::Deleted]),
+                FetchValue::ModSeq(200 + u64::from(uid)),
+            ],
+        )
+        .unwrap();
+    }
+    h.s.complete(token, Completion::ok("STORE completed"))
+        .unwrap();
+    assert_eq!(
+        h.take_wire(),
+        "* 1 FETCH (UID 1 MODSEQ (201))\r\n* 3 FETCH (UID 3 MODSEQ (203))\r\ns OK [MODIFIED 2,4] Conditional STORE failed for some messages\r\n"
+    );
+    // By number, MODIFIED names numbers.
+    h.send("t STORE 2:3 (UNCHANGEDSINCE 0) +FLAGS (\\Seen)\r\n");
+    let (token, _) = h.request();
+    h.s.store_modified(&token, &[2, 3]).unwrap();
+    h.s.complete(token, Completion::ok("STORE completed"))
+        .unwrap();
+    assert!(h.take_wire().contains("t OK [MODIFIED 2:3]"));
+}
+
+#[test]
+fn search_modseq_returns_the_highest_modseq_of_the_answer() {
+    let mut h = H::with(condstore_config);
+    h.login();
+    h.select(vec![1, 2, 3]);
+    h.send("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338\r\n");
+    let (token, _) = h.request();
+    h.s.searched_with_modseq(token, vec![(1, 900), (3, 700)])
+        .unwrap();
+    let w = h.take_wire();
+    assert!(
+        w.starts_with("* OK [HIGHESTMODSEQ") || w.starts_with("* SEARCH"),
+        "{w}"
+    );
+    assert!(w.contains("* SEARCH 1 3 (MODSEQ 900)\r\n"), "{w}");
+    h.send("b SEARCH RETURN (MAX) MODSEQ 5\r\n");
+    let (token, _) = h.request();
+    h.s.searched_with_modseq(token, vec![(1, 900), (3, 700)])
+        .unwrap();
+    assert!(
+        h.take_wire()
+            .starts_with("* ESEARCH (TAG \"b\") MAX 3 MODSEQ 700\r\n")
+    );
+    // Without a MODSEQ key, no MODSEQ in the answer; nothing matched, none.
+    h.send("c SEARCH ALL\r\n");
+    let (token, _) = h.request();
+    h.s.searched_with_modseq(token, vec![(2, 9)]).unwrap();
+    assert!(h.take_wire().starts_with("* SEARCH 2\r\n"));
+    h.send("d SEARCH MODSEQ 5000\r\n");
+    let (token, _) = h.request();
+    h.s.searched_with_modseq(token, vec![]).unwrap();
+    assert!(h.take_wire().starts_with("* SEARCH\r\n"));
+}
+
+#[test]
+fn qresync_select_reports_vanished_earlier_and_changes_since_the_clients_modseq() {
+    let mut h = H::with(condstore_config);
+    h.login();
+    // QRESYNC without ENABLE is BAD (RFC 7162 §3.2.5).
+    assert!(
+        h.send("s0 SELECT INBOX (QRESYNC (7 10))\r\n")
+            .starts_with("s0 BAD")
+    );
+    assert_eq!(
+        h.send("e ENABLE QRESYNC\r\n"),
+        "* ENABLED QRESYNC\r\ne OK ENABLE completed\r\n"
+    );
+    assert!(h.s.qresync() && h.s.condstore());
+    h.send("s1 SELECT INBOX (QRESYNC (7 10 1:20 (1:5 1:5)))\r\n");
+    let (token, Request::Select { qresync, .. }) = h.request() else {
+        panic!()
+    };
+    let q = qresync.unwrap();
+    assert_eq!((q.uid_validity, q.mod_seq), (7, 10));
+    let mut sel = Selected::new(7, 31, vec![1, 3, 5, 30]);
+    sel.highest_modseq = Some(40);
+    sel.changed = vec![
+        imap_proto::server::FlagState {
+            uid: 30,
+            flags: vec![],
+            modseq: 39,
+        },
+        imap_proto::server::FlagState {
+            uid: 3,
+            flags: vec![Flag::Seen],
+            modseq: 20,
+        },
+    ];
+    sel.expunged_since = Some(vec![2, 4, 25]);
+    h.s.selected(token, sel).unwrap();
+    let w = h.take_wire();
+    // 25 is outside the client's known UIDs; 30 too.
+    assert!(
+        w.contains(
+            "* OK [HIGHESTMODSEQ 40] Highest\r\n* VANISHED (EARLIER) 2,4\r\n* 2 FETCH (UID 3 FLAGS (\\Seen) MODSEQ (20))\r\ns1 OK [READ-WRITE]"
+        ),
+        "{w}"
+    );
+    // The log was trimmed: every known UID that is missing is reported,
+    // and the previous mailbox is CLOSED first.
+    assert_eq!(
+        h.send("s2 EXAMINE INBOX (QRESYNC (7 10))\r\n"),
+        "* OK [CLOSED] previous mailbox closed\r\n"
+    );
+    let (token, _) = h.request();
+    let mut sel = Selected::new(7, 31, vec![1, 3, 5, 30]);
+    sel.highest_modseq = Some(40);
+    h.s.selected(token, sel).unwrap();
+    let w = h.take_wire();
+    assert!(w.contains("* VANISHED (EARLIER) 2,4,6:29\r\n"), "{w}");
+    // Another UIDVALIDITY: nothing to resync.
+    h.send("s3 SELECT INBOX (QRESYNC (8 10))\r\n");
+    let (token, _) = h.request();
+    let mut sel = Selected::new(7, 31, vec![1]);
+    sel.highest_modseq = Some(40);
+    sel.expunged_since = Some(vec![2]);
+    h.s.selected(token, sel).unwrap();
+    assert!(!h.take_wire().contains("VANISHED"));
+}
+
+#[test]
+fn with_qresync_expunges_are_vanished_and_uid_fetch_can_ask_for_them() {
+    let mut h = H::with(condstore_config);
+    h.login();
+    h.send("e ENABLE QRESYNC\r\n");
+    h.select(vec![1, 2, 3, 4, 5]);
+    h.s.push_expunge(2);
+    h.s.push_expunge(3);
+    assert_eq!(
+        h.send("n NOOP\r\n"),
+        "* VANISHED 2:3\r\nn OK NOOP completed\r\n"
+    );
+    // VANISHED needs UID FETCH and CHANGEDSINCE.
+    assert!(
+        h.send("a FETCH 1:* (FLAGS) (CHANGEDSINCE 5 VANISHED)\r\n")
+            .starts_with("a BAD")
+    );
+    h.send("b UID FETCH 1:* (FLAGS) (CHANGEDSINCE 5 VANISHED)\r\n");
+    let (token, Request::Fetch { vanished, .. }) = h.request() else {
+        panic!()
+    };
+    assert!(vanished);
+    h.s.fetch_vanished(&token, Some(&[3, 2, 9])).unwrap();
+    h.s.fetched(
+        &token,
+        4,
+        vec![FetchValue::Flags(vec![]), FetchValue::ModSeq(8)],
+    )
+    .unwrap();
+    h.s.complete(token, Completion::ok("FETCH completed"))
+        .unwrap();
+    assert_eq!(
+        h.take_wire(),
+        "* VANISHED (EARLIER) 2:3,9\r\n* 2 FETCH (UID 4 FLAGS () MODSEQ (8))\r\nb OK FETCH completed\r\n"
+    );
+    // The client's own EXPUNGE is told as VANISHED too.
+    h.send("x EXPUNGE\r\n");
+    let (token, _) = h.request();
+    h.s.expunged(&token, &[1, 5]).unwrap();
+    h.s.complete(token, Completion::ok("EXPUNGE completed"))
+        .unwrap();
+    assert_eq!(
+        h.take_wire(),
+        "* VANISHED 1,5\r\nx OK EXPUNGE completed\r\n"
+    );
+    assert_eq!(h.s.view().uids(), &[4]);
 }

@@ -85,6 +85,10 @@ pub enum Request {
         mailbox: Mailbox,
         /// EXAMINE.
         read_only: bool,
+        /// `(QRESYNC (…))` (RFC 7162 §3.2.5): fill [`Selected::changed`]
+        /// and [`Selected::expunged_since`] from its MODSEQ (when its
+        /// UIDVALIDITY matches).
+        qresync: Option<crate::QResync>,
     },
     /// CREATE.
     Create(Mailbox),
@@ -151,11 +155,20 @@ pub enum Request {
         items: Vec<FetchItem<'static>>,
         /// UID FETCH.
         uid: bool,
-        /// CHANGEDSINCE.
+        /// CHANGEDSINCE (CONDSTORE): answer only the messages whose
+        /// MODSEQ is above it, with their MODSEQ (the session adds the
+        /// item to `items`).
         changed_since: Option<u64>,
+        /// `VANISHED` (QRESYNC, UID FETCH with CHANGEDSINCE): before the
+        /// FETCH data, give the UIDs expunged since `changed_since` with
+        /// [`super::Session::fetch_vanished`].
+        vanished: bool,
     },
-    /// STORE: report each message's new flags with
-    /// [`super::Session::fetched`] (the session drops them for `.SILENT`).
+    /// STORE: report each changed message's new flags and MODSEQ with
+    /// [`super::Session::fetched`] (the session words them for `.SILENT`
+    /// and CONDSTORE); with `unchanged_since`, messages whose MODSEQ is
+    /// above it are left alone and given to
+    /// [`super::Session::store_modified`].
     Store {
         /// The messages, ascending.
         messages: Vec<Message>,
@@ -168,7 +181,8 @@ pub enum Request {
         /// UNCHANGEDSINCE.
         unchanged_since: Option<u64>,
     },
-    /// SEARCH: the matching UIDs through [`super::Session::searched`]. The
+    /// SEARCH: the matching UIDs through [`super::Session::searched`] (or,
+    /// when a key is MODSEQ, [`super::Session::searched_with_modseq`]). The
     /// keys may name sequence numbers: evaluate them with
     /// [`crate::search`] against [`super::Session::view`].
     Search {
@@ -256,8 +270,16 @@ pub struct Selected {
     pub new_keywords: bool,
     /// The first message without `\Seen`, as a UID.
     pub first_unseen: Option<u32>,
-    /// HIGHESTMODSEQ.
+    /// HIGHESTMODSEQ (CONDSTORE: never 0, RFC 7162 §3.1.2.1); `None` for a
+    /// mailbox without MODSEQs (`NOMODSEQ`).
     pub highest_modseq: Option<u64>,
+    /// For `SELECT … (QRESYNC …)`: the messages whose MODSEQ is above the
+    /// client's (any order); the session reports those the client named.
+    pub changed: Vec<FlagState>,
+    /// For `SELECT … (QRESYNC …)`: the UIDs expunged since the client's
+    /// MODSEQ, or `None` when the expunge log no longer reaches back that
+    /// far (the session then reports every known UID that is missing).
+    pub expunged_since: Option<Vec<u32>>,
     /// Opened read-only (EXAMINE, or no write rights).
     pub read_only: bool,
 }
@@ -282,9 +304,22 @@ impl Selected {
             new_keywords: true,
             first_unseen: None,
             highest_modseq: None,
+            changed: Vec::new(),
+            expunged_since: None,
             read_only: false,
         }
     }
+}
+
+/// One message's flags at a MODSEQ (a QRESYNC resync, RFC 7162 §3.2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagState {
+    /// The message.
+    pub uid: u32,
+    /// Its flags now.
+    pub flags: Vec<Flag>,
+    /// Its MODSEQ.
+    pub modseq: u64,
 }
 
 /// How a command ends: `OK`, `NO` or `BAD` with an optional code.

@@ -65,8 +65,8 @@ mod reader;
 mod view;
 
 pub use config::{Config, Limits, Timeouts};
-pub use events::{Completion, Event, LoginCheck, Output, Request, Selected};
-pub use view::{Message, View};
+pub use events::{Completion, Event, FlagState, LoginCheck, Output, Request, Selected};
+pub use view::{Announce, Message, View};
 
 use reader::{Item, Reader};
 
@@ -84,10 +84,13 @@ enum State {
 enum Kind {
     Select {
         read_only: bool,
+        qresync: Option<crate::QResync>,
     },
     Fetch {
         uid: bool,
         expunge_issued: bool,
+        /// `VANISHED` asked (QRESYNC): the UID set of the command.
+        vanished: Option<SequenceSet>,
     },
     Store {
         uid: bool,
@@ -96,6 +99,8 @@ enum Kind {
     Search {
         uid: bool,
         ret: Option<Vec<SearchReturn>>,
+        /// A MODSEQ key was used: the answer carries the highest MODSEQ.
+        modseq: bool,
     },
     Sort {
         uid: bool,
@@ -171,6 +176,16 @@ pub struct Session {
     /// The client enabled IMAP4rev2 (RFC 9051): no RECENT or `\Recent`,
     /// ESEARCH for every SEARCH, UTF-8 mailbox names, `OK [CLOSED]`.
     rev2: bool,
+    /// A CONDSTORE-enabling command was seen (RFC 7162 §3.1): flag updates
+    /// carry UID and MODSEQ.
+    condstore: bool,
+    /// ENABLE QRESYNC: expunges are told as VANISHED (RFC 7162 §3.2).
+    qresync: bool,
+    /// The highest MODSEQ the client was told of in the selected mailbox
+    /// (never above a change it was not told of).
+    highest_modseq: u64,
+    /// Messages the pending STORE left alone (UNCHANGEDSINCE failed).
+    modified: Vec<u32>,
 }
 
 impl fmt::Debug for Session {
@@ -219,6 +234,10 @@ impl Session {
             literal_left: 0,
             saved: Vec::new(),
             rev2: false,
+            condstore: false,
+            qresync: false,
+            highest_modseq: 0,
+            modified: Vec::new(),
         };
         let caps = s.capabilities();
         s.status(
@@ -261,6 +280,18 @@ impl Session {
     /// Whether UTF8=ACCEPT is enabled.
     pub fn utf8(&self) -> bool {
         self.utf8
+    }
+
+    /// Whether CONDSTORE is on: the client sent a CONDSTORE-enabling
+    /// command (RFC 7162 §3.1), so FETCH data of flag changes carries
+    /// MODSEQ.
+    pub fn condstore(&self) -> bool {
+        self.condstore
+    }
+
+    /// Whether QRESYNC is enabled (expunges told as VANISHED).
+    pub fn qresync(&self) -> bool {
+        self.qresync
     }
 
     /// The selected mailbox's view (sequence numbers, for SEARCH).
@@ -462,9 +493,10 @@ impl Session {
     }
 
     /// A message's flags changed in the selected mailbox (by another
-    /// session: a change this session made is already answered).
-    pub fn push_flags(&mut self, uid: u32, flags: Vec<Flag>) {
-        self.view.push_flags(uid, flags);
+    /// session: a change this session made is already answered), at
+    /// `modseq` when the store keeps MODSEQs (told to CONDSTORE clients).
+    pub fn push_flags(&mut self, uid: u32, flags: Vec<Flag>, modseq: Option<u64>) {
+        self.view.push_flags(uid, flags, modseq);
         self.flush_idle();
     }
 
@@ -542,13 +574,15 @@ impl Session {
             Pending::Request(_, Kind::Select { .. }) => Ok(()),
             _ => Err(ApiMisuse::WrongAnswer),
         })?;
-        let Pending::Request(tag, Kind::Select { read_only }) = pending else {
+        let Pending::Request(tag, Kind::Select { read_only, qresync }) = pending else {
             return Ok(());
         };
         if self.is_closed() {
             return Ok(());
         }
         let read_only = read_only || mailbox.read_only;
+        let largest_uid = mailbox.uid_next.saturating_sub(1);
+        self.highest_modseq = mailbox.highest_modseq.unwrap_or(0);
         self.view = View::new(mailbox.uids);
         self.view.set_recent(&mailbox.recent);
         self.state = State::Selected { read_only };
@@ -583,8 +617,48 @@ impl Session {
             Some(Code::PermanentFlags(permanent)),
             "Flags permitted",
         );
-        if let Some(m) = mailbox.highest_modseq {
-            self.untagged_status(StatusKind::Ok, Some(Code::HighestModSeq(m)), "Highest");
+        match mailbox.highest_modseq {
+            Some(m) => {
+                self.untagged_status(StatusKind::Ok, Some(Code::HighestModSeq(m)), "Highest")
+            }
+            None if self.condstore => {
+                self.untagged_status(StatusKind::Ok, Some(Code::NoModSeq), "No MODSEQs here")
+            }
+            None => {}
+        }
+        // QRESYNC (RFC 7162 §3.2.5.1): what vanished and what changed
+        // since the client's MODSEQ, when its UIDVALIDITY still holds.
+        if let Some(q) = qresync
+            .filter(|q| q.uid_validity == mailbox.uid_validity && mailbox.highest_modseq.is_some())
+        {
+            let known = q
+                .known_uids
+                .as_ref()
+                .map_or_else(|| vec![(1, largest_uid)], |k| k.spans(largest_uid));
+            let gone = self.vanished_among(&known, mailbox.expunged_since.as_deref());
+            if let Some(r) = SequenceSet::from_spans(&gone).map(|uids| Response::Vanished {
+                earlier: true,
+                uids,
+            }) {
+                self.untagged(&r);
+            }
+            let mut changed = mailbox.changed;
+            changed.sort_unstable_by_key(|c| c.uid);
+            for c in changed {
+                if !spans_contain(&known, c.uid) {
+                    continue;
+                }
+                let Some(seq) = self.view.seq_of(c.uid) else {
+                    continue;
+                };
+                let mut values = vec![
+                    FetchValue::Uid(c.uid),
+                    FetchValue::Flags(c.flags),
+                    FetchValue::ModSeq(c.modseq),
+                ];
+                self.without_recent(&mut values);
+                self.untagged(&Response::Fetch(seq, values));
+            }
         }
         let (code, verb) = if read_only {
             (Code::ReadOnly, "EXAMINE")
@@ -599,6 +673,44 @@ impl Session {
         );
         self.resume();
         Ok(())
+    }
+
+    /// The UIDs among `known` (ascending merged spans) to report as
+    /// vanished: those in the expunge log when it reaches back far enough
+    /// (`expunged`), else every known UID that is not in the mailbox now
+    /// (RFC 7162 §3.2.5.2 allows reporting UIDs that never existed).
+    fn vanished_among(&self, known: &[(u32, u32)], expunged: Option<&[u32]>) -> Vec<(u32, u32)> {
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        let mut add = |lo: u32, hi: u32| match out.last_mut() {
+            Some((_, b)) if lo <= b.saturating_add(1) => *b = (*b).max(hi),
+            _ => out.push((lo, hi)),
+        };
+        match expunged {
+            Some(list) => {
+                let mut list = list.to_vec();
+                list.sort_unstable();
+                for u in list.into_iter().filter(|u| spans_contain(known, *u)) {
+                    add(u, u);
+                }
+            }
+            None => {
+                let uids = self.view.uids();
+                for &(lo, hi) in known {
+                    let mut next = lo;
+                    let start = uids.partition_point(|&u| u < lo);
+                    for &u in uids[start..].iter().take_while(|&&u| u <= hi) {
+                        if u > next {
+                            add(next, u - 1);
+                        }
+                        next = u.saturating_add(1);
+                    }
+                    if next <= hi && next >= lo {
+                        add(next, hi);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// An untagged response of the pending request (LIST, STATUS, the
@@ -619,9 +731,9 @@ impl Session {
         uid: u32,
         mut values: Vec<FetchValue<'_>>,
     ) -> Result<(), ApiMisuse> {
-        let (with_uid, silent) = match self.decisions.get(token)? {
-            Pending::Request(_, Kind::Fetch { uid, .. }) => (*uid, false),
-            Pending::Request(_, Kind::Store { uid, silent }) => (*uid, *silent),
+        let (with_uid, silent, store) = match self.decisions.get(token)? {
+            Pending::Request(_, Kind::Fetch { uid, .. }) => (*uid, false, false),
+            Pending::Request(_, Kind::Store { uid, silent }) => (*uid, *silent, true),
             _ => return Err(ApiMisuse::WrongAnswer),
         };
         if self.literal_left > 0 {
@@ -633,8 +745,20 @@ impl Session {
         if values.iter().any(|v| matches!(v, FetchValue::Flags(_))) {
             self.view.forget_flags(uid);
         }
+        self.note_modseqs(&values);
+        if store && !self.condstore {
+            values.retain(|v| !matches!(v, FetchValue::ModSeq(_)));
+        }
         if silent {
-            return Ok(());
+            // RFC 7162 §3.1.3: with CONDSTORE a silent STORE still tells
+            // the new MODSEQ.
+            if !self.condstore {
+                return Ok(());
+            }
+            values.retain(|v| matches!(v, FetchValue::ModSeq(_) | FetchValue::Uid(_)));
+            if !values.iter().any(|v| matches!(v, FetchValue::ModSeq(_))) {
+                return Ok(());
+            }
         }
         if with_uid && !values.iter().any(|v| matches!(v, FetchValue::Uid(_))) {
             values.insert(0, FetchValue::Uid(uid));
@@ -671,6 +795,7 @@ impl Session {
         if values.iter().any(|v| matches!(v, FetchValue::Flags(_))) {
             self.view.forget_flags(uid);
         }
+        self.note_modseqs(&values);
         if with_uid && !values.iter().any(|v| matches!(v, FetchValue::Uid(_))) {
             values.insert(0, FetchValue::Uid(uid));
         }
@@ -715,28 +840,47 @@ impl Session {
     }
 
     /// The UIDs that matched the pending SEARCH (any order).
-    pub fn searched(&mut self, token: Token, mut uids: Vec<u32>) -> Result<(), AnswerError> {
+    pub fn searched(&mut self, token: Token, uids: Vec<u32>) -> Result<(), AnswerError> {
+        self.search_answer(token, uids.into_iter().map(|u| (u, 0)).collect())
+    }
+
+    /// The UIDs that matched the pending SEARCH with each one's MODSEQ
+    /// (any order). When a key was MODSEQ the answer carries the highest
+    /// MODSEQ of the messages it returns (RFC 7162 §3.1.5; with ESEARCH,
+    /// of those MIN, MAX or ALL name).
+    pub fn searched_with_modseq(
+        &mut self,
+        token: Token,
+        hits: Vec<(u32, u64)>,
+    ) -> Result<(), AnswerError> {
+        self.search_answer(token, hits)
+    }
+
+    fn search_answer(
+        &mut self,
+        token: Token,
+        mut hits: Vec<(u32, u64)>,
+    ) -> Result<(), AnswerError> {
         let pending = self.decisions.take_if(token, |p| match p {
             Pending::Request(_, Kind::Search { .. }) => Ok(()),
             _ => Err(ApiMisuse::WrongAnswer),
         })?;
-        let Pending::Request(tag, Kind::Search { uid, ret }) = pending else {
+        let Pending::Request(tag, Kind::Search { uid, ret, modseq }) = pending else {
             return Ok(());
         };
         if self.is_closed() {
             return Ok(());
         }
-        uids.sort_unstable();
-        uids.dedup();
+        hits.sort_unstable();
+        hits.dedup_by_key(|h| h.0);
+        hits.retain(|h| self.view.seq_of(h.0).is_some());
+        let uids: Vec<u32> = hits.iter().map(|h| h.0).collect();
+        // The highest MODSEQ among the messages an answer names.
+        let highest = |of: &[(u32, u64)]| of.iter().map(|h| h.1).max().filter(|m| modseq && *m > 0);
         if let Some(ret) = &ret
             && ret.contains(&SearchReturn::Save)
         {
             // RFC 5182 §2.1: with only MIN and/or MAX, those are saved.
-            let known: Vec<u32> = uids
-                .iter()
-                .copied()
-                .filter(|u| self.view.seq_of(*u).is_some())
-                .collect();
             let all = ret
                 .iter()
                 .any(|r| matches!(r, SearchReturn::All | SearchReturn::Count))
@@ -744,34 +888,39 @@ impl Session {
                     .iter()
                     .any(|r| matches!(r, SearchReturn::Min | SearchReturn::Max));
             self.saved = if all {
-                known
+                uids.clone()
             } else {
                 let mut v = Vec::new();
                 if ret.contains(&SearchReturn::Min) {
-                    v.extend(known.first());
+                    v.extend(uids.first());
                 }
                 if ret.contains(&SearchReturn::Max) {
-                    v.extend(known.last());
+                    v.extend(uids.last());
                 }
                 v.dedup();
                 v
             };
         }
         let numbers: Vec<u32> = if uid {
-            uids.into_iter()
-                .filter(|u| self.view.seq_of(*u).is_some())
-                .collect()
+            uids
         } else {
             uids.into_iter()
                 .filter_map(|u| self.view.seq_of(u))
                 .collect()
         };
+        let with_modseq = |mut items: Vec<(String, String)>, m: Option<u64>| {
+            if let Some(m) = m {
+                items.push(("MODSEQ".to_owned(), m.to_string()));
+            }
+            items
+        };
         match ret {
             // IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 §7.3.4).
             None if self.rev2 => {
-                self.esearch(&tag, uid, esearch_items(&[SearchReturn::All], &numbers));
+                let items = esearch_items(&[SearchReturn::All], &numbers);
+                self.esearch(&tag, uid, with_modseq(items, highest(&hits)));
             }
-            None => self.untagged(&Response::Search(numbers, None)),
+            None => self.untagged(&Response::Search(numbers, highest(&hits))),
             // SAVE alone: the result is kept, not sent (RFC 5182 §2.1).
             Some(ret) if ret == [SearchReturn::Save] => {}
             Some(ret) => {
@@ -780,12 +929,33 @@ impl Session {
                 } else {
                     ret
                 };
-                self.esearch(&tag, uid, esearch_items(&ret, &numbers));
+                // MIN and MAX name one message each; ALL and COUNT all.
+                let named: Vec<(u32, u64)> = if ret
+                    .iter()
+                    .any(|r| matches!(r, SearchReturn::All | SearchReturn::Count))
+                {
+                    hits.clone()
+                } else {
+                    let mut v = Vec::new();
+                    if ret.contains(&SearchReturn::Min) {
+                        v.extend(hits.first().copied());
+                    }
+                    if ret.contains(&SearchReturn::Max) {
+                        v.extend(hits.last().copied());
+                    }
+                    v
+                };
+                let items = esearch_items(&ret, &numbers);
+                self.esearch(&tag, uid, with_modseq(items, highest(&named)));
             }
         }
         self.finish(
             &tag,
-            Kind::Search { uid, ret: None },
+            Kind::Search {
+                uid,
+                ret: None,
+                modseq,
+            },
             Completion::ok("SEARCH completed"),
         );
         self.resume();
@@ -943,12 +1113,86 @@ impl Session {
             _ => return Err(ApiMisuse::WrongAnswer),
         };
         let seqs = self.view.expunge_now(uids);
-        if kind != Kind::Close {
+        if kind == Kind::Close {
+            return Ok(());
+        }
+        if self.qresync {
+            let known: Vec<u32> = uids.to_vec();
+            if let Some(r) = view::vanished(&known, false) {
+                self.untagged(&r);
+            }
+        } else {
             for seq in seqs {
                 self.untagged(&Response::Expunge(seq));
             }
         }
         Ok(())
+    }
+
+    /// For a `UID FETCH … (CHANGEDSINCE n VANISHED)` (QRESYNC): the UIDs
+    /// expunged since `n` from the store's log, or `None` when the log no
+    /// longer reaches back that far. The session sends `* VANISHED
+    /// (EARLIER)` for those in the command's set (for `None`: every UID of
+    /// the set that is not in the mailbox). Call it before the FETCH data.
+    pub fn fetch_vanished(
+        &mut self,
+        token: &Token,
+        expunged: Option<&[u32]>,
+    ) -> Result<(), ApiMisuse> {
+        let set = match self.decisions.get(token)? {
+            Pending::Request(_, Kind::Fetch { vanished, .. }) => vanished.clone(),
+            _ => return Err(ApiMisuse::WrongAnswer),
+        };
+        if self.literal_left > 0 {
+            return Err(ApiMisuse::WrongAnswer);
+        }
+        let Some(set) = set else {
+            return Ok(());
+        };
+        // `*` in a UID set is the highest UID the client may know.
+        let largest = match expunged {
+            Some(e) => self
+                .view
+                .last_uid()
+                .max(e.iter().copied().max().unwrap_or(0)),
+            None => self.view.last_uid(),
+        };
+        let spans = set.spans(largest);
+        let gone = self.vanished_among(&spans, expunged);
+        if let Some(uids) = SequenceSet::from_spans(&gone) {
+            self.untagged(&Response::Vanished {
+                earlier: true,
+                uids,
+            });
+        }
+        Ok(())
+    }
+
+    /// For a STORE with UNCHANGEDSINCE: the messages (by UID) left alone
+    /// because their MODSEQ was above it. The tagged OK names them in
+    /// `[MODIFIED …]` (RFC 7162 §3.1.3), as numbers or as UIDs for UID
+    /// STORE.
+    pub fn store_modified(&mut self, token: &Token, uids: &[u32]) -> Result<(), ApiMisuse> {
+        match self.decisions.get(token)? {
+            Pending::Request(_, Kind::Store { .. }) => {}
+            _ => return Err(ApiMisuse::WrongAnswer),
+        }
+        self.modified.extend(
+            uids.iter()
+                .copied()
+                .filter(|u| self.view.seq_of(*u).is_some()),
+        );
+        Ok(())
+    }
+
+    /// Remembers the MODSEQs the client is told (for the HIGHESTMODSEQ a
+    /// later CONDSTORE-enabling command reports).
+    fn note_modseqs(&mut self, values: &[FetchValue<'_>]) {
+        for v in values {
+            if let FetchValue::ModSeq(m) = v {
+                self.highest_modseq = self.highest_modseq.max(*m);
+            }
+        }
     }
 
     /// Accepts the announced APPEND message: its bytes follow as
@@ -1061,10 +1305,29 @@ impl Session {
             | Kind::Thread { uid } => (*uid, *uid),
             _ => (true, false),
         };
+        let modified = std::mem::take(&mut self.modified);
         let completion = match kind {
+            Kind::Store { uid, .. } if completion.is_ok() && !modified.is_empty() => {
+                let numbers: Vec<u32> = if uid {
+                    modified
+                } else {
+                    modified
+                        .into_iter()
+                        .filter_map(|u| self.view.seq_of(u))
+                        .collect()
+                };
+                match SequenceSet::from_numbers(&numbers) {
+                    Some(set) => Completion::ok_code(
+                        Code::Modified(set),
+                        "Conditional STORE failed for some messages",
+                    ),
+                    None => completion,
+                }
+            }
             Kind::Fetch {
                 uid: false,
                 expunge_issued: true,
+                ..
             } if completion.is_ok() => Completion::no_code(
                 Code::Other("EXPUNGEISSUED".into(), None),
                 "Some of the requested messages no longer exist",
@@ -1083,13 +1346,46 @@ impl Session {
     }
 
     fn flush_view(&mut self, allow_expunge: bool, with_uid: bool) {
-        for r in self.view.flush(allow_expunge, with_uid) {
+        let how = Announce {
+            uid: with_uid || self.condstore,
+            modseq: self.condstore,
+            vanished: self.qresync,
+        };
+        for r in self.view.flush(allow_expunge, how) {
             // IMAP4rev2 has no RECENT.
             if self.rev2 && matches!(r, Response::Recent(_)) {
                 continue;
             }
+            if let Response::Fetch(_, values) = &r {
+                self.note_modseqs(values);
+            }
             self.untagged(&r);
         }
+    }
+
+    /// A CONDSTORE-enabling command (RFC 7162 §3.1): from now on flag
+    /// updates carry MODSEQ; the first one while a mailbox is selected
+    /// reports its HIGHESTMODSEQ.
+    fn enable_condstore(&mut self) {
+        if self.condstore || !self.offers("CONDSTORE") {
+            return;
+        }
+        self.condstore = true;
+        if self.is_selected() && self.highest_modseq > 0 {
+            self.untagged_status(
+                StatusKind::Ok,
+                Some(Code::HighestModSeq(self.highest_modseq)),
+                "Highest",
+            );
+        }
+    }
+
+    /// Whether the application advertises `capability` after login.
+    fn offers(&self, capability: &str) -> bool {
+        self.config
+            .capabilities
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(capability))
     }
 
     /// IMAP4rev2 has no `\Recent`.
@@ -1580,11 +1876,21 @@ impl Session {
                         // RFC 9051 includes UTF8=ACCEPT (RFC 9755).
                         self.rev2 = true;
                         "IMAP4rev2"
+                    } else if c.eq_ignore_ascii_case("CONDSTORE") && self.offers("CONDSTORE") {
+                        self.enable_condstore();
+                        "CONDSTORE"
+                    } else if c.eq_ignore_ascii_case("QRESYNC") && self.offers("QRESYNC") {
+                        // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+                        self.enable_condstore();
+                        self.qresync = true;
+                        "QRESYNC"
                     } else {
                         continue;
                     };
-                    self.utf8 = true;
-                    self.reader.set_utf8(true);
+                    if matches!(name, "UTF8=ACCEPT" | "IMAP4rev2") {
+                        self.utf8 = true;
+                        self.reader.set_utf8(true);
+                    }
                     if !on.iter().any(|x| x == name) {
                         on.push(name.to_owned());
                     }
@@ -1633,10 +1939,14 @@ impl Session {
             }
             C::Select {
                 mailbox,
-                condstore: _,
-                qresync: _,
-            } if authed => self.select(tag, mailbox, false),
-            C::Examine { mailbox, .. } if authed => self.select(tag, mailbox, true),
+                condstore,
+                qresync,
+            } if authed => self.select(tag, mailbox, false, condstore, qresync),
+            C::Examine {
+                mailbox,
+                condstore,
+                qresync,
+            } if authed => self.select(tag, mailbox, true, condstore, qresync),
             C::Create(m) if authed => self.request(tag, Kind::Other, Request::Create(m)),
             C::Delete(m) if authed => self.request(tag, Kind::Other, Request::Delete(m)),
             C::Rename(from, to) if authed => {
@@ -1676,6 +1986,9 @@ impl Session {
                 },
             ),
             C::Status { mailbox, items } if authed => {
+                if items.contains(&crate::StatusItem::HighestModSeq) {
+                    self.enable_condstore();
+                }
                 self.request(tag, Kind::Other, Request::Status { mailbox, items })
             }
             C::Append { .. } if authed => {
@@ -1716,20 +2029,35 @@ impl Session {
             C::Fetch {
                 uid,
                 set,
-                items,
+                mut items,
                 changed_since,
-                vanished: _,
+                vanished,
             } if selected => {
+                if vanished && !(uid && self.qresync && changed_since.is_some()) {
+                    return self.bad(
+                        Some(&tag),
+                        "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC",
+                    );
+                }
                 let Some(messages) = self.messages(&tag, &set, uid) else {
                     return;
                 };
+                if changed_since.is_some() || items.contains(&crate::FetchItem::ModSeq) {
+                    self.enable_condstore();
+                }
+                // CHANGEDSINCE implies MODSEQ (RFC 7162 §3.1.4.1).
+                if changed_since.is_some() && !items.contains(&crate::FetchItem::ModSeq) {
+                    items.push(crate::FetchItem::ModSeq);
+                }
                 let expunge_issued = messages.iter().any(|m| self.view.is_expunged(m.uid));
-                if messages.is_empty() {
+                let vanished = vanished.then_some(set);
+                if messages.is_empty() && vanished.is_none() {
                     return self.finish(
                         &tag,
                         Kind::Fetch {
                             uid,
                             expunge_issued: false,
+                            vanished: None,
                         },
                         Completion::ok("FETCH completed"),
                     );
@@ -1743,12 +2071,14 @@ impl Session {
                     Kind::Fetch {
                         uid,
                         expunge_issued,
+                        vanished: vanished.clone(),
                     },
                     Request::Fetch {
                         messages,
                         items,
                         uid,
                         changed_since,
+                        vanished: vanished.is_some(),
                     },
                 );
             }
@@ -1770,6 +2100,9 @@ impl Session {
                 let Some(messages) = self.messages(&tag, &set, uid) else {
                     return;
                 };
+                if unchanged_since.is_some() {
+                    self.enable_condstore();
+                }
                 let messages: Vec<Message> = messages
                     .into_iter()
                     .filter(|m| !self.view.is_expunged(m.uid))
@@ -1799,11 +2132,16 @@ impl Session {
                 let Some(keys) = self.search_keys(&tag, charset.as_deref(), keys) else {
                     return;
                 };
+                let modseq = keys.iter().any(uses_modseq);
+                if modseq {
+                    self.enable_condstore();
+                }
                 self.request(
                     tag,
                     Kind::Search {
                         uid,
                         ret: ret.clone(),
+                        modseq,
                     },
                     Request::Search { keys, uid, ret },
                 );
@@ -1911,16 +2249,8 @@ impl Session {
         use crate::SearchKey as K;
         match key {
             K::Seq(s) | K::Uid(s) if s.is_saved() => {
-                let mut uids: Vec<u32> = self.resolve(&s, true).iter().map(|m| m.uid).collect();
-                uids.sort_unstable();
-                let mut ranges = Vec::new();
-                for u in uids {
-                    match ranges.last_mut() {
-                        Some((_, SeqNumber::Value(b))) if *b + 1 == u => *b = u,
-                        _ => ranges.push((SeqNumber::Value(u), SeqNumber::Value(u))),
-                    }
-                }
-                match SequenceSet::from_ranges(ranges) {
+                let uids: Vec<u32> = self.resolve(&s, true).iter().map(|m| m.uid).collect();
+                match SequenceSet::from_numbers(&uids) {
                     Some(set) => K::Uid(set),
                     // Nothing saved matches nothing.
                     None => K::Not(Box::new(K::All)),
@@ -1961,10 +2291,24 @@ impl Session {
         );
     }
 
-    fn select(&mut self, tag: Tag, mailbox: Mailbox, read_only: bool) {
+    fn select(
+        &mut self,
+        tag: Tag,
+        mailbox: Mailbox,
+        read_only: bool,
+        condstore: bool,
+        qresync: Option<crate::QResync>,
+    ) {
+        if qresync.is_some() && !self.qresync {
+            return self.bad(Some(&tag), "ENABLE QRESYNC first");
+        }
+        if condstore && self.offers("CONDSTORE") {
+            // SELECT reports HIGHESTMODSEQ itself.
+            self.condstore = true;
+        }
         // Selecting leaves the mailbox selected before, whatever happens;
-        // IMAP4rev2 says so (RFC 9051 §6.3.2).
-        if self.rev2 && self.is_selected() {
+        // IMAP4rev2 and QRESYNC say so (RFC 9051 §6.3.2, RFC 7162 §3.2.11).
+        if (self.rev2 || self.qresync) && self.is_selected() {
             self.untagged_status(
                 StatusKind::Ok,
                 Some(Code::Closed),
@@ -1976,8 +2320,15 @@ impl Session {
         self.saved.clear();
         self.request(
             tag,
-            Kind::Select { read_only },
-            Request::Select { mailbox, read_only },
+            Kind::Select {
+                read_only,
+                qresync: qresync.clone(),
+            },
+            Request::Select {
+                mailbox,
+                read_only,
+                qresync,
+            },
         );
     }
 
@@ -2057,7 +2408,24 @@ impl Session {
     }
 }
 
-/// `1:3,5` from ascending numbers.
+/// Whether a search key is or holds MODSEQ (a CONDSTORE-enabling SEARCH).
+fn uses_modseq(key: &crate::SearchKey<'_>) -> bool {
+    use crate::SearchKey as K;
+    match key {
+        K::ModSeq(_) => true,
+        K::Not(k) => uses_modseq(k),
+        K::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        K::And(ks) => ks.iter().any(uses_modseq),
+        _ => false,
+    }
+}
+
+/// Whether `uid` is in the ascending, merged `spans`.
+fn spans_contain(spans: &[(u32, u32)], uid: u32) -> bool {
+    let i = spans.partition_point(|&(_, hi)| hi < uid);
+    spans.get(i).is_some_and(|&(lo, _)| lo <= uid)
+}
+
 /// ESEARCH's return data for `numbers` (ascending for SEARCH, in sort
 /// order for ESORT: MIN and MAX are then the first and last sorted).
 fn esearch_items(ret: &[SearchReturn], numbers: &[u32]) -> Vec<(String, String)> {

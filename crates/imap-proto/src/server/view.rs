@@ -24,10 +24,22 @@ pub struct View {
     new: Vec<u32>,
     /// Known UIDs that are gone, not yet announced.
     expunged: BTreeSet<u32>,
-    /// Flag changes not yet announced.
-    flags: BTreeMap<u32, Vec<Flag>>,
+    /// Flag changes not yet announced, with their MODSEQ when known.
+    flags: BTreeMap<u32, (Vec<Flag>, Option<u64>)>,
     /// Messages that are `\Recent` in this session (IMAP4rev1).
     recent: BTreeSet<u32>,
+}
+
+/// How [`View::flush`] words the changes: what the client enabled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Announce {
+    /// Flag updates carry the UID (UID commands, CONDSTORE).
+    pub uid: bool,
+    /// Flag updates carry their MODSEQ (CONDSTORE, RFC 7162 §3.1.4).
+    pub modseq: bool,
+    /// Expunges are told as `VANISHED` UIDs (QRESYNC, RFC 7162 §3.2.10).
+    pub vanished: bool,
 }
 
 /// A message addressed by a command: its sequence number and UID.
@@ -158,11 +170,12 @@ impl View {
         u32::try_from(known).unwrap_or(u32::MAX)
     }
 
-    /// A message's flags changed (to `flags`). A message not announced yet
-    /// needs no update: the client fetches its flags after the EXISTS.
-    pub fn push_flags(&mut self, uid: u32, flags: Vec<Flag>) {
+    /// A message's flags changed (to `flags`, at `modseq` when the store
+    /// keeps MODSEQs). A message not announced yet needs no update: the
+    /// client fetches its flags after the EXISTS.
+    pub fn push_flags(&mut self, uid: u32, flags: Vec<Flag>, modseq: Option<u64>) {
         if self.seq_of(uid).is_some() && !self.expunged.contains(&uid) {
-            self.flags.insert(uid, flags);
+            self.flags.insert(uid, (flags, modseq));
         }
     }
 
@@ -212,24 +225,29 @@ impl View {
     }
 
     /// The untagged responses for what changed, in the order RFC 9051
-    /// §7.5.1 wants: flag FETCHes, then EXPUNGEs (only when
-    /// `allow_expunge`), then EXISTS. `with_uid`: FETCH flag updates carry
-    /// the UID (UID commands, CONDSTORE).
-    pub fn flush(&mut self, allow_expunge: bool, with_uid: bool) -> Vec<Response<'static>> {
+    /// §7.5.1 wants: flag FETCHes, then EXPUNGEs or one VANISHED (only when
+    /// `allow_expunge`), then EXISTS, worded as `how` says.
+    pub fn flush(&mut self, allow_expunge: bool, how: Announce) -> Vec<Response<'static>> {
         let mut out = Vec::new();
-        for (uid, flags) in std::mem::take(&mut self.flags) {
+        for (uid, (flags, modseq)) in std::mem::take(&mut self.flags) {
             if let Some(seq) = self.seq_of(uid) {
                 let mut values = vec![crate::FetchValue::Flags(flags)];
-                if with_uid {
+                if how.uid {
                     values.push(crate::FetchValue::Uid(uid));
+                }
+                if let (true, Some(m)) = (how.modseq, modseq) {
+                    values.push(crate::FetchValue::ModSeq(m));
                 }
                 out.push(Response::Fetch(seq, values));
             }
         }
         if allow_expunge && !self.expunged.is_empty() {
             let gone: Vec<u32> = std::mem::take(&mut self.expunged).into_iter().collect();
-            for seq in self.expunge_now(&gone) {
-                out.push(Response::Expunge(seq));
+            let seqs = self.expunge_now(&gone);
+            if how.vanished {
+                out.extend(vanished(&gone, false));
+            } else {
+                out.extend(seqs.into_iter().map(Response::Expunge));
             }
         }
         if !self.new.is_empty() {
@@ -239,6 +257,11 @@ impl View {
         }
         out
     }
+}
+
+/// `* VANISHED [(EARLIER)] uids`, or nothing for no UIDs.
+pub(crate) fn vanished(uids: &[u32], earlier: bool) -> Option<Response<'static>> {
+    SequenceSet::from_numbers(uids).map(|uids| Response::Vanished { earlier, uids })
 }
 
 #[cfg(test)]
@@ -290,11 +313,11 @@ mod tests {
         v.push_new(5, false);
         v.push_expunge(2);
         v.push_expunge(4);
-        v.push_flags(3, vec![Flag::Seen]);
-        v.push_flags(2, vec![Flag::Seen]); // expunged: no flag update
+        v.push_flags(3, vec![Flag::Seen], None);
+        v.push_flags(2, vec![Flag::Seen], Some(9)); // expunged: no flag update
         // During a non-UID FETCH no EXPUNGE, but EXISTS counts the
         // expunged messages still holding their numbers.
-        let out = v.flush(false, false);
+        let out = v.flush(false, Announce::default());
         assert_eq!(
             out,
             vec![
@@ -305,10 +328,43 @@ mod tests {
         );
         assert!(v.is_expunged(2));
         assert_eq!(v.seq_of(4), Some(4));
-        let out = v.flush(true, false);
+        let out = v.flush(true, Announce::default());
         assert_eq!(out, vec![Response::Expunge(4), Response::Expunge(2)]);
         assert_eq!(v.uids(), &[1, 3, 5]);
         assert!(!v.has_pending());
+    }
+
+    #[test]
+    fn condstore_and_qresync_word_the_changes_with_uid_modseq_and_vanished() {
+        let mut v = View::new(vec![1, 2, 3, 4, 5]);
+        v.push_flags(3, vec![Flag::Seen], Some(77));
+        v.push_flags(4, vec![], None);
+        for u in [2, 4, 5] {
+            v.push_expunge(u);
+        }
+        let how = Announce {
+            uid: true,
+            modseq: true,
+            vanished: true,
+        };
+        assert_eq!(
+            v.flush(true, how),
+            vec![
+                Response::Fetch(
+                    3,
+                    vec![
+                        crate::FetchValue::Flags(vec![Flag::Seen]),
+                        crate::FetchValue::Uid(3),
+                        crate::FetchValue::ModSeq(77),
+                    ]
+                ),
+                Response::Vanished {
+                    earlier: false,
+                    uids: SequenceSet::parse(b"2,4:5").unwrap(),
+                },
+            ]
+        );
+        assert_eq!(v.uids(), &[1, 3]);
     }
 
     #[test]
@@ -319,7 +375,7 @@ mod tests {
         v.push_expunge(2);
         v.push_new(2, false); // not above the last: ignored
         assert_eq!(
-            v.flush(true, false),
+            v.flush(true, Announce::default()),
             vec![Response::Exists(2), Response::Recent(0)]
         );
         assert_eq!(v.uids(), &[1, 3]);
@@ -356,7 +412,7 @@ mod tests {
                     }
                     2 | 3 => {
                         let allow = op == 3;
-                        for r in v.flush(allow, false) {
+                        for r in v.flush(allow, Announce::default()) {
                             match r {
                                 Response::Expunge(seq) => {
                                     proptest::prop_assert!(seq >= 1 && (seq as usize) <= client.len());
