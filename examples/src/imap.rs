@@ -321,6 +321,7 @@ pub fn session_config(
         "QUOTA",
         "QUOTA=RES-STORAGE",
         "THREAD=ORDEREDSUBJECT",
+        "THREAD=REFERENCES",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -607,6 +608,18 @@ pub struct Summary {
     envelope: imap_proto::Envelope<'static>,
     body: imap_proto::BodyStructure<'static>,
     bodystructure: imap_proto::BodyStructure<'static>,
+    /// The References header lines (THREAD=REFERENCES); `None` in a
+    /// summary kept before they were.
+    references: Option<Vec<u8>>,
+}
+
+/// `BODY[HEADER.FIELDS (REFERENCES)]`: how a summary keeps References.
+fn references_section() -> Section<'static> {
+    Section {
+        part: Vec::new(),
+        text: SectionText::HeaderFields(vec!["REFERENCES".into()]),
+        partial: None,
+    }
 }
 
 impl Summary {
@@ -617,20 +630,29 @@ impl Summary {
             envelope: Structure::envelope(message),
             body: s.body_structure(message, false),
             bodystructure: s.body_structure(message, true),
+            references: Some(
+                s.section(message, &references_section())
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default(),
+            ),
         }
     }
 
     /// The bytes the store keeps.
     pub fn encode(&self) -> Vec<u8> {
-        Response::Fetch(
-            1,
-            vec![
-                FetchValue::Envelope(Box::new(self.envelope.clone())),
-                FetchValue::Body(Box::new(self.body.clone())),
-                FetchValue::BodyStructure(Box::new(self.bodystructure.clone())),
-            ],
-        )
-        .encode(false)
+        let mut values = vec![
+            FetchValue::Envelope(Box::new(self.envelope.clone())),
+            FetchValue::Body(Box::new(self.body.clone())),
+            FetchValue::BodyStructure(Box::new(self.bodystructure.clone())),
+        ];
+        if let Some(r) = &self.references {
+            values.push(FetchValue::BodySection {
+                section: references_section(),
+                origin: None,
+                data: Some(r.clone().into()),
+            });
+        }
+        Response::Fetch(1, values).encode(false)
     }
 
     /// Reads kept bytes back; `None` if they are not a summary.
@@ -639,15 +661,22 @@ impl Summary {
             return None;
         };
         let mut it = values.into_iter().map(FetchValue::into_owned);
-        match (it.next(), it.next(), it.next()) {
+        match (it.next(), it.next(), it.next(), it.next()) {
             (
                 Some(FetchValue::Envelope(e)),
                 Some(FetchValue::Body(b)),
                 Some(FetchValue::BodyStructure(bs)),
+                references,
             ) => Some(Summary {
                 envelope: *e,
                 body: *b,
                 bodystructure: *bs,
+                references: match references {
+                    Some(FetchValue::BodySection { data, .. }) => {
+                        Some(data.map(|d| d.into_owned()).unwrap_or_default())
+                    }
+                    _ => None,
+                },
             }),
             _ => None,
         }
@@ -667,6 +696,8 @@ impl Summary {
             .ok()
             .flatten()
             .and_then(|b| Summary::decode(&b))
+            // Kept before References were: derived again, once.
+            .filter(|s| s.references.is_some())
         {
             return Some(s);
         }
@@ -1670,17 +1701,20 @@ impl ImapConn {
                 let Some(mb) = self.selected.clone() else {
                     return s.reject(token, Completion::no("no mailbox selected"));
                 };
-                if algorithm != imap_proto::ThreadAlgorithm::OrderedSubject {
-                    return s.reject(token, Completion::no("thread algorithm not supported"));
-                }
                 let Some(hits) = self.search_uids(s, &store, &user, &mb, keys).await else {
                     return s.reject(token, Completion::no("thread failed"));
                 };
                 let hits: Vec<u32> = hits.into_iter().map(|h| h.0).collect();
                 match blocking(move || sort_fields(&store, &user, &mb, &hits)).await {
-                    Some(Ok(fields)) => {
-                        s.threaded(token, imap_proto::sort::thread_ordered_subject(fields))
-                    }
+                    Some(Ok(fields)) => s.threaded(
+                        token,
+                        match algorithm {
+                            imap_proto::ThreadAlgorithm::References => {
+                                imap_proto::sort::thread_references(fields)
+                            }
+                            _ => imap_proto::sort::thread_ordered_subject(fields),
+                        },
+                    ),
                     _ => s.reject(token, Completion::no("thread failed")),
                 }
             }
@@ -2098,15 +2132,21 @@ fn sort_fields(
     let mut fields = Vec::with_capacity(uids.len());
     for chunk in uids.chunks(BATCH * 16) {
         for meta in store.message_metas(user, mb, chunk)? {
-            let envelope = Summary::load(store, user, mb, meta.uid, None)
-                .map(|s| s.envelope)
+            let summary = Summary::load(store, user, mb, meta.uid, None);
+            let envelope = summary
+                .as_ref()
+                .map(|s| s.envelope.clone())
                 .unwrap_or_default();
-            fields.push(imap_proto::sort::SortFields::new(
+            let mut f = imap_proto::sort::SortFields::new(
                 meta.uid,
                 &envelope,
                 meta.internal_date,
                 meta.size,
-            ));
+            );
+            if let Some(r) = summary.as_ref().and_then(|s| s.references.as_deref()) {
+                f.set_references(r);
+            }
+            fields.push(f);
         }
     }
     Ok(fields)

@@ -1369,6 +1369,17 @@ pub struct Thread {
 /// Deepest thread nesting parsed; deeper input is a syntax error.
 pub const MAX_THREAD_DEPTH: usize = 64;
 
+/// A chain of replies is a tree as deep as the chain is long (`(1 2 3 …)`
+/// on the wire, however many): dropped without recursion.
+impl Drop for Thread {
+    fn drop(&mut self) {
+        let mut stack = std::mem::take(&mut self.children);
+        while let Some(mut t) = stack.pop() {
+            stack.append(&mut t.children);
+        }
+    }
+}
+
 impl Thread {
     /// A message without replies.
     pub fn leaf(message: u32) -> Thread {

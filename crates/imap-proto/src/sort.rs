@@ -38,6 +38,46 @@ pub struct SortFields {
     pub display_from: String,
     /// See `display_from`.
     pub display_to: String,
+    /// The subject shows a reply or forward (THREAD=REFERENCES).
+    pub reply: bool,
+    /// The Message-ID, without `<>` (THREAD=REFERENCES).
+    pub message_id: Option<String>,
+    /// The message's ancestors, oldest first: the References ids, else
+    /// the first In-Reply-To id (RFC 5256 §3, REFERENCES step 1).
+    pub parents: Vec<String>,
+}
+
+/// At most this many References ids count (a longer chain keeps its
+/// last ones: the nearest ancestors).
+pub const MAX_REFERENCES: usize = 256;
+
+/// The msg-ids (`<…>`) in a header value, without the brackets; folding
+/// whitespace inside one is dropped.
+pub fn msg_ids(value: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some(open) = memchr::memchr(b'<', rest) {
+        rest = &rest[open + 1..];
+        let Some(close) = memchr::memchr2(b'>', b'<', rest) else {
+            break;
+        };
+        if rest[close] == b'<' {
+            continue;
+        }
+        let id: Vec<u8> = rest[..close]
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        if !id.is_empty() {
+            out.push(String::from_utf8_lossy(&id).into_owned());
+        }
+        rest = &rest[close + 1..];
+    }
+    if out.len() > MAX_REFERENCES {
+        out.drain(..out.len() - MAX_REFERENCES);
+    }
+    out
 }
 
 impl SortFields {
@@ -51,11 +91,14 @@ impl SortFields {
                     .map(|t| t.to_timestamp())
             })
             .unwrap_or(arrival);
-        let subject = envelope
+        let (subject, reply) = envelope
             .subject
             .as_ref()
-            .map(|s| base_subject(&decode_words(s)))
+            .map(|s| base_subject_and_reply(&decode_words(s)))
             .unwrap_or_default();
+        let first_id = |v: &Option<std::borrow::Cow<'_, [u8]>>| {
+            v.as_deref().and_then(|v| msg_ids(v).into_iter().next())
+        };
         SortFields {
             uid,
             arrival,
@@ -67,6 +110,18 @@ impl SortFields {
             cc: mailbox(&envelope.cc),
             display_from: display(&envelope.from),
             display_to: display(&envelope.to),
+            reply,
+            message_id: first_id(&envelope.message_id),
+            parents: first_id(&envelope.in_reply_to).into_iter().collect(),
+        }
+    }
+
+    /// Takes the message's References header value (without the name):
+    /// when it names any msg-id, those are its ancestors.
+    pub fn set_references(&mut self, value: &[u8]) {
+        let ids = msg_ids(value);
+        if !ids.is_empty() {
+            self.parents = ids;
         }
     }
 
@@ -137,6 +192,292 @@ pub fn thread_ordered_subject(mut messages: Vec<SortFields>) -> Vec<crate::respo
     threads.into_iter().map(|t| t.2).collect()
 }
 
+/// THREAD=REFERENCES (RFC 5256 §3): threads from Message-ID, References
+/// and In-Reply-To; messages whose ancestors are not in the mailbox stand
+/// under a placeholder (a thread of `(…)` with no number) only where that
+/// joins siblings at the top; threads with the same base subject are
+/// merged; siblings ordered by sent date. Numbers are the messages' UIDs.
+/// No recursion: a reference chain as long as the mailbox is fine.
+pub fn thread_references(mut messages: Vec<SortFields>) -> Vec<crate::response::Thread> {
+    use std::collections::HashMap;
+    messages.sort_by_key(|m| m.uid);
+    #[derive(Default)]
+    struct Node {
+        msg: Option<usize>,
+        parent: Option<usize>,
+        children: Vec<usize>,
+    }
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut ids: HashMap<&str, usize> = HashMap::new();
+    fn node_for<'a>(
+        nodes: &mut Vec<Node>,
+        ids: &mut HashMap<&'a str, usize>,
+        id: &'a str,
+    ) -> usize {
+        *ids.entry(id).or_insert_with(|| {
+            nodes.push(Node::default());
+            nodes.len() - 1
+        })
+    }
+    // Whether `a` is `b` or one of its ancestors. A node without children
+    // is nobody's ancestor: the common case (a new message replying to an
+    // old one) costs nothing, whatever the depth.
+    let is_ancestor = |nodes: &[Node], a: usize, mut b: usize| {
+        if nodes[a].children.is_empty() {
+            return a == b;
+        }
+        for _ in 0..=nodes.len() {
+            if a == b {
+                return true;
+            }
+            match nodes[b].parent {
+                Some(p) => b = p,
+                None => return false,
+            }
+        }
+        true
+    };
+    let unlink = |nodes: &mut [Node], child: usize| {
+        if let Some(p) = nodes[child].parent.take() {
+            nodes[p].children.retain(|c| *c != child);
+        }
+    };
+    // (1) Containers and links.
+    for (i, m) in messages.iter().enumerate() {
+        let own = match m.message_id.as_deref() {
+            Some(id) => {
+                let n = node_for(&mut nodes, &mut ids, id);
+                if nodes[n].msg.is_none() {
+                    n
+                } else {
+                    // A duplicate Message-ID: a message of its own.
+                    nodes.push(Node::default());
+                    nodes.len() - 1
+                }
+            }
+            None => {
+                nodes.push(Node::default());
+                nodes.len() - 1
+            }
+        };
+        nodes[own].msg = Some(i);
+        let chain: Vec<usize> = m
+            .parents
+            .iter()
+            .map(|id| node_for(&mut nodes, &mut ids, id))
+            .collect();
+        for w in chain.windows(2) {
+            let (p, c) = (w[0], w[1]);
+            if nodes[c].parent.is_none() && !is_ancestor(&nodes, c, p) {
+                nodes[c].parent = Some(p);
+                nodes[p].children.push(c);
+            }
+        }
+        unlink(&mut nodes, own);
+        if let Some(&last) = chain.last()
+            && !is_ancestor(&nodes, own, last)
+        {
+            nodes[own].parent = Some(last);
+            nodes[last].children.push(own);
+        }
+    }
+    drop(ids);
+    let date = |nodes: &[Node], n: usize| -> (i64, u32) {
+        // A placeholder sorts by its first child.
+        let n = match nodes[n].msg {
+            Some(_) => n,
+            None => nodes[n].children.first().copied().unwrap_or(n),
+        };
+        nodes[n].msg.map_or((i64::MAX, u32::MAX), |i| {
+            (messages[i].date, messages[i].uid)
+        })
+    };
+    // (2), (4) The roots, and placeholders pruned bottom-up (children
+    // before parents: the order of a depth-first walk, reversed).
+    let roots: Vec<usize> = (0..nodes.len())
+        .filter(|n| nodes[*n].parent.is_none())
+        .collect();
+    let mut order = Vec::with_capacity(nodes.len());
+    let mut stack: Vec<usize> = roots.clone();
+    while let Some(n) = stack.pop() {
+        order.push(n);
+        stack.extend(nodes[n].children.iter().copied());
+    }
+    for &n in order.iter().rev() {
+        let children = std::mem::take(&mut nodes[n].children);
+        let mut kept = Vec::with_capacity(children.len());
+        for c in children {
+            if nodes[c].msg.is_none() {
+                // A placeholder below the top gives way to its children.
+                kept.append(&mut nodes[c].children);
+            } else {
+                kept.push(c);
+            }
+        }
+        nodes[n].children = kept;
+    }
+    let mut top: Vec<usize> = Vec::new();
+    for r in roots {
+        match (nodes[r].msg, nodes[r].children.len()) {
+            (None, 0) => {}
+            (None, 1) => top.push(nodes[r].children[0]),
+            _ => top.push(r),
+        }
+    }
+    // (5) The top sorted by date, a placeholder by its earliest child.
+    for &t in &top {
+        if nodes[t].msg.is_none() {
+            let mut c = std::mem::take(&mut nodes[t].children);
+            c.sort_by_key(|&x| date(&nodes, x));
+            nodes[t].children = c;
+        }
+    }
+    top.sort_by_key(|&t| date(&nodes, t));
+    // (6) Threads with the same base subject merged.
+    let subject_of = |nodes: &[Node], n: usize| -> Option<(String, bool)> {
+        let m = match nodes[n].msg {
+            Some(i) => i,
+            None => nodes[nodes[n].children.first().copied()?].msg?,
+        };
+        let s = &messages[m].subject;
+        (!s.is_empty()).then(|| (s.clone(), messages[m].reply))
+    };
+    let mut table: HashMap<String, usize> = HashMap::new();
+    for &t in &top {
+        let Some((s, reply)) = subject_of(&nodes, t) else {
+            continue;
+        };
+        match table.get(&s).copied() {
+            None => {
+                table.insert(s, t);
+            }
+            Some(old) => {
+                let old_reply = subject_of(&nodes, old).is_some_and(|x| x.1);
+                if nodes[old].msg.is_some() && (nodes[t].msg.is_none() || (old_reply && !reply)) {
+                    table.insert(s, t);
+                }
+            }
+        }
+    }
+    let mut merged: Vec<usize> = Vec::new();
+    let mut gone = vec![false; nodes.len()];
+    for &t in &top {
+        if gone[t] {
+            // Merged into a placeholder already.
+            continue;
+        }
+        let Some((s, reply)) = subject_of(&nodes, t) else {
+            merged.push(t);
+            continue;
+        };
+        let Some(&other) = table.get(&s) else {
+            merged.push(t);
+            continue;
+        };
+        if other == t {
+            merged.push(t);
+            continue;
+        }
+        let other_reply = subject_of(&nodes, other).is_some_and(|x| x.1);
+        match (nodes[other].msg.is_none(), nodes[t].msg.is_none()) {
+            (true, true) => {
+                let mut c = std::mem::take(&mut nodes[t].children);
+                nodes[other].children.append(&mut c);
+            }
+            (true, false) => nodes[other].children.push(t),
+            _ if reply && !other_reply => nodes[other].children.push(t),
+            _ => {
+                // Both under a new placeholder, which takes the table's
+                // place (and the place of `other` at the top).
+                nodes.push(Node {
+                    msg: None,
+                    parent: None,
+                    children: vec![other, t],
+                });
+                gone.push(false);
+                let d = nodes.len() - 1;
+                if let Some(pos) = merged.iter().position(|x| *x == other) {
+                    merged[pos] = d;
+                } else {
+                    // `other` comes later at the top: it is replaced there.
+                    gone[other] = true;
+                    merged.push(d);
+                }
+                table.insert(s, d);
+            }
+        }
+        gone[t] = true;
+    }
+    let top = merged;
+    // (7) Every set of siblings by date, deepest first (a placeholder by
+    // its first child, once its own children are sorted).
+    let mut order = Vec::with_capacity(nodes.len());
+    let mut stack: Vec<usize> = top.clone();
+    while let Some(n) = stack.pop() {
+        order.push(n);
+        stack.extend(nodes[n].children.iter().copied());
+    }
+    for &n in order.iter().rev() {
+        let mut c = std::mem::take(&mut nodes[n].children);
+        c.sort_by_key(|&x| date(&nodes, x));
+        nodes[n].children = c;
+    }
+    let mut top = top;
+    top.sort_by_key(|&t| date(&nodes, t));
+    // Branches nest on the wire: below MAX_THREAD_DEPTH - 2 levels a
+    // subtree becomes one chain by date (every message kept; a client's
+    // parser, like this crate's, refuses deeper nesting).
+    let limit = crate::response::MAX_THREAD_DEPTH - 2;
+    let mut level = vec![0usize; nodes.len()];
+    let mut flat = vec![false; nodes.len()];
+    for &n in &order {
+        if flat[n] {
+            continue;
+        }
+        let branches = nodes[n].children.len() >= 2;
+        if branches && level[n] >= limit {
+            let mut below = Vec::new();
+            let mut stack = std::mem::take(&mut nodes[n].children);
+            while let Some(c) = stack.pop() {
+                stack.append(&mut nodes[c].children);
+                flat[c] = true;
+                below.push(c);
+            }
+            below.sort_by_key(|&x| date(&nodes, x));
+            let mut parent = n;
+            for c in below {
+                nodes[parent].children = vec![c];
+                parent = c;
+            }
+            continue;
+        }
+        let next = level[n] + usize::from(branches);
+        for &c in &nodes[n].children {
+            level[c] = next;
+        }
+    }
+    // The trees, built bottom-up (the walk again: chains changed it).
+    let mut order = Vec::with_capacity(nodes.len());
+    let mut stack: Vec<usize> = top.clone();
+    while let Some(n) = stack.pop() {
+        order.push(n);
+        stack.extend(nodes[n].children.iter().copied());
+    }
+    let mut built: Vec<Option<crate::response::Thread>> = (0..nodes.len()).map(|_| None).collect();
+    for &n in order.iter().rev() {
+        let children = nodes[n]
+            .children
+            .iter()
+            .filter_map(|c| built[*c].take())
+            .collect();
+        built[n] = Some(crate::response::Thread {
+            message: nodes[n].msg.map(|i| messages[i].uid),
+            children,
+        });
+    }
+    top.into_iter().filter_map(|t| built[t].take()).collect()
+}
+
 /// RFC 2047 encoded words decoded (through mail-parser's header reader).
 fn decode_words(raw: &[u8]) -> String {
     let mut h = b"Subject: ".to_vec();
@@ -185,6 +526,14 @@ fn display(list: &[Address<'_>]) -> String {
 /// leaders with their `[blob]`s, leading blobs and `[fwd: …]` wrappers
 /// removed, repeatedly.
 pub fn base_subject(subject: &str) -> String {
+    base_subject_and_reply(subject).0
+}
+
+/// The base subject, and whether the message is a reply or forward (RFC
+/// 5256 §2.1: extraction removed a `Re:`/`Fwd:` leader, a `(fwd)` trailer
+/// or a `[fwd: …]` wrapper).
+pub fn base_subject_and_reply(subject: &str) -> (String, bool) {
+    let mut reply = false;
     // (1) Tabs and line breaks to spaces, runs of spaces to one.
     let mut s = String::with_capacity(subject.len());
     for c in subject.chars() {
@@ -204,7 +553,10 @@ pub fn base_subject(subject: &str) -> String {
         loop {
             let t = s.trim_end();
             match t.strip_suffix("(FWD)") {
-                Some(rest) => s = rest.to_owned(),
+                Some(rest) => {
+                    reply = true;
+                    s = rest.to_owned()
+                }
                 None => {
                     s = t.to_owned();
                     break;
@@ -214,7 +566,9 @@ pub fn base_subject(subject: &str) -> String {
         // (3)-(5) Leaders and blobs at the start, until nothing changes.
         loop {
             let before = s.len();
-            s = strip_leader(&s);
+            let (rest, leader) = strip_leader(&s);
+            reply |= leader;
+            s = rest;
             if let Some(rest) = strip_blob(&s)
                 && !rest.is_empty()
             {
@@ -226,8 +580,11 @@ pub fn base_subject(subject: &str) -> String {
         }
         // (6) "[FWD:" … "]": unwrap and start over.
         match s.strip_prefix("[FWD:").and_then(|r| r.strip_suffix(']')) {
-            Some(inner) => s = inner.trim().to_owned(),
-            None => return s,
+            Some(inner) => {
+                reply = true;
+                s = inner.trim().to_owned()
+            }
+            None => return (s, reply),
         }
     }
 }
@@ -243,8 +600,9 @@ fn strip_blob(s: &str) -> Option<&str> {
 }
 
 /// `subj-leader = (*subj-blob subj-refwd) / WSP` removed once:
-/// `subj-refwd = ("RE" / ("FW" ["D"])) *WSP [subj-blob] ":"`.
-fn strip_leader(s: &str) -> String {
+/// `subj-refwd = ("RE" / ("FW" ["D"])) *WSP [subj-blob] ":"`; true when a
+/// `subj-refwd` went.
+fn strip_leader(s: &str) -> (String, bool) {
     let s = s.trim_start();
     // Blobs before the Re/Fwd.
     let mut rest = s;
@@ -261,10 +619,10 @@ fn strip_leader(s: &str) -> String {
             a = r;
         }
         if let Some(r) = a.strip_prefix(':') {
-            return r.trim_start().to_owned();
+            return (r.trim_start().to_owned(), true);
         }
     }
-    s.to_owned()
+    (s.to_owned(), false)
 }
 
 #[cfg(test)]
@@ -315,6 +673,155 @@ mod tests {
         }
         // b's thread starts with 3 (the earliest), then c, then a.
         assert_eq!(s, "(5)(3 1)(2 4)");
+    }
+
+    fn msg(uid: u32, date: i64, id: &str, refs: &str, subject: &str) -> SortFields {
+        let (subject, reply) = base_subject_and_reply(subject);
+        let mut f = SortFields {
+            uid,
+            date,
+            subject,
+            reply,
+            message_id: (!id.is_empty()).then(|| id.to_owned()),
+            ..SortFields::default()
+        };
+        f.set_references(refs.as_bytes());
+        f
+    }
+
+    fn show(threads: &[crate::response::Thread]) -> String {
+        let mut s = String::new();
+        for t in threads {
+            t.encode(&mut s);
+        }
+        s
+    }
+
+    #[test]
+    fn references_threads_as_rfc_5256_says() {
+        // A loop (b names c as its parent, c names b) is broken, the
+        // later link losing; the roots go by date.
+        let t = thread_references(vec![
+            msg(1, 300, "a@b", "", "x"),
+            msg(2, 100, "b@b", "<a@b> <c@b>", "y"),
+            msg(3, 200, "c@b", "<b@b>", "z"),
+        ]);
+        assert_eq!(show(&t), "(3 2)(1)");
+        // Siblings whose parent is missing stand under a placeholder at
+        // the top; replies go by date.
+        let t = thread_references(vec![
+            msg(1, 10, "p@x", "", "root"),
+            msg(2, 30, "q@x", "<gone@x>", "one"),
+            msg(3, 20, "r@x", "<gone@x>", "two"),
+            msg(4, 40, "s@x", "<p@x>", "Re: root"),
+        ]);
+        assert_eq!(show(&t), "(1 4)((3)(2))");
+        // Same base subject, no references: merged, the reply under the
+        // original; a duplicate Message-ID is a message of its own.
+        let t = thread_references(vec![
+            msg(1, 10, "m@x", "", "Lunch"),
+            msg(2, 20, "n@x", "", "Re: lunch"),
+            msg(3, 30, "m@x", "", "other"),
+        ]);
+        assert_eq!(show(&t), "(1 2)(3)");
+        // Two originals with one subject share a placeholder.
+        let t = thread_references(vec![msg(1, 10, "", "", "Same"), msg(2, 20, "", "", "same")]);
+        assert_eq!(show(&t), "((1)(2))");
+        // In-Reply-To counts when there are no References.
+        let mut r = msg(2, 20, "k@x", "", "b");
+        r.parents = vec!["j@x".into()];
+        assert_eq!(
+            show(&thread_references(vec![msg(1, 10, "j@x", "", "a"), r])),
+            "(1 2)"
+        );
+    }
+
+    #[test]
+    fn a_reference_chain_as_long_as_the_mailbox_needs_no_recursion() {
+        let n = 20_000u32;
+        let msgs: Vec<SortFields> = (1..=n)
+            .map(|i| {
+                let refs = if i > 1 {
+                    format!("<{}@x>", i - 1)
+                } else {
+                    String::new()
+                };
+                msg(i, i64::from(i), &format!("{i}@x"), &refs, "s")
+            })
+            .collect();
+        let t = thread_references(msgs);
+        assert_eq!(t.len(), 1);
+        let (mut depth, mut node) = (1, &t[0]);
+        while let Some(c) = node.children.first() {
+            depth += 1;
+            node = c;
+        }
+        assert_eq!(depth, n);
+        let mut wire = String::new();
+        t[0].encode(&mut wire);
+        assert_eq!(wire.matches('(').count(), 1, "a chain is one list");
+        // Dropping a 20,000-deep tree must not overflow either.
+        drop(t);
+        // Every message with two replies, one of which goes on: branches
+        // nest only so deep, and every message is still there.
+        let mut msgs = vec![msg(1, 1, "1@x", "", "s")];
+        for i in 1..=5_000u32 {
+            let parent = if i == 1 { 1 } else { 2 * i - 2 };
+            msgs.push(msg(
+                2 * i,
+                i64::from(2 * i),
+                &format!("{}@x", 2 * i),
+                &format!("<{parent}@x>"),
+                "s",
+            ));
+            msgs.push(msg(
+                2 * i + 1,
+                i64::from(2 * i + 1),
+                &format!("{}@x", 2 * i + 1),
+                &format!("<{parent}@x>"),
+                "s",
+            ));
+        }
+        let t = thread_references(msgs);
+        let mut wire = String::new();
+        for x in &t {
+            x.encode(&mut wire);
+        }
+        let (mut deepest, mut d) = (0, 0i32);
+        for c in wire.chars() {
+            match c {
+                '(' => {
+                    d += 1;
+                    deepest = deepest.max(d);
+                }
+                ')' => d -= 1,
+                _ => {}
+            }
+        }
+        assert!(
+            deepest <= crate::response::MAX_THREAD_DEPTH as i32,
+            "{deepest}"
+        );
+        let line = format!("* THREAD {wire}\r\n");
+        let parsed = crate::Response::parse(line.as_bytes(), false);
+        assert!(parsed.is_ok(), "{parsed:?}");
+        let numbers = wire
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .count();
+        assert_eq!(numbers, 10_001);
+    }
+
+    #[test]
+    fn msg_ids_are_read_leniently_and_bounded() {
+        assert_eq!(
+            msg_ids(b"<a@b>\r\n <c\r\n @d> junk <> <<e@f>"),
+            vec!["a@b", "c@d", "e@f"]
+        );
+        let many: String = (0..1000).map(|i| format!("<{i}@x> ")).collect();
+        let ids = msg_ids(many.as_bytes());
+        assert_eq!(ids.len(), MAX_REFERENCES);
+        assert_eq!(ids.last().map(String::as_str), Some("999@x"));
     }
 
     #[test]

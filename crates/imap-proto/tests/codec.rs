@@ -2053,3 +2053,14 @@ proptest! {
         prop_assert_eq!(response_round_trip(&bytes), r);
     }
 }
+
+/// `* THREAD (1 2 3 …)`: a chain of 200,000 replies parses, encodes back
+/// the same and is dropped, all without deep recursion.
+#[test]
+fn a_thread_chain_of_any_length_parses_encodes_and_drops() {
+    let chain: Vec<String> = (1..=200_000).map(|n| n.to_string()).collect();
+    let line = format!("* THREAD ({})\r\n", chain.join(" "));
+    let r = Response::parse(line.as_bytes(), false).unwrap();
+    assert_eq!(r.encode(false), line.as_bytes());
+    drop(r);
+}

@@ -1060,10 +1060,7 @@ impl Session {
         if self.is_closed() {
             return Ok(());
         }
-        let mut out = Vec::new();
-        for t in threads {
-            out.extend(self.renumber(t, uid, 0));
-        }
+        let out = self.renumber(threads, uid);
         self.untagged(&Response::Thread(out));
         self.finish(
             &tag,
@@ -1074,31 +1071,50 @@ impl Session {
         Ok(())
     }
 
-    /// A thread with its UIDs as the client numbers them; unknown ones
-    /// replaced by their replies. Depth bounded like the parser's.
-    fn renumber(&self, t: crate::Thread, uid: bool, depth: usize) -> Vec<crate::Thread> {
-        if depth > crate::MAX_THREAD_DEPTH {
-            return Vec::new();
+    /// Threads with their UIDs as the client numbers them; unknown ones
+    /// replaced by their replies. Without recursion: a chain of replies
+    /// is as deep as it is long.
+    fn renumber(&self, threads: Vec<crate::Thread>, uid: bool) -> Vec<crate::Thread> {
+        // Every node once, parents before their children.
+        let mut arena: Vec<(Option<u32>, Vec<usize>)> = Vec::new();
+        let mut roots = Vec::new();
+        let mut stack: Vec<(crate::Thread, Option<usize>)> =
+            threads.into_iter().rev().map(|t| (t, None)).collect();
+        while let Some((mut t, parent)) = stack.pop() {
+            let i = arena.len();
+            arena.push((t.message, Vec::new()));
+            match parent {
+                Some(p) => arena[p].1.push(i),
+                None => roots.push(i),
+            }
+            let children = std::mem::take(&mut t.children);
+            stack.extend(children.into_iter().rev().map(|c| (c, Some(i))));
         }
-        let children: Vec<crate::Thread> = t
-            .children
+        let mut done: Vec<Vec<crate::Thread>> = (0..arena.len()).map(|_| Vec::new()).collect();
+        for i in (0..arena.len()).rev() {
+            let children: Vec<crate::Thread> = arena[i]
+                .1
+                .iter()
+                .flat_map(|c| std::mem::take(&mut done[*c]))
+                .collect();
+            let message = arena[i].0;
+            let known = message.and_then(|u| self.view.seq_of(u).map(|s| if uid { u } else { s }));
+            done[i] = match known {
+                Some(m) => vec![crate::Thread {
+                    message: Some(m),
+                    children,
+                }],
+                None if children.len() >= 2 && message.is_none() => vec![crate::Thread {
+                    message: None,
+                    children,
+                }],
+                None => children,
+            };
+        }
+        roots
             .into_iter()
-            .flat_map(|c| self.renumber(c, uid, depth + 1))
-            .collect();
-        let known = t
-            .message
-            .and_then(|u| self.view.seq_of(u).map(|s| if uid { u } else { s }));
-        match known {
-            Some(m) => vec![crate::Thread {
-                message: Some(m),
-                children,
-            }],
-            None if children.len() >= 2 && t.message.is_none() => vec![crate::Thread {
-                message: None,
-                children,
-            }],
-            None => children,
-        }
+            .flat_map(|r| std::mem::take(&mut done[r]))
+            .collect()
     }
 
     /// Messages the pending EXPUNGE, UID EXPUNGE or MOVE removed: the
