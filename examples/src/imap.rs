@@ -314,9 +314,8 @@ pub fn session_config(
         "STATUS=SIZE",
         "CONDSTORE",
         "QRESYNC",
-        // SORT=DISPLAY waits for an ENVELOPE that keeps a bare
-        // `From: d` (it has no address today, so DISPLAYFROM sees nothing).
         "SORT",
+        "SORT=DISPLAY",
         "ESORT",
         "QUOTA",
         "QUOTA=RES-STORAGE",

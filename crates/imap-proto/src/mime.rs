@@ -712,9 +712,20 @@ fn extension(header: &[u8]) -> Extension<'static> {
 }
 
 fn addresses(a: &mail_parser::Address<'_>) -> Vec<Address<'static>> {
-    // An entry without an address (a bare comment) is no address.
+    // An entry without an address is no address, except the one bare word
+    // of a plain list (`From: d`): a local part without a domain, as other
+    // servers read it. (In a group, a lone word is a comment: `g: (c) ;`.)
+    let bare_ok = matches!(a, mail_parser::Address::List(l) if l.len() == 1);
     let one = |x: &mail_parser::Addr<'_>| -> Option<Address<'static>> {
-        let addr = x.address.as_deref()?;
+        let bare = || {
+            x.name
+                .as_deref()
+                .filter(|n| bare_ok && !n.is_empty() && !n.contains(char::is_whitespace))
+        };
+        let (addr, name) = match x.address.as_deref() {
+            Some(a) => (a, x.name.as_ref()),
+            None => (bare()?, None),
+        };
         let (mut local, host) = match addr.rsplit_once('@') {
             Some((l, d)) => (l.to_owned(), Some(d.to_owned())),
             None => (addr.to_owned(), None),
@@ -728,7 +739,7 @@ fn addresses(a: &mail_parser::Address<'_>) -> Vec<Address<'static>> {
             local = l.to_owned();
         }
         Some(Address {
-            name: x.name.as_ref().map(|n| Cow::Owned(n.as_bytes().to_vec())),
+            name: name.map(|n| Cow::Owned(n.as_bytes().to_vec())),
             adl,
             mailbox: Some(Cow::Owned(local.into_bytes())),
             host: host.map(|h| Cow::Owned(h.into_bytes())),
@@ -802,6 +813,22 @@ mod tests {
             text,
             partial: None,
         }
+    }
+
+    #[test]
+    fn a_bare_word_is_a_local_part_but_a_comment_in_a_group_is_not() {
+        let e = Structure::envelope(b"From: d\r\nCc: g: (foo) ;\r\nTo: (just a comment)\r\n\r\n");
+        assert_eq!(e.from.len(), 1);
+        assert_eq!(e.from[0].mailbox.as_deref(), Some(&b"d"[..]));
+        assert_eq!(e.from[0].host, None);
+        assert!(
+            !e.cc
+                .iter()
+                .any(|a| a.mailbox.as_deref() == Some(&b"foo"[..])),
+            "{:?}",
+            e.cc
+        );
+        assert!(e.to.is_empty(), "{:?}", e.to);
     }
 
     #[test]
