@@ -301,6 +301,7 @@ pub fn session_config(
 ) -> imap_proto::server::Config {
     let mut c = imap_proto::server::Config::new(hostname);
     c.starttls = true;
+    c.compress = true;
     c.allow_plaintext_auth = allow_plaintext_auth;
     c.limits.max_append = max_append;
     c.capabilities = [

@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod aliases;
+pub mod deflate;
 pub mod dkim;
 pub mod imap;
 pub mod listen;
@@ -251,14 +252,27 @@ where
     // Reads start small, so an idle connection holds little, and double up
     // to 64 KiB while reads keep filling the buffer (a message arriving).
     let mut buf = vec![0u8; READ_MIN];
+    // COMPRESS=DEFLATE, once the session switched it on.
+    let mut deflate: Option<deflate::Deflate> = None;
     loop {
         // Drain everything the session has to say.
         let mut wrote = false;
         while let Some(output) = session.poll_output() {
             match output {
                 Output::Transmit(b) => {
-                    within(timer, timeouts.write, "write", io.write_all(&b)).await?;
+                    match deflate.as_mut() {
+                        Some(z) => {
+                            let c = z.compress(&b, false)?;
+                            within(timer, timeouts.write, "write", io.write_all(&c)).await?;
+                        }
+                        None => within(timer, timeouts.write, "write", io.write_all(&b)).await?,
+                    }
                     wrote = true;
+                }
+                Output::Compress => {
+                    within(timer, timeouts.write, "write", io.flush()).await?;
+                    deflate = Some(deflate::Deflate::new());
+                    wrote = false;
                 }
                 Output::Event(e) => handler.handle(session, tls_text.as_deref(), e).await,
                 Output::StartTls => {
@@ -280,6 +294,10 @@ where
                     wrote = false;
                 }
                 Output::Closed => {
+                    if let Some(z) = deflate.as_mut() {
+                        let c = z.compress(&[], true)?;
+                        within(timer, timeouts.write, "write", io.write_all(&c)).await?;
+                    }
                     within(timer, timeouts.write, "write", io.flush()).await?;
                     let _ = within(timer, timeouts.write, "close", io.close()).await;
                     return Ok(());
@@ -287,6 +305,10 @@ where
             }
         }
         if wrote {
+            if let Some(z) = deflate.as_mut() {
+                let c = z.compress(&[], true)?;
+                within(timer, timeouts.write, "write", io.write_all(&c)).await?;
+            }
             within(timer, timeouts.write, "write", io.flush()).await?;
         }
         // Wait for input or the session's deadline.
@@ -344,7 +366,18 @@ where
             Wake::Read(Ok(0)) => session.handle_eof(now),
             Wake::Read(Ok(n)) => {
                 handler.deliver_news(session);
-                session.handle_input(now, &buf[..n]);
+                match deflate.as_mut() {
+                    Some(z) => {
+                        if let Err(e) =
+                            z.decompress(&buf[..n], |piece| session.handle_input(now, piece))
+                        {
+                            session.handle_eof(now);
+                            while session.poll_output().is_some() {}
+                            return Err(e);
+                        }
+                    }
+                    None => session.handle_input(now, &buf[..n]),
+                }
                 if n == buf.len() && buf.len() < READ_MAX {
                     buf.resize(buf.len() * 2, 0);
                 }

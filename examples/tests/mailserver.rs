@@ -1862,18 +1862,19 @@ print('rcpt-small', c.rcpt('demo@example.test')[0])
 c.quit()
 "#,
     );
-    for want in [
-        "caps True True",
-        "append1 OK",
-        "quotaroot OK [[b'INBOX \"\"'], [b'\"\" (STORAGE 534 1024)']]",
-        "quota OK [b'\"\" (STORAGE 534 1024)']",
-        "append2 NO [b'[OVERQUOTA] over quota']",
-        "copy NO [b'[OVERQUOTA] over quota']",
-        "setquota NO",
-        "rcpt-small 250",
-    ] {
-        assert!(out.contains(want), "{want} missing in\n{out}");
-    }
+    has_all(
+        &out,
+        &[
+            "caps True True",
+            "append1 OK",
+            "quotaroot OK [[b'INBOX \"\"'], [b'\"\" (STORAGE 534 1024)']]",
+            "quota OK [b'\"\" (STORAGE 534 1024)']",
+            "append2 NO [b'[OVERQUOTA] over quota']",
+            "copy NO [b'[OVERQUOTA] over quota']",
+            "setquota NO",
+            "rcpt-small 250",
+        ],
+    );
     // Once full, SMTP says so for the recipient.
     let out = imap_script(
         &s,
@@ -1963,20 +1964,21 @@ m.logout()
 "#
         ),
     );
-    for want in [
-        "caps True True",
-        "enabled [b'QRESYNC']",
-        "first True True",
-        "resync OK [b'(EARLIER) 4'] [b'2 (UID 2 FLAGS (\\\\Seen) MODSEQ (",
-        "h2-above True",
-        "changedsince OK [b'2 (UID 2 FLAGS (\\\\Seen) MODSEQ (",
-        "[b'(EARLIER) 4']",
-        "nothing-new OK [None]",
-        "conditional OK [b'[MODIFIED 1] Conditional STORE failed for some messages'] None",
-        "conditional-ok OK 1 (FLAGS (\\Flagged) MODSEQ (n))",
-    ] {
-        assert!(out.contains(want), "{want} missing in\n{out}");
-    }
+    has_all(
+        &out,
+        &[
+            "caps True True",
+            "enabled [b'QRESYNC']",
+            "first True True",
+            "resync OK [b'(EARLIER) 4'] [b'2 (UID 2 FLAGS (\\\\Seen) MODSEQ (",
+            "h2-above True",
+            "changedsince OK [b'2 (UID 2 FLAGS (\\\\Seen) MODSEQ (",
+            "[b'(EARLIER) 4']",
+            "nothing-new OK [None]",
+            "conditional OK [b'[MODIFIED 1] Conditional STORE failed for some messages'] None",
+            "conditional-ok OK 1 (FLAGS (\\Flagged) MODSEQ (n))",
+        ],
+    );
     let status: u64 = out
         .lines()
         .find_map(|l| l.strip_prefix("status INBOX (HIGHESTMODSEQ "))
@@ -2012,4 +2014,68 @@ print('next', re.search(r'MODSEQ \((\d+)\)', data[0].decode()).group(1))
     };
     assert_eq!(num("after "), status, "{out}");
     assert!(num("next ") > status, "{out}");
+}
+
+/// COMPRESS=DEFLATE over STARTTLS with a raw-DEFLATE client (Python's
+/// zlib, as RFC 4978 says: no zlib header, a sync flush per burst): the
+/// OK comes uncompressed, everything after it compressed both ways, a
+/// FETCH of a large message included; a second COMPRESS is refused.
+#[test]
+fn compress_deflate_carries_the_session_after_its_ok() {
+    let s = start();
+    let out = imap_script(
+        &s,
+        r#"
+import zlib
+big = b'Subject: big\r\n\r\n' + b''.join(b'line %06d of a message that compresses well\r\n' % i for i in range(20000))
+print('append', m.append('INBOX', None, None, big)[0])
+print('offered', 'COMPRESS=DEFLATE' in m.capability()[1][0].decode().split())
+sock = m.sock
+tag = m._new_tag().decode()
+m.send(('%s COMPRESS DEFLATE\r\n' % tag).encode())
+print('ok', m.readline().decode().strip())
+# From here on raw DEFLATE both ways, read from the TLS socket directly.
+tx = zlib.compressobj(6, zlib.DEFLATED, -15)
+rx = zlib.decompressobj(-15)
+wire = [0]
+def send(line):
+    sock.sendall(tx.compress(line) + tx.flush(zlib.Z_SYNC_FLUSH))
+def until(done):
+    data = b''
+    while not done(data):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise SystemExit('closed; got %r' % data[-200:])
+        wire[0] += len(chunk)
+        data += rx.decompress(chunk)
+    return data
+send(b'c1 SELECT INBOX\r\n')
+print('select', until(lambda d: b'c1 OK' in d).split(b'\r\n')[-2].decode())
+send(b'c2 FETCH 1 BODY.PEEK[]\r\n')
+data = until(lambda d: b'c2 OK' in d)
+print('fetched', big in data, 'ratio', round(len(data) / wire[0]))
+send(b'c3 COMPRESS DEFLATE\r\n')
+print('again', until(lambda d: b'c3 ' in d).decode().strip())
+send(b'c4 LOGOUT\r\n')
+print('bye', b'c4 OK' in until(lambda d: b'c4 OK' in d))
+"#,
+    );
+    has_all(
+        &out,
+        &[
+            "append OK",
+            "offered True",
+            "DEFLATE active",
+            "select c1 OK [READ-WRITE] SELECT completed",
+            "fetched True",
+            "again c3 NO [COMPRESSIONACTIVE]",
+            "bye True",
+        ],
+    );
+    let ratio: u64 = out
+        .lines()
+        .find_map(|l| l.split("ratio ").nth(1))
+        .and_then(|r| r.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(ratio >= 5, "the FETCH went compressed: {out}");
 }

@@ -371,6 +371,7 @@ impl Transport {
                     self.starttls = false;
                 }
                 session_core::Output::StartTls => self.starttls = true,
+                session_core::Output::Compress => assert!(!self.closed, "compress after close"),
                 session_core::Output::Event(e) => {
                     assert!(!self.closed, "event after close");
                     events.push(e);

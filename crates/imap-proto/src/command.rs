@@ -219,6 +219,8 @@ pub enum CommandBody<'a> {
     Close,
     /// `UNSELECT` (RFC 3691)
     Unselect,
+    /// `COMPRESS mechanism` (RFC 4978), the mechanism upper-cased.
+    Compress(String),
     /// `EXPUNGE`, or `UID EXPUNGE set` (RFC 4315)
     Expunge(Option<SequenceSet>),
     /// `[UID] COPY set mailbox`
@@ -972,6 +974,7 @@ impl CommandBody<'_> {
             C::Check => C::Check,
             C::Close => C::Close,
             C::Unselect => C::Unselect,
+            C::Compress(m) => C::Compress(m),
             C::Expunge(s) => C::Expunge(s),
             C::Copy { uid, set, mailbox } => C::Copy { uid, set, mailbox },
             C::Store {
@@ -1093,6 +1096,12 @@ impl<'a> Command<'a> {
             (false, b"CHECK") => simple(CommandBody::Check)?,
             (false, b"CLOSE") => simple(CommandBody::Close)?,
             (false, b"UNSELECT") => simple(CommandBody::Unselect)?,
+            (false, b"COMPRESS") => {
+                let (r, _) = sp(i)?;
+                let (r, m) = atom(r)?;
+                end(r)?;
+                CommandBody::Compress(m.to_ascii_uppercase())
+            }
             (false, b"EXPUNGE") => simple(CommandBody::Expunge(None))?,
             (true, b"EXPUNGE") => {
                 let (r, _) = sp(i)?;
@@ -1499,6 +1508,9 @@ impl<'a> Command<'a> {
             }
             CommandBody::Unselect => {
                 e.raw(b"UNSELECT");
+            }
+            CommandBody::Compress(m) => {
+                e.raw(b"COMPRESS ").raw(m.as_bytes());
             }
             CommandBody::Expunge(None) => {
                 e.raw(b"EXPUNGE");

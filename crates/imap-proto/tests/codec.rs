@@ -202,6 +202,10 @@ fn rfc3501_command_examples() {
         ),
         ("a1 IDLE\r\n", CommandBody::Idle),
         ("n NAMESPACE\r\n", CommandBody::Namespace),
+        (
+            "z COMPRESS deflate\r\n",
+            CommandBody::Compress("DEFLATE".into()),
+        ),
         ("u UNSELECT\r\n", CommandBody::Unselect),
     ];
     for (line, want) in table {
@@ -480,6 +484,7 @@ fn command() -> impl Strategy<Value = Command<'static>> {
         Just(CommandBody::Capability),
         Just(CommandBody::Noop),
         Just(CommandBody::Idle),
+        "[A-Z]{1,8}".prop_map(CommandBody::Compress),
         (
             proptest::collection::vec(any::<u8>().prop_filter("no NUL", |b| *b != 0), 1..20),
             proptest::collection::vec(any::<u8>().prop_filter("no NUL", |b| *b != 0), 1..20)

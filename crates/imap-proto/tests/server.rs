@@ -14,6 +14,7 @@ struct H {
     wire: String,
     events: Vec<Event>,
     tls_asked: bool,
+    compress_asked: bool,
     closed: bool,
 }
 
@@ -30,6 +31,7 @@ impl H {
             wire: String::new(),
             events: Vec::new(),
             tls_asked: false,
+            compress_asked: false,
             closed: false,
         };
         h.pump();
@@ -46,6 +48,7 @@ impl H {
                 Output::Transmit(b) => self.wire.push_str(&String::from_utf8_lossy(&b)),
                 Output::Event(e) => self.events.push(e),
                 Output::StartTls => self.tls_asked = true,
+                Output::Compress => self.compress_asked = true,
                 Output::Closed => self.closed = true,
             }
         }
@@ -1152,4 +1155,35 @@ fn with_qresync_expunges_are_vanished_and_uid_fetch_can_ask_for_them() {
         "* VANISHED 1,5\r\nx OK EXPUNGE completed\r\n"
     );
     assert_eq!(h.s.view().uids(), &[4]);
+}
+
+#[test]
+fn compress_deflate_switches_after_the_tagged_ok_and_only_once() {
+    let mut h = H::with(|c| c.compress = true);
+    // Not before login.
+    assert!(h.send("a COMPRESS DEFLATE\r\n").contains("\r\na BAD"));
+    h.login();
+    assert!(h.send("c CAPABILITY\r\n").contains(" COMPRESS=DEFLATE"));
+    assert!(h.send("b COMPRESS LZMA\r\n").starts_with("b BAD"));
+    // The OK is the last uncompressed byte; what the client sent before
+    // seeing it is dropped, not read as commands.
+    let w = h.send("z COMPRESS DEFLATE\r\nn NOOP\r\n");
+    assert_eq!(w, "z OK DEFLATE active\r\n");
+    assert!(h.compress_asked);
+    assert!(h.events.is_empty());
+    // The socket loop now inflates; the session reads commands again.
+    assert!(
+        h.send("y COMPRESS DEFLATE\r\n")
+            .starts_with("y NO [COMPRESSIONACTIVE]")
+    );
+    assert!(!h.send("c CAPABILITY\r\n").contains("COMPRESS=DEFLATE"));
+}
+
+#[test]
+fn compress_is_not_offered_unless_configured() {
+    let mut h = H::new();
+    h.login();
+    assert!(!h.send("c CAPABILITY\r\n").contains("COMPRESS"));
+    assert!(h.send("z COMPRESS DEFLATE\r\n").starts_with("z BAD"));
+    assert!(!h.compress_asked);
 }

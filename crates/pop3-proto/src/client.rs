@@ -22,7 +22,7 @@
 //!         match out {
 //!             Output::Transmit(b) => wire.extend_from_slice(&b),
 //!             Output::Event(e) => events.push(e),
-//!             Output::StartTls | Output::Closed => unreachable!(),
+//!             Output::StartTls | Output::Compress | Output::Closed => unreachable!(),
 //!         }
 //!     }
 //! }

@@ -47,7 +47,7 @@
 //!                     s.reject(token, busy).unwrap();
 //!                 }
 //!             }
-//!             Output::StartTls => unreachable!("no STLS here"),
+//!             Output::StartTls | Output::Compress => unreachable!("no STLS here"),
 //!             Output::Closed => {}
 //!         }
 //!     }

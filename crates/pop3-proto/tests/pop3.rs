@@ -113,6 +113,7 @@ impl Driver {
                     }
                 }
                 Output::StartTls => self.log.push("starttls".into()),
+                Output::Compress => self.log.push("compress".into()),
                 Output::Closed => self.log.push("closed".into()),
                 Output::Event(e) => panic!("{e:?}"),
             }
@@ -448,6 +449,7 @@ fn drain_client(c: &mut client::Session) -> (Vec<u8>, Vec<Reply>) {
             client::Output::Transmit(b) => wire.extend_from_slice(&b),
             client::Output::Event(e) => events.push(e),
             client::Output::StartTls => events.push(Reply::Continue("<starttls>".into())),
+            client::Output::Compress => events.push(Reply::Continue("<compress>".into())),
             client::Output::Closed => events.push(Reply::Continue("<closed>".into())),
         }
     }

@@ -42,7 +42,7 @@
 //!             match out {
 //!                 Output::Transmit(bytes) => wire.extend_from_slice(&bytes),
 //!                 Output::Event(event) => on_event(session, event),
-//!                 Output::StartTls => unimplemented!("no TLS in this example"),
+//!                 Output::StartTls | Output::Compress => unimplemented!("not in this example"),
 //!                 Output::Closed => return wire,
 //!             }
 //!         }

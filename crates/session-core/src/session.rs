@@ -19,6 +19,13 @@ pub enum Output<E> {
     /// [`Session::tls_established`]. Plaintext the peer pipelined after the
     /// command has already been thrown away.
     StartTls,
+    /// Write everything transmitted so far as it is; from then on compress
+    /// everything written and decompress everything read (raw DEFLATE,
+    /// RFC 1951, as IMAP COMPRESS=DEFLATE says: RFC 4978), flushing the
+    /// compressor (a sync flush) whenever the transmitted bytes are
+    /// flushed. Input the peer sent before seeing the switch has already
+    /// been thrown away. Only sessions configured for it ask.
+    Compress,
     /// Write everything transmitted so far and close the connection. Nothing
     /// follows.
     Closed,

@@ -88,6 +88,7 @@ impl Pair {
                     }
                     Output::Event(e) => self.events.push(e),
                     Output::StartTls => self.client_tls = true,
+                    Output::Compress => panic!("SMTP never compresses"),
                     Output::Closed => self.client_closed = true,
                 }
             }
@@ -478,6 +479,7 @@ fn drain(
             Output::Transmit(b) => wire.extend_from_slice(&b),
             Output::Event(e) => events.push(e),
             Output::StartTls => marks.push("starttls"),
+            Output::Compress => marks.push("compress"),
             Output::Closed => marks.push("closed"),
         }
     }

@@ -107,6 +107,7 @@ impl Run {
                     self.decide(token);
                 }
                 Output::StartTls => panic!("no STARTTLS sent"),
+                Output::Compress => panic!("SMTP never compresses"),
                 Output::Closed => self.closed = true,
             }
         }

@@ -93,7 +93,8 @@ async fn connection(
                 Output::Transmit(bytes) => socket.write_all(&bytes).await?,
                 Output::Event(e) => answer(&mut session, &mail, e),
                 Output::Closed => return Ok(()),
-                Output::StartTls => return Ok(()), // not offered: cannot happen
+                // Neither is offered here: cannot happen.
+                Output::StartTls | Output::Compress => return Ok(()),
             }
         }
         let n = match session.poll_timeout() {

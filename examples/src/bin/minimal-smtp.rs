@@ -56,7 +56,8 @@ async fn connection(mut socket: TcpStream, config: Arc<Config>) -> std::io::Resu
                         let _ = session.reject(token, smtp_proto::replies::LOCAL_ERROR);
                     }
                 }
-                Output::StartTls => return Ok(()), // not offered: cannot happen
+                // Neither is offered here: cannot happen.
+                Output::StartTls | Output::Compress => return Ok(()),
             }
         }
         // Wait for the client, or for the session's timeout.

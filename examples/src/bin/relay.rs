@@ -94,7 +94,7 @@ async fn connection(
                     }
                 }
                 Output::Closed => return Ok(()),
-                Output::StartTls => return Ok(()), // not offered
+                Output::StartTls | Output::Compress => return Ok(()), // not offered
             }
         }
         let n = match session.poll_timeout() {
@@ -153,7 +153,7 @@ async fn forward(
                     return Err(e.to_string());
                 }
                 client::Output::Event(_) => {}
-                client::Output::Closed | client::Output::StartTls => {
+                client::Output::Closed | client::Output::StartTls | client::Output::Compress => {
                     return result.ok_or_else(|| "connection closed".to_owned());
                 }
             }

@@ -229,6 +229,8 @@ impl Conn {
                     self.events.push_back(e);
                 }
                 Output::StartTls => self.handshake().await?,
+                // Only IMAP sessions compress.
+                Output::Compress => {}
                 Output::Closed => {
                     self.closed = true;
                     let _ = self.flush().await;

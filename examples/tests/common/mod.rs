@@ -157,6 +157,13 @@ pub fn start() -> Server {
     start_in(&data, Some(dir), None)
 }
 
+/// Fails unless `out` (a script's output) holds every one of `wants`.
+pub fn has_all(out: &str, wants: &[&str]) {
+    for want in wants {
+        assert!(out.contains(want), "{want} missing in\n{out}");
+    }
+}
+
 /// Runs a Python script with the server's ports as arguments; returns
 /// its standard output, failing the test on a non-zero exit.
 pub fn python(s: &Server, script: &str) -> String {

@@ -88,6 +88,9 @@ pub struct Config {
     pub starttls: bool,
     /// The connection is TLS from the first byte (port 993).
     pub implicit_tls: bool,
+    /// COMPRESS=DEFLATE (RFC 4978) is offered after login: the socket loop
+    /// carries out [`session_core::Output::Compress`].
+    pub compress: bool,
     /// LOGIN and AUTHENTICATE PLAIN before TLS (LOGINDISABLED otherwise).
     pub allow_plaintext_auth: bool,
     /// SASL mechanisms offered after TLS (or always, with
@@ -110,6 +113,7 @@ impl Config {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             starttls: false,
+            compress: false,
             implicit_tls: false,
             allow_plaintext_auth: false,
             mechanisms: vec![sasl::Mechanism::Plain, sasl::Mechanism::ScramSha256],

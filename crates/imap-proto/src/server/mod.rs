@@ -186,6 +186,11 @@ pub struct Session {
     highest_modseq: u64,
     /// Messages the pending STORE left alone (UNCHANGEDSINCE failed).
     modified: Vec<u32>,
+    /// COMPRESS=DEFLATE is on.
+    compressed: bool,
+    /// Compression starts after the command just answered: the rest of
+    /// this input (sent before the client saw the OK) is dropped.
+    cut: bool,
 }
 
 impl fmt::Debug for Session {
@@ -238,6 +243,8 @@ impl Session {
             qresync: false,
             highest_modseq: 0,
             modified: Vec::new(),
+            compressed: false,
+            cut: false,
         };
         let caps = s.capabilities();
         s.status(
@@ -356,6 +363,9 @@ impl Session {
             }
         } else {
             c.extend(self.config.capabilities.iter().cloned());
+            if self.config.compress && !self.compressed {
+                c.push("COMPRESS=DEFLATE".into());
+            }
         }
         c
     }
@@ -1610,6 +1620,7 @@ impl Session {
         while pos < input.len()
             && !self.decisions.is_pending()
             && self.penalty.is_none()
+            && !self.cut
             && !matches!(self.state, State::Closed | State::AwaitTls)
         {
             let (used, item) = self.reader.push(&input[pos..]);
@@ -1674,8 +1685,9 @@ impl Session {
             }
             self.maybe_flush();
         }
-        if self.state == State::AwaitTls {
-            // A clean cut: nothing sent with STARTTLS in plaintext counts.
+        if self.state == State::AwaitTls || std::mem::take(&mut self.cut) {
+            // A clean cut: nothing sent with STARTTLS in plaintext, or
+            // uncompressed after COMPRESS, counts.
             self.reader.reset();
             pos = input.len();
         }
@@ -2020,6 +2032,24 @@ impl Session {
                 } else {
                     self.request(tag, Kind::Close, Request::Close);
                 }
+            }
+            C::Compress(mechanism) if authed && self.config.compress => {
+                if self.compressed {
+                    return self.tagged(
+                        &tag,
+                        StatusKind::No,
+                        Some(Code::Other("COMPRESSIONACTIVE".into(), None)),
+                        "DEFLATE is on already",
+                    );
+                }
+                if mechanism != "DEFLATE" {
+                    return self.bad(Some(&tag), "only DEFLATE is offered");
+                }
+                self.tagged(&tag, StatusKind::Ok, None, "DEFLATE active");
+                self.flush();
+                self.queue.push_back(Output::Compress);
+                self.compressed = true;
+                self.cut = true;
             }
             C::Unselect if selected => {
                 self.state = State::Authenticated;

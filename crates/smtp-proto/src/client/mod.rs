@@ -43,7 +43,7 @@
 //!         match out {
 //!             Output::Transmit(b) => wire.extend_from_slice(&b),
 //!             Output::Event(e) => events.push(e),
-//!             Output::StartTls | Output::Closed => {}
+//!             Output::StartTls | Output::Compress | Output::Closed => {}
 //!         }
 //!     }
 //!     events

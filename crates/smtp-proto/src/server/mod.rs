@@ -67,7 +67,7 @@
 //!                     session.reject(token, smtp_proto::replies::LOCAL_ERROR).unwrap();
 //!                 }
 //!             }
-//!             Output::StartTls => unreachable!("STARTTLS is not sent here"),
+//!             Output::StartTls | Output::Compress => unreachable!("STARTTLS is not sent here"),
 //!         }
 //!     }
 //!     // Then sleep until session.poll_timeout() or the next read.

@@ -169,6 +169,7 @@ impl Driver {
                     self.log.push("STARTTLS".to_owned());
                     self.starttls = true;
                 }
+                Output::Compress => panic!("SMTP never compresses"),
                 Output::Closed => {
                     self.log.push("CLOSED".to_owned());
                     self.closed = true;
