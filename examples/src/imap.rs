@@ -307,6 +307,7 @@ pub fn session_config(
     c.capabilities = [
         "UIDPLUS",
         "MULTIAPPEND",
+        "CATENATE",
         "MOVE",
         "CHILDREN",
         "LIST-EXTENDED",
@@ -1172,6 +1173,36 @@ impl ImapConn {
         }
     }
 
+    /// The start of one APPEND message (literal or CATENATE): the first
+    /// drops anything staged before, a later one closes the previous
+    /// message's body; then the target, flags and internal date, or the
+    /// refusal (`TRYCREATE`, a bad keyword).
+    async fn next_staged(
+        &mut self,
+        index: usize,
+        mailbox: &Mailbox,
+        flags: &[Flag],
+        date: Option<String>,
+    ) -> Result<(MailboxName, Flags, i64), Completion> {
+        if index == 0 {
+            self.spool.abort().await;
+            self.staged.clear();
+        } else {
+            let body = self.spool.finish().await;
+            if let Some(st) = self.staged.last_mut() {
+                st.body = body;
+            }
+        }
+        let name = mailbox_name(mailbox)
+            .ok_or_else(|| Completion::no_code(Code::TryCreate, "no such mailbox"))?;
+        let flags = store_flags(flags).ok_or_else(|| Completion::bad("invalid keyword"))?;
+        let date = date
+            .as_deref()
+            .and_then(parse_date)
+            .unwrap_or_else(now_secs);
+        Ok((name, flags, date))
+    }
+
     /// The UIDs of the selected mailbox's messages that match `keys`, with
     /// their MODSEQs, read in batches off the async workers; `None` if the
     /// store failed.
@@ -1468,28 +1499,11 @@ impl ImapConn {
                 index,
                 size,
             } => {
-                if index == 0 {
-                    self.spool.abort().await;
-                    self.staged.clear();
-                } else {
-                    let body = self.spool.finish().await;
-                    if let Some(st) = self.staged.last_mut() {
-                        st.body = body;
-                    }
-                }
-                let Some(name) = mailbox_name(&mailbox) else {
-                    return s.reject(
-                        token,
-                        Completion::no_code(Code::TryCreate, "no such mailbox"),
-                    );
-                };
-                let Some(flags) = store_flags(&flags) else {
-                    return s.reject(token, Completion::bad("invalid keyword"));
-                };
-                let date = date
-                    .as_deref()
-                    .and_then(parse_date)
-                    .unwrap_or_else(now_secs);
+                let (name, flags, date) =
+                    match self.next_staged(index, &mailbox, &flags, date).await {
+                        Ok(t) => t,
+                        Err(refusal) => return s.reject(token, refusal),
+                    };
                 let (ctx, u) = (self.ctx.clone(), user.clone());
                 if blocking(move || ctx.over_quota(&u, size))
                     .await
@@ -1513,6 +1527,45 @@ impl ImapConn {
                         Completion::no_code(Code::TryCreate, "no such mailbox"),
                     ),
                 }
+            }
+            Request::Catenate {
+                mailbox,
+                flags,
+                date,
+                parts,
+                index,
+            } => {
+                let (name, flags, date) =
+                    match self.next_staged(index, &mailbox, &flags, date).await {
+                        Ok(t) => t,
+                        Err(refusal) => return s.reject(token, refusal),
+                    };
+                let limit = s.config().limits.max_append;
+                let (u, n) = (user.clone(), name.clone());
+                let built = blocking(move || catenate(&store, &u, &n, &parts, limit)).await;
+                let message = match built {
+                    Some(Ok(m)) => m,
+                    Some(Err(refusal)) => return s.reject(token, refusal),
+                    None => {
+                        return s.reject(token, Completion::no("the message could not be built"));
+                    }
+                };
+                let (ctx, u) = (self.ctx.clone(), user.clone());
+                let size = message.len() as u64;
+                if blocking(move || ctx.over_quota(&u, size))
+                    .await
+                    .unwrap_or(false)
+                {
+                    return s.reject(token, over_quota());
+                }
+                self.spool.push(&message).await;
+                self.staged.push(Staged {
+                    mailbox: name,
+                    flags,
+                    date,
+                    body: None,
+                });
+                s.accept(token)
             }
             Request::Fetch {
                 messages,
@@ -1836,6 +1889,55 @@ impl ImapConn {
             _ => s.reject(token, Completion::bad("not supported")),
         }
     }
+}
+
+/// A CATENATE message (RFC 4469) built from its parts: TEXT as it is, URL
+/// parts read from this user's mailboxes (RFC 5092 URLs; a UIDVALIDITY that
+/// differs, a missing message or section, another server's URL: `NO
+/// [BADURL url]`). `NO [TRYCREATE]` when the target does not exist; `NO
+/// [TOOBIG]` past `limit` octets. Blocking.
+fn catenate(
+    store: &Store,
+    user: &UserName,
+    target: &MailboxName,
+    parts: &[imap_proto::CatenatePart<'_>],
+    limit: u64,
+) -> Result<Vec<u8>, Completion> {
+    if store.mailbox(user, target).is_err() {
+        return Err(Completion::no_code(Code::TryCreate, "no such mailbox"));
+    }
+    let mut out = Vec::new();
+    for part in parts {
+        match part {
+            imap_proto::CatenatePart::Text(t) => out.extend_from_slice(t),
+            imap_proto::CatenatePart::Url(url) => {
+                let bad = || {
+                    Completion::no_code(
+                        Code::Other("BADURL".into(), Some(url.clone())),
+                        "the URL names no message here",
+                    )
+                };
+                let u = imap_proto::url::ImapUrl::parse(url).ok_or_else(bad)?;
+                let mb = MailboxName::new(&u.mailbox).map_err(|_| bad())?;
+                let info = store.mailbox(user, &mb).map_err(|_| bad())?;
+                if u.uid_validity.is_some_and(|v| v != info.uid_validity) {
+                    return Err(bad());
+                }
+                let message = read_message(store, user, &mb, u.uid).ok_or_else(bad)?;
+                out.extend(u.extract(&message).ok_or_else(bad)?);
+            }
+        }
+        if out.len() as u64 > limit {
+            return Err(Completion::no_code(
+                Code::Other("TOOBIG".into(), None),
+                "message too large",
+            ));
+        }
+    }
+    if out.contains(&0) {
+        return Err(Completion::no("NUL is not allowed in a message"));
+    }
+    Ok(out)
 }
 
 /// STATUS values of one mailbox.

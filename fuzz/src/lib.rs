@@ -648,10 +648,14 @@ pub fn imap_server_session(data: &[u8]) {
         b"q UID FETCH 1:* (FLAGS) (CHANGEDSINCE 2 VANISHED)\r\n",
         b"r STORE 1:3 (UNCHANGEDSINCE 4) +FLAGS.SILENT (\\Seen)\r\n",
         b"s SEARCH RETURN (MIN MAX) MODSEQ 3\r\n",
+        b"t APPEND INBOX CATENATE (URL \"/INBOX/;UID=1\" TEXT {3+}\r\nabc) {2}\r\n",
+        b"u COMPRESS DEFLATE\r\n",
+        b"v UID THREAD REFERENCES UTF-8 ALL\r\n",
     ];
     let mut config = Config::new("imap.example.org");
     if script.switches & 8 != 0 {
-        config.capabilities = vec!["CONDSTORE".into(), "QRESYNC".into()];
+        config.capabilities = vec!["CONDSTORE".into(), "QRESYNC".into(), "CATENATE".into()];
+        config.compress = true;
     }
     config.allow_plaintext_auth = script.switches & 1 != 0;
     config.starttls = script.switches & 2 != 0;
@@ -725,6 +729,7 @@ pub fn imap_server_session(data: &[u8]) {
                             append_left = size;
                             s.accept(token)
                         }
+                        Request::Catenate { .. } => s.accept(token),
                         Request::Expunge { .. } | Request::Copy { moving: true, .. } => {
                             let first = s.view().uids().first().copied();
                             assert!(
@@ -814,6 +819,31 @@ fn event_token(e: imap_proto::server::Event) -> Option<session_core::Token> {
         | Event::Request { token, .. }
         | Event::AppendCommit { token } => Some(token),
         _ => None,
+    }
+}
+
+/// IMAP URLs (CATENATE's URL parts): any text parses or not without
+/// panicking; what parses names a UID that is not 0 and extracts from any
+/// message at most the message's octets (or a derived header block).
+pub fn imap_url(data: &[u8]) {
+    let split = data.iter().position(|b| *b == 0).unwrap_or(data.len());
+    let Ok(url) = std::str::from_utf8(&data[..split]) else {
+        return;
+    };
+    let Some(u) = imap_proto::url::ImapUrl::parse(url) else {
+        return;
+    };
+    assert_ne!(u.uid, 0);
+    assert!(u.uid_validity != Some(0));
+    let message = data.get(split + 1..).unwrap_or_default();
+    if let Some(part) = u.extract(message) {
+        // A HEADER.FIELDS section is built, the rest are slices.
+        assert!(
+            part.len() <= message.len() + 2,
+            "{} > {}",
+            part.len(),
+            message.len()
+        );
     }
 }
 

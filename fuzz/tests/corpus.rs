@@ -54,6 +54,11 @@ fn imap_command_corpus() {
 }
 
 #[test]
+fn imap_url_corpus() {
+    replay("imap_url", mailkit_fuzz::imap_url);
+}
+
+#[test]
 fn imap_response_corpus() {
     replay("imap_response", mailkit_fuzz::imap_response);
 }

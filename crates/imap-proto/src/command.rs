@@ -471,6 +471,60 @@ pub struct AppendMessage<'a> {
     /// Sent as `UTF8 (~{n})` (RFC 6855 §4): the message may carry UTF-8
     /// header fields. Parsed only once UTF8=ACCEPT is enabled.
     pub utf8: bool,
+    /// `CATENATE (…)` (RFC 4469): the message is these parts joined, and
+    /// `message` is empty.
+    pub catenate: Option<Vec<CatenatePart<'a>>>,
+}
+
+/// One part of a `CATENATE` message (RFC 4469).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatenatePart<'a> {
+    /// `URL "…"`: a message or a section of one, by IMAP URL (RFC 5092).
+    Url(String),
+    /// `TEXT literal`: octets as they are.
+    Text(Cow<'a, [u8]>),
+}
+
+impl CatenatePart<'_> {
+    /// The same part owning its bytes.
+    pub fn into_owned(self) -> CatenatePart<'static> {
+        match self {
+            CatenatePart::Url(u) => CatenatePart::Url(u),
+            CatenatePart::Text(t) => CatenatePart::Text(Cow::Owned(t.into_owned())),
+        }
+    }
+}
+
+/// `"CATENATE" SP "(" cat-part *(SP cat-part) ")"`, after the keyword.
+fn catenate(i: &[u8]) -> PResult<'_, Vec<CatenatePart<'_>>> {
+    let mut r = i
+        .strip_prefix(b"(")
+        .ok_or(SyntaxError::Invalid("CATENATE needs ("))?;
+    let mut parts = Vec::new();
+    loop {
+        let (r2, word) = atom(r)?;
+        let (r2, _) = sp(r2)?;
+        let (r2, part) = if word.eq_ignore_ascii_case("URL") {
+            let (r3, u) = astring(r2)?;
+            let u = String::from_utf8(u.into_owned())
+                .map_err(|_| SyntaxError::Invalid("URL is not UTF-8"))?;
+            (r3, CatenatePart::Url(u))
+        } else if word.eq_ignore_ascii_case("TEXT") {
+            if !(r2.first() == Some(&b'{') || r2.starts_with(b"~{")) {
+                return Err(SyntaxError::Invalid("TEXT needs a literal"));
+            }
+            let (r3, t) = string(r2)?;
+            (r3, CatenatePart::Text(t))
+        } else {
+            return Err(SyntaxError::Invalid("CATENATE parts are URL or TEXT"));
+        };
+        parts.push(part);
+        match r2.first() {
+            Some(b')') => return Ok((&r2[1..], parts)),
+            Some(b' ') => r = &r2[1..],
+            _ => return Err(SyntaxError::Invalid("CATENATE part list")),
+        }
+    }
 }
 
 impl<'a> AppendMessage<'a> {
@@ -481,6 +535,7 @@ impl<'a> AppendMessage<'a> {
             date: None,
             message: message.into(),
             utf8: false,
+            catenate: None,
         }
     }
 }
@@ -493,6 +548,9 @@ impl AppendMessage<'_> {
             date: self.date,
             message: Cow::Owned(self.message.into_owned()),
             utf8: self.utf8,
+            catenate: self
+                .catenate
+                .map(|v| v.into_iter().map(CatenatePart::into_owned).collect()),
         }
     }
 }
@@ -531,6 +589,22 @@ fn append_message(i: &[u8], utf8_accept: bool) -> PResult<'_, AppendMessage<'_>>
                 date,
                 message,
                 utf8: true,
+                catenate: None,
+            },
+        ));
+    }
+    if r.get(..9)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"CATENATE "))
+    {
+        let (r, parts) = catenate(&r[9..])?;
+        return Ok((
+            r,
+            AppendMessage {
+                flags,
+                date,
+                message: Cow::Borrowed(b""),
+                utf8: false,
+                catenate: Some(parts),
             },
         ));
     }
@@ -545,6 +619,7 @@ fn append_message(i: &[u8], utf8_accept: bool) -> PResult<'_, AppendMessage<'_>>
             date,
             message,
             utf8: false,
+            catenate: None,
         },
     ))
 }
@@ -1768,7 +1843,19 @@ impl<'a> Command<'a> {
                     if let Some(d) = &msg.date {
                         e.raw(b" ").string(d.as_bytes());
                     }
-                    if msg.utf8 {
+                    if let Some(parts) = &msg.catenate {
+                        e.raw(b" CATENATE (");
+                        for (k, part) in parts.iter().enumerate() {
+                            if k > 0 {
+                                e.raw(b" ");
+                            }
+                            match part {
+                                CatenatePart::Url(u) => e.raw(b"URL ").string(u.as_bytes()),
+                                CatenatePart::Text(t) => e.raw(b"TEXT ").literal(t),
+                            };
+                        }
+                        e.raw(b")");
+                    } else if msg.utf8 {
                         e.raw(b" UTF8 (").literal8(&msg.message).raw(b")");
                     } else {
                         e.raw(b" ").literal(&msg.message);

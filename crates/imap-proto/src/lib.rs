@@ -111,11 +111,13 @@ pub mod search;
 mod seq;
 pub mod server;
 pub mod sort;
+pub mod url;
 pub mod utf7;
 
 pub use command::{
-    AppendMessage, Command, CommandBody, CommandError, ListReturn, ListSelect, Mailbox, QResync,
-    SearchReturn, SortCriterion, SortKey, StatusItem, StoreOp, ThreadAlgorithm, is_idle_done,
+    AppendMessage, CatenatePart, Command, CommandBody, CommandError, ListReturn, ListSelect,
+    Mailbox, QResync, SearchReturn, SortCriterion, SortKey, StatusItem, StoreOp, ThreadAlgorithm,
+    is_idle_done,
 };
 pub use core::{
     Chunk, Encoder, LiteralMode, SyntaxError, Tag, is_astring_char, is_atom_char, join,

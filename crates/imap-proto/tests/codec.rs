@@ -670,13 +670,26 @@ fn command() -> impl Strategy<Value = Command<'static>> {
                     proptest::collection::vec(
                         any::<u8>().prop_filter("no NUL", |b| *b != 0),
                         0..50
-                    )
+                    ),
+                    proptest::option::of(proptest::collection::vec(
+                        prop_oneof![
+                            "[ -~]{0,30}".prop_map(CatenatePart::Url),
+                            proptest::collection::vec(1u8..=255, 0..20)
+                                .prop_map(|t| CatenatePart::Text(t.into())),
+                        ],
+                        1..4
+                    ))
                 )
-                    .prop_map(|(flags, date, message)| AppendMessage {
+                    .prop_map(|(flags, date, message, catenate)| AppendMessage {
                         flags,
                         date,
-                        message: message.into(),
+                        message: if catenate.is_some() {
+                            Vec::new().into()
+                        } else {
+                            message.into()
+                        },
                         utf8: false,
+                        catenate,
                     }),
                 1..4
             )
@@ -834,6 +847,7 @@ fn rfc3501_message_commands() {
             date,
             message,
             utf8: false,
+            catenate: None,
         },
     ] = &messages[..]
     else {
@@ -908,6 +922,7 @@ fn rfc3501_message_commands() {
                     date: Some(" 1-Jul-2002 00:00:00 -0700".into()),
                     message: b"Second\r\n"[..].into(),
                     utf8: false,
+                    catenate: None,
                 },
             ],
         }
@@ -2068,4 +2083,31 @@ fn a_thread_chain_of_any_length_parses_encodes_and_drops() {
     let r = Response::parse(line.as_bytes(), false).unwrap();
     assert_eq!(r.encode(false), line.as_bytes());
     drop(r);
+}
+
+/// RFC 4469 §5's example: CATENATE with URL and TEXT parts, and a second
+/// message (MULTIAPPEND) that is a plain literal.
+#[test]
+fn rfc4469_catenate_example() {
+    let mut wire = b"A003 APPEND Drafts (\\Seen \\Draft $MDNSent) CATENATE (URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=HEADER\" TEXT {42}\r\n".to_vec();
+    wire.extend_from_slice(b"\r\n--------------030308070208000400050907\r\n");
+    wire.extend_from_slice(b" URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1.MIME\" URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1\") {5}\r\nhello\r\n");
+    let c = Command::parse(&wire, false).unwrap();
+    let CommandBody::Append { messages, .. } = &c.body else {
+        panic!("{c:?}")
+    };
+    assert_eq!(messages.len(), 2);
+    let parts = messages[0].catenate.as_ref().unwrap();
+    assert_eq!(parts.len(), 4);
+    assert_eq!(
+        parts[0],
+        CatenatePart::Url("/Drafts;UIDVALIDITY=385759045/;UID=20/;section=HEADER".into())
+    );
+    assert!(matches!(&parts[1], CatenatePart::Text(t) if t.len() == 42));
+    assert_eq!(messages[0].flags.len(), 3);
+    assert_eq!(messages[1].message.as_ref(), b"hello");
+    let again = join(&c.encode(true, false));
+    assert_eq!(Command::parse(&again, false).unwrap(), c);
+    assert!(Command::parse(b"a APPEND x CATENATE (FOO \"u\")\r\n", false).is_err());
+    assert!(Command::parse(b"a APPEND x CATENATE ()\r\n", false).is_err());
 }

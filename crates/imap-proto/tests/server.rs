@@ -1187,3 +1187,105 @@ fn compress_is_not_offered_unless_configured() {
     assert!(h.send("z COMPRESS DEFLATE\r\n").starts_with("z BAD"));
     assert!(!h.compress_asked);
 }
+
+#[test]
+fn catenate_messages_are_announced_in_order_with_a_streamed_literal_after_them() {
+    let mut h = H::with(|c| c.capabilities = vec!["CATENATE".into(), "MULTIAPPEND".into()]);
+    h.login();
+    // Only CATENATE messages: the command is read whole (its TEXT literal
+    // gets a `+` like any), then each message is built in turn.
+    assert_eq!(
+        h.send("a APPEND Drafts (\\Seen) CATENATE (URL \"/INBOX/;UID=3\" TEXT {5}\r\n"),
+        "+ Ready for literal data\r\n"
+    );
+    h.send("hello) CATENATE (TEXT {2+}\r\nhi)\r\n");
+    let (
+        token,
+        Request::Catenate {
+            parts,
+            index,
+            flags,
+            ..
+        },
+    ) = h.request()
+    else {
+        panic!()
+    };
+    assert_eq!((index, flags), (0, vec![Flag::Seen]));
+    assert_eq!(
+        parts,
+        vec![
+            imap_proto::CatenatePart::Url("/INBOX/;UID=3".into()),
+            imap_proto::CatenatePart::Text(b"hello"[..].into()),
+        ]
+    );
+    h.s.accept(token).unwrap();
+    let (token, Request::Catenate { index: 1, .. }) = h.request() else {
+        panic!()
+    };
+    h.s.accept(token).unwrap();
+    let Event::AppendCommit { token } = h.event() else {
+        panic!()
+    };
+    h.s.complete(token, Completion::ok("APPEND completed"))
+        .unwrap();
+    assert_eq!(h.take_wire(), "a OK APPEND completed\r\n");
+    // CATENATE, then a literal message that streams.
+    h.send("b APPEND Drafts CATENATE (URL \"/INBOX/;UID=3\") {4}\r\n");
+    let (token, Request::Catenate { index: 0, .. }) = h.request() else {
+        panic!()
+    };
+    h.s.accept(token).unwrap();
+    let (
+        token,
+        Request::Append {
+            index: 1, size: 4, ..
+        },
+    ) = h.request()
+    else {
+        panic!()
+    };
+    h.s.accept(token).unwrap();
+    assert_eq!(h.take_wire(), "+ Ready for literal data\r\n");
+    h.send("body\r\n");
+    assert!(matches!(h.event(), Event::AppendData(d) if &d[..] == b"body"));
+    let Event::AppendCommit { token } = h.event() else {
+        panic!()
+    };
+    h.s.complete(token, Completion::ok("APPEND completed"))
+        .unwrap();
+    assert_eq!(h.take_wire(), "b OK APPEND completed\r\n");
+    // A CATENATE refused (a bad URL): the literal after it is never asked
+    // for, what was staged is dropped, and the next command runs.
+    h.send("c APPEND Drafts CATENATE (TEXT {1+}\r\nx) CATENATE (URL \"/nope/;UID=1\") {3}\r\n");
+    let (token, Request::Catenate { index: 0, .. }) = h.request() else {
+        panic!()
+    };
+    h.s.accept(token).unwrap();
+    let (token, Request::Catenate { index: 1, .. }) = h.request() else {
+        panic!()
+    };
+    h.s.reject(
+        token,
+        Completion::no_code(
+            Code::Other("BADURL".into(), Some("/nope/;UID=1".into())),
+            "no such message",
+        ),
+    )
+    .unwrap();
+    assert!(matches!(h.event(), Event::AppendAbort));
+    let w = h.send("d NOOP\r\n");
+    assert!(w.contains("c NO [BADURL /nope/;UID=1]"), "{w}");
+    assert!(w.contains("d OK NOOP"), "{w}");
+}
+
+#[test]
+fn catenate_is_refused_unless_offered() {
+    let mut h = H::new();
+    h.login();
+    assert!(
+        h.send("a APPEND Drafts CATENATE (URL \"/INBOX/;UID=3\")\r\n")
+            .starts_with("a BAD")
+    );
+    assert!(h.events.is_empty());
+}

@@ -145,6 +145,25 @@ pub enum Request {
         /// 0 for the first message, then 1, 2… (MULTIAPPEND).
         index: usize,
     },
+    /// A CATENATE message of an APPEND (RFC 4469), in its place among the
+    /// command's messages: build it from `parts` (TEXT as it is; URL: a
+    /// message, or a section of one, that this user may read, named by an
+    /// IMAP URL, RFC 5092) and stage it as if its data had streamed, then
+    /// [`super::Session::accept`] (nothing follows), or
+    /// [`super::Session::reject`] (`BADURL`, `TRYCREATE`, `TOOBIG`): the
+    /// whole APPEND fails and nothing is stored.
+    Catenate {
+        /// Where.
+        mailbox: Mailbox,
+        /// Initial flags.
+        flags: Vec<Flag>,
+        /// Internal date as sent.
+        date: Option<String>,
+        /// The parts, in order.
+        parts: Vec<crate::CatenatePart<'static>>,
+        /// 0 for the first message of the APPEND, then 1, 2…
+        index: usize,
+    },
     /// FETCH: for each message found, [`super::Session::fetched`] with its
     /// values (UID is added by the session when needed); `\Seen` is set
     /// by the application for non-peek body sections.

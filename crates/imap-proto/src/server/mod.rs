@@ -123,7 +123,22 @@ enum Pending {
     Scram(Tag, Box<ServerExchange>),
     Request(Tag, Kind),
     Append(Tag),
+    /// A CATENATE message of an APPEND (RFC 4469).
+    Catenate(Tag),
     AppendCommit(Tag),
+}
+
+/// What of an APPEND waits its turn, in order: CATENATE messages the
+/// application builds from their parts, and the literal message the reader
+/// stopped at.
+#[derive(Debug)]
+enum AppendPart {
+    Catenate(crate::AppendMessage<'static>),
+    Literal {
+        flags: Vec<Flag>,
+        date: Option<String>,
+        size: u64,
+    },
 }
 
 /// An APPEND under way.
@@ -131,7 +146,13 @@ enum Pending {
 struct Append {
     tag: Tag,
     mailbox: Mailbox,
-    index: usize,
+    /// Messages announced to the application so far (the next one's index).
+    issued: usize,
+    /// The whole command was read (only CATENATE messages): the APPEND
+    /// commits after its last one, not at the reader's end.
+    whole: bool,
+    /// What is still to announce.
+    parts: VecDeque<AppendPart>,
     /// A NUL in a message: refused at the end (CHAR8 excludes NUL).
     nul: bool,
     /// A literal8 message whose binary parts could not be converted to
@@ -1225,11 +1246,14 @@ impl Session {
     /// [`Event::AppendData`].
     pub fn accept(&mut self, token: Token) -> Result<(), AnswerError> {
         let pending = self.decisions.take_if(token, |p| match p {
-            Pending::Append(_) => Ok(()),
+            Pending::Append(_) | Pending::Catenate(_) => Ok(()),
             _ => Err(ApiMisuse::WrongAnswer),
         })?;
         if self.is_closed() {
             return Ok(());
+        }
+        if let Pending::Catenate(_) = pending {
+            self.next_append_part();
         }
         if let Pending::Append(_) = pending {
             let sync = self.reader.accept_append();
@@ -1284,12 +1308,8 @@ impl Session {
         };
         match pending {
             Pending::Login(tag, _) | Pending::Scram(tag, _) => self.login_failed(&tag, completion),
-            Pending::Append(tag) => {
-                self.reader.refuse_append();
-                let index = self.append.take().map_or(0, |a| a.index);
-                if index > 0 {
-                    self.event(Event::AppendAbort);
-                }
+            Pending::Append(tag) | Pending::Catenate(tag) => {
+                self.refuse_append_part();
                 self.finish(&tag, Kind::Other, completion);
             }
             Pending::AppendCommit(tag) => self.finish(&tag, Kind::Other, completion),
@@ -1437,11 +1457,8 @@ impl Session {
             Pending::Login(tag, _) | Pending::Scram(tag, _) => {
                 self.finish(&tag, Kind::Other, busy())
             }
-            Pending::Append(tag) => {
-                self.reader.refuse_append();
-                if self.append.take().is_some_and(|a| a.index > 0) {
-                    self.event(Event::AppendAbort);
-                }
+            Pending::Append(tag) | Pending::Catenate(tag) => {
+                self.refuse_append_part();
                 self.finish(&tag, Kind::Other, busy());
             }
             Pending::AppendCommit(tag) => self.finish(&tag, Kind::Other, busy()),
@@ -1706,18 +1723,15 @@ impl Session {
         }
         probe.extend_from_slice(reader::probe_tail(args));
         let parsed = Command::parse(&probe, self.utf8);
-        let (tag, mailbox, msg) = match parsed {
+        let (tag, mailbox, mut messages) = match parsed {
             Ok(Command {
                 tag,
                 body: CommandBody::Append { mailbox, messages },
-            }) if !messages.is_empty() => {
-                let m = messages.into_iter().next();
-                match (first, self.append.as_ref()) {
-                    (true, _) => (tag, mailbox, m),
-                    (false, Some(a)) => (a.tag.clone(), a.mailbox.clone(), m),
-                    (false, None) => (tag, mailbox, None),
-                }
-            }
+            }) if !messages.is_empty() => match (first, self.append.as_ref()) {
+                (true, _) => (tag, mailbox, messages),
+                (false, Some(a)) => (a.tag.clone(), a.mailbox.clone(), messages),
+                (false, None) => (tag, mailbox, Vec::new()),
+            },
             _ => {
                 self.reader.refuse_append();
                 match self.append.take() {
@@ -1730,20 +1744,25 @@ impl Session {
                 return;
             }
         };
-        let Some(msg) = msg else {
+        // The literal the reader stopped at is the last message; CATENATE
+        // messages may come before it (RFC 4469 with MULTIAPPEND).
+        let Some(msg) = messages.pop() else {
             self.reader.refuse_append();
             return;
         };
+        if !messages.is_empty() && !self.offers("CATENATE") {
+            self.reader.refuse_append();
+            if self.append.take().is_some() {
+                self.event(Event::AppendAbort);
+            }
+            self.bad(Some(&tag), "CATENATE is not offered");
+            return;
+        }
         if !self.can_use_mailboxes() {
             self.reader.refuse_append();
             self.bad(Some(&tag), "APPEND needs a login");
             return;
         }
-        let index = if first {
-            0
-        } else {
-            self.append.as_ref().map_or(0, |a| a.index + 1)
-        };
         if size > self.config.limits.max_append {
             self.reader.refuse_append();
             if self.append.take().is_some() {
@@ -1758,25 +1777,90 @@ impl Session {
         }
         self.release_binary();
         let binary = args.ends_with(b"~");
+        let mut parts: VecDeque<AppendPart> = messages
+            .into_iter()
+            .map(|m| AppendPart::Catenate(m.into_owned()))
+            .collect();
+        parts.push_back(AppendPart::Literal {
+            flags: msg.flags,
+            date: msg.date,
+            size,
+        });
+        let previous = if first { None } else { self.append.as_ref() };
         self.append = Some(Append {
-            tag: tag.clone(),
-            mailbox: mailbox.clone(),
-            index,
-            nul: self.append.as_ref().is_some_and(|a| a.nul),
-            nul_binary: self.append.as_ref().is_some_and(|a| a.nul_binary),
+            tag,
+            mailbox,
+            issued: previous.map_or(0, |a| a.issued),
+            whole: false,
+            parts,
+            nul: previous.is_some_and(|a| a.nul),
+            nul_binary: previous.is_some_and(|a| a.nul_binary),
             held: binary.then(BytesMut::new),
         });
-        let token = self.token(Pending::Append(tag));
-        self.event(Event::Request {
-            token,
-            request: Request::Append {
-                mailbox,
-                flags: msg.flags,
-                date: msg.date,
-                size,
-                index,
-            },
-        });
+        self.next_append_part();
+    }
+
+    /// Announces the next message of the APPEND under way: a CATENATE one
+    /// to build, or the literal to stream; after the last CATENATE message
+    /// of a command read whole, the commit.
+    fn next_append_part(&mut self) {
+        let Some(a) = self.append.as_mut() else {
+            return;
+        };
+        let index = a.issued;
+        let (tag, mailbox) = (a.tag.clone(), a.mailbox.clone());
+        match a.parts.pop_front() {
+            Some(AppendPart::Catenate(m)) => {
+                a.issued += 1;
+                let token = self.token(Pending::Catenate(tag));
+                self.event(Event::Request {
+                    token,
+                    request: Request::Catenate {
+                        mailbox,
+                        flags: m.flags,
+                        date: m.date,
+                        parts: m.catenate.unwrap_or_default(),
+                        index,
+                    },
+                });
+            }
+            Some(AppendPart::Literal { flags, date, size }) => {
+                a.issued += 1;
+                let token = self.token(Pending::Append(tag));
+                self.event(Event::Request {
+                    token,
+                    request: Request::Append {
+                        mailbox,
+                        flags,
+                        date,
+                        size,
+                        index,
+                    },
+                });
+            }
+            None if a.whole => {
+                self.append = None;
+                let token = self.token(Pending::AppendCommit(tag));
+                self.event(Event::AppendCommit { token });
+            }
+            None => {}
+        }
+    }
+
+    /// A message of the APPEND was refused: the literal the reader stopped
+    /// at is not read, and what was staged before is dropped.
+    fn refuse_append_part(&mut self) {
+        let Some(a) = self.append.take() else {
+            return;
+        };
+        if !a.whole {
+            self.reader.refuse_append();
+        }
+        // The refused message was announced too: more than one means
+        // some were staged.
+        if a.issued > 1 {
+            self.event(Event::AppendAbort);
+        }
     }
 
     fn can_use_mailboxes(&self) -> bool {
@@ -2018,6 +2102,28 @@ impl Session {
                     self.enable_condstore();
                 }
                 self.request(tag, Kind::Other, Request::Status { mailbox, items })
+            }
+            C::Append { mailbox, messages }
+                if authed
+                    && self.offers("CATENATE")
+                    && messages.iter().all(|m| m.catenate.is_some()) =>
+            {
+                // Only CATENATE messages (their TEXT parts read with the
+                // command): each is built by the application in turn.
+                self.append = Some(Append {
+                    tag,
+                    mailbox,
+                    issued: 0,
+                    whole: true,
+                    parts: messages
+                        .into_iter()
+                        .map(|m| AppendPart::Catenate(m.into_owned()))
+                        .collect(),
+                    nul: false,
+                    nul_binary: false,
+                    held: None,
+                });
+                self.next_append_part();
             }
             C::Append { .. } if authed => {
                 // A whole APPEND only arrives here when its message literal
