@@ -226,6 +226,9 @@ pub struct ImapConn {
     spool: Spooler,
     /// The FETCH being answered.
     job: Option<FetchJob>,
+    /// Messages changed since the live searches (CONTEXT=SEARCH) were
+    /// last brought up to date.
+    live_dirty: std::collections::BTreeSet<u32>,
 }
 
 impl ImapConn {
@@ -244,6 +247,7 @@ impl ImapConn {
             own: HashMap::new(),
             staged: Vec::new(),
             job: None,
+            live_dirty: Default::default(),
         }
     }
 
@@ -288,6 +292,7 @@ impl ImapConn {
         self.feed = None;
         self.news.clear();
         self.own.clear();
+        self.live_dirty.clear();
     }
 }
 
@@ -319,6 +324,7 @@ pub fn session_config(
         "SORT",
         "SORT=DISPLAY",
         "ESORT",
+        "CONTEXT=SEARCH",
         "QUOTA",
         "QUOTA=RES-STORAGE",
         "THREAD=ORDEREDSUBJECT",
@@ -843,6 +849,7 @@ impl Handler<Session> for ImapConn {
             }
             Event::Request { token, request } => {
                 self.deliver_news(s);
+                self.refresh_live(s, &[]).await;
                 self.request(s, token, request).await
             }
             Event::AppendData(chunk) => {
@@ -970,7 +977,11 @@ impl Handler<Session> for ImapConn {
         if let Some(feed) = self.feed.as_mut() {
             self.news.extend(feed.drain());
         }
+        let live = s.live_searches().next().is_some();
         for c in std::mem::take(&mut self.news) {
+            if let (true, Change::Appended { uid, .. } | Change::Flags { uid, .. }) = (live, &c) {
+                self.live_dirty.insert(*uid);
+            }
             match c {
                 Change::Appended { uid, .. } => {
                     let recent = self.claim_recent(uid);
@@ -1153,6 +1164,7 @@ impl ImapConn {
             Some(Ok(d)) if !d.is_empty() => {
                 // Appended to the selected mailbox: EXISTS before the OK.
                 self.deliver_news(s);
+                self.refresh_live(s, &[]).await;
                 let uids: Vec<u32> = d.iter().map(|x| x.uid).collect();
                 match uid_set(&uids) {
                     Some(set) => s.complete(
@@ -1170,6 +1182,49 @@ impl ImapConn {
                 s.reject(token, Completion::no("the message could not be stored"))
             }
             _ => s.reject(token, Completion::no("the message could not be stored")),
+        }
+    }
+
+    /// Brings the live searches (RFC 5267 UPDATE) up to date for the
+    /// messages changed since (and `extra`): their keys evaluated on each,
+    /// the results given to the session, which tells the client.
+    async fn refresh_live(&mut self, s: &mut Session, extra: &[u32]) {
+        let mut uids = std::mem::take(&mut self.live_dirty);
+        uids.extend(extra.iter().copied());
+        let live: Vec<(String, Vec<imap_proto::SearchKey<'static>>)> = s
+            .live_searches()
+            .map(|(t, k)| (t.to_owned(), k.to_vec()))
+            .collect();
+        let (Some(user), Some(mb)) = (self.user.clone(), self.selected.clone()) else {
+            return;
+        };
+        if uids.is_empty() || live.is_empty() {
+            return;
+        }
+        // Messages not announced yet get the numbers their EXISTS gives.
+        let mut next = s.view().exists();
+        let targets: Vec<(u32, u32)> = uids
+            .iter()
+            .map(|&u| {
+                let seq = s.view().seq_of(u).unwrap_or_else(|| {
+                    next = next.saturating_add(1);
+                    next
+                });
+                (u, seq)
+            })
+            .collect();
+        let store = self.store();
+        for (tag, keys) in live {
+            let Some(hits) = self
+                .search_uids(s, &store, &user, &mb, keys, Some(targets.clone()))
+                .await
+            else {
+                continue;
+            };
+            let hits: std::collections::HashSet<u32> = hits.into_iter().map(|h| h.0).collect();
+            for &u in &uids {
+                s.live_search_result(&tag, u, hits.contains(&u));
+            }
         }
     }
 
@@ -1203,9 +1258,9 @@ impl ImapConn {
         Ok((name, flags, date))
     }
 
-    /// The UIDs of the selected mailbox's messages that match `keys`, with
-    /// their MODSEQs, read in batches off the async workers; `None` if the
-    /// store failed.
+    /// The UIDs of the selected mailbox's messages (or of those `among`:
+    /// UID and sequence number) that match `keys`, with their MODSEQs,
+    /// read in batches off the async workers; `None` if the store failed.
     fn search_uids(
         &self,
         s: &Session,
@@ -1213,9 +1268,17 @@ impl ImapConn {
         user: &UserName,
         mb: &MailboxName,
         keys: Vec<imap_proto::SearchKey<'static>>,
+        among: Option<Vec<(u32, u32)>>,
     ) -> impl std::future::Future<Output = Option<Vec<(u32, u64)>>> + Send + 'static {
+        let view = among.unwrap_or_else(|| {
+            s.view()
+                .uids()
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (*u, u32::try_from(i + 1).unwrap_or(u32::MAX)))
+                .collect()
+        });
         let (store, user, mb) = (store.clone(), user.clone(), mb.clone());
-        let view: Vec<u32> = s.view().uids().to_vec();
         let (ls, lu) = (s.view().exists(), s.view().last_uid());
         let recent = Arc::new(self.recent.clone());
         async move {
@@ -1224,7 +1287,7 @@ impl ImapConn {
             let from_summary = need && !search::needs_full_message(&keys);
             let keys = Arc::new(keys);
             let mut hits = Vec::new();
-            for (b, chunk) in view.chunks(BATCH * 16).enumerate() {
+            for chunk in view.chunks(BATCH * 16) {
                 let (store, user, mb, keys, recent) = (
                     store.clone(),
                     user.clone(),
@@ -1232,15 +1295,10 @@ impl ImapConn {
                     keys.clone(),
                     recent.clone(),
                 );
-                let chunk = chunk.to_vec();
-                let base = b * BATCH * 16;
+                let seqs: HashMap<u32, u32> = chunk.iter().copied().collect();
+                let chunk: Vec<u32> = chunk.iter().map(|(u, _)| *u).collect();
                 let r = blocking(move || {
                     let metas = store.message_metas(&user, &mb, &chunk)?;
-                    let seqs: HashMap<u32, u32> = chunk
-                        .iter()
-                        .enumerate()
-                        .map(|(i, u)| (*u, u32::try_from(base + i + 1).unwrap_or(u32::MAX)))
-                        .collect();
                     let mut out = Vec::new();
                     for meta in metas {
                         let c = Candidate {
@@ -1667,6 +1725,8 @@ impl ImapConn {
                     Some(Ok((r, metas))) => {
                         self.own.extend(r.changed.iter().copied());
                         let _ = s.store_modified(&token, &r.modified);
+                        let changed: Vec<u32> = r.changed.iter().map(|c| c.0).collect();
+                        self.refresh_live(s, &changed).await;
                         for m in metas.iter().filter(|m| !r.modified.contains(&m.uid)) {
                             let _ = s.fetched(
                                 &token,
@@ -1686,7 +1746,7 @@ impl ImapConn {
                 let Some(mb) = self.selected.clone() else {
                     return s.reject(token, Completion::no("no mailbox selected"));
                 };
-                match self.search_uids(s, &store, &user, &mb, keys).await {
+                match self.search_uids(s, &store, &user, &mb, keys, None).await {
                     Some(hits) => s.searched_with_modseq(token, hits),
                     None => s.reject(token, Completion::no("search failed")),
                 }
@@ -1736,7 +1796,7 @@ impl ImapConn {
                 let Some(mb) = self.selected.clone() else {
                     return s.reject(token, Completion::no("no mailbox selected"));
                 };
-                let Some(hits) = self.search_uids(s, &store, &user, &mb, keys).await else {
+                let Some(hits) = self.search_uids(s, &store, &user, &mb, keys, None).await else {
                     return s.reject(token, Completion::no("sort failed"));
                 };
                 let hits: Vec<u32> = hits.into_iter().map(|h| h.0).collect();
@@ -1754,7 +1814,7 @@ impl ImapConn {
                 let Some(mb) = self.selected.clone() else {
                     return s.reject(token, Completion::no("no mailbox selected"));
                 };
-                let Some(hits) = self.search_uids(s, &store, &user, &mb, keys).await else {
+                let Some(hits) = self.search_uids(s, &store, &user, &mb, keys, None).await else {
                     return s.reject(token, Completion::no("thread failed"));
                 };
                 let hits: Vec<u32> = hits.into_iter().map(|h| h.0).collect();

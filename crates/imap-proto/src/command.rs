@@ -221,6 +221,8 @@ pub enum CommandBody<'a> {
     Unselect,
     /// `COMPRESS mechanism` (RFC 4978), the mechanism upper-cased.
     Compress(String),
+    /// `CANCELUPDATE "tag" …` (RFC 5267): stop updating those searches.
+    CancelUpdate(Vec<String>),
     /// `EXPUNGE`, or `UID EXPUNGE set` (RFC 4315)
     Expunge(Option<SequenceSet>),
     /// `[UID] COPY set mailbox`
@@ -757,13 +759,52 @@ pub enum SearchReturn {
     Count,
     /// `SAVE`: keep the result as `$` (RFC 5182).
     Save,
+    /// `UPDATE`: keep the result current, telling the client what enters
+    /// and leaves it (RFC 5267 CONTEXT=SEARCH).
+    Update,
+    /// `PARTIAL first:last`: only these positions of the result, 1-based;
+    /// negative ones count from the end, `-1` the last (RFC 9394, RFC
+    /// 5267). Both have the same sign; the order as sent.
+    Partial(i32, i32),
 }
 
 impl SearchReturn {
     /// The wire keyword.
     pub fn as_str(self) -> &'static str {
-        name_in(SEARCH_RETURNS, self)
+        match self {
+            SearchReturn::Partial(..) => "PARTIAL",
+            other => name_in(SEARCH_RETURNS, other),
+        }
     }
+
+    fn encode(self, e: &mut Encoder) {
+        e.raw(self.as_str().as_bytes());
+        if let SearchReturn::Partial(a, b) = self {
+            e.raw(format!(" {a}:{b}").as_bytes());
+        }
+    }
+}
+
+/// `partial-range`: `n:m` with both positive or both negative, never 0.
+fn partial_range(i: &[u8]) -> PResult<'_, (i32, i32)> {
+    fn one(i: &[u8]) -> PResult<'_, i32> {
+        let (neg, r) = match i.strip_prefix(b"-") {
+            Some(r) => (true, r),
+            None => (false, i),
+        };
+        let (r, n) = crate::core::nz_number(r)?;
+        let n = i32::try_from(n).map_err(|_| SyntaxError::Invalid("PARTIAL range"))?;
+        Ok((r, if neg { -n } else { n }))
+    }
+    let (r, a) = one(i)?;
+    let r = r
+        .strip_prefix(b":")
+        .ok_or(SyntaxError::Invalid("PARTIAL range"))?;
+    let (r, b) = one(r)?;
+    if (a < 0) != (b < 0) {
+        return Err(SyntaxError::Invalid("PARTIAL range mixes signs"));
+    }
+    Ok((r, (a, b)))
 }
 
 const SEARCH_RETURNS: &[(SearchReturn, &str)] = &[
@@ -772,6 +813,7 @@ const SEARCH_RETURNS: &[(SearchReturn, &str)] = &[
     (SearchReturn::All, "ALL"),
     (SearchReturn::Count, "COUNT"),
     (SearchReturn::Save, "SAVE"),
+    (SearchReturn::Update, "UPDATE"),
 ];
 
 /// An optional `RETURN (opt …) ` at the start of a SEARCH or SORT.
@@ -787,10 +829,15 @@ fn return_options(r: &[u8]) -> PResult<'_, Option<Vec<SearchReturn>>> {
 
 /// `RETURN (opt opt …)` after `SEARCH `; the rest follows a space.
 fn search_return(i: &[u8]) -> PResult<'_, Vec<SearchReturn>> {
-    let (r, opts) = paren_list(i, true, |r| {
-        keyword(r, SEARCH_RETURNS, "search return option")
+    let (r, opts) = paren_list(i, true, |r| match prefix_ci(r, b"PARTIAL ") {
+        Some(r2) => partial_range(r2).map(|(r3, (a, b))| (r3, SearchReturn::Partial(a, b))),
+        None => keyword(r, SEARCH_RETURNS, "search return option"),
     })?;
-    if has_repeats(&opts) {
+    let partials = opts
+        .iter()
+        .filter(|o| matches!(o, SearchReturn::Partial(..)))
+        .count();
+    if has_repeats(&opts) || partials > 1 {
         return Err(SyntaxError::Invalid("repeated search return option"));
     }
     Ok((r, opts))
@@ -1050,6 +1097,7 @@ impl CommandBody<'_> {
             C::Close => C::Close,
             C::Unselect => C::Unselect,
             C::Compress(m) => C::Compress(m),
+            C::CancelUpdate(t) => C::CancelUpdate(t),
             C::Expunge(s) => C::Expunge(s),
             C::Copy { uid, set, mailbox } => C::Copy { uid, set, mailbox },
             C::Store {
@@ -1171,6 +1219,23 @@ impl<'a> Command<'a> {
             (false, b"CHECK") => simple(CommandBody::Check)?,
             (false, b"CLOSE") => simple(CommandBody::Close)?,
             (false, b"UNSELECT") => simple(CommandBody::Unselect)?,
+            (false, b"CANCELUPDATE") => {
+                let mut tags = Vec::new();
+                let mut r = i;
+                while let Ok((r2, ())) = sp(r) {
+                    let (r3, t) = string(r2)?;
+                    tags.push(
+                        String::from_utf8(t.into_owned())
+                            .map_err(|_| SyntaxError::Invalid("CANCELUPDATE tag"))?,
+                    );
+                    r = r3;
+                }
+                end(r)?;
+                if tags.is_empty() {
+                    return Err(SyntaxError::Invalid("CANCELUPDATE needs a tag"));
+                }
+                CommandBody::CancelUpdate(tags)
+            }
             (false, b"COMPRESS") => {
                 let (r, _) = sp(i)?;
                 let (r, m) = atom(r)?;
@@ -1587,6 +1652,12 @@ impl<'a> Command<'a> {
             CommandBody::Compress(m) => {
                 e.raw(b"COMPRESS ").raw(m.as_bytes());
             }
+            CommandBody::CancelUpdate(tags) => {
+                e.raw(b"CANCELUPDATE");
+                for t in tags {
+                    e.raw(b" ").string(t.as_bytes());
+                }
+            }
             CommandBody::Expunge(None) => {
                 e.raw(b"EXPUNGE");
             }
@@ -1778,9 +1849,7 @@ impl<'a> Command<'a> {
                 e.raw(b"SEARCH");
                 if let Some(opts) = ret {
                     e.raw(b" RETURN ");
-                    encode_paren(&mut e, opts, |e, o| {
-                        e.raw(o.as_str().as_bytes());
-                    });
+                    encode_paren(&mut e, opts, |e, o| o.encode(e));
                 }
                 if let Some(c) = charset {
                     e.raw(b" CHARSET ").astring(c.as_bytes());
@@ -1803,9 +1872,7 @@ impl<'a> Command<'a> {
                 e.raw(b"SORT ");
                 if let Some(opts) = ret {
                     e.raw(b"RETURN ");
-                    encode_paren(&mut e, opts, |e, o| {
-                        e.raw(o.as_str().as_bytes());
-                    });
+                    encode_paren(&mut e, opts, |e, o| o.encode(e));
                     e.raw(b" ");
                 }
                 encode_paren(&mut e, criteria, |e, c| {

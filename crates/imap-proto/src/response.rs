@@ -911,13 +911,7 @@ impl<'a> Response<'a> {
                 while let Ok((r2, ())) = sp(r) {
                     let (r3, name) = atom(r2)?;
                     let (r3, _) = sp(r3)?;
-                    let n = r3
-                        .iter()
-                        .take_while(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*'))
-                        .count();
-                    if n == 0 {
-                        return Err(SyntaxError::Invalid("ESEARCH value"));
-                    }
+                    let n = esearch_value_len(r3).ok_or(SyntaxError::Invalid("ESEARCH value"))?;
                     items.push((
                         name.to_ascii_uppercase(),
                         String::from_utf8_lossy(&r3[..n]).into_owned(),
@@ -1139,9 +1133,7 @@ impl<'a> Response<'a> {
                 let ok = |k: &str, v: &str| {
                     !k.is_empty()
                         && k.bytes().all(crate::core::is_atom_char)
-                        && !v.is_empty()
-                        && v.bytes()
-                            .all(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*'))
+                        && esearch_value_len(v.as_bytes()) == Some(v.len())
                 };
                 for (k, v) in items.iter().filter(|(k, v)| ok(k, v)) {
                     e.raw(format!(" {k} {v}").as_bytes());
@@ -1419,6 +1411,26 @@ impl Thread {
         }
         out.push(')');
     }
+}
+
+/// The length of an ESEARCH return value at the start of `b`: a number or
+/// sequence set (`1:3,7`, `*`), or one parenthesised list of them, signed
+/// ranges and `NIL` (RFC 5267's `ADDTO (0 1:2)`, RFC 9394's `PARTIAL
+/// (-5:-1 NIL)`).
+fn esearch_value_len(b: &[u8]) -> Option<usize> {
+    let set = |c: &u8| c.is_ascii_digit() || matches!(c, b':' | b',' | b'*');
+    if b.first() == Some(&b'(') {
+        let close = b.iter().position(|c| *c == b')')?;
+        let inner = &b[1..close];
+        let words_ok = !inner.is_empty()
+            && inner.split(|c| *c == b' ').all(|w| {
+                w.eq_ignore_ascii_case(b"NIL")
+                    || (!w.is_empty() && w.iter().all(|c| set(c) || *c == b'-'))
+            });
+        return words_ok.then_some(close + 1);
+    }
+    let n = b.iter().take_while(|c| set(c)).count();
+    (n > 0).then_some(n)
 }
 
 /// `thread-list = "(" (thread-members / thread-nested) ")"`.

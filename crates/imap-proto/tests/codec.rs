@@ -485,6 +485,7 @@ fn command() -> impl Strategy<Value = Command<'static>> {
         Just(CommandBody::Noop),
         Just(CommandBody::Idle),
         "[A-Z]{1,8}".prop_map(CommandBody::Compress),
+        proptest::collection::vec("[a-z0-9.]{1,6}", 1..3).prop_map(CommandBody::CancelUpdate),
         (
             proptest::collection::vec(any::<u8>().prop_filter("no NUL", |b| *b != 0), 1..20),
             proptest::collection::vec(any::<u8>().prop_filter("no NUL", |b| *b != 0), 1..20)
@@ -599,16 +600,26 @@ fn command() -> impl Strategy<Value = Command<'static>> {
             }),
         (
             any::<bool>(),
-            proptest::option::of(proptest::sample::subsequence(
-                vec![
-                    SearchReturn::Min,
-                    SearchReturn::Max,
-                    SearchReturn::All,
-                    SearchReturn::Count,
-                    SearchReturn::Save
-                ],
-                0..=5
-            )),
+            proptest::option::of(
+                proptest::sample::subsequence(
+                    vec![
+                        SearchReturn::Min,
+                        SearchReturn::Max,
+                        SearchReturn::All,
+                        SearchReturn::Count,
+                        SearchReturn::Save,
+                        SearchReturn::Update,
+                        SearchReturn::Partial(3, 1),
+                        SearchReturn::Partial(-1, -100)
+                    ],
+                    0..=6
+                )
+                .prop_filter("one PARTIAL", |v| v
+                    .iter()
+                    .filter(|r| matches!(r, SearchReturn::Partial(..)))
+                    .count()
+                    <= 1)
+            ),
             proptest::collection::vec(search_key(), 1..4)
         )
             .prop_map(|(uid, ret, keys)| CommandBody::Search {
@@ -2110,4 +2121,39 @@ fn rfc4469_catenate_example() {
     assert_eq!(Command::parse(&again, false).unwrap(), c);
     assert!(Command::parse(b"a APPEND x CATENATE (FOO \"u\")\r\n", false).is_err());
     assert!(Command::parse(b"a APPEND x CATENATE ()\r\n", false).is_err());
+}
+
+/// RFC 5267's ADDTO/REMOVEFROM and RFC 9394's PARTIAL return data parse
+/// and encode back; a value that could break the line is not written.
+#[test]
+fn esearch_context_and_partial_values() {
+    for line in [
+        "* ESEARCH (TAG \"B01\") UID ADDTO (0 32768:32769)\r\n",
+        "* ESEARCH (TAG \"a\") REMOVEFROM (0 1,3:5)\r\n",
+        "* ESEARCH (TAG \"p\") PARTIAL (-5:-1 NIL)\r\n",
+        "* ESEARCH (TAG \"p\") COUNT 3 PARTIAL (1:2 4,7)\r\n",
+    ] {
+        let r = Response::parse(line.as_bytes(), false).unwrap();
+        assert_eq!(r.encode(false), line.as_bytes(), "{line}");
+    }
+    assert!(Response::parse(b"* ESEARCH PARTIAL (1:2 x)\r\n", false).is_err());
+    let r = Response::ESearch {
+        tag: None,
+        uid: false,
+        items: vec![("ALL".into(), "(1\r\n)".into())],
+    };
+    assert_eq!(r.encode(false), b"* ESEARCH\r\n");
+    let c = Command::parse(b"a SEARCH RETURN (PARTIAL -1:-100 UPDATE) ALL\r\n", false).unwrap();
+    assert!(matches!(
+        c.body,
+        CommandBody::Search { ret: Some(ref r), .. }
+            if r == &[SearchReturn::Partial(-1, -100), SearchReturn::Update]
+    ));
+    assert!(Command::parse(b"a SEARCH RETURN (PARTIAL 1:2 PARTIAL 3:4) ALL\r\n", false).is_err());
+    assert_eq!(
+        Command::parse(b"c CANCELUPDATE \"a\" \"b\"\r\n", false)
+            .unwrap()
+            .body,
+        CommandBody::CancelUpdate(vec!["a".into(), "b".into()])
+    );
 }

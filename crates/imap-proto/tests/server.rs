@@ -1289,3 +1289,85 @@ fn catenate_is_refused_unless_offered() {
     );
     assert!(h.events.is_empty());
 }
+
+#[test]
+fn a_live_search_tells_what_enters_and_leaves_it_until_cancelled() {
+    let mut h = H::with(|c| c.capabilities = vec!["CONTEXT=SEARCH".into()]);
+    h.login();
+    h.select(vec![1, 2, 3, 4, 5]);
+    h.send("s SEARCH RETURN (UPDATE ALL) SEEN\r\n");
+    let (token, _) = h.request();
+    h.s.searched(token, vec![2]).unwrap();
+    assert!(h.take_wire().starts_with("* ESEARCH (TAG \"s\") ALL 2\r\n"));
+    let keys: Vec<_> =
+        h.s.live_searches()
+            .map(|(t, k)| (t.to_owned(), k.len()))
+            .collect();
+    assert_eq!(keys, vec![("s".to_owned(), 1)]);
+    // Others changed flags; the application re-evaluated.
+    h.s.push_flags(4, vec![Flag::Seen], None);
+    h.s.live_search_result("s", 4, true);
+    h.s.live_search_result("s", 2, false);
+    h.s.live_search_result("s", 3, false); // not in it: nothing to say
+    assert_eq!(
+        h.send("n NOOP\r\n"),
+        "* 4 FETCH (FLAGS (\\Seen))\r\n* ESEARCH (TAG \"s\") REMOVEFROM (0 2)\r\n* ESEARCH (TAG \"s\") ADDTO (0 4)\r\nn OK NOOP completed\r\n"
+    );
+    // An expunge takes a member out, numbered before the EXPUNGE; a new
+    // message enters after its EXISTS.
+    h.s.push_expunge(4);
+    h.s.push_new(6, false);
+    h.s.live_search_result("s", 6, true);
+    assert_eq!(
+        h.send("n NOOP\r\n"),
+        "* ESEARCH (TAG \"s\") REMOVEFROM (0 4)\r\n* 4 EXPUNGE\r\n* 5 EXISTS\r\n* 0 RECENT\r\n* ESEARCH (TAG \"s\") ADDTO (0 5)\r\nn OK NOOP completed\r\n"
+    );
+    assert_eq!(
+        h.send("c CANCELUPDATE \"s\"\r\n"),
+        "c OK CANCELUPDATE completed\r\n"
+    );
+    assert_eq!(h.s.live_searches().count(), 0);
+    h.s.live_search_result("s", 1, true);
+    assert_eq!(h.send("n NOOP\r\n"), "n OK NOOP completed\r\n");
+}
+
+#[test]
+fn partial_returns_a_window_of_the_result() {
+    let mut h = H::new();
+    h.login();
+    h.select((1..=5).collect());
+    for (cmd, want) in [
+        ("PARTIAL 2:4", "PARTIAL (2:4 2:4)"),
+        ("PARTIAL 4:2", "PARTIAL (2:4 2:4)"),
+        ("PARTIAL 1:9", "PARTIAL (1:9 1:5)"),
+        ("PARTIAL 6:6", "PARTIAL (6:6 NIL)"),
+        ("PARTIAL -1:-2", "PARTIAL (-2:-1 4:5)"),
+    ] {
+        h.send(&format!("p SEARCH RETURN ({cmd}) ALL\r\n"));
+        let (token, _) = h.request();
+        h.s.searched(token, (1..=5).collect()).unwrap();
+        let w = h.take_wire();
+        assert!(
+            w.starts_with(&format!("* ESEARCH (TAG \"p\") {want}\r\n")),
+            "{cmd}: {w}"
+        );
+    }
+    for bad in [
+        "PARTIAL 1",
+        "PARTIAL 1:*",
+        "PARTIAL *:1",
+        "PARTIAL 0:2",
+        "PARTIAL -1:2",
+    ] {
+        assert!(
+            h.send(&format!("b SEARCH RETURN ({bad}) ALL\r\n"))
+                .starts_with("b BAD"),
+            "{bad}"
+        );
+    }
+    // UPDATE without CONTEXT=SEARCH offered.
+    assert!(
+        h.send("u SEARCH RETURN (UPDATE) ALL\r\n")
+            .starts_with("u BAD")
+    );
+}

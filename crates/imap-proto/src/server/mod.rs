@@ -101,6 +101,8 @@ enum Kind {
         ret: Option<Vec<SearchReturn>>,
         /// A MODSEQ key was used: the answer carries the highest MODSEQ.
         modseq: bool,
+        /// `RETURN (UPDATE)`: the keys, kept with the result (RFC 5267).
+        update: Option<Vec<crate::SearchKey<'static>>>,
     },
     Sort {
         uid: bool,
@@ -140,6 +142,22 @@ enum AppendPart {
         size: u64,
     },
 }
+
+/// A SEARCH kept current (RFC 5267 `RETURN (UPDATE)`): the client is
+/// told, with `ESEARCH … ADDTO`/`REMOVEFROM`, what enters and leaves it.
+#[derive(Debug)]
+struct LiveSearch {
+    tag: String,
+    uid: bool,
+    keys: Vec<crate::SearchKey<'static>>,
+    /// UIDs in the result as the client knows it.
+    result: std::collections::BTreeSet<u32>,
+    /// Re-evaluated by the application, not told yet: UID → matches.
+    changes: std::collections::BTreeMap<u32, bool>,
+}
+
+/// Live searches one session keeps at most (`OK [NOUPDATE]` past it).
+pub const MAX_LIVE_SEARCHES: usize = 8;
 
 /// An APPEND under way.
 #[derive(Debug)]
@@ -209,6 +227,8 @@ pub struct Session {
     modified: Vec<u32>,
     /// COMPRESS=DEFLATE is on.
     compressed: bool,
+    /// Live searches (CONTEXT=SEARCH) of the selected mailbox.
+    live: Vec<LiveSearch>,
     /// Compression starts after the command just answered: the rest of
     /// this input (sent before the client saw the OK) is dropped.
     cut: bool,
@@ -266,6 +286,7 @@ impl Session {
             modified: Vec::new(),
             compressed: false,
             cut: false,
+            live: Vec::new(),
         };
         let caps = s.capabilities();
         s.status(
@@ -534,6 +555,26 @@ impl Session {
     /// A message was expunged from the selected mailbox by someone else.
     pub fn push_expunge(&mut self, uid: u32) {
         self.view.push_expunge(uid);
+        self.flush_idle();
+    }
+
+    /// The live searches (RFC 5267 `SEARCH RETURN (UPDATE)`) to keep
+    /// current: each one's tag and keys. After a message of the selected
+    /// mailbox changed (flags, by anyone; a new message), evaluate the keys
+    /// on it ([`crate::search`]) and report with
+    /// [`Session::live_search_result`]; expunges the session follows
+    /// itself. Empty when the client asked for none.
+    pub fn live_searches(&self) -> impl Iterator<Item = (&str, &[crate::SearchKey<'static>])> {
+        self.live.iter().map(|l| (l.tag.as_str(), &l.keys[..]))
+    }
+
+    /// Whether message `uid` now matches the live search `tag`; what
+    /// changed is told the client with the next changes (`ESEARCH … ADDTO`
+    /// or `REMOVEFROM`), as RFC 5267 §4.3 says.
+    pub fn live_search_result(&mut self, tag: &str, uid: u32, matches: bool) {
+        if let Some(l) = self.live.iter_mut().find(|l| l.tag == tag) {
+            l.changes.insert(uid, matches);
+        }
         self.flush_idle();
     }
 
@@ -896,7 +937,16 @@ impl Session {
             Pending::Request(_, Kind::Search { .. }) => Ok(()),
             _ => Err(ApiMisuse::WrongAnswer),
         })?;
-        let Pending::Request(tag, Kind::Search { uid, ret, modseq }) = pending else {
+        let Pending::Request(
+            tag,
+            Kind::Search {
+                uid,
+                ret,
+                modseq,
+                update,
+            },
+        ) = pending
+        else {
             return Ok(());
         };
         if self.is_closed() {
@@ -906,6 +956,27 @@ impl Session {
         hits.dedup_by_key(|h| h.0);
         hits.retain(|h| self.view.seq_of(h.0).is_some());
         let uids: Vec<u32> = hits.iter().map(|h| h.0).collect();
+        if let Some(keys) = update {
+            if self.live.len() < MAX_LIVE_SEARCHES {
+                self.live.retain(|l| l.tag != tag.as_str());
+                self.live.push(LiveSearch {
+                    tag: tag.as_str().to_owned(),
+                    uid,
+                    keys,
+                    result: uids.iter().copied().collect(),
+                    changes: Default::default(),
+                });
+            } else {
+                self.untagged_status(
+                    StatusKind::Ok,
+                    Some(Code::Other(
+                        "NOUPDATE".into(),
+                        Some(format!("\"{}\"", tag.as_str())),
+                    )),
+                    "too many searches kept current",
+                );
+            }
+        }
         // The highest MODSEQ among the messages an answer names.
         let highest = |of: &[(u32, u64)]| of.iter().map(|h| h.1).max().filter(|m| modseq && *m > 0);
         if let Some(ret) = &ret
@@ -986,6 +1057,7 @@ impl Session {
                 uid,
                 ret: None,
                 modseq,
+                update: None,
             },
             Completion::ok("SEARCH completed"),
         );
@@ -1159,6 +1231,9 @@ impl Session {
             ) => k.clone(),
             _ => return Err(ApiMisuse::WrongAnswer),
         };
+        if kind != Kind::Close {
+            self.live_removed(uids);
+        }
         let seqs = self.view.expunge_now(uids);
         if kind == Kind::Close {
             return Ok(());
@@ -1381,6 +1456,7 @@ impl Session {
             Kind::Close if completion.is_ok() => {
                 self.state = State::Authenticated;
                 self.view = View::default();
+                self.live.clear();
                 completion
             }
             _ => completion,
@@ -1392,6 +1468,12 @@ impl Session {
     }
 
     fn flush_view(&mut self, allow_expunge: bool, with_uid: bool) {
+        if allow_expunge && !self.live.is_empty() {
+            // What the expunges take out of live searches, numbered as
+            // the client numbers them before the EXPUNGEs.
+            let gone = self.view.pending_expunges();
+            self.live_removed(&gone);
+        }
         let how = Announce {
             uid: with_uid || self.condstore,
             modseq: self.condstore,
@@ -1406,6 +1488,82 @@ impl Session {
                 self.note_modseqs(values);
             }
             self.untagged(&r);
+        }
+        self.live_flush();
+    }
+
+    /// `* ESEARCH (TAG "t") [UID] ADDTO|REMOVEFROM (0 set)` (RFC 5267
+    /// §4.3; 0: a SEARCH result has no order to place it in).
+    fn live_update(&mut self, tag: &str, uid: bool, what: &str, numbers: &[u32]) {
+        let Some(set) = SequenceSet::from_numbers(numbers) else {
+            return;
+        };
+        self.untagged(&Response::ESearch {
+            tag: Some(tag.as_bytes().to_vec().into()),
+            uid,
+            items: vec![(what.to_owned(), format!("(0 {set})"))],
+        });
+    }
+
+    /// Live-search members about to be expunged: REMOVEFROM, numbered
+    /// before the expunge.
+    fn live_removed(&mut self, gone: &[u32]) {
+        let mut out = Vec::new();
+        for l in &mut self.live {
+            let hit: Vec<u32> = gone
+                .iter()
+                .copied()
+                .filter(|u| l.result.remove(u))
+                .collect();
+            for u in gone {
+                l.changes.remove(u);
+            }
+            let numbers: Vec<u32> = if l.uid {
+                hit
+            } else {
+                hit.iter().filter_map(|u| self.view.seq_of(*u)).collect()
+            };
+            out.push((l.tag.clone(), l.uid, numbers));
+        }
+        for (tag, uid, numbers) in out {
+            self.live_update(&tag, uid, "REMOVEFROM", &numbers);
+        }
+    }
+
+    /// What the application re-evaluated, told: messages that left a live
+    /// search, then those that entered it (once the client knows them).
+    fn live_flush(&mut self) {
+        let mut out = Vec::new();
+        for l in &mut self.live {
+            let (mut adds, mut removes) = (Vec::new(), Vec::new());
+            let mut later = std::collections::BTreeMap::new();
+            for (u, matches) in std::mem::take(&mut l.changes) {
+                if self.view.seq_of(u).is_none() || self.view.is_expunged(u) {
+                    if matches && !self.view.is_expunged(u) {
+                        // Not announced yet: after its EXISTS.
+                        later.insert(u, matches);
+                    }
+                    continue;
+                }
+                if matches && l.result.insert(u) {
+                    adds.push(u);
+                } else if !matches && l.result.remove(&u) {
+                    removes.push(u);
+                }
+            }
+            l.changes = later;
+            let number = |v: Vec<u32>| -> Vec<u32> {
+                if l.uid {
+                    v
+                } else {
+                    v.iter().filter_map(|u| self.view.seq_of(*u)).collect()
+                }
+            };
+            out.push((l.tag.clone(), l.uid, number(removes), number(adds)));
+        }
+        for (tag, uid, removes, adds) in out {
+            self.live_update(&tag, uid, "REMOVEFROM", &removes);
+            self.live_update(&tag, uid, "ADDTO", &adds);
         }
     }
 
@@ -2134,10 +2292,15 @@ impl Session {
                 if read_only {
                     self.state = State::Authenticated;
                     self.view = View::default();
+                    self.live.clear();
                     self.tagged(&tag, StatusKind::Ok, None, "CLOSE completed");
                 } else {
                     self.request(tag, Kind::Close, Request::Close);
                 }
+            }
+            C::CancelUpdate(tags) if selected && self.offers("CONTEXT=SEARCH") => {
+                self.live.retain(|l| !tags.contains(&l.tag));
+                self.finish(&tag, Kind::Other, Completion::ok("CANCELUPDATE completed"));
             }
             C::Compress(mechanism) if authed && self.config.compress => {
                 if self.compressed {
@@ -2160,6 +2323,7 @@ impl Session {
             C::Unselect if selected => {
                 self.state = State::Authenticated;
                 self.view = View::default();
+                self.live.clear();
                 self.tagged(&tag, StatusKind::Ok, None, "UNSELECT completed");
             }
             C::Expunge(uids) if selected => {
@@ -2288,12 +2452,19 @@ impl Session {
                 if modseq {
                     self.enable_condstore();
                 }
+                let update = ret
+                    .as_ref()
+                    .is_some_and(|r| r.contains(&SearchReturn::Update));
+                if update && !self.offers("CONTEXT=SEARCH") {
+                    return self.bad(Some(&tag), "UPDATE needs CONTEXT=SEARCH");
+                }
                 self.request(
                     tag,
                     Kind::Search {
                         uid,
                         ret: ret.clone(),
                         modseq,
+                        update: update.then(|| keys.clone()),
                     },
                     Request::Search { keys, uid, ret },
                 );
@@ -2469,6 +2640,7 @@ impl Session {
         }
         self.state = State::Authenticated;
         self.view = View::default();
+        self.live.clear();
         self.saved.clear();
         self.request(
             tag,
@@ -2600,7 +2772,26 @@ fn esearch_items(ret: &[SearchReturn], numbers: &[u32]) -> Vec<(String, String)>
                 }
             }
             SearchReturn::Count => items.push(("COUNT".to_owned(), numbers.len().to_string())),
-            SearchReturn::Save => {}
+            SearchReturn::Partial(a, b) => {
+                // Positions (1-based; negative from the end), in the
+                // result's order (sort order for ESORT).
+                let (lo, hi) = (*a.min(b), *a.max(b));
+                let n = i64::try_from(numbers.len()).unwrap_or(i64::MAX);
+                let at = |p: i32| {
+                    let p = i64::from(p);
+                    if p < 0 { n + p + 1 } else { p }
+                };
+                let (from, to) = (at(lo).max(1), at(hi).min(n));
+                let set = if from <= to {
+                    let from = usize::try_from(from - 1).unwrap_or(0);
+                    let to = usize::try_from(to).unwrap_or(0);
+                    compact(&numbers[from..to])
+                } else {
+                    "NIL".to_owned()
+                };
+                items.push(("PARTIAL".to_owned(), format!("({lo}:{hi} {set})")));
+            }
+            SearchReturn::Save | SearchReturn::Update => {}
         }
     }
     items

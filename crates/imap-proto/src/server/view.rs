@@ -189,6 +189,11 @@ impl View {
         }
     }
 
+    /// Known UIDs that are gone, not yet announced, ascending.
+    pub fn pending_expunges(&self) -> Vec<u32> {
+        self.expunged.iter().copied().collect()
+    }
+
     /// Whether anything waits to be told.
     pub fn has_pending(&self) -> bool {
         !self.new.is_empty() || !self.expunged.is_empty() || !self.flags.is_empty()
