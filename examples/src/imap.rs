@@ -2294,10 +2294,8 @@ fn sort_fields(
     let mut fields = Vec::with_capacity(uids.len());
     for chunk in uids.chunks(BATCH * 16) {
         for meta in store.message_metas(user, mb, chunk)? {
-            let summary = Summary::load(store, user, mb, meta.uid, None);
-            let envelope = summary
-                .as_ref()
-                .map(|s| s.envelope.clone())
+            let (envelope, references) = Summary::load(store, user, mb, meta.uid, None)
+                .map(|s| (s.envelope, s.references))
                 .unwrap_or_default();
             let mut f = imap_proto::sort::SortFields::new(
                 meta.uid,
@@ -2305,8 +2303,8 @@ fn sort_fields(
                 meta.internal_date,
                 meta.size,
             );
-            if let Some(r) = summary.as_ref().and_then(|s| s.references.as_deref()) {
-                f.set_references(r);
+            if let Some(r) = references {
+                f.set_references(&r);
             }
             fields.push(f);
         }

@@ -174,6 +174,7 @@ fn bigbox(args: &[String]) -> std::io::Result<()> {
         "SORT (SUBJECT) UTF-8 ALL",
         "SORT (REVERSE DATE) UTF-8 ALL",
         "THREAD ORDEREDSUBJECT UTF-8 ALL",
+        "THREAD REFERENCES UTF-8 ALL",
     ] {
         let t = Instant::now();
         assert!(c.run(cmd, None)?);
