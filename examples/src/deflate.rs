@@ -92,11 +92,15 @@ impl Deflate {
             if status == Status::StreamEnd {
                 return Ok(());
             }
-            // More to come only while input is left or the piece filled.
+            // More to come only while input is left or the piece filled
+            // (a piece filled exactly may have been the last of it).
             if input.is_empty() && piece.len() < PIECE {
                 return Ok(());
             }
             if used == 0 && piece.is_empty() {
+                if input.is_empty() {
+                    return Ok(());
+                }
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "DEFLATE stream stalled",
@@ -120,6 +124,18 @@ mod tests {
             got.clear();
             b.decompress(&wire, |p| got.extend_from_slice(p)).unwrap();
             assert_eq!(got, text.as_bytes(), "round {round}");
+        }
+    }
+
+    #[test]
+    fn content_at_piece_boundary_sizes_comes_back_whole() {
+        let (mut a, mut b) = (Deflate::new(), Deflate::new());
+        for len in [PIECE, 2 * PIECE, PIECE - 1, PIECE + 1] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let wire = a.compress(&data, true).unwrap();
+            let mut got = Vec::new();
+            b.decompress(&wire, |p| got.extend_from_slice(p)).unwrap();
+            assert_eq!(got, data, "{len}");
         }
     }
 
