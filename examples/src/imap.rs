@@ -229,7 +229,18 @@ pub struct ImapConn {
     /// Messages changed since the live searches (CONTEXT=SEARCH) were
     /// last brought up to date.
     live_dirty: std::collections::BTreeSet<u32>,
+    /// While the client idles: live searches being evaluated (tag, the
+    /// messages, the evaluation), and the results for the session.
+    live_eval: Vec<LiveEval>,
+    live_ready: Vec<(String, u32, bool)>,
 }
+
+/// One live search's evaluation on changed messages, off the connection.
+type LiveEval = (
+    String,
+    Vec<u32>,
+    tokio::task::JoinHandle<Option<Vec<(u32, u64)>>>,
+);
 
 impl ImapConn {
     /// A connection not logged in yet.
@@ -248,6 +259,8 @@ impl ImapConn {
             staged: Vec::new(),
             job: None,
             live_dirty: Default::default(),
+            live_eval: Vec::new(),
+            live_ready: Vec::new(),
         }
     }
 
@@ -293,6 +306,10 @@ impl ImapConn {
         self.news.clear();
         self.own.clear();
         self.live_dirty.clear();
+        for (_, _, h) in self.live_eval.drain(..) {
+            h.abort();
+        }
+        self.live_ready.clear();
     }
 }
 
@@ -961,6 +978,19 @@ impl Handler<Session> for ImapConn {
             }
             return;
         }
+        if let Some((_, _, handle)) = self.live_eval.first_mut() {
+            // Cancel safe: the handle stays until it has finished.
+            let r = handle.await;
+            let (tag, uids, _) = self.live_eval.remove(0);
+            let hits: std::collections::HashSet<u32> = match r {
+                Ok(Some(h)) => h.into_iter().map(|h| h.0).collect(),
+                _ => return,
+            };
+            for u in uids {
+                self.live_ready.push((tag.clone(), u, hits.contains(&u)));
+            }
+            return;
+        }
         match self.feed.as_mut() {
             Some(feed) => match feed.next().await {
                 Some(c) => self.news.push(c),
@@ -996,6 +1026,14 @@ impl Handler<Session> for ImapConn {
                 Change::Expunged { uid, .. } => s.push_expunge(uid),
                 Change::Gone => s.mailbox_gone(),
             }
+        }
+        for (tag, uid, matches) in std::mem::take(&mut self.live_ready) {
+            s.live_search_result(&tag, uid, matches);
+        }
+        // An idling client hears of its live searches too: evaluated off
+        // the connection, the results given at the next wake-up.
+        if s.is_idle() && self.live_eval.is_empty() && !self.live_dirty.is_empty() {
+            self.start_live_eval(s);
         }
     }
 }
@@ -1185,10 +1223,52 @@ impl ImapConn {
         }
     }
 
+    /// The messages to evaluate live searches on, with their sequence
+    /// numbers (those not announced yet get the numbers their EXISTS
+    /// gives).
+    fn live_targets(s: &Session, uids: &std::collections::BTreeSet<u32>) -> Vec<(u32, u32)> {
+        let mut next = s.view().exists();
+        uids.iter()
+            .map(|&u| {
+                let seq = s.view().seq_of(u).unwrap_or_else(|| {
+                    next = next.saturating_add(1);
+                    next
+                });
+                (u, seq)
+            })
+            .collect()
+    }
+
+    /// Starts evaluating the live searches on the changed messages, for
+    /// `news` to collect.
+    fn start_live_eval(&mut self, s: &Session) {
+        let (Some(user), Some(mb)) = (self.user.clone(), self.selected.clone()) else {
+            return;
+        };
+        let uids = std::mem::take(&mut self.live_dirty);
+        let targets = Self::live_targets(s, &uids);
+        let store = self.store();
+        let uid_list: Vec<u32> = uids.into_iter().collect();
+        for (tag, keys) in s.live_searches() {
+            let eval =
+                self.search_uids(s, &store, &user, &mb, keys.to_vec(), Some(targets.clone()));
+            self.live_eval
+                .push((tag.to_owned(), uid_list.clone(), tokio::spawn(eval)));
+        }
+    }
+
     /// Brings the live searches (RFC 5267 UPDATE) up to date for the
     /// messages changed since (and `extra`): their keys evaluated on each,
     /// the results given to the session, which tells the client.
     async fn refresh_live(&mut self, s: &mut Session, extra: &[u32]) {
+        // What an idle-time evaluation had not finished is done here.
+        for (_, uids, h) in self.live_eval.drain(..) {
+            h.abort();
+            self.live_dirty.extend(uids);
+        }
+        for (tag, uid, matches) in std::mem::take(&mut self.live_ready) {
+            s.live_search_result(&tag, uid, matches);
+        }
         let mut uids = std::mem::take(&mut self.live_dirty);
         uids.extend(extra.iter().copied());
         let live: Vec<(String, Vec<imap_proto::SearchKey<'static>>)> = s
@@ -1201,18 +1281,7 @@ impl ImapConn {
         if uids.is_empty() || live.is_empty() {
             return;
         }
-        // Messages not announced yet get the numbers their EXISTS gives.
-        let mut next = s.view().exists();
-        let targets: Vec<(u32, u32)> = uids
-            .iter()
-            .map(|&u| {
-                let seq = s.view().seq_of(u).unwrap_or_else(|| {
-                    next = next.saturating_add(1);
-                    next
-                });
-                (u, seq)
-            })
-            .collect();
+        let targets = Self::live_targets(s, &uids);
         let store = self.store();
         for (tag, keys) in live {
             let Some(hits) = self

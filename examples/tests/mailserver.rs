@@ -2079,3 +2079,53 @@ print('bye', b'c4 OK' in until(lambda d: b'c4 OK' in d))
         .unwrap_or(0);
     assert!(ratio >= 5, "the FETCH went compressed: {out}");
 }
+
+/// CONTEXT=SEARCH (RFC 5267) over the wire: a live `SEARCH RETURN
+/// (UPDATE)` of unseen mail is kept current while the client idles —
+/// another client reading a message takes it out (REMOVEFROM), mail
+/// delivered over SMTP puts the new one in (ADDTO after its EXISTS).
+#[test]
+fn a_live_search_is_kept_current_while_idling() {
+    let s = start();
+    let out = imap_script(
+        &s,
+        r#"
+for i in range(3):
+    m.append('INBOX', None, None, b'Subject: s%d\r\n\r\nbody\r\n' % i)
+m.select('INBOX')
+tag = m._new_tag().decode()
+m.send(('%s SEARCH RETURN (UPDATE ALL) UNSEEN\r\n' % tag).encode())
+print('search', m.readline().decode().strip()); m.readline()
+idle = m._new_tag().decode()
+m.send(('%s IDLE\r\n' % idle).encode())
+print('idle', m.readline().decode().strip())
+b = login(); b.select('INBOX'); b.store('2', '+FLAGS', '(\\Seen)'); b.logout()
+m.sock.settimeout(5)
+lines = []
+while not any(b'REMOVEFROM' in l for l in lines):
+    lines.append(m.readline())
+print('removed', [l.decode().strip() for l in lines if b'ESEARCH' in l])
+c = smtplib.SMTP('127.0.0.1', SMTP, timeout=10)
+c.sendmail('a@example.org', ['demo@example.test'], 'Subject: new\r\n\r\nunseen\r\n')
+c.quit()
+lines = []
+while not any(b'ADDTO' in l for l in lines):
+    lines.append(m.readline())
+print('added', [l.decode().strip() for l in lines if b'EXISTS' in l or b'ESEARCH' in l])
+m.send(b'DONE\r\n')
+print('done', m.readline().decode().strip())
+"#,
+    );
+    has_all(
+        &out,
+        &[
+            "search * ESEARCH (TAG \"",
+            "\") ALL 1:3",
+            "idle + idling",
+            "\") REMOVEFROM (0 2)']",
+            "added ['* 4 EXISTS', '* ESEARCH (TAG \"",
+            "\") ADDTO (0 4)']",
+            "OK IDLE terminated",
+        ],
+    );
+}
