@@ -338,6 +338,7 @@ pub fn session_config(
         "STATUS=SIZE",
         "CONDSTORE",
         "QRESYNC",
+        "OBJECTID",
         "SORT",
         "SORT=DISPLAY",
         "ESORT",
@@ -778,6 +779,10 @@ fn fetch_values(
                 FetchValue::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
             }
             (FetchItem::ModSeq, ..) => FetchValue::ModSeq(meta.modseq),
+            (FetchItem::EmailId, ..) => FetchValue::EmailId(email_object_id(&meta.unique_id)),
+            // No THREADID: RFC 8474 §5.2 lets a server that keeps no
+            // threads answer NIL.
+            (FetchItem::ThreadId, ..) => FetchValue::ThreadId(None),
             (FetchItem::Envelope, ..) => match summary {
                 Some(s) => FetchValue::Envelope(Box::new(s.envelope.clone())),
                 None => continue,
@@ -1467,6 +1472,7 @@ impl ImapConn {
                         sel.read_only = read_only;
                         // Never 0, even when empty (RFC 7162 §3.1.2.1).
                         sel.highest_modseq = Some(info.highest_modseq.max(1));
+                        sel.mailbox_id = Some(mailbox_object_id(&info));
                         if let Some(since) = since {
                             sel.changed = msgs
                                 .iter()
@@ -1505,7 +1511,13 @@ impl ImapConn {
                     return s.reject(token, cannot());
                 };
                 match blocking(move || store.create_mailbox(&user, &name)).await {
-                    Some(Ok(_)) => s.complete(token, Completion::ok("CREATE completed")),
+                    Some(Ok(info)) => s.complete(
+                        token,
+                        Completion::ok_code(
+                            Code::MailboxId(mailbox_object_id(&info)),
+                            "CREATE completed",
+                        ),
+                    ),
                     Some(Err(mailstore::Error::MailboxExists(_))) => s.reject(
                         token,
                         Completion::no_code(
@@ -1609,10 +1621,11 @@ impl ImapConn {
                     return s.reject(token, nonexistent());
                 };
                 match status_items(self.ctx.clone(), user, &name, &items).await {
-                    Some(values) => {
+                    Some((values, mailbox_id)) => {
                         s.untagged(&Response::MailboxStatus {
                             mailbox,
                             items: values,
+                            mailbox_id,
                         });
                         s.complete(token, Completion::ok("STATUS completed"))
                     }
@@ -2069,13 +2082,35 @@ fn catenate(
     Ok(out)
 }
 
-/// STATUS values of one mailbox.
+/// The MAILBOXID of a mailbox (RFC 8474): its store id, which RENAME
+/// keeps, with its UIDVALIDITY (so a store made anew never repeats one).
+pub fn mailbox_object_id(info: &mailstore::MailboxInfo) -> String {
+    format!("F{}-{}", info.id, info.uid_validity)
+}
+
+/// The EMAILID of a message (RFC 8474): its store unique id, letters,
+/// digits and `-` kept, any other byte written `_xx` (so two ids never
+/// map to one).
+pub fn email_object_id(unique_id: &str) -> String {
+    let mut out = String::with_capacity(unique_id.len() + 1);
+    out.push('M');
+    for b in unique_id.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
+}
+
+/// STATUS values of one mailbox, and its MAILBOXID when asked.
 async fn status_items(
     ctx: Arc<Ctx>,
     user: UserName,
     name: &MailboxName,
     items: &[StatusItem],
-) -> Option<Vec<(StatusItem, u64)>> {
+) -> Option<(Vec<(StatusItem, u64)>, Option<String>)> {
     {
         let store = ctx.store.clone();
         let n = name.clone();
@@ -2103,9 +2138,13 @@ async fn status_items(
             .ok()
             .and_then(|m| m.get(&(user, name.clone(), info.uid_validity)).copied())
             .unwrap_or(1);
-        Some(
+        let mailbox_id = items
+            .contains(&StatusItem::MailboxId)
+            .then(|| mailbox_object_id(&info));
+        Some((
             items
                 .iter()
+                .filter(|i| **i != StatusItem::MailboxId)
                 .map(|i| {
                     let v = match i {
                         StatusItem::Messages => u64::from(info.exists),
@@ -2119,11 +2158,13 @@ async fn status_items(
                             .count() as u64,
                         StatusItem::Size => msgs.iter().map(|m| m.size).sum(),
                         StatusItem::HighestModSeq => info.highest_modseq.max(1),
+                        StatusItem::MailboxId => 0,
                     };
                     (*i, v)
                 })
                 .collect(),
-        )
+            mailbox_id,
+        ))
     }
 }
 
@@ -2247,11 +2288,13 @@ async fn list(
                 extended: childinfo(name),
             });
             if let Some(items) = &status
-                && let Some(values) = status_items(ctx.clone(), user.clone(), &b.name, items).await
+                && let Some((values, mailbox_id)) =
+                    status_items(ctx.clone(), user.clone(), &b.name, items).await
             {
                 s.untagged(&Response::MailboxStatus {
                     mailbox: m,
                     items: values,
+                    mailbox_id,
                 });
             }
         }

@@ -2129,3 +2129,52 @@ print('done', m.readline().decode().strip())
         ],
     );
 }
+
+/// OBJECTID (RFC 8474) through imaplib: CREATE answers the MAILBOXID,
+/// SELECT and STATUS give the same, RENAME keeps it and a mailbox created
+/// again under the old name gets another; EMAILIDs are objectids, one per
+/// message; THREADID is NIL (no threads kept).
+#[test]
+fn object_ids_follow_mailboxes_and_messages() {
+    let s = start();
+    let out = imap_script(
+        &s,
+        r#"
+import re
+print('offered', 'OBJECTID' in m.capability()[1][0].decode().split())
+typ, data = m.create('Projects')
+created = re.search(r'MAILBOXID \(([^)]+)\)', data[0].decode()).group(1)
+print('create', typ, re.fullmatch(r'[A-Za-z0-9_-]{1,255}', created) is not None)
+def status_id(name):
+    typ, data = m.status(name, '(MAILBOXID)')
+    return re.search(r'MAILBOXID \(([^)]+)\)', data[0].decode()).group(1)
+print('status-same', status_id('Projects') == created)
+m.rename('Projects', 'Archive2')
+print('renamed-same', status_id('Archive2') == created)
+m.create('Projects')
+print('recreated-new', status_id('Projects') != created)
+for i in range(2):
+    m.append('Archive2', None, None, b'Subject: o%d\r\n\r\nx\r\n' % i)
+m.untagged_responses.clear()
+m.select('Archive2')
+print('select-same', any(('MAILBOXID (%s)' % created) in d.decode() for d in m.untagged_responses.get('OK', [])))
+typ, data = m.fetch('1:2', '(EMAILID THREADID)')
+ids = [re.search(r'EMAILID \(([^)]+)\)', d.decode()).group(1) for d in data]
+print('emailids', len(set(ids)), all(re.fullmatch(r'[A-Za-z0-9_-]{1,255}', i) for i in ids))
+print('threadid', all('THREADID NIL' in d.decode() for d in data))
+"#,
+    );
+    has_all(
+        &out,
+        &[
+            "offered True",
+            "create OK True",
+            "status-same True",
+            "renamed-same True",
+            "recreated-new True",
+            "select-same True",
+            "emailids 2 True",
+            "threadid True",
+        ],
+    );
+}

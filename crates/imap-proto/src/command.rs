@@ -77,9 +77,12 @@ pub enum StatusItem {
     Size,
     /// `HIGHESTMODSEQ` (CONDSTORE)
     HighestModSeq,
+    /// `MAILBOXID` (RFC 8474 OBJECTID): answered in
+    /// `Response::MailboxStatus::mailbox_id`, not as a number.
+    MailboxId,
 }
 
-const STATUS_ITEMS: [(StatusItem, &str); 8] = [
+const STATUS_ITEMS: [(StatusItem, &str); 9] = [
     (StatusItem::Messages, "MESSAGES"),
     (StatusItem::Recent, "RECENT"),
     (StatusItem::UidNext, "UIDNEXT"),
@@ -88,6 +91,7 @@ const STATUS_ITEMS: [(StatusItem, &str); 8] = [
     (StatusItem::Deleted, "DELETED"),
     (StatusItem::Size, "SIZE"),
     (StatusItem::HighestModSeq, "HIGHESTMODSEQ"),
+    (StatusItem::MailboxId, "MAILBOXID"),
 ];
 
 pub(crate) fn status_item_name(i: StatusItem) -> &'static str {

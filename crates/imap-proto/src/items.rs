@@ -156,6 +156,10 @@ pub enum FetchItem<'a> {
     BodyStructure,
     /// `MODSEQ` (CONDSTORE)
     ModSeq,
+    /// `EMAILID` (RFC 8474 OBJECTID)
+    EmailId,
+    /// `THREADID` (RFC 8474 OBJECTID)
+    ThreadId,
     /// `BODY[…]` or `BODY.PEEK[…]`
     BodySection {
         /// `.PEEK`: do not set `\Seen`.
@@ -298,6 +302,8 @@ fn fetch_item(i: &[u8]) -> PResult<'_, FetchItem<'_>> {
         b"ENVELOPE" => FetchItem::Envelope,
         b"BODYSTRUCTURE" => FetchItem::BodyStructure,
         b"MODSEQ" => FetchItem::ModSeq,
+        b"EMAILID" => FetchItem::EmailId,
+        b"THREADID" => FetchItem::ThreadId,
         b"BODY" | b"BODY.PEEK" if r.first() == Some(&b'[') => {
             let (r, section) = section(r)?;
             return Ok((
@@ -390,6 +396,8 @@ pub(crate) fn encode_fetch_items(e: &mut Encoder, items: &[FetchItem<'_>]) {
             FetchItem::Body => b"BODY",
             FetchItem::BodyStructure => b"BODYSTRUCTURE",
             FetchItem::ModSeq => b"MODSEQ",
+            FetchItem::EmailId => b"EMAILID",
+            FetchItem::ThreadId => b"THREADID",
             FetchItem::BinarySize(p) => {
                 e.raw(b"BINARY.SIZE[");
                 write_parts(e, p);
@@ -801,6 +809,8 @@ impl FetchItem<'_> {
             Body => Body,
             BodyStructure => BodyStructure,
             ModSeq => ModSeq,
+            EmailId => EmailId,
+            ThreadId => ThreadId,
             BodySection { peek, section } => BodySection {
                 peek,
                 section: section.into_owned(),

@@ -91,6 +91,8 @@ pub enum Code {
     Unseen(u32),
     /// `HIGHESTMODSEQ n` (up to 2^63-1)
     HighestModSeq(u64),
+    /// `MAILBOXID (id)` (RFC 8474), after SELECT and CREATE.
+    MailboxId(String),
     /// `PERMANENTFLAGS (…)`; `\*` as `Flag::Extension("*")`.
     PermanentFlags(Vec<Flag>),
     /// `CAPABILITY …`
@@ -119,6 +121,11 @@ pub enum FetchValue<'a> {
     Rfc822Size(u32),
     /// `MODSEQ (n)` (up to 2^63-1)
     ModSeq(u64),
+    /// `EMAILID (id)` (RFC 8474): an objectid.
+    EmailId(String),
+    /// `THREADID (id)`, or `THREADID NIL` from a server that does not
+    /// thread (RFC 8474).
+    ThreadId(Option<String>),
     /// `ENVELOPE (…)`
     Envelope(Box<Envelope<'a>>),
     /// `BODY (…)`: the structure without extension data.
@@ -261,6 +268,8 @@ pub enum Response<'a> {
         mailbox: Mailbox,
         /// Item values.
         items: Vec<(StatusItem, u64)>,
+        /// `MAILBOXID (id)` (RFC 8474), written after the items.
+        mailbox_id: Option<String>,
     },
     /// `* QUOTA root (resource usage limit …)` (RFC 9208).
     Quota {
@@ -385,6 +394,10 @@ fn code(i: &[u8]) -> PResult<'_, Code> {
         ("HIGHESTMODSEQ", Some(a)) => match number64(a)? {
             ([], n) => Code::HighestModSeq(n),
             _ => return Err(SyntaxError::Invalid("HIGHESTMODSEQ")),
+        },
+        ("MAILBOXID", Some(a)) => match objectid_paren(a)? {
+            ([], id) => Code::MailboxId(id),
+            _ => return Err(SyntaxError::Invalid("MAILBOXID")),
         },
         ("PERMANENTFLAGS", Some(a)) => {
             let (r, flags) = items::flag_list(a)?;
@@ -545,6 +558,23 @@ fn fetch_values(i: &[u8], q: Quirks) -> PResult<'_, Vec<FetchValue<'_>>> {
                     .strip_prefix(b")")
                     .ok_or(SyntaxError::Invalid("MODSEQ"))?;
                 (r2, FetchValue::ModSeq(v))
+            }
+            b"EMAILID" => {
+                let (r2, _) = sp(rest)?;
+                let (r2, id) = objectid_paren(r2)?;
+                (r2, FetchValue::EmailId(id))
+            }
+            b"THREADID" => {
+                let (r2, _) = sp(rest)?;
+                match r2.get(..3) {
+                    Some(n) if n.eq_ignore_ascii_case(b"NIL") => {
+                        (&r2[3..], FetchValue::ThreadId(None))
+                    }
+                    _ => {
+                        let (r2, id) = objectid_paren(r2)?;
+                        (r2, FetchValue::ThreadId(Some(id)))
+                    }
+                }
             }
             b"BODY" if rest.first() == Some(&b'[') => {
                 let (r2, section) = items::section_only(rest)?;
@@ -753,18 +783,28 @@ impl<'a> Response<'a> {
                 let (r, _) = sp(r)?;
                 let mut r = r.strip_prefix(b"(").ok_or(SyntaxError::Invalid("STATUS"))?;
                 let mut items = Vec::new();
+                let mut mailbox_id = None;
                 while r.first() != Some(&b')') {
                     let (r2, a) = atom(r)?;
                     let (r2, _) = sp(r2)?;
-                    let (r2, v) = number64(r2)?;
-                    items.push((
-                        status_item(a).ok_or(SyntaxError::Invalid("STATUS item"))?,
-                        v,
-                    ));
+                    let item = status_item(a).ok_or(SyntaxError::Invalid("STATUS item"))?;
+                    let r2 = if item == StatusItem::MailboxId {
+                        let (r2, id) = objectid_paren(r2)?;
+                        mailbox_id = Some(id);
+                        r2
+                    } else {
+                        let (r2, v) = number64(r2)?;
+                        items.push((item, v));
+                        r2
+                    };
                     r = r2.strip_prefix(b" ").unwrap_or(r2);
                 }
                 end(&r[1..])?;
-                Ok(Response::MailboxStatus { mailbox: m, items })
+                Ok(Response::MailboxStatus {
+                    mailbox: m,
+                    items,
+                    mailbox_id,
+                })
             }
             "THREAD" => {
                 let mut r = r.strip_prefix(b" ").unwrap_or(r);
@@ -1046,13 +1086,21 @@ impl<'a> Response<'a> {
                     e.raw(b" ").astring(r.as_bytes());
                 }
             }
-            Response::MailboxStatus { mailbox: m, items } => {
+            Response::MailboxStatus {
+                mailbox: m,
+                items,
+                mailbox_id,
+            } => {
                 e.raw(b"* STATUS ");
                 mbox(&mut e, m);
-                let parts: Vec<String> = items
+                let mut parts: Vec<String> = items
                     .iter()
+                    .filter(|(i, _)| *i != StatusItem::MailboxId)
                     .map(|(i, v)| format!("{} {v}", status_item_name(*i)))
                     .collect();
+                if let Some(id) = mailbox_id.as_ref().filter(|id| is_objectid(id)) {
+                    parts.push(format!("MAILBOXID ({id})"));
+                }
                 e.raw(format!(" ({})", parts.join(" ")).as_bytes());
             }
             Response::Search(nums, modseq) => {
@@ -1185,6 +1233,19 @@ fn encode_fetch_value(e: &mut Encoder, v: &FetchValue<'_>) {
         FetchValue::ModSeq(m) => {
             e.raw(b"MODSEQ (").number(*m).raw(b")");
         }
+        // An id that is no objectid could break the line: NIL instead.
+        FetchValue::EmailId(id) if is_objectid(id) => {
+            e.raw(b"EMAILID (").raw(id.as_bytes()).raw(b")");
+        }
+        FetchValue::EmailId(_) => {
+            e.raw(b"EMAILID NIL");
+        }
+        FetchValue::ThreadId(Some(id)) if is_objectid(id) => {
+            e.raw(b"THREADID (").raw(id.as_bytes()).raw(b")");
+        }
+        FetchValue::ThreadId(_) => {
+            e.raw(b"THREADID NIL");
+        }
         FetchValue::Binary { part, origin, data } => {
             e.raw(b"BINARY[");
             items::write_parts(e, part);
@@ -1315,6 +1376,9 @@ fn encode_code(c: &Code) -> String {
         Code::UidValidity(n) => format!("UIDVALIDITY {n}"),
         Code::Unseen(n) => format!("UNSEEN {n}"),
         Code::HighestModSeq(n) => format!("HIGHESTMODSEQ {n}"),
+        Code::MailboxId(id) if is_objectid(id) => format!("MAILBOXID ({id})"),
+        // An id that could break the response is not sent.
+        Code::MailboxId(_) => "MAILBOXID".into(),
         Code::PermanentFlags(f) => {
             let mut e = Encoder::for_responses();
             items::encode_flags(&mut e, f);
@@ -1411,6 +1475,31 @@ impl Thread {
         }
         out.push(')');
     }
+}
+
+/// Whether `s` is an RFC 8474 objectid: 1 to 255 of ALPHA, DIGIT, `_`, `-`.
+pub fn is_objectid(s: &str) -> bool {
+    (1..=255).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `"(" objectid ")"`.
+fn objectid_paren(i: &[u8]) -> PResult<'_, String> {
+    let r = i
+        .strip_prefix(b"(")
+        .ok_or(SyntaxError::Invalid("objectid"))?;
+    let n = r
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'-')
+        .count();
+    if n == 0 || n > 255 {
+        return Err(SyntaxError::Invalid("objectid"));
+    }
+    let rest = r[n..]
+        .strip_prefix(b")")
+        .ok_or(SyntaxError::Invalid("objectid"))?;
+    Ok((rest, String::from_utf8_lossy(&r[..n]).into_owned()))
 }
 
 /// The length of an ESEARCH return value at the start of `b`: a number or
@@ -2102,9 +2191,15 @@ impl Response<'_> {
                 mailbox,
                 extended,
             },
-            Response::MailboxStatus { mailbox, items } => {
-                Response::MailboxStatus { mailbox, items }
-            }
+            Response::MailboxStatus {
+                mailbox,
+                items,
+                mailbox_id,
+            } => Response::MailboxStatus {
+                mailbox,
+                items,
+                mailbox_id,
+            },
             Response::Quota { root, resources } => Response::Quota { root, resources },
             Response::QuotaRoot { mailbox, roots } => Response::QuotaRoot { mailbox, roots },
             Response::Search(n, m) => Response::Search(n, m),
@@ -2152,6 +2247,8 @@ impl FetchValue<'_> {
             FetchValue::InternalDate(d) => FetchValue::InternalDate(Cow::Owned(d.into_owned())),
             FetchValue::Rfc822Size(n) => FetchValue::Rfc822Size(n),
             FetchValue::ModSeq(n) => FetchValue::ModSeq(n),
+            FetchValue::EmailId(id) => FetchValue::EmailId(id),
+            FetchValue::ThreadId(id) => FetchValue::ThreadId(id),
             FetchValue::Envelope(e) => FetchValue::Envelope(Box::new(e.into_owned())),
             FetchValue::Body(b) => FetchValue::Body(Box::new(b.into_owned())),
             FetchValue::BodyStructure(b) => FetchValue::BodyStructure(Box::new(b.into_owned())),

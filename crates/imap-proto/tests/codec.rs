@@ -402,6 +402,8 @@ fn fetch_item() -> impl Strategy<Value = FetchItem<'static>> {
         Just(FetchItem::Envelope),
         Just(FetchItem::BodyStructure),
         Just(FetchItem::ModSeq),
+        Just(FetchItem::EmailId),
+        Just(FetchItem::ThreadId),
         (any::<bool>(), part.clone(), partial.clone()).prop_map(|(peek, part, partial)| {
             FetchItem::Binary {
                 peek,
@@ -551,7 +553,8 @@ fn command() -> impl Strategy<Value = Command<'static>> {
                 prop_oneof![
                     Just(StatusItem::Messages),
                     Just(StatusItem::UidNext),
-                    Just(StatusItem::HighestModSeq)
+                    Just(StatusItem::HighestModSeq),
+                    Just(StatusItem::MailboxId)
                 ],
                 1..3
             )
@@ -1092,7 +1095,8 @@ fn rfc3501_responses() {
         response_round_trip(b"* STATUS blurdybloop (MESSAGES 231 UIDNEXT 44292)\r\n"),
         Response::MailboxStatus {
             mailbox: Mailbox::new("blurdybloop").unwrap(),
-            items: vec![(StatusItem::Messages, 231), (StatusItem::UidNext, 44292)]
+            items: vec![(StatusItem::Messages, 231), (StatusItem::UidNext, 44292)],
+            mailbox_id: None,
         }
     );
     assert_eq!(
@@ -2155,5 +2159,44 @@ fn esearch_context_and_partial_values() {
             .unwrap()
             .body,
         CommandBody::CancelUpdate(vec!["a".into(), "b".into()])
+    );
+}
+
+/// RFC 8474's examples: MAILBOXID after CREATE and in STATUS, EMAILID and
+/// THREADID in FETCH; an id that is no objectid is never written.
+#[test]
+fn rfc8474_object_ids() {
+    let r =
+        response_round_trip(b"3 OK [MAILBOXID (F2212ea87-6097-4256-9d51-71338625)] Completed\r\n");
+    assert!(matches!(
+        r,
+        Response::Status { code: Some(Code::MailboxId(ref id)), .. }
+            if id == "F2212ea87-6097-4256-9d51-71338625"
+    ));
+    let r = response_round_trip(
+        b"* STATUS foo (UIDNEXT 1 MAILBOXID (F2212ea87-6097-4256-9d51-71338625))\r\n",
+    );
+    assert!(matches!(
+        r,
+        Response::MailboxStatus { ref items, mailbox_id: Some(ref id), .. }
+            if items == &[(StatusItem::UidNext, 1)] && id.starts_with("F2212")
+    ));
+    let r = response_round_trip(
+        b"* 1 FETCH (EMAILID (M6d99ac3275bb4e) THREADID (T64b478a75b7ea9))\r\n",
+    );
+    assert!(matches!(r, Response::Fetch(1, ref v) if v.len() == 2));
+    response_round_trip(b"* 2 FETCH (EMAILID (M5fdc09b49ea703) THREADID NIL)\r\n");
+    let bad = Response::Fetch(1, vec![FetchValue::EmailId("a b)\r\n".into())]);
+    assert_eq!(bad.encode(false), b"* 1 FETCH (EMAILID NIL)\r\n");
+    assert!(Response::parse(b"* 1 FETCH (EMAILID (a.b))\r\n", false).is_err());
+    let c = Command::parse(b"a FETCH 1:* (EMAILID THREADID)\r\n", false).unwrap();
+    assert!(matches!(
+        c.body,
+        CommandBody::Fetch { ref items, .. }
+            if items == &[FetchItem::EmailId, FetchItem::ThreadId]
+    ));
+    let c = Command::parse(b"a STATUS foo (MAILBOXID)\r\n", false).unwrap();
+    assert!(
+        matches!(c.body, CommandBody::Status { ref items, .. } if items == &[StatusItem::MailboxId])
     );
 }

@@ -57,6 +57,7 @@ impl Mailbox {
 
     pub fn info(&self) -> MailboxInfo {
         MailboxInfo {
+            id: self.id,
             name: self.name.clone(),
             uid_validity: self.uid_validity,
             uid_next: self.uid_next,

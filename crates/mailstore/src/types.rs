@@ -261,6 +261,9 @@ pub struct MessageMeta {
 /// A mailbox's identity and counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxInfo {
+    /// The mailbox's id: never reused, kept across RENAME (a mailbox
+    /// created again gets a new one); an IMAP MAILBOXID (RFC 8474).
+    pub id: u64,
     /// The name.
     pub name: MailboxName,
     /// UIDVALIDITY: non-zero; new whenever a mailbox of this name is

@@ -292,6 +292,8 @@ pub struct Selected {
     /// HIGHESTMODSEQ (CONDSTORE: never 0, RFC 7162 §3.1.2.1); `None` for a
     /// mailbox without MODSEQs (`NOMODSEQ`).
     pub highest_modseq: Option<u64>,
+    /// MAILBOXID (RFC 8474 OBJECTID), sent as `OK [MAILBOXID (id)]`.
+    pub mailbox_id: Option<String>,
     /// For `SELECT … (QRESYNC …)`: the messages whose MODSEQ is above the
     /// client's (any order); the session reports those the client named.
     pub changed: Vec<FlagState>,
@@ -323,6 +325,7 @@ impl Selected {
             new_keywords: true,
             first_unseen: None,
             highest_modseq: None,
+            mailbox_id: None,
             changed: Vec::new(),
             expunged_since: None,
             read_only: false,

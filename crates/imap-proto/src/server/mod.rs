@@ -689,6 +689,9 @@ impl Session {
             Some(Code::PermanentFlags(permanent)),
             "Flags permitted",
         );
+        if let Some(id) = mailbox.mailbox_id {
+            self.untagged_status(StatusKind::Ok, Some(Code::MailboxId(id)), "Mailbox id");
+        }
         match mailbox.highest_modseq {
             Some(m) => {
                 self.untagged_status(StatusKind::Ok, Some(Code::HighestModSeq(m)), "Highest")
