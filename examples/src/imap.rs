@@ -716,23 +716,27 @@ impl Summary {
         uid: u32,
         bytes: Option<&[u8]>,
     ) -> Option<Summary> {
-        if let Some(s) = store
+        let kept = store
             .summary(user, mb, uid)
             .ok()
             .flatten()
-            .and_then(|b| Summary::decode(&b))
-            // Kept before References were: derived again, once.
-            .filter(|s| s.references.is_some())
-        {
-            return Some(s);
-        }
+            .and_then(|b| Summary::decode(&b));
+        // One kept before References were is derived again, once (or
+        // serves as it is when the message cannot be read).
+        let older = match kept {
+            Some(s) if s.references.is_some() => return Some(s),
+            other => other,
+        };
         let owned;
         let bytes = match bytes {
             Some(b) => b,
-            None => {
-                owned = read_message(store, user, mb, uid)?;
-                &owned
-            }
+            None => match read_message(store, user, mb, uid) {
+                Some(b) => {
+                    owned = b;
+                    &owned
+                }
+                None => return older,
+            },
         };
         let s = Summary::of(bytes);
         let _ = store.set_summary(user, mb, uid, &s.encode());

@@ -1242,8 +1242,7 @@ impl Session {
             return Ok(());
         }
         if self.qresync {
-            let known: Vec<u32> = uids.to_vec();
-            if let Some(r) = view::vanished(&known, false) {
+            if let Some(r) = view::vanished(uids, false) {
                 self.untagged(&r);
             }
         } else {
