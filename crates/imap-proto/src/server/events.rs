@@ -290,7 +290,10 @@ pub struct Selected {
     /// The first message without `\Seen`, as a UID.
     pub first_unseen: Option<u32>,
     /// HIGHESTMODSEQ (CONDSTORE: never 0, RFC 7162 §3.1.2.1); `None` for a
-    /// mailbox without MODSEQs (`NOMODSEQ`).
+    /// mailbox without MODSEQs (`NOMODSEQ`). A store should start a new
+    /// mailbox at 1, so its first change is 2: an empty mailbox reported
+    /// as 1 whose first change also got 1 would hide that change from a
+    /// client resyncing from 1.
     pub highest_modseq: Option<u64>,
     /// MAILBOXID (RFC 8474 OBJECTID), sent as `OK [MAILBOXID (id)]`.
     pub mailbox_id: Option<String>,
