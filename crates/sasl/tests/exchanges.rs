@@ -192,6 +192,47 @@ fn rfc7677_scram_client_side() {
     assert!(c.is_done());
 }
 
+/// A hostile server asking for 10 million PBKDF2 rounds (about 1.5 s of
+/// CPU) is refused before any hashing; the limit can be raised.
+#[test]
+fn scram_client_caps_the_iteration_count() {
+    let start = |max: Option<u32>| {
+        let c = ClientExchange::with_nonce(
+            Mechanism::ScramSha256,
+            "user",
+            secret("pencil"),
+            None,
+            "abc",
+        );
+        let mut c = match max {
+            Some(m) => c.with_max_iterations(m),
+            None => c,
+        };
+        c.initial_response();
+        c
+    };
+    assert!(matches!(
+        start(None).respond(b"r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=10000000"),
+        Err(SaslError::Unsupported(_))
+    ));
+    let limit = sasl::client::DEFAULT_MAX_SCRAM_ITERATIONS;
+    assert!(
+        start(None)
+            .respond(format!("r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i={}", limit + 1).as_bytes())
+            .is_err()
+    );
+    assert!(
+        start(Some(5000))
+            .respond(b"r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+            .is_ok()
+    );
+    assert!(
+        start(Some(4000))
+            .respond(b"r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+            .is_err()
+    );
+}
+
 #[test]
 fn scram_client_refuses_a_false_server() {
     let mut c = ClientExchange::with_nonce(
