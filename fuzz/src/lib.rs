@@ -702,18 +702,21 @@ pub fn imap_server_session(data: &[u8]) {
                             let _ = s.fetch_vanished(&token, Some(&[3, 40]));
                             let _ = s.store_modified(&token, &[1]);
                             for m in &messages {
+                                // A session closed meanwhile (held input
+                                // over its limit) forgot the decision.
+                                if s.is_closed() {
+                                    break;
+                                }
                                 assert!(s.view().seq_of(m.uid) == Some(m.seq));
-                                assert!(
-                                    s.fetched(
-                                        &token,
-                                        m.uid,
-                                        vec![
-                                            FetchValue::Flags(vec![Flag::Seen]),
-                                            FetchValue::ModSeq(u64::from(m.uid) + 9)
-                                        ]
-                                    )
-                                    .is_ok()
+                                let r = s.fetched(
+                                    &token,
+                                    m.uid,
+                                    vec![
+                                        FetchValue::Flags(vec![Flag::Seen]),
+                                        FetchValue::ModSeq(u64::from(m.uid) + 9),
+                                    ],
                                 );
+                                assert!(r.is_ok(), "{r:?}");
                             }
                             s.complete(token, ok)
                         }
@@ -732,10 +735,8 @@ pub fn imap_server_session(data: &[u8]) {
                         Request::Catenate { .. } => s.accept(token),
                         Request::Expunge { .. } | Request::Copy { moving: true, .. } => {
                             let first = s.view().uids().first().copied();
-                            assert!(
-                                s.expunged(&token, &first.into_iter().collect::<Vec<_>>())
-                                    .is_ok()
-                            );
+                            let r = s.expunged(&token, &first.into_iter().collect::<Vec<_>>());
+                            assert!(r.is_ok() || s.is_closed(), "{r:?}");
                             s.complete(token, ok)
                         }
                         _ => s.complete(token, ok),
