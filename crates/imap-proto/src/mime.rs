@@ -5,8 +5,10 @@
 //! The walk is iterative (no recursion on a depth the sender controls) and
 //! bounded ([`Limits`]: 100 levels and 10,000 parts by default); past a
 //! limit, a part is described as a basic part. A `message/rfc822` part whose
-//! transfer encoding is base64 or quoted-printable is a basic part too: its
-//! bytes are not a message until decoded. Addresses in ENVELOPE are parsed
+//! transfer encoding is base64 or quoted-printable is not read as a message
+//! either (its bytes are not one until decoded); such a part, like one past
+//! the limit, keeps its type with an empty envelope and body, as the
+//! grammar requires of a `message/rfc822` part. Addresses in ENVELOPE are parsed
 //! with `mail-parser`; everything else is read straight from the bytes.
 //!
 //! ```
@@ -478,6 +480,19 @@ impl Structure {
                         // A multipart without parts is described as
                         // text/plain, with its lines like any text.
                         Shape::Multi(_) => PartKind::Text { lines },
+                        // A message part not read as one (encoded, or past
+                        // the depth limit) keeps its type, so it needs the
+                        // message fields the grammar requires for it: an
+                        // empty envelope and an empty body.
+                        _ if p.media_type == "message"
+                            && (p.subtype == "rfc822" || p.subtype == "global") =>
+                        {
+                            PartKind::Message {
+                                envelope: Box::default(),
+                                body: Box::new(basic(b"text", b"plain", Vec::new(), 0)),
+                                lines,
+                            }
+                        }
                         _ if p.media_type == "text" => PartKind::Text { lines },
                         _ => PartKind::Basic,
                     };
@@ -812,6 +827,30 @@ mod tests {
             part,
             text,
             partial: None,
+        }
+    }
+
+    #[test]
+    fn an_encoded_message_part_keeps_its_type_and_still_parses_back() {
+        let msg = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+                    Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+                    U3ViamVjdDogaGkNCg0KYm9keQ0K\r\n--b--\r\n";
+        let s = Structure::parse(msg);
+        for extensible in [false, true] {
+            let r = crate::Response::Fetch(
+                1,
+                vec![crate::FetchValue::BodyStructure(Box::new(
+                    s.body_structure(msg, extensible),
+                ))],
+            );
+            let wire = r.encode(false);
+            let text = String::from_utf8_lossy(&wire).into_owned();
+            assert!(text.contains("\"message\" \"rfc822\""), "{text}");
+            assert_eq!(
+                crate::Response::parse(&wire, false).as_ref(),
+                Ok(&r),
+                "{text}"
+            );
         }
     }
 
