@@ -360,6 +360,8 @@ pub fn thread_references(mut messages: Vec<SortFields>) -> Vec<crate::response::
         }
     }
     let mut merged: Vec<usize> = Vec::new();
+    // Where each node stands in `merged` (a lookup, not a scan, per merge).
+    let mut at: HashMap<usize, usize> = HashMap::new();
     let mut gone = vec![false; nodes.len()];
     for &t in &top {
         if gone[t] {
@@ -367,14 +369,17 @@ pub fn thread_references(mut messages: Vec<SortFields>) -> Vec<crate::response::
             continue;
         }
         let Some((s, reply)) = subject_of(&nodes, t) else {
+            at.insert(t, merged.len());
             merged.push(t);
             continue;
         };
         let Some(&other) = table.get(&s) else {
+            at.insert(t, merged.len());
             merged.push(t);
             continue;
         };
         if other == t {
+            at.insert(t, merged.len());
             merged.push(t);
             continue;
         }
@@ -396,11 +401,13 @@ pub fn thread_references(mut messages: Vec<SortFields>) -> Vec<crate::response::
                 });
                 gone.push(false);
                 let d = nodes.len() - 1;
-                if let Some(pos) = merged.iter().position(|x| *x == other) {
+                if let Some(&pos) = at.get(&other) {
                     merged[pos] = d;
+                    at.insert(d, pos);
                 } else {
                     // `other` comes later at the top: it is replaced there.
                     gone[other] = true;
+                    at.insert(d, merged.len());
                     merged.push(d);
                 }
                 table.insert(s, d);
@@ -727,6 +734,25 @@ mod tests {
         // Two originals with one subject share a placeholder.
         let t = thread_references(vec![msg(1, 10, "", "", "Same"), msg(2, 20, "", "", "same")]);
         assert_eq!(show(&t), "((1)(2))");
+        // Many subjects with two originals each: each pair under its own
+        // placeholder (merged by a lookup per pair, not a scan).
+        let pairs: Vec<SortFields> = (0..20_000u32)
+            .map(|i| {
+                msg(
+                    i + 1,
+                    i64::from(i),
+                    "",
+                    "",
+                    &format!("topic {}", i % 10_000),
+                )
+            })
+            .collect();
+        let t = thread_references(pairs);
+        assert_eq!(t.len(), 10_000);
+        assert!(
+            t.iter()
+                .all(|x| x.message.is_none() && x.children.len() == 2)
+        );
         // In-Reply-To counts when there are no References.
         let mut r = msg(2, 20, "k@x", "", "b");
         r.parents = vec!["j@x".into()];
