@@ -1049,3 +1049,102 @@ pub fn smtp_downgrade(data: &[u8]) {
         Err(_) => assert!(!data.is_ascii()),
     }
 }
+
+/// Every SASL server mechanism fed the client messages a script holds
+/// (length-prefixed pieces; the first byte picks the mechanism and whether
+/// an initial response is sent): no panic; an exchange that ended (Verify,
+/// Success or Failure) answers anything more with a failure; challenges
+/// stay small; a SCRAM lookup is answered (keys or an unknown user) and
+/// the exchange goes on.
+pub fn sasl_server(data: &[u8]) {
+    use sasl::server::{ServerExchange, ServerStep};
+    use sasl::{Mechanism, ScramCredentials};
+
+    let Some((&first, mut rest)) = data.split_first() else {
+        return;
+    };
+    let mechanism = match first % 4 {
+        0 => Mechanism::Plain,
+        1 => Mechanism::Login,
+        2 => Mechanism::CramMd5,
+        _ => Mechanism::ScramSha256,
+    };
+    let mut pieces = Vec::new();
+    while let Some((&len, tail)) = rest.split_first() {
+        let n = usize::from(len).min(tail.len());
+        pieces.push(&tail[..n]);
+        rest = &tail[n..];
+    }
+    let mut pieces = pieces.into_iter();
+    let mut x = ServerExchange::with_nonce(mechanism, "fuzznonce", "mx.example.org");
+    let initial = if first & 4 != 0 { pieces.next() } else { None };
+    let mut step = x.start(initial);
+    for _ in 0..16 {
+        step = match step {
+            ServerStep::Challenge(c) => {
+                assert!(c.len() < 1024, "challenge of {} octets", c.len());
+                match pieces.next() {
+                    Some(p) => x.respond(p),
+                    None => return,
+                }
+            }
+            ServerStep::LookupScram { .. } => {
+                let creds = (first & 8 != 0).then(|| ScramCredentials::derive("pw", b"salt", 1));
+                x.scram_credentials(creds)
+            }
+            ServerStep::Verify(_) | ServerStep::Success(_) | ServerStep::Failure(_) => {
+                // Nothing more is taken once it is over.
+                match x.respond(pieces.next().unwrap_or(b"more")) {
+                    ServerStep::Failure(_) => return,
+                    other => panic!("an ended exchange went on: {other:?}"),
+                }
+            }
+            _ => return,
+        };
+    }
+}
+
+/// Modified UTF-7 (RFC 3501 §5.1.3): every string encodes to ASCII that
+/// decodes back to it, and what decodes re-encodes to the same bytes (one
+/// canonical form).
+pub fn imap_utf7(data: &[u8]) {
+    use imap_proto::utf7;
+
+    if let Ok(s) = std::str::from_utf8(data) {
+        let e = utf7::encode(s);
+        assert!(e.is_ascii(), "{e:?}");
+        assert_eq!(utf7::decode(&e).as_deref(), Ok(s), "{e:?}");
+        if let Ok(d) = utf7::decode(s) {
+            assert_eq!(utf7::encode(&d), s, "not canonical: {s:?}");
+        }
+    }
+}
+
+/// Sequence sets: what parses is written back as text that parses to the
+/// same set, and the members it names within any bound are ascending,
+/// unique and within the bound.
+pub fn imap_sequence_set(data: &[u8]) {
+    use imap_proto::SequenceSet;
+
+    let Some((&b, text)) = data.split_first() else {
+        return;
+    };
+    let Ok(set) = SequenceSet::parse(text) else {
+        return;
+    };
+    let again = set.to_string();
+    assert_eq!(
+        SequenceSet::parse(again.as_bytes()).as_ref(),
+        Ok(&set),
+        "{again}"
+    );
+    let largest = u32::from(b) * 3;
+    let mut last = 0;
+    for n in set.iter(largest).take(2048) {
+        assert!(
+            n > last && n <= largest,
+            "{n} after {last} (largest {largest})"
+        );
+        last = n;
+    }
+}

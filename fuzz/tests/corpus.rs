@@ -87,3 +87,18 @@ fn smtp_client_session_corpus() {
 fn smtp_downgrade_corpus() {
     replay("smtp_downgrade", mailkit_fuzz::smtp_downgrade);
 }
+
+#[test]
+fn sasl_server_corpus() {
+    replay("sasl_server", mailkit_fuzz::sasl_server);
+}
+
+#[test]
+fn imap_utf7_corpus() {
+    replay("imap_utf7", mailkit_fuzz::imap_utf7);
+}
+
+#[test]
+fn imap_sequence_set_corpus() {
+    replay("imap_sequence_set", mailkit_fuzz::imap_sequence_set);
+}

@@ -112,7 +112,8 @@ impl SequenceSet {
             .iter()
             .map(|(a, b)| {
                 let (a, b) = (a.resolve(largest), b.resolve(largest));
-                (a.min(b), a.max(b).min(largest))
+                // `*` of an empty mailbox is 0, which is no member.
+                (a.min(b).max(1), a.max(b).min(largest))
             })
             .filter(|(lo, hi)| lo <= hi)
             .collect();
@@ -183,5 +184,20 @@ pub(crate) fn parse(mut i: &[u8]) -> PResult<'_, SequenceSet> {
             Some(r) => i = r,
             None => return Ok((r, SequenceSet(ranges))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn star_of_an_empty_mailbox_names_nothing() {
+        let s = SequenceSet::parse(b"*").unwrap();
+        assert_eq!(s.iter(0).collect::<Vec<_>>(), Vec::<u32>::new());
+        assert!(s.spans(0).is_empty());
+        let s = SequenceSet::parse(b"3:*,1").unwrap();
+        assert_eq!(s.iter(0).count(), 0);
+        assert_eq!(s.iter(2).collect::<Vec<_>>(), vec![1, 2]);
     }
 }
