@@ -1148,3 +1148,21 @@ pub fn imap_sequence_set(data: &[u8]) {
         last = n;
     }
 }
+
+/// POP3 status lines (`+OK`/`-ERR`, RFC 2449 response codes): what parses
+/// encodes to one CRLF-ended line, without another CR or LF, that parses
+/// back to the same status.
+pub fn pop3_status(data: &[u8]) {
+    use pop3_proto::response::Status;
+
+    let Ok(s) = Status::parse(data) else {
+        return;
+    };
+    let mut wire = bytes::BytesMut::new();
+    s.encode(&mut wire);
+    let line = wire
+        .strip_suffix(b"\r\n")
+        .expect("a status line ends in CRLF");
+    assert!(!line.iter().any(|b| matches!(b, b'\r' | b'\n')), "{line:?}");
+    assert_eq!(Status::parse(line).as_ref(), Ok(&s), "{line:?}");
+}

@@ -102,3 +102,8 @@ fn imap_utf7_corpus() {
 fn imap_sequence_set_corpus() {
     replay("imap_sequence_set", mailkit_fuzz::imap_sequence_set);
 }
+
+#[test]
+fn pop3_status_corpus() {
+    replay("pop3_status", mailkit_fuzz::pop3_status);
+}
