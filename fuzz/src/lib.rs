@@ -1166,3 +1166,47 @@ pub fn pop3_status(data: &[u8]) {
     assert!(!line.iter().any(|b| matches!(b, b'\r' | b'\n')), "{line:?}");
     assert_eq!(Status::parse(line).as_ref(), Ok(&s), "{line:?}");
 }
+
+/// The IMAP `Framer` alone, with limits the input picks: the frames are
+/// the same whether the bytes come whole or split at any point; it always
+/// makes progress (never takes nothing and gives nothing); what it holds
+/// never passes one command's text plus its literals (the limits); every
+/// command frame ends in CRLF.
+pub fn imap_framer(data: &[u8]) {
+    use imap_proto::{Frame, Framer, FramerLimits};
+
+    let [a, b, c, rest @ ..] = data else {
+        return;
+    };
+    let limits = FramerLimits::new(16 + usize::from(*a) * 8, u64::from(*b) * 4);
+    let bound = limits.max_command + usize::try_from(limits.max_literal).unwrap_or(usize::MAX) + 4;
+    let run = |pieces: &[&[u8]]| -> Vec<Frame<'static>> {
+        let mut f = Framer::new(limits);
+        let mut out = Vec::new();
+        for piece in pieces {
+            let mut input = *piece;
+            while !input.is_empty() {
+                let (used, frame) = f.push(input);
+                assert!(used > 0 || frame.is_some(), "no progress");
+                assert!(used <= input.len());
+                input = &input[used..];
+                assert!(
+                    f.buffered() <= bound,
+                    "{} held, bound {bound}",
+                    f.buffered()
+                );
+                if let Some(frame) = frame {
+                    if let Frame::Command(cmd) = &frame {
+                        assert!(cmd.ends_with(b"\r\n") || cmd.ends_with(b"\n"), "{cmd:?}");
+                    }
+                    out.push(frame.into_owned());
+                }
+            }
+        }
+        out
+    };
+    let whole = run(&[rest]);
+    let at = usize::from(*c) % (rest.len() + 1);
+    let split = run(&[&rest[..at], &rest[at..]]);
+    assert_eq!(whole, split, "split at {at} changes the frames");
+}

@@ -107,3 +107,8 @@ fn imap_sequence_set_corpus() {
 fn pop3_status_corpus() {
     replay("pop3_status", mailkit_fuzz::pop3_status);
 }
+
+#[test]
+fn imap_framer_corpus() {
+    replay("imap_framer", mailkit_fuzz::imap_framer);
+}

@@ -2200,3 +2200,34 @@ fn rfc8474_object_ids() {
         matches!(c.body, CommandBody::Status { ref items, .. } if items == &[StatusItem::MailboxId])
     );
 }
+
+/// A command refused for length names its tag only when every split of
+/// the input would (cargo-fuzz imap_framer found a 56-octet tag reported
+/// whole and not when split, with a 16-octet command limit).
+#[test]
+fn a_refused_commands_tag_does_not_depend_on_the_split() {
+    let tag = "t".repeat(40);
+    let line = format!("{tag} NOOP and much more text than sixteen octets\r\n");
+    let frames = |pieces: &[&[u8]]| {
+        let mut f = Framer::new(FramerLimits::new(16, 0));
+        let mut out = Vec::new();
+        for p in pieces {
+            let mut input = *p;
+            while !input.is_empty() {
+                let (used, frame) = f.push(input);
+                input = &input[used..];
+                out.extend(frame.map(Frame::into_owned));
+            }
+        }
+        out
+    };
+    let whole = frames(&[line.as_bytes()]);
+    for at in 1..line.len() {
+        let (a, b) = line.as_bytes().split_at(at);
+        assert_eq!(frames(&[a, b]), whole, "split at {at}");
+    }
+    assert!(
+        matches!(&whole[..], [Frame::Refused { tag: None, .. }]),
+        "{whole:?}"
+    );
+}

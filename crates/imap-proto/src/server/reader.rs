@@ -173,8 +173,11 @@ impl Reader {
     fn refuse(&mut self, reason: &'static str, skip: State, input: &[u8]) -> Item<'static> {
         // The tag is reported only when short and complete, so the answer
         // does not depend on how the bytes were split.
-        let mut head: Vec<u8> = self.buf.iter().take(MAX_TAG + 1).copied().collect();
-        head.extend(input.iter().take(MAX_TAG + 1 - head.len()));
+        // Within the first bytes every split has shown by now: a limit is
+        // passed only after more than `max_command` of them.
+        let look = (MAX_TAG + 1).min(self.max_command + 1);
+        let mut head: Vec<u8> = self.buf.iter().take(look).copied().collect();
+        head.extend(input.iter().take(look - head.len()));
         let t = match tag(&head) {
             Ok((rest, t)) if rest.first() == Some(&b' ') => Some(t),
             _ => None,
