@@ -1648,11 +1648,7 @@ impl ImapConn {
                         Ok(t) => t,
                         Err(refusal) => return s.reject(token, refusal),
                     };
-                let (ctx, u) = (self.ctx.clone(), user.clone());
-                if blocking(move || ctx.over_quota(&u, size))
-                    .await
-                    .unwrap_or(false)
-                {
+                if quota_full(self.ctx.clone(), &user, size).await {
                     return s.reject(token, over_quota());
                 }
                 let n = name.clone();
@@ -1694,12 +1690,7 @@ impl ImapConn {
                         return s.reject(token, Completion::no("the message could not be built"));
                     }
                 };
-                let (ctx, u) = (self.ctx.clone(), user.clone());
-                let size = message.len() as u64;
-                if blocking(move || ctx.over_quota(&u, size))
-                    .await
-                    .unwrap_or(false)
-                {
+                if quota_full(self.ctx.clone(), &user, message.len() as u64).await {
                     return s.reject(token, over_quota());
                 }
                 self.spool.push(&message).await;
@@ -2426,6 +2417,14 @@ fn sort_fields(
         }
     }
     Ok(fields)
+}
+
+/// Whether `size` more octets would put `user` over the quota.
+async fn quota_full(ctx: Arc<Ctx>, user: &UserName, size: u64) -> bool {
+    let u = user.clone();
+    blocking(move || ctx.over_quota(&u, size))
+        .await
+        .unwrap_or(false)
 }
 
 /// `NO [OVERQUOTA]` (RFC 9208 §4.3).

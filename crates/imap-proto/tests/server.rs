@@ -1371,3 +1371,25 @@ fn partial_returns_a_window_of_the_result() {
             .starts_with("u BAD")
     );
 }
+
+#[test]
+fn a_message_expunged_before_it_was_announced_never_enters_a_live_search() {
+    let mut h = H::with(|c| c.capabilities = vec!["CONTEXT=SEARCH".into()]);
+    h.login();
+    h.select(vec![1, 2]);
+    h.send("s SEARCH RETURN (UPDATE) SEEN\r\n");
+    let (token, _) = h.request();
+    h.s.searched(token, vec![]).unwrap();
+    h.take_wire();
+    h.s.push_new(3, false);
+    h.s.live_search_result("s", 3, true);
+    h.s.push_expunge(3);
+    assert_eq!(h.send("n NOOP\r\n"), "n OK NOOP completed\r\n");
+    // A message 4 enters alone, numbered as the client numbers it.
+    h.s.push_new(4, false);
+    h.s.live_search_result("s", 4, true);
+    assert_eq!(
+        h.send("n NOOP\r\n"),
+        "* 3 EXISTS\r\n* 0 RECENT\r\n* ESEARCH (TAG \"s\") ADDTO (0 3)\r\nn OK NOOP completed\r\n"
+    );
+}

@@ -1541,8 +1541,9 @@ impl Session {
             let mut later = std::collections::BTreeMap::new();
             for (u, matches) in std::mem::take(&mut l.changes) {
                 if self.view.seq_of(u).is_none() || self.view.is_expunged(u) {
-                    if matches && !self.view.is_expunged(u) {
-                        // Not announced yet: after its EXISTS.
+                    // Not announced yet: after its EXISTS (one expunged
+                    // before it was announced never will be).
+                    if matches && self.view.is_arriving(u) {
                         later.insert(u, matches);
                     }
                     continue;

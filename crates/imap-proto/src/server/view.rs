@@ -189,6 +189,11 @@ impl View {
         }
     }
 
+    /// Whether `uid` arrived and waits to be announced (the next EXISTS).
+    pub fn is_arriving(&self, uid: u32) -> bool {
+        self.new.binary_search(&uid).is_ok()
+    }
+
     /// Known UIDs that are gone, not yet announced, ascending.
     pub fn pending_expunges(&self) -> Vec<u32> {
         self.expunged.iter().copied().collect()
