@@ -12,7 +12,10 @@ fn replay(target: &str, run: fn(&[u8])) {
     for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("dir entry").path();
         let data = fs::read(&path).expect("corpus file");
-        run(&data);
+        if let Err(e) = std::panic::catch_unwind(|| run(&data)) {
+            eprintln!("{target}: {} fails", path.display());
+            std::panic::resume_unwind(e);
+        }
         count += 1;
     }
     assert!(count > 0, "empty corpus for {target}");

@@ -170,6 +170,8 @@ enum Expect {
     Single,
     Multi,
     Stls,
+    /// An AUTH with a mechanism: SASL challenges may come before its status.
+    Auth,
 }
 
 /// One POP3 client connection.
@@ -223,6 +225,9 @@ impl Session {
         }
         let expect = match cmd {
             Command::Stls => Expect::Stls,
+            Command::Auth {
+                mechanism: Some(_), ..
+            } => Expect::Auth,
             c if c.is_multiline() => Expect::Multi,
             _ => Expect::Single,
         };
@@ -363,6 +368,10 @@ impl Session {
             .strip_prefix(b"+ ")
             .or_else(|| (line == b"+").then_some(&b""[..]))
         {
+            // A challenge answers only an AUTH still waiting for its status.
+            if self.expect.front() != Some(&Expect::Auth) {
+                return Err(ClientError::Unexpected);
+            }
             self.event(Event::Continue(String::from_utf8_lossy(rest).into_owned()));
             return Ok(());
         }

@@ -563,6 +563,28 @@ fn client_times_out_and_closes_on_garbage() {
 }
 
 #[test]
+fn client_takes_a_sasl_challenge_only_while_auth_waits() {
+    let now = Instant::now();
+    let mut c = new_client(now);
+    c.handle_input(now, b"+OK ready\r\n");
+    c.send(now, &Command::auth("PLAIN", None).unwrap());
+    c.handle_input(now, b"+ \r\n+OK logged in\r\n");
+    let (_, events) = drain_client(&mut c);
+    assert!(
+        matches!(&events[..], [Reply::Greeting(_), Reply::Continue(s), Reply::Response { .. }] if s.is_empty()),
+        "{events:?}"
+    );
+    // The AUTH is answered: a challenge now is a hostile server's.
+    c.send(now, &Command::Noop);
+    c.handle_input(now, b"+ c2VydmVy\r\n");
+    let (_, events) = drain_client(&mut c);
+    assert!(
+        matches!(&events[..], [Reply::Error(client::ClientError::Unexpected), Reply::Continue(s)] if s == "<closed>"),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn client_stls_is_a_clean_cut() {
     let now = Instant::now();
     let mut c = new_client(now);
