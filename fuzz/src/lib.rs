@@ -43,7 +43,9 @@ fn frame(chunks: &[&[u8]], opts: &CommandOptions) -> Vec<Result<Command<'static>
     out
 }
 
-/// Command framing and parsing: split invariance and re-encode round trip.
+/// Command framing and parsing: split invariance, and what parses
+/// re-encodes to a line that parses, under the same line limit, to the
+/// same command.
 pub fn smtp_command(data: &[u8]) {
     let Some((&seed, data)) = data.split_first() else {
         return;
@@ -60,13 +62,11 @@ pub fn smtp_command(data: &[u8]) {
     let whole = frame(&[data], &opts);
     let split = frame(&pieces(data, seed), &opts);
     assert_eq!(whole, split, "split changed the result");
-    let wide = CommandOptions {
-        max_line: usize::MAX,
-        ..opts
-    };
     for cmd in whole.into_iter().flatten() {
+        // Under the limit the original line met: the encoding is never
+        // longer than what was read.
         let bytes = cmd.to_bytes();
-        match Command::parse_with(&bytes, &wide) {
+        match Command::parse_with(&bytes, &opts) {
             Ok(Parsed::Complete { value, consumed }) => {
                 assert_eq!(value, cmd, "re-encoded command parses differently");
                 assert_eq!(consumed, bytes.len());
@@ -76,28 +76,99 @@ pub fn smtp_command(data: &[u8]) {
     }
 }
 
-/// Reply and EHLO parsing: re-encode round trip.
+/// Replies read the way a client reads them: bytes appended to a buffer,
+/// complete replies taken off its front, until an error.
+fn reply_stream(chunks: &[&[u8]], limits: &ReplyLimits) -> Vec<Result<Reply<'static>, String>> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        loop {
+            match Reply::parse_with(&buf, limits) {
+                Ok(Parsed::Complete { value, consumed }) => {
+                    assert!(consumed > 0 && consumed <= buf.len());
+                    out.push(Ok(value.into_owned()));
+                    buf.drain(..consumed);
+                }
+                Ok(Parsed::Incomplete) => break,
+                Err(e) => {
+                    out.push(Err(format!("{e:?}")));
+                    return out;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Reply and EHLO parsing. A stream of replies read whole or in pieces
+/// gives the same replies (and the same error); every proper prefix of a
+/// complete reply is `Incomplete`; what parses re-encodes to the same reply.
+/// The input's lines also make a 250 reply, always, whose EHLO reading
+/// (when it is one) encodes to a reply that reads back the same.
 pub fn smtp_reply(data: &[u8]) {
-    let limits = ReplyLimits {
-        line: 1024,
-        lines: 64,
-    };
-    let Ok(Parsed::Complete { value, consumed }) = Reply::parse_with(data, &limits) else {
+    let Some((&seed, data)) = data.split_first() else {
         return;
     };
-    assert!(consumed <= data.len());
-    let bytes = value.to_bytes();
+    let limits = ReplyLimits {
+        line: 64 + usize::from(seed) * 4,
+        lines: 64,
+    };
+    let whole = reply_stream(&[data], &limits);
+    assert_eq!(
+        whole,
+        reply_stream(&pieces(data, seed), &limits),
+        "split changed the replies"
+    );
     let wide = ReplyLimits {
         line: usize::MAX,
         lines: usize::MAX,
     };
-    let again = Reply::parse_with(&bytes, &wide).map(Parsed::complete);
-    assert_eq!(
-        again,
-        Ok(Some(value.clone())),
-        "re-encoded reply parses differently"
-    );
-    if let Ok(ehlo) = EhloResponse::from_reply(&value) {
+    if let Ok(Parsed::Complete { value, consumed }) = Reply::parse_with(data, &limits) {
+        for end in (0..consumed).take(512) {
+            assert_eq!(
+                Reply::parse_with(&data[..end], &limits).map(Parsed::complete),
+                Ok(None),
+                "a proper prefix of {end} octets is not Incomplete"
+            );
+        }
+        let bytes = value.to_bytes();
+        let again = Reply::parse_with(&bytes, &wide).map(Parsed::complete);
+        assert_eq!(
+            again,
+            Ok(Some(value.clone())),
+            "re-encoded reply parses differently"
+        );
+        ehlo_round_trip(&value);
+    }
+    // The input's lines as the lines of a 250 reply.
+    let lines: Vec<&[u8]> = data
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.contains(&b'\r'))
+        .take(16)
+        .collect();
+    let mut text = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        text.extend_from_slice(if i + 1 == lines.len() {
+            b"250 "
+        } else {
+            b"250-"
+        });
+        text.extend_from_slice(l);
+        text.extend_from_slice(b"\r\n");
+    }
+    if let Ok(Parsed::Complete { value, .. }) = Reply::parse_with(&text, &wide) {
+        ehlo_round_trip(&value);
+    }
+}
+
+fn ehlo_round_trip(reply: &Reply<'_>) {
+    let wide = ReplyLimits {
+        line: usize::MAX,
+        lines: usize::MAX,
+    };
+    if let Ok(ehlo) = EhloResponse::from_reply(reply) {
         let mut out = BytesMut::new();
         if ehlo.encode(&mut out) {
             let reply = Reply::parse_with(&out, &wide)
@@ -128,7 +199,50 @@ fn decode(
     (out.to_vec(), None)
 }
 
-/// DATA body decoding: split invariance, bounded output, strict end.
+/// Line ends as `DataEncoder` writes them: CRLF, bare CR and bare LF each
+/// become CRLF, and a body that does not end with one gets one.
+fn crlf_normalised(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 2);
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'\r' if body.get(i + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                i += 2;
+                continue;
+            }
+            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The reference DATA decoder, for input whose lines all end in CRLF: the
+/// body is what comes before the first `CRLF.CRLF` (the DATA command's CRLF
+/// counts as the first one), with one leading dot taken from each line.
+/// Returns the body and the octets of input it used, or `None` without an
+/// end.
+fn reference_unstuff(data: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let framed = [b"\r\n".as_slice(), data].concat();
+    let end = framed.windows(5).position(|w| w == b"\r\n.\r\n")?;
+    let mut body = Vec::new();
+    for line in framed[2..end + 2].split_inclusive(|b| *b == b'\n') {
+        body.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+    }
+    Some((body, end + 3))
+}
+
+/// Message bodies. DATA decoding: split invariance; output within the size
+/// limit; it ends exactly at the first `CRLF.CRLF`; on input with only CRLF
+/// line ends, the body is the reference unstuffing's. `DataEncoder` (whole
+/// or in pieces) then `DataDecoder` gives back the input with its line ends
+/// made CRLF, using every encoded octet. A `BdatDecoder` chunk takes exactly
+/// its size, in any pieces, and a discarding one passes nothing on.
 pub fn smtp_body(data: &[u8]) {
     let Some((&seed, data)) = data.split_first() else {
         return;
@@ -157,21 +271,138 @@ pub fn smtp_body(data: &[u8]) {
             "missed an earlier end of data"
         );
     }
+    if let Some((body, used)) = reference_unstuff(data) {
+        let clean = data[..used].iter().enumerate().all(|(i, b)| match b {
+            b'\r' => data.get(i + 1) == Some(&b'\n'),
+            b'\n' => i > 0 && data[i - 1] == b'\r',
+            _ => true,
+        });
+        if clean {
+            let (out, end) = decode(&[data], policy, None);
+            assert_eq!(end, Some((used, true)), "the end of data is elsewhere");
+            assert_eq!(out, body, "differs from the reference unstuffing");
+        }
+    }
+
+    // Encoder then decoder.
+    let mut wire = BytesMut::new();
+    let mut enc = smtp_proto::DataEncoder::new();
+    for piece in pieces(data, seed.rotate_left(3)) {
+        enc.encode(piece, &mut wire);
+    }
+    enc.finish(&mut wire);
+    let mut once = BytesMut::new();
+    let mut enc = smtp_proto::DataEncoder::new();
+    enc.encode(data, &mut once);
+    enc.finish(&mut once);
+    assert_eq!(wire, once, "encoding in pieces differs");
+    let (back, end) = decode(&[&wire], BareLineEnding::Reject, None);
+    assert_eq!(
+        end,
+        Some((wire.len(), true)),
+        "the encoded body does not end at its end"
+    );
+    assert_eq!(
+        back,
+        crlf_normalised(data),
+        "encode then decode changed the body"
+    );
+
+    // BDAT: exactly `size` octets, then the next command.
+    let size = u64::from(seed) % (data.len() as u64 + 2);
+    for discard in [false, true] {
+        let mut dec = if discard {
+            smtp_proto::BdatDecoder::discarding(size)
+        } else {
+            smtp_proto::BdatDecoder::new(size)
+        };
+        let mut out = BytesMut::new();
+        let mut offset = 0;
+        let mut ended = None;
+        for piece in pieces(data, seed) {
+            match dec.decode(piece, &mut out) {
+                BodyProgress::NeedMore => offset += piece.len(),
+                BodyProgress::Finished { consumed, result } => {
+                    assert!(result.is_ok());
+                    ended = Some(offset + consumed);
+                    break;
+                }
+            }
+        }
+        let n = usize::try_from(size).unwrap_or(usize::MAX);
+        if size == 0 {
+            // An empty chunk takes nothing (it ends on the first bytes).
+            assert!(ended.is_none_or(|e| e == 0));
+        } else if n <= data.len() {
+            assert_eq!(ended, Some(n), "a BDAT chunk ended at the wrong octet");
+        } else {
+            assert_eq!(ended, None);
+            assert_eq!(dec.remaining(), size - data.len() as u64);
+        }
+        let want = if discard {
+            &[][..]
+        } else {
+            &data[..n.min(data.len())]
+        };
+        assert_eq!(&out[..], want, "BDAT passed on other bytes");
+    }
 }
 
-/// POP3 command parsing: what parses re-encodes to the same command.
+/// POP3 commands as the server reads them: through the line framer with
+/// the 255-octet limit (RFC 2449), in any pieces, with the same lines and
+/// results; what parses encodes to one CRLF line within `MAX_COMMAND_LINE`
+/// that parses back to the same command.
 pub fn pop3_command(data: &[u8]) {
-    for line in data.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Ok(cmd) = pop3_proto::Command::parse_line(line) {
-            let mut b = BytesMut::new();
-            cmd.encode(&mut b);
-            assert_eq!(
-                pop3_proto::Command::parse_line(&b[..b.len() - 2]).as_ref(),
-                Ok(&cmd),
-                "re-encoded command parses differently"
-            );
+    use pop3_proto::{Command, MAX_COMMAND_LINE};
+    let Some((&seed, data)) = data.split_first() else {
+        return;
+    };
+    let policy = if seed & 0x80 != 0 {
+        BareLineEnding::Normalize
+    } else {
+        BareLineEnding::Reject
+    };
+    let run = |chunks: &[&[u8]]| {
+        let mut framer = LineFramer::new(MAX_COMMAND_LINE, policy);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let mut rest = *chunk;
+            while !rest.is_empty() {
+                let (used, line) = framer.push(rest);
+                assert!(used > 0 || line.is_some(), "no progress");
+                rest = &rest[used..];
+                if let Some(line) = line {
+                    out.push(line.map_err(|e| format!("{e:?}")).and_then(|l| {
+                        Command::parse_line(l)
+                            .map(Command::into_owned)
+                            .map_err(|e| format!("{e:?}"))
+                    }));
+                }
+                assert!(
+                    framer.buffered() <= MAX_COMMAND_LINE,
+                    "framer over its limit"
+                );
+            }
         }
+        out
+    };
+    let whole = run(&[data]);
+    assert_eq!(
+        whole,
+        run(&pieces(data, seed)),
+        "split changed the commands"
+    );
+    for cmd in whole.into_iter().flatten() {
+        let mut b = BytesMut::new();
+        cmd.encode(&mut b);
+        assert!(b.len() <= MAX_COMMAND_LINE, "{} octets encoded", b.len());
+        let line = b.strip_suffix(b"\r\n").expect("ends in CRLF");
+        assert!(!line.iter().any(|c| matches!(c, b'\r' | b'\n')));
+        assert_eq!(
+            Command::parse_line(line).as_ref(),
+            Ok(&cmd),
+            "re-encoded command parses differently"
+        );
     }
 }
 
@@ -218,18 +449,93 @@ fn imap_each_frame(data: &[u8], check: impl Fn(&[u8], u8, bool)) {
     }
 }
 
-/// IMAP framing and command parsing: the framer's buffer stays bounded,
-/// split input frames the same, and what parses re-encodes to the same
-/// command.
+/// IMAP framing and command parsing, with limits the input picks. The
+/// framer's frames mean what they say: a continuation request follows only
+/// a synchronising literal's `{n}` CRLF within the literal limit, and a
+/// refused command's tag is one the input holds. What parses re-encodes
+/// (synchronising or LITERAL+ literals) to bytes that the `Framer` turns
+/// back into exactly one command (after one continuation request per
+/// synchronising literal) that parses to the same command and encodes to
+/// the same bytes again.
 pub fn imap_command(data: &[u8]) {
-    use imap_proto::Command;
-    imap_each_frame(data, |bytes, seed, utf8| {
-        if let Ok(cmd) = Command::parse(bytes, utf8) {
-            let wire = imap_proto::join(&cmd.encode(seed & 0x40 != 0, utf8));
-            let again = Command::parse(&wire, utf8);
-            assert_eq!(again, Ok(cmd), "re-encoded command parses differently");
+    use imap_proto::{Command, Frame, Framer, FramerLimits};
+    let [a, b, seed, data @ ..] = data else {
+        return;
+    };
+    let utf8 = seed & 0x80 != 0;
+    let limits = FramerLimits::new(24 + usize::from(*a) * 8, u64::from(*b) * 8);
+    let mut f = Framer::new(limits);
+    let mut pos = 0;
+    while pos < data.len() {
+        let (used, frame) = f.push(&data[pos..]);
+        assert!(used > 0 || frame.is_some(), "framer made no progress");
+        pos += used;
+        match frame.map(Frame::into_owned) {
+            Some(Frame::Command(bytes)) => {
+                if let Ok(cmd) = Command::parse(&bytes, utf8) {
+                    imap_command_round_trip(&cmd, seed & 0x40 != 0, utf8);
+                }
+            }
+            Some(Frame::ContinuationNeeded) => {
+                let seen = &data[..pos];
+                let line = seen
+                    .strip_suffix(b"}\r\n")
+                    .or_else(|| seen.strip_suffix(b"}\n"))
+                    .expect("a continuation request not after {n} CRLF");
+                let open = line.iter().rposition(|c| *c == b'{').expect("no {");
+                let n: u64 = std::str::from_utf8(&line[open + 1..])
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+                    .expect("a synchronising literal's size");
+                assert!(n <= limits.max_literal, "{n} over the literal limit");
+            }
+            Some(Frame::Refused { tag, reason }) => {
+                assert!(!reason.is_empty());
+                if let Some(tag) = tag {
+                    let t = tag.as_str().as_bytes();
+                    assert!(
+                        data[..pos].windows(t.len()).any(|w| w == t),
+                        "refused with a tag the input does not hold"
+                    );
+                }
+            }
+            None => {}
         }
-    });
+    }
+}
+
+fn imap_command_round_trip(cmd: &imap_proto::Command<'_>, literal_plus: bool, utf8: bool) {
+    use imap_proto::{Command, Frame, Framer, FramerLimits};
+    let wire = imap_proto::join(&cmd.encode(literal_plus, utf8));
+    let mut f = Framer::new(FramerLimits::new(usize::MAX / 4, u64::MAX / 4));
+    let mut rest = &wire[..];
+    let mut commands = Vec::new();
+    while !rest.is_empty() {
+        let (used, frame) = f.push(rest);
+        assert!(used > 0 || frame.is_some(), "framer made no progress");
+        rest = &rest[used..];
+        match frame.map(Frame::into_owned) {
+            Some(Frame::Command(c)) => commands.push(c.into_owned()),
+            Some(Frame::ContinuationNeeded) => assert!(!literal_plus, "a LITERAL+ literal waits"),
+            Some(other) => panic!("the encoded command is refused: {other:?}"),
+            None => {}
+        }
+    }
+    assert_eq!(f.buffered(), 0, "the encoding leaves a partial command");
+    assert_eq!(commands, vec![wire.clone()], "not exactly one command");
+    let again = Command::parse(&wire, utf8);
+    assert_eq!(
+        again.as_ref(),
+        Ok(cmd),
+        "re-encoded command parses differently"
+    );
+    if let Ok(again) = again {
+        assert_eq!(
+            imap_proto::join(&again.encode(literal_plus, utf8)),
+            wire,
+            "encoding is not stable"
+        );
+    }
 }
 
 /// IMAP response parsing (the client side): what parses re-encodes to the

