@@ -14,7 +14,7 @@ pub use session::*;
 use bytes::BytesMut;
 use smtp_proto::{
     BareLineEnding, BodyProgress, Command, CommandError, CommandOptions, DataDecoder, EhloResponse,
-    LineFramer, Parsed, Reply, ReplyLimits,
+    LineFramer, Mailbox, Parsed, Reply, ReplyLimits,
 };
 
 /// Splits `data` into pieces whose lengths come from `seed`.
@@ -815,4 +815,267 @@ pub fn imap_framer(data: &[u8]) {
     let at = usize::from(*c) % (rest.len() + 1);
     let split = run(&[&rest[..at], &rest[at..]]);
     assert_eq!(whole, split, "split at {at} changes the frames");
+}
+
+/// The store's records (index mailbox and message records, queue records)
+/// decoded from any bytes: no panic, and what decodes has one stable
+/// encoding (`mailstore::fuzzing::records`).
+pub fn mailstore_records(data: &[u8]) {
+    mailstore::fuzzing::records(data);
+}
+
+/// User and mailbox names from any text: what is accepted is accepted
+/// again unchanged, within the limits, never a path outside its folder;
+/// the Maildir++ folder escaping reads back to the same mailbox, and only
+/// a mailbox's own folder name reads back (`mailstore::fuzzing::names`).
+pub fn mailstore_names(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        mailstore::fuzzing::names(text);
+    }
+}
+
+/// Every SASL client mechanism fed hostile server messages (length-prefixed
+/// pieces; the first byte picks the mechanism and whether an initial
+/// response is sent, the second the SCRAM iteration cap): no panic; what it
+/// answers stays small; a SCRAM server-first message asking for more
+/// iterations than the cap is refused before any hashing; once the exchange
+/// is done or failed, nothing more is answered.
+pub fn sasl_client(data: &[u8]) {
+    use sasl::client::ClientExchange;
+    use sasl::{Mechanism, Secret};
+
+    let [first, cap, rest @ ..] = data else {
+        return;
+    };
+    let mut rest = rest;
+    let mechanism = match first % 4 {
+        0 => Mechanism::Plain,
+        1 => Mechanism::Login,
+        2 => Mechanism::CramMd5,
+        _ => Mechanism::ScramSha256,
+    };
+    let max = (u32::from(*cap) + 1) * 16;
+    let mut x = ClientExchange::with_nonce(
+        mechanism,
+        "tim",
+        Secret::new("tanstaaf".into()),
+        (first & 8 != 0).then_some("admin"),
+        "fuzznonce",
+    )
+    .with_max_iterations(max);
+    if first & 4 != 0
+        && let Some(ir) = x.initial_response()
+    {
+        assert!(ir.len() < 256, "initial response of {} octets", ir.len());
+    }
+    let mut ended = false;
+    while let Some((&len, tail)) = rest.split_first() {
+        let n = usize::from(len).min(tail.len());
+        let (challenge, tail) = tail.split_at(n);
+        rest = tail;
+        let r = x.respond(challenge);
+        if ended {
+            assert!(r.is_err(), "an ended exchange answered again");
+            continue;
+        }
+        match r {
+            Ok(answer) => {
+                assert!(
+                    answer.len() < 256 + challenge.len(),
+                    "answer of {} octets",
+                    answer.len()
+                );
+                if mechanism == Mechanism::ScramSha256 {
+                    let asked = challenge
+                        .split(|b| *b == b',')
+                        .find_map(|a| a.strip_prefix(b"i="))
+                        .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u64>().ok());
+                    if let Some(i) = asked {
+                        assert!(i <= u64::from(max), "{i} iterations taken, cap {max}");
+                    }
+                }
+                ended = x.is_done();
+            }
+            Err(_) => ended = true,
+        }
+    }
+}
+
+/// POP3 multi-line bodies: `encode_multiline` writes CRLF lines only, no
+/// early end of data, and `DataDecoder` reads back the body with its line
+/// ends made CRLF — `transfer_size` octets, as LIST reports. `top` gives a
+/// prefix of the message that holds the whole header section and at most
+/// the lines asked for, growing with the count.
+pub fn pop3_multiline(data: &[u8]) {
+    use pop3_proto::response::{encode_multiline, top, transfer_size};
+
+    let Some((&n, body)) = data.split_first() else {
+        return;
+    };
+    let mut wire = BytesMut::new();
+    encode_multiline(body, &mut wire);
+    for (i, b) in wire.iter().enumerate() {
+        match b {
+            b'\r' => assert_eq!(wire.get(i + 1), Some(&b'\n'), "bare CR sent"),
+            b'\n' => assert!(i > 0 && wire[i - 1] == b'\r', "bare LF sent"),
+            _ => {}
+        }
+    }
+    let (back, end) = decode(&[&wire], BareLineEnding::Reject, None);
+    assert_eq!(
+        end,
+        Some((wire.len(), true)),
+        "the end of data is not at the end"
+    );
+    assert_eq!(back, crlf_normalised(body));
+    assert_eq!(
+        transfer_size(body),
+        back.len() as u64,
+        "LIST size differs from what RETR sends"
+    );
+
+    let lines = u32::from(n % 8);
+    let t = top(body, lines);
+    assert!(body.starts_with(t), "TOP is not a prefix");
+    let header_end = [&b"\r\n\r\n"[..], b"\n\n"]
+        .iter()
+        .filter_map(|sep| {
+            body.windows(sep.len())
+                .position(|w| w == *sep)
+                .map(|i| i + sep.len())
+        })
+        .min();
+    match header_end {
+        Some(h) => {
+            assert!(t.len() >= h, "TOP cut the header section");
+            let extra = t[h..].iter().filter(|b| **b == b'\n').count();
+            assert!(
+                extra <= lines as usize,
+                "{extra} body lines for TOP {lines}"
+            );
+        }
+        None => assert_eq!(t, body, "a message without a body is all header"),
+    }
+    assert!(
+        top(body, lines + 1).starts_with(t),
+        "TOP n+1 does not extend TOP n"
+    );
+}
+
+/// The `Received:` trace header built from a session whose EHLO name and
+/// AUTH user, and whose trace details (reverse name, id, TLS, date,
+/// recipient), all come from the input: one header field, folded only at
+/// CRLF TAB, ending in CRLF; comments balanced; and, read as tokens
+/// (comments, addresses and quoted strings each one), exactly the clauses
+/// `from`, `by`, `with`, then `id` and `for` when given, each with one
+/// value, before one `;` and the date — nothing from the input adds or
+/// hides a clause.
+pub fn smtp_received(data: &[u8]) {
+    use smtp_proto::server::{Config, Event, Session, TraceInfo};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let mut fields = data.split(|b| *b == 0).map(String::from_utf8_lossy);
+    let mut next = || fields.next().unwrap_or_default().into_owned();
+    let (helo, user, name, id, tls, date, rcpt) =
+        (next(), next(), next(), next(), next(), next(), next());
+    let mut config = Config::new(smtp_proto::Domain::new("mx.example.org").expect("valid"));
+    config.allow_plaintext_auth = true;
+    let now = Instant::now();
+    let mut s = Session::new(Arc::new(config), now, [3; 16]);
+    let plain = sasl::encode(format!("\0{user}\0pw").as_bytes());
+    let input = format!("EHLO {helo}\r\nAUTH PLAIN {plain}\r\n");
+    s.handle_input(now, input.as_bytes());
+    while let Some(out) = s.poll_output() {
+        if let session_core::Output::Event(Event::Auth(a)) = out {
+            let _accepted = s.accept(a.token).is_ok();
+        }
+    }
+    let path = Mailbox::parse(&rcpt)
+        .ok()
+        .map(|m| smtp_proto::ForwardPath::Mailbox(m.into_owned()));
+    let info = TraceInfo {
+        remote_ip: Some(std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)),
+        remote_name: (!name.is_empty()).then_some(&name[..]),
+        id: (!id.is_empty()).then_some(&id[..]),
+        tls: (!tls.is_empty()).then_some(&tls[..]),
+        recipient: path.as_ref(),
+        date: &date,
+    };
+    let h = s.received_header(&info);
+    let body = h.strip_suffix("\r\n").expect("ends in CRLF");
+    let unfolded = body.replace("\r\n\t", " ");
+    assert!(
+        !unfolded.contains(['\r', '\n']),
+        "a line break that is not a fold: {h:?}"
+    );
+    let rest = unfolded.strip_prefix("Received: ").expect("the field name");
+    // Tokens: whitespace-separated, with (comments), <addresses> and
+    // "quoted strings" each one token; `;` ends the clauses.
+    let mut tokens: Vec<String> = Vec::new();
+    let (mut depth, mut angle, mut quoted, mut escaped) = (0i32, false, false, false);
+    let mut cur = String::new();
+    let mut date_at = None;
+    for (i, c) in rest.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if quoted {
+            match c {
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+        } else if depth > 0 {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                '\\' => escaped = true,
+                _ => {}
+            }
+        } else {
+            match c {
+                '"' => quoted = true,
+                '(' => depth += 1,
+                ')' => panic!("an unbalanced ) in {h:?}"),
+                '<' => angle = true,
+                '>' => angle = false,
+                ';' if !angle => {
+                    date_at = Some(i + 1);
+                    break;
+                }
+                ' ' if !angle => {
+                    if !cur.is_empty() {
+                        tokens.push(std::mem::take(&mut cur));
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        cur.push(c);
+    }
+    assert!(depth == 0 && !quoted && !angle, "unbalanced: {h:?}");
+    if !cur.is_empty() {
+        tokens.push(cur);
+    }
+    assert!(date_at.is_some(), "no ; before the date: {h:?}");
+    let words: Vec<&str> = tokens
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !t.starts_with('('))
+        .collect();
+    let mut want = vec!["from", "*", "by", "mx.example.org", "with", "*"];
+    if info.id.is_some_and(|i| {
+        i.chars()
+            .any(|c| c.is_ascii_graphic() && !"();\\".contains(c))
+    }) {
+        want.extend(["id", "*"]);
+    }
+    if path.is_some() {
+        want.extend(["for", "*"]);
+    }
+    assert_eq!(words.len(), want.len(), "clauses {words:?} in {h:?}");
+    for (w, k) in words.iter().zip(&want) {
+        assert!(*k == "*" || w == k, "clauses {words:?} in {h:?}");
+    }
 }

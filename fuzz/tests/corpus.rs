@@ -115,3 +115,28 @@ fn pop3_status_corpus() {
 fn imap_framer_corpus() {
     replay("imap_framer", mailkit_fuzz::imap_framer);
 }
+
+#[test]
+fn mailstore_records_corpus() {
+    replay("mailstore_records", mailkit_fuzz::mailstore_records);
+}
+
+#[test]
+fn mailstore_names_corpus() {
+    replay("mailstore_names", mailkit_fuzz::mailstore_names);
+}
+
+#[test]
+fn sasl_client_corpus() {
+    replay("sasl_client", mailkit_fuzz::sasl_client);
+}
+
+#[test]
+fn pop3_multiline_corpus() {
+    replay("pop3_multiline", mailkit_fuzz::pop3_multiline);
+}
+
+#[test]
+fn smtp_received_corpus() {
+    replay("smtp_received", mailkit_fuzz::smtp_received);
+}

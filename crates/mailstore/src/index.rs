@@ -115,7 +115,7 @@ pub(crate) fn encode_mailbox(m: &Mailbox) -> Vec<u8> {
     w.0
 }
 
-fn decode_mailbox(id: u64, b: &[u8]) -> Result<Mailbox, Error> {
+pub(crate) fn decode_mailbox(id: u64, b: &[u8]) -> Result<Mailbox, Error> {
     let mut r = Reader(b);
     Ok(Mailbox {
         id,
@@ -149,7 +149,7 @@ pub(crate) fn encode_msg(m: &Msg) -> Vec<u8> {
     w.0
 }
 
-fn decode_msg(uid: u32, b: &[u8]) -> Result<Msg, Error> {
+pub(crate) fn decode_msg(uid: u32, b: &[u8]) -> Result<Msg, Error> {
     let mut r = Reader(b);
     let modseq = r.u64()?;
     let internal_date = r.i64()?;

@@ -118,3 +118,64 @@ pub enum Error {
     #[error("store needs to be reopened after an index failure")]
     Poisoned,
 }
+
+/// Entry points for the fuzz targets into the store's private decoders, on
+/// under `cfg(fuzzing)` (cargo-fuzz) or the `fuzzing` feature (the corpus
+/// replay on stable). Not part of the API: it may change at any time.
+#[cfg(any(fuzzing, feature = "fuzzing"))]
+#[doc(hidden)]
+// A broken property is reported the way fuzzers see it: a panic.
+#[allow(clippy::expect_used, clippy::panic)]
+pub mod fuzzing {
+    use crate::{MailboxName, UserName, index, queue};
+
+    /// Any bytes as an index mailbox record, an index message record and a
+    /// queue record: never a panic; what decodes encodes to bytes that
+    /// decode and encode to the same bytes again (one stable form).
+    pub fn records(b: &[u8]) {
+        if let Ok(m) = index::decode_mailbox(7, b) {
+            let once = index::encode_mailbox(&m);
+            let again = index::decode_mailbox(7, &once).expect("an encoded mailbox decodes");
+            assert_eq!(index::encode_mailbox(&again), once, "mailbox record");
+        }
+        if let Ok(m) = index::decode_msg(9, b) {
+            let once = index::encode_msg(&m);
+            let again = index::decode_msg(9, &once).expect("an encoded message decodes");
+            assert_eq!(index::encode_msg(&again), once, "message record");
+        }
+        if let Ok(m) = queue::decode(3, b) {
+            let once = queue::encode(&m);
+            let again = queue::decode(3, &once).expect("an encoded queue record decodes");
+            assert_eq!(queue::encode(&again), once, "queue record");
+        }
+    }
+
+    /// A text as a user name and a mailbox name: what is accepted is
+    /// accepted again unchanged, stays within the length limits and never
+    /// names a path outside its folder; a mailbox's Maildir++ folder reads
+    /// back to the same mailbox, and the text read as a folder name, when it
+    /// is one, is that mailbox's folder.
+    pub fn names(text: &str) {
+        if let Ok(u) = UserName::new(text) {
+            assert_eq!(UserName::new(u.as_str()).ok().as_ref(), Some(&u));
+            assert!(!u.as_str().is_empty() && u.as_str().len() <= crate::names::MAX_USER_NAME);
+            assert!(!u.as_str().starts_with('.') && !u.as_str().contains('/'));
+        }
+        if let Ok(n) = MailboxName::new(text) {
+            assert_eq!(MailboxName::new(n.as_str()).ok().as_ref(), Some(&n));
+            let folder = n.folder();
+            assert!(
+                !folder.contains('/') && !folder.contains('\\') && folder != "." && folder != ".."
+            );
+            assert!(folder.is_empty() == n.is_inbox());
+            assert_eq!(
+                MailboxName::from_folder(&folder).as_ref(),
+                Some(&n),
+                "{folder:?}"
+            );
+        }
+        if let Some(n) = MailboxName::from_folder(text) {
+            assert_eq!(n.folder(), text);
+        }
+    }
+}

@@ -135,6 +135,38 @@ impl MailboxName {
     }
 }
 
+#[cfg(any(test, fuzzing, feature = "fuzzing"))]
+impl MailboxName {
+    /// Reads a Maildir++ folder name back (the inverse of
+    /// [`MailboxName::folder`]); `None` for one that no name gives.
+    pub(crate) fn from_folder(folder: &str) -> Option<MailboxName> {
+        if folder.is_empty() {
+            return Some(MailboxName::inbox());
+        }
+        let mut name = String::with_capacity(folder.len());
+        for (i, level) in folder.strip_prefix('.')?.split('.').enumerate() {
+            if i > 0 {
+                name.push(SEPARATOR);
+            }
+            let mut rest = level;
+            while let Some(at) = rest.find('%') {
+                name.push_str(&rest[..at]);
+                match rest.get(at..at + 3)? {
+                    "%25" => name.push('%'),
+                    "%2E" => name.push('.'),
+                    _ => return None,
+                }
+                rest = &rest[at + 3..];
+            }
+            name.push_str(rest);
+        }
+        let n = MailboxName::new(&name).ok()?;
+        // The inbox has its own folder, and only the canonical spelling of a
+        // name is one.
+        (n.folder() == folder).then_some(n)
+    }
+}
+
 impl fmt::Debug for MailboxName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "MailboxName({:?})", self.0)
@@ -194,6 +226,22 @@ mod tests {
     fn folders_are_reversible_and_contained() {
         let n = MailboxName::new("Work/2026.11/50%").unwrap();
         assert_eq!(n.folder(), ".Work.2026%2E11.50%25");
+        assert_eq!(
+            MailboxName::from_folder(".Work.2026%2E11.50%25"),
+            Some(n.clone())
+        );
+        assert_eq!(MailboxName::from_folder(""), Some(MailboxName::inbox()));
+        for bad in [
+            ".a%2e",
+            ".a%2",
+            "a",
+            ".a..b",
+            ".INBOX",
+            ".a.%2E%2E",
+            ".a%41",
+        ] {
+            assert_eq!(MailboxName::from_folder(bad), None, "{bad}");
+        }
         assert!(!n.folder().contains('/'));
         assert!(
             MailboxName::new("a/b")

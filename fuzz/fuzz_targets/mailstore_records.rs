@@ -1,0 +1,3 @@
+//! Fuzz target: mailstore_records.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mailkit_fuzz::mailstore_records(data));
