@@ -863,10 +863,14 @@ pub fn sasl_client(data: &[u8]) {
         "fuzznonce",
     )
     .with_max_iterations(max);
+    // Whether the client has spoken first (so the next message is the
+    // server's first challenge, not an empty prompt).
+    let mut spoke = false;
     if first & 4 != 0
         && let Some(ir) = x.initial_response()
     {
         assert!(ir.len() < 256, "initial response of {} octets", ir.len());
+        spoke = true;
     }
     let mut ended = false;
     while let Some((&len, tail)) = rest.split_first() {
@@ -885,7 +889,7 @@ pub fn sasl_client(data: &[u8]) {
                     "answer of {} octets",
                     answer.len()
                 );
-                if mechanism == Mechanism::ScramSha256 {
+                if mechanism == Mechanism::ScramSha256 && std::mem::replace(&mut spoke, true) {
                     let asked = challenge
                         .split(|b| *b == b',')
                         .find_map(|a| a.strip_prefix(b"i="))
