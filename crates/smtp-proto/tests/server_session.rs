@@ -704,6 +704,27 @@ fn accept_with_custom_reply_and_received_header() {
 }
 
 #[test]
+fn received_header_leaves_out_details_that_clean_to_nothing() {
+    let mut d = Driver::new(config());
+    ehlo(&mut d);
+    // Found by the smtp_received fuzz target: an id of only unsafe
+    // characters gave `id ;`, a clause without its value.
+    let header = d.session.received_header(&smtp_proto::server::TraceInfo {
+        remote_ip: Some("192.0.2.7".parse().unwrap()),
+        remote_name: Some("()"),
+        id: Some("; ()"),
+        tls: Some(" \t "),
+        recipient: None,
+        date: "Thu, 26 Nov 2026 08:04:12 +0000",
+    });
+    let unfolded = header.replace("\r\n\t", " ");
+    assert!(!unfolded.contains(" id "), "{header}");
+    assert!(!unfolded.contains("(using"), "{header}");
+    assert!(unfolded.contains("([192.0.2.7])"), "{header}");
+    assert!(unfolded.contains("with ESMTP;"), "{header}");
+}
+
+#[test]
 fn no_enhanced_codes_when_not_advertised() {
     let mut cfg = config();
     cfg.extensions.enhanced_status_codes = false;

@@ -62,8 +62,9 @@ pub(super) fn received(session: &Session, info: &TraceInfo<'_>) -> String {
         .as_ref()
         .map_or_else(|| "unknown".to_owned(), |h| h.1.to_string());
     let mut comment = Vec::new();
-    if let Some(n) = info.remote_name {
-        comment.push(clean(n));
+    // A detail that cleans to nothing is left out, not written empty.
+    if let Some(n) = info.remote_name.map(clean).filter(|n| !n.is_empty()) {
+        comment.push(n);
     }
     if let Some(ip) = info.remote_ip {
         comment.push(match ip {
@@ -76,16 +77,16 @@ pub(super) fn received(session: &Session, info: &TraceInfo<'_>) -> String {
         parts.push(format!("({})", comment.join(" ")));
     }
     parts.push(format!("by {}", session.config.hostname));
-    if let Some(tls) = info.tls {
-        parts.push(format!("(using {})", clean_spaces(tls)));
+    if let Some(tls) = info.tls.map(clean_spaces).filter(|t| !t.is_empty()) {
+        parts.push(format!("(using {tls})"));
     }
     parts.push(format!("with {with}"));
     if let Some(user) = session.identity.as_ref() {
         // RFC 3848 leaves the comment free; name the user for the audit trail.
         parts.push(format!("(authenticated as {})", clean(&user.username)));
     }
-    if let Some(id) = info.id {
-        parts.push(format!("id {}", clean(id)));
+    if let Some(id) = info.id.map(clean).filter(|i| !i.is_empty()) {
+        parts.push(format!("id {id}"));
     }
     if let Some(r) = info.recipient {
         let mut b = bytes::BytesMut::new();
