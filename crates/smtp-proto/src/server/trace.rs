@@ -26,10 +26,12 @@ pub struct TraceInfo<'a> {
     pub date: &'a str,
 }
 
-/// Printable ASCII with no parentheses or CR/LF: safe inside a comment.
+/// Printable ASCII without the characters that open or close a comment,
+/// a quoted string or an address, escape, or end the clauses: safe as a
+/// token and inside a comment.
 fn clean(s: &str) -> String {
     s.chars()
-        .filter(|c| c.is_ascii_graphic() && !matches!(c, '(' | ')' | '\\' | ';'))
+        .filter(|c| c.is_ascii_graphic() && !matches!(c, '(' | ')' | '\\' | ';' | '"' | '<' | '>'))
         .collect()
 }
 
@@ -109,7 +111,7 @@ pub(super) fn received(session: &Session, info: &TraceInfo<'_>) -> String {
     }
     out.push(';');
     let date = clean_spaces(info.date);
-    if line_len + 1 + date.len() > 78 {
+    if line_len + 1 + date.len() > 78 && !date.is_empty() {
         out.push_str("\r\n\t");
     } else {
         out.push(' ');
