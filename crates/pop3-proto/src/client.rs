@@ -120,7 +120,9 @@ pub enum Event {
         body: Option<Bytes>,
     },
     /// A SASL challenge (`+ base64`), still encoded: answer with
-    /// [`Session::send_sasl`].
+    /// [`Session::send_sasl`]. Taken only while an `AUTH` with a mechanism
+    /// waits for its status; at any other time it is
+    /// [`ClientError::Unexpected`].
     Continue(String),
     /// The server's output cannot be read (or it timed out); the session
     /// closes after this.
