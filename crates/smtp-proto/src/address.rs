@@ -336,13 +336,17 @@ impl<'a> LocalPart<'a> {
             return;
         }
         dst.extend_from_slice(b"\"");
+        // Each piece ends in the character to escape, except maybe the
+        // last, which may end in any character (a multi-octet one too).
         for chunk in self.0.split_inclusive(['"', '\\']) {
-            let (body, last) = chunk.split_at(chunk.len() - 1);
-            dst.extend_from_slice(body.as_bytes());
-            if last == "\"" || last == "\\" {
-                dst.extend_from_slice(b"\\");
+            match chunk.strip_suffix(['"', '\\']) {
+                Some(body) => {
+                    dst.extend_from_slice(body.as_bytes());
+                    dst.extend_from_slice(b"\\");
+                    dst.extend_from_slice(&chunk.as_bytes()[body.len()..]);
+                }
+                None => dst.extend_from_slice(chunk.as_bytes()),
             }
-            dst.extend_from_slice(last.as_bytes());
         }
         dst.extend_from_slice(b"\"");
     }

@@ -695,3 +695,18 @@ fn every_control_byte_at_every_position_is_refused() {
     // Non-ASCII bytes are not control bytes (they are UTF-8 or invalid).
     assert!(Command::parse("NOOP ünïcödé text\r\n".as_bytes()).is_ok());
 }
+
+#[test]
+fn a_quoted_local_part_ending_in_a_multi_octet_character_encodes() {
+    // Found by the smtp_received fuzz target: encoding cut the last
+    // character of a quoted local part at its last octet and panicked.
+    for line in [
+        "RCPT TO:<\"a é\"@example.org>",
+        "RCPT TO:<\"a\\\"é\"@example.org>",
+        "RCPT TO:<\"é \\\\\"@example.org>",
+    ] {
+        let wire = format!("{line}\r\n");
+        let cmd = parse_utf8(&wire).unwrap();
+        assert_eq!(&cmd.to_bytes()[..], wire.as_bytes(), "{line}");
+    }
+}
