@@ -974,7 +974,7 @@ pub fn pop3_multiline(data: &[u8]) {
 /// AUTH user, and whose trace details (reverse name, id, TLS, date,
 /// recipient), all come from the input: one header field, folded only at
 /// CRLF TAB, ending in CRLF; comments balanced; and, read as tokens
-/// (comments, addresses and quoted strings each one), exactly the clauses
+/// (comments, addresses, domain literals and quoted strings each one), exactly the clauses
 /// `from`, `by`, `with`, then `id` and `for` when given, each with one
 /// value, before one `;` and the date — nothing from the input adds or
 /// hides a clause.
@@ -1018,10 +1018,12 @@ pub fn smtp_received(data: &[u8]) {
         "a line break that is not a fold: {h:?}"
     );
     let rest = unfolded.strip_prefix("Received: ").expect("the field name");
-    // Tokens: whitespace-separated, with (comments), <addresses> and
-    // "quoted strings" each one token; `;` ends the clauses.
+    // Tokens: whitespace-separated, with (comments), <addresses>,
+    // [domain literals] and "quoted strings" each one token (RFC 5322);
+    // `;` ends the clauses.
     let mut tokens: Vec<String> = Vec::new();
     let (mut depth, mut angle, mut quoted, mut escaped) = (0i32, false, false, false);
+    let mut square = false;
     let mut cur = String::new();
     let mut date_at = None;
     for (i, c) in rest.char_indices() {
@@ -1033,6 +1035,8 @@ pub fn smtp_received(data: &[u8]) {
                 '"' => quoted = false,
                 _ => {}
             }
+        } else if square {
+            square = c != ']';
         } else if depth > 0 {
             match c {
                 '(' => depth += 1,
@@ -1043,6 +1047,7 @@ pub fn smtp_received(data: &[u8]) {
         } else {
             match c {
                 '"' => quoted = true,
+                '[' => square = true,
                 '(' => depth += 1,
                 ')' => panic!("an unbalanced ) in {h:?}"),
                 '<' => angle = true,
@@ -1062,7 +1067,10 @@ pub fn smtp_received(data: &[u8]) {
         }
         cur.push(c);
     }
-    assert!(depth == 0 && !quoted && !angle, "unbalanced: {h:?}");
+    assert!(
+        depth == 0 && !quoted && !angle && !square,
+        "unbalanced: {h:?}"
+    );
     if !cur.is_empty() {
         tokens.push(cur);
     }
