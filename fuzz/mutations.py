@@ -44,7 +44,7 @@ MUTATIONS = [
                 self.fail(SaslError::Finished)""","""            State::Done => ServerStep::Challenge(Vec::new()),
             State::Start | State::ScramLookup { .. } => {
                 self.fail(SaslError::Finished)""","an ended exchange answers with a new challenge"),
-    ("smtp_received","crates/smtp-proto/src/server/trace.rs","!matches!(c, '(' | ')' | '\\\\' | ';' | '\"' | '<' | '>')","!matches!(c, '(' | '\\\\' | ';' | '\"' | '<' | '>')","a ) from the input kept in a comment"),
+    ("smtp_received","crates/smtp-proto/src/server/trace.rs","!matches!(c, '(' | ')' | '\\\\' | ';' | '\"' | '<' | '>' | '[' | ']')","!matches!(c, '(' | '\\\\' | ';' | '\"' | '<' | '>' | '[' | ']')","a ) from the input kept in a comment"),
     ("smtp_downgrade","crates/session-core/src/transfer.rs","    if seven_bit(body) {\n        out.extend_from_slice(e);","    if seven_bit(body) || body.len() % 7 == 3 {\n        out.extend_from_slice(e);","some 8-bit bodies passed through undowngraded"),
     ("sasl_client","crates/sasl/src/client.rs","if iterations > self.max_iterations {","if iterations > self.max_iterations.saturating_mul(2) {","the SCRAM iteration cap doubled"),
     ("smtp_server_session","crates/smtp-proto/src/server/mod.rs","(Pending::Scram(_), Some(_)) => Err(ApiMisuse::WrongAnswer),","(Pending::Scram(_) | Pending::Rcpt(_), Some(_)) => Err(ApiMisuse::WrongAnswer),","accept_with refused for a RCPT decision"),

@@ -1083,7 +1083,7 @@ pub fn smtp_received(data: &[u8]) {
     let mut want = vec!["from", "*", "by", "mx.example.org", "with", "*"];
     if info.id.is_some_and(|i| {
         i.chars()
-            .any(|c| c.is_ascii_graphic() && !"();\\\"<>".contains(c))
+            .any(|c| c.is_ascii_graphic() && !"();\\\"<>[]".contains(c))
     }) {
         want.extend(["id", "*"]);
     }

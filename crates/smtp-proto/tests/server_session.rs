@@ -712,7 +712,7 @@ fn received_header_leaves_out_details_that_clean_to_nothing() {
     let header = d.session.received_header(&smtp_proto::server::TraceInfo {
         remote_ip: Some("192.0.2.7".parse().unwrap()),
         remote_name: Some("()"),
-        id: Some("; (\"<>)"),
+        id: Some("; (\"<>[])"),
         tls: Some(" \t "),
         recipient: None,
         date: "Thu, 26 Nov 2026 08:04:12 +0000",

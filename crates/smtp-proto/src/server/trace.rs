@@ -27,11 +27,14 @@ pub struct TraceInfo<'a> {
 }
 
 /// Printable ASCII without the characters that open or close a comment,
-/// a quoted string or an address, escape, or end the clauses: safe as a
-/// token and inside a comment.
+/// a quoted string, an address or a domain literal, escape, or end the
+/// clauses: safe as a token and inside a comment.
 fn clean(s: &str) -> String {
     s.chars()
-        .filter(|c| c.is_ascii_graphic() && !matches!(c, '(' | ')' | '\\' | ';' | '"' | '<' | '>'))
+        .filter(|c| {
+            c.is_ascii_graphic()
+                && !matches!(c, '(' | ')' | '\\' | ';' | '"' | '<' | '>' | '[' | ']')
+        })
         .collect()
 }
 
