@@ -23,24 +23,35 @@ fn pieces(data: &[u8], seed: u8) -> Vec<&[u8]> {
     data.chunks(step).collect()
 }
 
-fn frame(chunks: &[&[u8]], opts: &CommandOptions) -> Vec<Result<Command<'static>, CommandError>> {
-    let mut framer = LineFramer::new(opts.max_line, opts.line_ending);
+/// Feeds `chunks` to a `LineFramer` (the SMTP and POP3 command framing) and
+/// hands each framed line to `each`, checking that the framer always makes
+/// progress and never holds more than `max_line`.
+fn lines<T>(
+    chunks: &[&[u8]],
+    max_line: usize,
+    policy: BareLineEnding,
+    mut each: impl FnMut(Result<&[u8], smtp_proto::LineError>) -> T,
+) -> Vec<T> {
+    let mut framer = LineFramer::new(max_line, policy);
     let mut out = Vec::new();
     for chunk in chunks {
         let mut rest = *chunk;
         while !rest.is_empty() {
             let (used, line) = framer.push(rest);
+            assert!(used > 0 || line.is_some(), "no progress");
             rest = &rest[used..];
-            if let Some(line) = line {
-                out.push(
-                    line.map_err(CommandError::from)
-                        .and_then(|l| Command::parse_line(l, opts).map(Command::into_owned)),
-                );
-            }
-            assert!(framer.buffered() <= opts.max_line, "framer over its limit");
+            out.extend(line.map(&mut each));
+            assert!(framer.buffered() <= max_line, "framer over its limit");
         }
     }
     out
+}
+
+fn frame(chunks: &[&[u8]], opts: &CommandOptions) -> Vec<Result<Command<'static>, CommandError>> {
+    lines(chunks, opts.max_line, opts.line_ending, |line| {
+        line.map_err(CommandError::from)
+            .and_then(|l| Command::parse_line(l, opts).map(Command::into_owned))
+    })
 }
 
 /// Command framing and parsing: split invariance, and what parses
@@ -367,28 +378,13 @@ pub fn pop3_command(data: &[u8]) {
         BareLineEnding::Reject
     };
     let run = |chunks: &[&[u8]]| {
-        let mut framer = LineFramer::new(MAX_COMMAND_LINE, policy);
-        let mut out = Vec::new();
-        for chunk in chunks {
-            let mut rest = *chunk;
-            while !rest.is_empty() {
-                let (used, line) = framer.push(rest);
-                assert!(used > 0 || line.is_some(), "no progress");
-                rest = &rest[used..];
-                if let Some(line) = line {
-                    out.push(line.map_err(|e| format!("{e:?}")).and_then(|l| {
-                        Command::parse_line(l)
-                            .map(Command::into_owned)
-                            .map_err(|e| format!("{e:?}"))
-                    }));
-                }
-                assert!(
-                    framer.buffered() <= MAX_COMMAND_LINE,
-                    "framer over its limit"
-                );
-            }
-        }
-        out
+        lines(chunks, MAX_COMMAND_LINE, policy, |line| {
+            line.map_err(|e| format!("{e:?}")).and_then(|l| {
+                Command::parse_line(l)
+                    .map(Command::into_owned)
+                    .map_err(|e| format!("{e:?}"))
+            })
+        })
     };
     let whole = run(&[data]);
     assert_eq!(

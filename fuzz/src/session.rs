@@ -507,13 +507,23 @@ fn checked(
 }
 
 /// What a decision of the POP3 server session is about.
-fn pop3_ask(e: &pop3_proto::server::Event) -> u8 {
-    use pop3_proto::server::Event;
-    match e {
-        Event::Login { .. } => 0,
-        Event::ScramLookup { .. } => 1,
-        Event::Retrieve { .. } => 2,
-        _ => 3,
+#[derive(Debug, Clone, Copy)]
+enum Pop3Ask {
+    Login,
+    Scram,
+    Retrieve,
+    Commit,
+}
+
+impl Pop3Ask {
+    fn of(e: &pop3_proto::server::Event) -> Pop3Ask {
+        use pop3_proto::server::Event;
+        match e {
+            Event::Login { .. } => Pop3Ask::Login,
+            Event::ScramLookup { .. } => Pop3Ask::Scram,
+            Event::Retrieve { .. } => Pop3Ask::Retrieve,
+            _ => Pop3Ask::Commit,
+        }
     }
 }
 
@@ -613,7 +623,7 @@ fn pop3_server_run(script: &SessionScript, reads: Reads, start: Instant) -> Tran
             && let Some((token, ask)) = pending.pop_front()
         {
             let (r, expect) = match (ask, d) {
-                (0, Decision::Accept) => (
+                (Pop3Ask::Login, Decision::Accept) => (
                     s.open_maildrop(
                         token,
                         (0..3)
@@ -622,11 +632,11 @@ fn pop3_server_run(script: &SessionScript, reads: Reads, start: Instant) -> Tran
                     ),
                     Ok(()),
                 ),
-                (2, Decision::Accept | Decision::AcceptWith) => {
+                (Pop3Ask::Retrieve, Decision::Accept | Decision::AcceptWith) => {
                     (s.send_message(token, b"Subject: x\n\n.body\nline"), Ok(()))
                 }
-                (3, Decision::Accept) => (s.accept(token), Ok(())),
-                (1, Decision::Scram(some)) => (
+                (Pop3Ask::Commit, Decision::Accept) => (s.accept(token), Ok(())),
+                (Pop3Ask::Scram, Decision::Scram(some)) => (
                     s.scram_credentials(
                         token,
                         some.then(|| sasl::ScramCredentials::derive("pw", b"s", 1)),
@@ -634,9 +644,13 @@ fn pop3_server_run(script: &SessionScript, reads: Reads, start: Instant) -> Tran
                     Ok(()),
                 ),
                 // Wrong answers on purpose: each gives the token back.
-                (0, Decision::Each(_)) => (s.accept(token), Err(WrongAnswer)),
-                (2 | 3, Decision::Scram(_)) => (s.scram_credentials(token, None), Err(WrongAnswer)),
-                (1, Decision::Each(_)) => (s.send_message(token, b"x"), Err(WrongAnswer)),
+                (Pop3Ask::Login, Decision::Each(_)) => (s.accept(token), Err(WrongAnswer)),
+                (Pop3Ask::Retrieve | Pop3Ask::Commit, Decision::Scram(_)) => {
+                    (s.scram_credentials(token, None), Err(WrongAnswer))
+                }
+                (Pop3Ask::Scram, Decision::Each(_)) => {
+                    (s.send_message(token, b"x"), Err(WrongAnswer))
+                }
                 // Anything else is refused.
                 _ => (s.reject(token, Status::err("no")), Ok(())),
             };
@@ -647,7 +661,7 @@ fn pop3_server_run(script: &SessionScript, reads: Reads, start: Instant) -> Tran
             }
         }
         for e in t.pump(&mut s, now, |_| None) {
-            let ask = pop3_ask(&e);
+            let ask = Pop3Ask::of(&e);
             pending.extend(e.into_token().map(|t| (t, ask)));
         }
         assert!(
